@@ -1,0 +1,369 @@
+//! The real operating system: Linux (and other Unix) virtual memory calls.
+//!
+//! Every call checks its result and returns an [`OsError`]; nothing here
+//! allocates, so it may run inside `malloc`.
+
+use core::ptr::NonNull;
+
+use crate::counters::OsCounters;
+use crate::sync::{AtomicUsize, Ordering};
+use crate::{align_down, align_up, Os, OsError};
+
+/// Ranges shorter than this are cleared with a plain memset: asking the kernel
+/// which pages are resident costs more than writing them.
+const ZERO_BY_RESIDENCY_MIN: usize = 256 * 1024;
+
+/// The residency vector is read in chunks of this many OS pages, into a buffer
+/// on the stack (never allocated).
+const RESIDENCY_CHUNK: usize = 4096;
+
+/// The kernel's page size (`sysconf(_SC_PAGESIZE)`), asked once.
+pub fn os_page_size() -> usize {
+    static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+    let cached = PAGE_SIZE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let size = if size > 0 && (size as usize).is_power_of_two() { size as usize } else { 4096 };
+    PAGE_SIZE.store(size, Ordering::Relaxed);
+    size
+}
+
+/// The operating system's virtual memory, through `mmap` and friends.
+pub struct SystemOs {
+    counters: OsCounters,
+}
+
+impl SystemOs {
+    crate::const_unless_loom! {
+        /// The system OS layer, with its counters at zero.
+        pub fn new() -> Self {
+            SystemOs { counters: OsCounters::new() }
+        }
+    }
+}
+
+impl Default for SystemOs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn raw_map(len: usize) -> Result<NonNull<u8>, OsError> {
+    // SAFETY: an anonymous private mapping with no address hint has no
+    // preconditions; the result is checked below.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(OsError::OutOfMemory);
+    }
+    NonNull::new(p.cast()).ok_or(OsError::OutOfMemory)
+}
+
+fn raw_unmap(ptr: *mut u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: callers pass page-aligned ranges they mapped and no longer use.
+    unsafe { libc::munmap(ptr.cast(), len) };
+}
+
+/// Whether a page that `mincore` reports as not resident is certain to read as
+/// zero. Without swap, a non-resident page of a private anonymous mapping has
+/// never been written (or was released). With swap it may be swapped out and
+/// hold data, so residency proves nothing and zeroing falls back to release.
+fn nonresident_reads_zero() -> bool {
+    // SAFETY: sysinfo writes into the struct we pass.
+    unsafe {
+        let mut info: libc::sysinfo = core::mem::zeroed();
+        libc::sysinfo(&mut info) == 0 && info.totalswap == 0
+    }
+}
+
+unsafe impl Os for SystemOs {
+    fn map(&self, len: usize, align: usize) -> Result<NonNull<u8>, OsError> {
+        let page = os_page_size();
+        if len == 0 || len % page != 0 || !align.is_power_of_two() {
+            return Err(OsError::InvalidRequest);
+        }
+        if len > isize::MAX as usize {
+            return Err(OsError::OutOfMemory);
+        }
+        if align <= page {
+            let p = raw_map(len)?;
+            self.counters.on_map(len);
+            return Ok(p);
+        }
+        // Over-map by the alignment and trim both ends.
+        let total = len.checked_add(align - page).ok_or(OsError::OutOfMemory)?;
+        let base = raw_map(total)?.as_ptr() as usize;
+        let start = align_up(base, align).ok_or(OsError::OutOfMemory)?;
+        raw_unmap(base as *mut u8, start - base);
+        raw_unmap((start + len) as *mut u8, base + total - (start + len));
+        self.counters.on_map(len);
+        // SAFETY: start lies inside the successful mapping, so it is non-null.
+        Ok(unsafe { NonNull::new_unchecked(start as *mut u8) })
+    }
+
+    unsafe fn unmap(&self, ptr: NonNull<u8>, len: usize) {
+        raw_unmap(ptr.as_ptr(), len);
+        self.counters.on_unmap(len);
+    }
+
+    unsafe fn release(&self, ptr: NonNull<u8>, len: usize) -> Result<(), OsError> {
+        // Only whole OS pages can be released; our pages are never smaller.
+        let page = os_page_size();
+        let start = align_up(ptr.as_ptr() as usize, page).ok_or(OsError::InvalidRequest)?;
+        let end = align_down(ptr.as_ptr() as usize + len, page);
+        if end <= start {
+            return Ok(());
+        }
+        // SAFETY: the caller owns the mapped range; DONTNEED on private
+        // anonymous memory discards the pages, which then read as zero.
+        let rc = unsafe { libc::madvise(start as *mut _, end - start, libc::MADV_DONTNEED) };
+        if rc != 0 {
+            return Err(OsError::Unsupported);
+        }
+        self.counters.on_release(end - start);
+        Ok(())
+    }
+
+    unsafe fn zero(&self, ptr: NonNull<u8>, len: usize) -> usize {
+        let page = os_page_size();
+        let aligned = (ptr.as_ptr() as usize) % page == 0 && len % page == 0;
+        if len < ZERO_BY_RESIDENCY_MIN || !aligned {
+            // SAFETY: the caller owns the range.
+            unsafe { ptr.as_ptr().write_bytes(0, len) };
+            self.counters.on_zero_written(len);
+            return len;
+        }
+        if !nonresident_reads_zero() {
+            // SAFETY: the caller owns the range and gives up its contents.
+            if unsafe { self.release(ptr, len) }.is_ok() {
+                return 0;
+            }
+            // SAFETY: as above.
+            unsafe { ptr.as_ptr().write_bytes(0, len) };
+            self.counters.on_zero_written(len);
+            return len;
+        }
+        // SAFETY: forwarded contract.
+        let written = unsafe { zero_resident(ptr.as_ptr(), len, page, &self.counters) };
+        self.counters.on_zero_written(written);
+        written
+    }
+
+    unsafe fn populate(&self, ptr: NonNull<u8>, len: usize) -> Result<(), OsError> {
+        self.counters.on_populate();
+        let page = os_page_size();
+        let start = align_down(ptr.as_ptr() as usize, page);
+        let end = align_up(ptr.as_ptr() as usize + len, page).ok_or(OsError::InvalidRequest)?;
+        // SAFETY: the caller owns the mapped, writable range.
+        let rc = unsafe { libc::madvise(start as *mut _, end - start, MADV_POPULATE_WRITE) };
+        if rc == 0 {
+            return Ok(());
+        }
+        // Kernels before 5.14 lack MADV_POPULATE_WRITE: write one byte per page.
+        // Adding zero through a volatile read-modify-write keeps the contents.
+        let mut p = start;
+        while p < end {
+            // SAFETY: p is inside the caller's writable range.
+            unsafe {
+                let b = p as *mut u8;
+                b.write_volatile(b.read_volatile());
+            }
+            p += page;
+        }
+        Ok(())
+    }
+
+    unsafe fn remap(
+        &self,
+        ptr: NonNull<u8>,
+        old_len: usize,
+        new_len: usize,
+    ) -> Result<NonNull<u8>, OsError> {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: the caller passes a whole mapping of ours; MAYMOVE lets
+            // the kernel move the page tables instead of copying data.
+            let p = unsafe {
+                libc::mremap(ptr.as_ptr().cast(), old_len, new_len, libc::MREMAP_MAYMOVE)
+            };
+            if p == libc::MAP_FAILED {
+                return Err(OsError::OutOfMemory);
+            }
+            self.counters.on_remap(old_len, new_len);
+            NonNull::new(p.cast()).ok_or(OsError::OutOfMemory)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (ptr, old_len, new_len);
+            Err(OsError::Unsupported)
+        }
+    }
+
+    unsafe fn hint_huge_pages(&self, ptr: NonNull<u8>, len: usize, huge: bool) {
+        #[cfg(target_os = "linux")]
+        {
+            let advice = if huge { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
+            // SAFETY: advisory only, on a range the caller owns.
+            unsafe { libc::madvise(ptr.as_ptr().cast(), len, advice) };
+        }
+    }
+
+    fn counters(&self) -> &OsCounters {
+        &self.counters
+    }
+}
+
+/// `MADV_POPULATE_WRITE` (Linux 5.14); spelled out because older libc crates
+/// lack it.
+const MADV_POPULATE_WRITE: libc::c_int = 23;
+
+/// Clears the resident pages of `[start, start + len)` and skips the rest,
+/// which read as zero already. Returns the bytes written.
+///
+/// # Safety
+/// The range is a page-aligned part of a private anonymous mapping the caller
+/// owns, and non-resident pages read as zero (no swap).
+unsafe fn zero_resident(start: *mut u8, len: usize, page: usize, counters: &OsCounters) -> usize {
+    let mut vec = [0u8; RESIDENCY_CHUNK];
+    let pages = len / page;
+    let mut written = 0;
+    let mut done = 0;
+    while done < pages {
+        let n = (pages - done).min(RESIDENCY_CHUNK);
+        // SAFETY: start + done * page stays inside the caller's range.
+        let chunk = unsafe { start.add(done * page) };
+        counters.on_residency_query();
+        // SAFETY: mincore writes one byte per page of the range into `vec`,
+        // which has room for `n` pages.
+        let rc = unsafe { libc::mincore(chunk.cast(), n * page, vec.as_mut_ptr().cast()) };
+        if rc != 0 {
+            // Cannot tell: clear the whole chunk.
+            // SAFETY: inside the caller's range.
+            unsafe { chunk.write_bytes(0, n * page) };
+            written += n * page;
+        } else {
+            let mut i = 0;
+            while i < n {
+                if vec[i] & 1 == 0 {
+                    i += 1;
+                    continue;
+                }
+                let run_start = i;
+                while i < n && vec[i] & 1 != 0 {
+                    i += 1;
+                }
+                let bytes = (i - run_start) * page;
+                // SAFETY: the run lies inside this chunk of the caller's range.
+                unsafe { chunk.add(run_start * page).write_bytes(0, bytes) };
+                written += bytes;
+            }
+        }
+        done += n;
+    }
+    written
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_is_zero_and_aligned() {
+        let os = SystemOs::new();
+        for align in [4096usize, 1 << 16, 1 << 21, 1 << 30] {
+            let p = os.map(1 << 20, align).unwrap();
+            assert_eq!(p.as_ptr() as usize % align, 0);
+            // SAFETY: freshly mapped 1 MiB.
+            let s = unsafe { core::slice::from_raw_parts(p.as_ptr(), 1 << 20) };
+            assert!(s.iter().all(|&b| b == 0));
+            // SAFETY: mapped above.
+            unsafe { os.unmap(p, 1 << 20) };
+        }
+        assert_eq!(os.counters().snapshot().mapped_bytes, 0);
+    }
+
+    #[test]
+    fn release_reads_zero_afterwards() {
+        let os = SystemOs::new();
+        let len = 1 << 20;
+        let p = os.map(len, 4096).unwrap();
+        // SAFETY: we own the mapping.
+        unsafe {
+            p.as_ptr().write_bytes(0xAB, len);
+            os.release(p, len).unwrap();
+            assert!(core::slice::from_raw_parts(p.as_ptr(), len).iter().all(|&b| b == 0));
+            os.unmap(p, len);
+        }
+    }
+
+    #[test]
+    fn zero_clears_touched_pages_and_writes_only_those() {
+        let os = SystemOs::new();
+        let len = 8 << 20;
+        let p = os.map(len, 4096).unwrap();
+        let page = os_page_size();
+        // SAFETY: we own the mapping.
+        unsafe {
+            for i in [0usize, 17, 1000, len / page - 1] {
+                p.as_ptr().add(i * page + 5).write(7);
+            }
+            let written = os.zero(p, len);
+            assert!(core::slice::from_raw_parts(p.as_ptr(), len).iter().all(|&b| b == 0));
+            if nonresident_reads_zero() {
+                // Four touched pages (THP could make it more, never the whole range).
+                assert!(written >= 4 * page && written < len, "wrote {written}");
+            }
+            os.unmap(p, len);
+        }
+    }
+
+    #[test]
+    fn populate_keeps_contents() {
+        let os = SystemOs::new();
+        let len = 1 << 20;
+        let p = os.map(len, 4096).unwrap();
+        // SAFETY: we own the mapping.
+        unsafe {
+            p.as_ptr().write(42);
+            os.populate(p, len).unwrap();
+            assert_eq!(p.as_ptr().read(), 42);
+            os.unmap(p, len);
+        }
+    }
+
+    #[test]
+    fn remap_grows_and_keeps_contents() {
+        let os = SystemOs::new();
+        let p = os.map(1 << 20, 4096).unwrap();
+        // SAFETY: we own the mapping.
+        unsafe {
+            p.as_ptr().add(12345).write(9);
+            let q = os.remap(p, 1 << 20, 64 << 20).unwrap();
+            assert_eq!(q.as_ptr().add(12345).read(), 9);
+            assert_eq!(q.as_ptr().add((64 << 20) - 1).read(), 0);
+            os.unmap(q, 64 << 20);
+        }
+    }
+
+    #[test]
+    fn impossible_requests_fail() {
+        let os = SystemOs::new();
+        assert_eq!(os.map(0, 4096), Err(OsError::InvalidRequest));
+        assert!(os.map(usize::MAX & !4095, 4096).is_err());
+        assert_eq!(os.map(4096, 3), Err(OsError::InvalidRequest));
+    }
+}

@@ -1,0 +1,202 @@
+//! The pagemap: from a page number to the span that owns it, and to the size
+//! class of that span, readable without a lock.
+//!
+//! A three-level radix tree over the whole 64-bit address space (51 bits of
+//! page number with 8 KiB pages), so nothing assumes 48-bit (or 57-bit)
+//! virtual addresses. Nodes are mapped from the OS on demand, zero-filled, and
+//! never freed; untouched parts of a node cost no physical memory.
+//!
+//! # Invariants
+//! - Nodes are published with a compare-exchange (`Release`) and read with
+//!   `Acquire`, so a reader that finds a node sees it zeroed or filled, never
+//!   half-built. Entries are only written under the page heap's lock.
+//! - For an in-use small-object span, every page maps to the span and carries
+//!   its size class. For a large allocation and for a free span, the first and
+//!   last pages map to it, and the first page's class is 0.
+//! - A size class byte is non-zero exactly for pages of in-use small spans.
+//! - Any other entry may be stale: users must check that the span found
+//!   actually contains the page ([`crate::Span::contains_page`]).
+
+use core::ptr::{self, NonNull};
+
+use strata_os::Os;
+
+use crate::span::Span;
+use crate::sync::{AtomicPtr, AtomicU8, Ordering};
+use crate::PAGE_SHIFT;
+
+const PAGE_BITS: usize = usize::BITS as usize - PAGE_SHIFT;
+const LEAF_BITS: usize = 17;
+const MID_BITS: usize = 17;
+const ROOT_BITS: usize = PAGE_BITS - LEAF_BITS - MID_BITS;
+const LEAF_LEN: usize = 1 << LEAF_BITS;
+const MID_LEN: usize = 1 << MID_BITS;
+const ROOT_LEN: usize = 1 << ROOT_BITS;
+
+#[repr(C)]
+struct Leaf {
+    spans: [AtomicPtr<Span>; LEAF_LEN],
+    classes: [AtomicU8; LEAF_LEN],
+}
+
+#[repr(C)]
+struct Mid {
+    leaves: [AtomicPtr<Leaf>; MID_LEN],
+}
+
+#[repr(C)]
+struct Root {
+    mids: [AtomicPtr<Mid>; ROOT_LEN],
+}
+
+/// The radix tree from page numbers to spans and size classes.
+pub struct PageMap {
+    root: AtomicPtr<Root>,
+}
+
+#[inline]
+fn split(page: usize) -> (usize, usize, usize) {
+    (page >> (LEAF_BITS + MID_BITS), (page >> LEAF_BITS) & (MID_LEN - 1), page & (LEAF_LEN - 1))
+}
+
+/// Maps a zeroed node of type `T` from the OS and publishes it in `slot`,
+/// unless another thread was first. Returns the node in the slot.
+fn publish<T, O: Os + ?Sized>(slot: &AtomicPtr<T>, os: &O) -> Option<*mut T> {
+    let cur = slot.load(Ordering::Acquire);
+    if !cur.is_null() {
+        return Some(cur);
+    }
+    let len = strata_os::align_up(core::mem::size_of::<T>(), strata_os::os_page_size())?;
+    let fresh = os.map(len, 4096).ok()?.as_ptr().cast::<T>();
+    // Zero-filled memory is a valid node: every atomic is null or 0.
+    match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Some(fresh),
+        Err(winner) => {
+            // SAFETY: we mapped `fresh` above and nobody saw it.
+            unsafe { os.unmap(NonNull::new_unchecked(fresh.cast()), len) };
+            Some(winner)
+        }
+    }
+}
+
+impl PageMap {
+    strata_os::const_unless_loom! {
+        /// An empty pagemap; maps nothing until the first `ensure`.
+        pub fn new() -> Self {
+            PageMap { root: AtomicPtr::new(ptr::null_mut()) }
+        }
+    }
+
+    /// Makes sure nodes exist for pages `[start, start + n)`. Returns false
+    /// if the OS refused memory. Lock-free; may make system calls.
+    pub fn ensure<O: Os + ?Sized>(&self, start: usize, n: usize, os: &O) -> bool {
+        let Some(root) = publish(&self.root, os) else { return false };
+        let mut page = start;
+        let end = start + n;
+        while page < end {
+            let (r, m, _) = split(page);
+            // SAFETY: root is a published, never-freed node.
+            let Some(mid) = publish(unsafe { &(*root).mids[r] }, os) else { return false };
+            // SAFETY: mid is a published, never-freed node.
+            if publish(unsafe { &(*mid).leaves[m] }, os).is_none() {
+                return false;
+            }
+            // Next leaf boundary.
+            page = (page | (LEAF_LEN - 1)) + 1;
+        }
+        true
+    }
+
+    #[inline]
+    fn leaf(&self, page: usize) -> Option<&Leaf> {
+        let (r, m, _) = split(page);
+        let root = self.root.load(Ordering::Acquire);
+        if root.is_null() {
+            return None;
+        }
+        // SAFETY: published nodes are valid forever.
+        let mid = unsafe { (*root).mids[r].load(Ordering::Acquire) };
+        if mid.is_null() {
+            return None;
+        }
+        // SAFETY: as above.
+        let leaf = unsafe { (*mid).leaves[m].load(Ordering::Acquire) };
+        // SAFETY: as above.
+        unsafe { leaf.as_ref() }
+    }
+
+    /// The span recorded for `page`, possibly stale (see module docs), or null.
+    #[inline]
+    pub fn get(&self, page: usize) -> *mut Span {
+        match self.leaf(page) {
+            Some(l) => l.spans[page & (LEAF_LEN - 1)].load(Ordering::Acquire),
+            None => ptr::null_mut(),
+        }
+    }
+
+    /// The size class recorded for `page`: non-zero only inside an in-use
+    /// small-object span.
+    #[inline]
+    pub fn class(&self, page: usize) -> u8 {
+        match self.leaf(page) {
+            Some(l) => l.classes[page & (LEAF_LEN - 1)].load(Ordering::Relaxed),
+            None => 0,
+        }
+    }
+
+    /// Records `span` for `page`. Nodes must exist (`ensure`).
+    #[inline]
+    pub(crate) fn set(&self, page: usize, span: *mut Span) {
+        if let Some(l) = self.leaf(page) {
+            l.spans[page & (LEAF_LEN - 1)].store(span, Ordering::Release);
+        }
+    }
+
+    /// Records `class` for `page`. Nodes must exist (`ensure`).
+    #[inline]
+    pub(crate) fn set_class(&self, page: usize, class: u8) {
+        if let Some(l) = self.leaf(page) {
+            l.classes[page & (LEAF_LEN - 1)].store(class, Ordering::Release);
+        }
+    }
+}
+
+impl Default for PageMap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use strata_os::FakeOs;
+
+    #[test]
+    fn covers_the_whole_address_space() {
+        let os = FakeOs::new();
+        let map = PageMap::new();
+        let fake = 0x1000 as *mut Span;
+        for page in [0usize, 1, LEAF_LEN - 1, LEAF_LEN, (1 << 35) + 3, (usize::MAX >> PAGE_SHIFT)] {
+            assert!(map.get(page).is_null());
+            assert!(map.ensure(page, 1, &os));
+            map.set(page, fake);
+            map.set_class(page, 7);
+            assert_eq!(map.get(page), fake);
+            assert_eq!(map.class(page), 7);
+            assert!(map.get(page ^ 2).is_null() || page ^ 2 == page);
+        }
+    }
+
+    #[test]
+    fn ensure_spans_leaf_boundaries() {
+        let os = FakeOs::new();
+        let map = PageMap::new();
+        let start = LEAF_LEN - 5;
+        assert!(map.ensure(start, 10, &os));
+        for p in start..start + 10 {
+            map.set(p, 0x2000 as *mut Span);
+            assert_eq!(map.get(p), 0x2000 as *mut Span);
+        }
+    }
+}

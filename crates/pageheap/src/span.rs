@@ -1,0 +1,246 @@
+//! A span: a run of contiguous pages with one owner and one state.
+//!
+//! # States
+//! ```text
+//!            alloc (split)              free (coalesce)
+//!   Free ─────────────────▶ InUse ─────────────────────▶ Free
+//!  clean|dirty          large or small          dirty (merged: clean only
+//!                                                if every part was clean)
+//! ```
+//! - **Free, clean**: every page reads as zero and none was written since it
+//!   came from the OS or was released with `MADV_DONTNEED`.
+//! - **Free, dirty**: pages may be resident and hold old data.
+//! - **InUse**: owned by a large allocation (`size_class == 0`) or carved into
+//!   objects of one size class by the central layer.
+//!
+//! Fields marked "central" belong to the layer above while the span is in use
+//! as a small-object span, and are only touched under that class's lock.
+
+use core::ptr;
+
+use crate::PAGE_SHIFT;
+
+/// Where a span stands in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SpanState {
+    /// In a free list of the page heap.
+    Free,
+    /// Handed out (large allocation or small-object span).
+    InUse,
+    /// Taken out of the free lists by the release path while its pages are
+    /// given back to the OS outside the lock.
+    Releasing,
+    /// Back in the record pool; describes nothing.
+    Dead,
+}
+
+/// A run of pages. Created and recycled by the page heap; records live in
+/// OS-backed metadata memory.
+#[repr(C)]
+pub struct Span {
+    /// First page number (address >> PAGE_SHIFT).
+    pub(crate) start: usize,
+    /// Length in pages.
+    pub(crate) npages: usize,
+    pub(crate) state: SpanState,
+    /// Free: the pages read as zero. InUse (large): they did when handed out.
+    pub(crate) clean: bool,
+    /// Size class of a small-object span; 0 for large allocations and free spans.
+    pub(crate) size_class: u8,
+    /// The span is a whole mapping of its own (huge allocation).
+    pub(crate) own_mapping: bool,
+    /// Links in whichever list holds the span (heap free list or a central list).
+    pub(crate) prev: *mut Span,
+    pub(crate) next: *mut Span,
+    /// When the span became free (heap clock), for decay.
+    pub(crate) freed_at: u64,
+    /// Central: free objects of this span, linked through their first word.
+    pub objects: *mut u8,
+    /// Central: objects handed out from this span and not yet returned.
+    pub allocated: u32,
+    /// Central: objects carved so far from the span's start (bump region).
+    pub carved: u32,
+    /// Central: which occupancy bucket the span sits in.
+    pub bucket: u8,
+}
+
+impl Span {
+    pub(crate) fn init(&mut self, start: usize, npages: usize, state: SpanState, clean: bool) {
+        *self = Span {
+            start,
+            npages,
+            state,
+            clean,
+            size_class: 0,
+            own_mapping: false,
+            prev: ptr::null_mut(),
+            next: ptr::null_mut(),
+            freed_at: 0,
+            objects: ptr::null_mut(),
+            allocated: 0,
+            carved: 0,
+            bucket: 0,
+        };
+    }
+
+    /// The first byte of the span.
+    #[inline]
+    pub fn start_addr(&self) -> usize {
+        self.start << PAGE_SHIFT
+    }
+
+    /// The span's length in bytes.
+    #[inline]
+    pub fn len_bytes(&self) -> usize {
+        self.npages << PAGE_SHIFT
+    }
+
+    /// The first page number.
+    #[inline]
+    pub fn start_page(&self) -> usize {
+        self.start
+    }
+
+    /// The length in pages.
+    #[inline]
+    pub fn npages(&self) -> usize {
+        self.npages
+    }
+
+    /// The size class of a small-object span (0 otherwise).
+    #[inline]
+    pub fn size_class(&self) -> u8 {
+        self.size_class
+    }
+
+    /// The span's state.
+    #[inline]
+    pub fn state(&self) -> SpanState {
+        self.state
+    }
+
+    /// Whether the span's pages are known to read as zero.
+    #[inline]
+    pub fn is_clean(&self) -> bool {
+        self.clean
+    }
+
+    /// Whether the span is a whole mapping of its own.
+    #[inline]
+    pub fn has_own_mapping(&self) -> bool {
+        self.own_mapping
+    }
+
+    /// Whether page number `page` lies in the span.
+    #[inline]
+    pub fn contains_page(&self, page: usize) -> bool {
+        page >= self.start && page - self.start < self.npages
+    }
+}
+
+/// An intrusive doubly linked list of spans, through `prev`/`next`.
+///
+/// Used by the page heap for its free lists and by the central layer for its
+/// lists of partly used spans; a span is in at most one list at a time.
+pub struct SpanList {
+    head: *mut Span,
+    len: usize,
+}
+
+// SAFETY: the list is only reached under the lock of its owner.
+unsafe impl Send for SpanList {}
+
+impl SpanList {
+    /// An empty list.
+    pub const fn new() -> Self {
+        SpanList { head: ptr::null_mut(), len: 0 }
+    }
+
+    /// Whether the list is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
+    /// Number of spans in the list.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The first span, if any.
+    #[inline]
+    pub fn first(&self) -> *mut Span {
+        self.head
+    }
+
+    /// Pushes a span at the front.
+    ///
+    /// # Safety
+    /// `s` is a valid span in no list.
+    pub unsafe fn push(&mut self, s: *mut Span) {
+        // SAFETY: the caller gives us a valid, unlinked span; the head, if
+        // any, is a valid span of this list.
+        unsafe {
+            (*s).prev = ptr::null_mut();
+            (*s).next = self.head;
+            if !self.head.is_null() {
+                (*self.head).prev = s;
+            }
+        }
+        self.head = s;
+        self.len += 1;
+    }
+
+    /// Unlinks a span.
+    ///
+    /// # Safety
+    /// `s` is in this list.
+    pub unsafe fn remove(&mut self, s: *mut Span) {
+        // SAFETY: s and its neighbours are valid members of this list.
+        unsafe {
+            let (p, n) = ((*s).prev, (*s).next);
+            if p.is_null() {
+                self.head = n;
+            } else {
+                (*p).next = n;
+            }
+            if !n.is_null() {
+                (*n).prev = p;
+            }
+            (*s).prev = ptr::null_mut();
+            (*s).next = ptr::null_mut();
+        }
+        self.len -= 1;
+    }
+
+    /// Iterates the spans (raw pointers; the list must not change meanwhile).
+    pub fn iter(&self) -> SpanIter {
+        SpanIter { cur: self.head }
+    }
+}
+
+impl Default for SpanList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Iterator over a [`SpanList`].
+pub struct SpanIter {
+    cur: *mut Span,
+}
+
+impl Iterator for SpanIter {
+    type Item = *mut Span;
+    fn next(&mut self) -> Option<*mut Span> {
+        if self.cur.is_null() {
+            return None;
+        }
+        let s = self.cur;
+        // SAFETY: members of a list are valid while the list is unchanged.
+        self.cur = unsafe { (*s).next };
+        Some(s)
+    }
+}

@@ -1,0 +1,160 @@
+//! The page heap against a shadow model: random sequences of large
+//! allocations, frees, in-place resizes and releases over a fake OS, checked
+//! after every step: alignment, disjointness, contents, zero state, and that
+//! every page is accounted for.
+
+use std::collections::BTreeMap;
+
+use strata_os::FakeOs;
+use strata_pageheap::{BadPointer, PageHeap, PAGE_SIZE};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct Block {
+    len: usize,
+    tag: u8,
+}
+
+fn fill(addr: usize, len: usize, tag: u8) {
+    // SAFETY: the block is live and at least `len` bytes.
+    unsafe { std::ptr::write_bytes(addr as *mut u8, tag, len) };
+}
+
+fn check(addr: usize, len: usize, tag: u8) {
+    // SAFETY: the block is live and at least `len` bytes.
+    let s = unsafe { std::slice::from_raw_parts(addr as *const u8, len) };
+    assert!(s.iter().all(|&b| b == tag), "contents of {addr:#x} changed");
+}
+
+fn run(seed: u64, steps: usize) {
+    let heap = PageHeap::new(FakeOs::new());
+    let mut rng = Rng(seed);
+    let mut live: BTreeMap<usize, Block> = BTreeMap::new();
+    for step in 0..steps {
+        match rng.below(10) {
+            0..=4 => {
+                let span = if rng.below(8) == 0 { 400 } else { 20 };
+                let pages = 1 + rng.below(span) as usize;
+                let len = pages * PAGE_SIZE - rng.below(PAGE_SIZE as u64) as usize;
+                let shift = if rng.below(4) == 0 { 6 } else { 1 };
+                let align = PAGE_SIZE << rng.below(shift);
+                let zero = rng.below(2) == 0;
+                let p = heap.alloc_large(len, align, zero).expect("fake OS has no limit");
+                let addr = p.as_ptr() as usize;
+                assert_eq!(addr % align, 0, "misaligned");
+                if zero {
+                    check(addr, len, 0);
+                }
+                // Disjoint from its neighbours in address order.
+                if let Some((&a, b)) = live.range(..addr).next_back() {
+                    assert!(a + b.len <= addr, "overlaps the block below");
+                }
+                if let Some((&a, _)) = live.range(addr..).next() {
+                    assert!(addr + len <= a, "overlaps the block above");
+                }
+                let tag = (step % 250) as u8 + 1;
+                fill(addr, len, tag);
+                live.insert(addr, Block { len, tag });
+            }
+            5..=7 if !live.is_empty() => {
+                let k = *live.keys().nth(rng.below(live.len() as u64) as usize).unwrap();
+                let b = live.remove(&k).unwrap();
+                check(k, b.len, b.tag);
+                // SAFETY: a live block we give up.
+                unsafe { heap.free_large(k).unwrap() };
+                // SAFETY: as above; the second free must be refused.
+                assert!(unsafe { heap.free_large(k) }.is_err(), "double free accepted");
+            }
+            8 if !live.is_empty() => {
+                let k = *live.keys().nth(rng.below(live.len() as u64) as usize).unwrap();
+                let new_len = (1 + rng.below(40) as usize) * PAGE_SIZE;
+                let b = live.get_mut(&k).unwrap();
+                // SAFETY: a live block we own.
+                if unsafe { heap.resize_large_in_place(k, new_len) } {
+                    check(k, b.len.min(new_len), b.tag);
+                    b.len = new_len;
+                    fill(k, new_len, b.tag);
+                    assert!(heap.large_size(k).unwrap() >= new_len);
+                }
+            }
+            _ => {
+                heap.release_free_memory();
+                assert_eq!(heap.stats().free_dirty_bytes, 0);
+            }
+        }
+        heap.check_invariants().unwrap();
+    }
+    for (k, b) in std::mem::take(&mut live) {
+        check(k, b.len, b.tag);
+        // SAFETY: live block.
+        unsafe { heap.free_large(k).unwrap() };
+    }
+    heap.check_invariants().unwrap();
+    let st = heap.stats();
+    assert_eq!(st.in_use_bytes, 0);
+    assert_eq!(st.free_clean_bytes + st.free_dirty_bytes, st.mapped_bytes);
+    heap.release_free_memory();
+    assert_eq!(heap.stats().free_clean_bytes, st.mapped_bytes);
+}
+
+#[test]
+fn shadow_model_many_seeds() {
+    for seed in 1..=12u64 {
+        run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 1500);
+    }
+}
+
+#[test]
+fn bad_pointers_are_explained() {
+    let heap = PageHeap::new(FakeOs::new());
+    let p = heap.alloc_large(3 * PAGE_SIZE, PAGE_SIZE, false).unwrap().as_ptr() as usize;
+    let local = 0u64;
+    assert_eq!(heap.large_span(&local as *const u64 as usize).err(), Some(BadPointer::NotOurs));
+    assert_eq!(heap.large_span(p + 8).err(), Some(BadPointer::Interior));
+    // SAFETY: live block.
+    unsafe { heap.free_large(p).unwrap() };
+    // SAFETY: testing the refusal of a double free.
+    assert_eq!(unsafe { heap.free_large(p) }.err(), Some(BadPointer::NotInUse));
+    let s = heap.alloc_small_span(2, 5).unwrap();
+    // SAFETY: the span is live.
+    let a = unsafe { s.as_ref().start_addr() };
+    assert_eq!(heap.size_class_of(a + PAGE_SIZE + 17), 5);
+    assert_eq!(heap.large_span(a).err(), Some(BadPointer::SmallObject));
+    // SAFETY: no object of the span is in use.
+    unsafe { heap.free_small_span(s) };
+    assert_eq!(heap.size_class_of(a), 0);
+}
+
+#[test]
+fn freed_memory_is_dirty_and_zeroing_clears_it() {
+    let heap = PageHeap::new(FakeOs::new());
+    let len = 64 * PAGE_SIZE;
+    let p = heap.alloc_large(len, PAGE_SIZE, true).unwrap().as_ptr() as usize;
+    fill(p, len, 0xAB);
+    // SAFETY: live block.
+    unsafe { heap.free_large(p).unwrap() };
+    assert!(heap.stats().free_dirty_bytes >= len);
+    let q = heap.alloc_large(len, PAGE_SIZE, true).unwrap().as_ptr() as usize;
+    check(q, len, 0);
+    // SAFETY: live block.
+    unsafe { heap.free_large(q).unwrap() };
+}
+
+#[test]
+fn out_of_memory_is_none() {
+    let heap = PageHeap::new(FakeOs::with_limit(64 << 20));
+    assert!(heap.alloc_large(1 << 30, PAGE_SIZE, false).is_none());
+    assert!(heap.alloc_large(usize::MAX - 5, PAGE_SIZE, false).is_none());
+    assert!(heap.alloc_large(1 << 20, PAGE_SIZE, false).is_some());
+}

@@ -1,0 +1,235 @@
+//! The alignment matrix: every power-of-two alignment from 1 B to 1 GiB with
+//! sizes around it, through `alloc`, `alloc_zeroed` and `realloc`; and layouts
+//! that cannot be satisfied, which must give a null pointer.
+
+#[global_allocator]
+static GLOBAL: strata::Strata = strata::Strata;
+
+mod common;
+
+use common::{assert_zero, check, fill, GIB, MIB};
+use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
+
+/// Live bytes (sizes rounded up to their alignment) one matrix cell may hold.
+const MAX_TOTAL: usize = 5 * GIB / 2;
+/// Blocks up to this size are filled and checked completely; bigger ones only
+/// at their first, middle and last bytes.
+const FULL_CHECK: usize = 4 * MIB;
+
+fn aligns() -> impl Iterator<Item = usize> {
+    (0..=30).map(|shift| 1usize << shift)
+}
+
+fn sizes_for(align: usize) -> Vec<usize> {
+    let mut v = if align >= 64 * MIB {
+        vec![1, align]
+    } else {
+        vec![1, align - 1, align, align + 1, 3 * align / 2, 4096, 100_000]
+    };
+    v.retain(|&s| s > 0 && s.next_multiple_of(align) <= MAX_TOTAL);
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// How many blocks of one layout are kept live at once.
+fn copies_for(size: usize, align: usize) -> usize {
+    (MAX_TOTAL / size.next_multiple_of(align)).clamp(1, 6)
+}
+
+fn layout(size: usize, align: usize) -> Layout {
+    Layout::from_size_align(size, align).expect("valid layout")
+}
+
+/// The bytes of a live block.
+fn bytes<'a>(p: *mut u8, size: usize) -> &'a mut [u8] {
+    // SAFETY: every caller passes a live block of at least `size` bytes that
+    // it owns, and does not use the slice after freeing the block.
+    unsafe { std::slice::from_raw_parts_mut(p, size) }
+}
+
+/// Writes a tag at the first, middle and last byte (or the whole pattern if the
+/// block is small enough), so that overlapping blocks are noticed.
+fn mark(p: *mut u8, size: usize, seed: u64) {
+    let b = bytes(p, size);
+    if size <= FULL_CHECK {
+        fill(b, seed);
+    } else {
+        b[0] = seed as u8;
+        b[size / 2] = (seed >> 8) as u8;
+        b[size - 1] = (seed >> 16) as u8;
+    }
+}
+
+fn check_mark(p: *mut u8, size: usize, seed: u64, what: &str) {
+    let b = bytes(p, size);
+    if size <= FULL_CHECK {
+        check(b, seed, what);
+    } else {
+        let got = [b[0], b[size / 2], b[size - 1]];
+        assert_eq!(got, [seed as u8, (seed >> 8) as u8, (seed >> 16) as u8], "{what}");
+    }
+}
+
+fn assert_disjoint(blocks: &[(*mut u8, usize)], what: &str) {
+    let mut ranges: Vec<(usize, usize)> = blocks.iter().map(|&(p, s)| (p as usize, p as usize + s)).collect();
+    ranges.sort_unstable();
+    for w in ranges.windows(2) {
+        assert!(w[0].1 <= w[1].0, "{what}: blocks {:#x?} and {:#x?} overlap", w[0], w[1]);
+    }
+}
+
+fn assert_aligned(p: *mut u8, align: usize, what: &str) {
+    assert!(!p.is_null(), "{what}: null pointer");
+    assert_eq!(p as usize % align, 0, "{what}: {p:p} is not aligned to {align:#x}");
+}
+
+/// Allocates several blocks of each matrix layout with `zeroed` or plain
+/// `alloc`, checks alignment, contents and disjointness, and frees them.
+fn run_matrix(zeroed: bool) {
+    let mut seed = 1u64;
+    for align in aligns() {
+        for size in sizes_for(align) {
+            let l = layout(size, align);
+            let what = format!("{} size {size:#x} align {align:#x}", if zeroed { "alloc_zeroed" } else { "alloc" });
+            let mut blocks = Vec::new();
+            for _ in 0..copies_for(size, align) {
+                // SAFETY: the layout has a non-zero size.
+                let p = unsafe { if zeroed { alloc_zeroed(l) } else { alloc(l) } };
+                assert_aligned(p, align, &what);
+                if zeroed {
+                    let b = bytes(p, size);
+                    if size <= FULL_CHECK {
+                        assert_zero(b, &what);
+                    } else {
+                        assert_eq!([b[0], b[size / 2], b[size - 1]], [0, 0, 0], "{what}: not zero");
+                    }
+                }
+                seed += 1;
+                mark(p, size, seed);
+                blocks.push((p, size, seed));
+            }
+            let ranges: Vec<_> = blocks.iter().map(|&(p, s, _)| (p, s)).collect();
+            assert_disjoint(&ranges, &what);
+            for &(p, size, seed) in &blocks {
+                check_mark(p, size, seed, &what);
+                // Leave the block dirty so that later zeroed blocks reuse dirty memory.
+                // SAFETY: `p` was allocated above with layout `l` and is freed once.
+                unsafe { dealloc(p, l) };
+            }
+        }
+    }
+}
+
+#[test]
+fn alignment_matrix_alloc() {
+    run_matrix(false);
+}
+
+#[test]
+fn alignment_matrix_alloc_zeroed() {
+    // Twice: the second pass reuses the blocks the first pass left dirty.
+    run_matrix(true);
+    run_matrix(true);
+}
+
+#[test]
+fn alignment_matrix_realloc() {
+    let mut seed = 1000u64;
+    for align in aligns() {
+        let steps: Vec<usize> = if align >= 64 * MIB {
+            vec![1, align, 1]
+        } else {
+            vec![1, 4096, align + 1, 3 * align, 100_000, align.max(2) - 1, 1]
+        };
+        let what = |from: usize, to: usize| format!("realloc align {align:#x}: {from:#x} -> {to:#x}");
+        // SAFETY: the layout has a non-zero size.
+        let mut p = unsafe { alloc(layout(steps[0], align)) };
+        assert_aligned(p, align, "first block");
+        seed += 1;
+        mark(p, steps[0], seed);
+        for w in steps.windows(2) {
+            let (old, new) = (w[0], w[1]);
+            // SAFETY: `p` is live with layout (old, align); `new` is non-zero and
+            // far below isize::MAX.
+            let q = unsafe { realloc(p, layout(old, align), new) };
+            assert_aligned(q, align, &what(old, new));
+            p = q;
+            let keep = old.min(new);
+            if keep <= FULL_CHECK {
+                check(bytes(p, keep), seed, &what(old, new));
+            } else {
+                assert_eq!(bytes(p, keep)[0], seed as u8, "{}", what(old, new));
+            }
+            seed += 1;
+            mark(p, new, seed);
+        }
+        // SAFETY: `p` is live with the layout of the last step.
+        unsafe { dealloc(p, layout(*steps.last().unwrap(), align)) };
+    }
+}
+
+/// Layouts no allocator can satisfy: near isize::MAX, beyond the address
+/// space, or aligned beyond any user address.
+fn impossible_layouts() -> Vec<Layout> {
+    let max = isize::MAX as usize;
+    vec![
+        layout(max - 4095, 4096),
+        layout(max, 1),
+        layout(max - 7, 8),
+        layout(max - (2 * MIB - 1), 2 * MIB),
+        layout(max / 2 + 1, 16),
+        layout(1 << 48, 8),
+        layout(1 << 48, 1 << 30),
+        layout(1, 1 << 62),
+        layout(4096, 1 << 62),
+    ]
+}
+
+#[test]
+fn impossible_layouts_return_null() {
+    for l in impossible_layouts() {
+        // SAFETY: the layout has a non-zero size; a non-null result is freed.
+        let p = unsafe { alloc(l) };
+        assert!(p.is_null(), "alloc({l:?}) returned {p:p}, expected null");
+        // SAFETY: as above.
+        let p = unsafe { alloc_zeroed(l) };
+        assert!(p.is_null(), "alloc_zeroed({l:?}) returned {p:p}, expected null");
+    }
+    // The allocator still works afterwards.
+    let v = vec![7u8; 1000];
+    assert!(v.iter().all(|&b| b == 7));
+}
+
+#[test]
+fn realloc_to_impossible_size_keeps_old_block() {
+    let max = isize::MAX as usize;
+    for align in [8, 64, 4096, 2 * MIB] {
+        for old in [8, 64, 4096, 300 * 1024, 4 * MIB] {
+            let l = layout(old, align);
+            // SAFETY: the layout has a non-zero size.
+            let p = unsafe { alloc(l) };
+            assert_aligned(p, align, "block to grow");
+            let seed = (align * 31 + old) as u64;
+            fill(bytes(p, old), seed);
+            // Sizes that, rounded up to `align`, still fit in isize (as realloc
+            // requires) but that no allocator can provide.
+            for new in [max - 4095 - (align - 1).min(2 * MIB - 1), 1 << 48] {
+                let new = new & !(align - 1);
+                // SAFETY: `p` is live with layout `l`; `new` rounded up to `align`
+                // is at most isize::MAX.
+                let q = unsafe { realloc(p, l, new) };
+                assert!(q.is_null(), "realloc({old:#x} align {align:#x} -> {new:#x}) returned {q:p}");
+                check(bytes(p, old), seed, "block after a failed realloc");
+            }
+            // The old block is still valid: it can be grown for real and freed.
+            let new = 2 * old + 100;
+            // SAFETY: `p` is live with layout `l`.
+            let q = unsafe { realloc(p, l, new) };
+            assert_aligned(q, align, "realloc after a failed realloc");
+            check(bytes(q, old), seed, "contents after a failed then real realloc");
+            // SAFETY: `q` is live with layout (new, align).
+            unsafe { dealloc(q, layout(new, align)) };
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Helpers shared by the strata integration tests: position-dependent fill
+//! patterns with precise mismatch reports, a fast all-zero check, a small
+//! deterministic PRNG, and the `STRATA_LONG_TESTS` switch.
+//!
+//! Every test binary includes this with `mod common;` and uses a subset of it.
+#![allow(dead_code)]
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+pub const KIB: usize = 1024;
+pub const MIB: usize = 1024 * 1024;
+pub const GIB: usize = 1024 * 1024 * 1024;
+
+/// `true` when `STRATA_LONG_TESTS` is set (and not `0`): tests then run their
+/// bigger variants.
+pub fn long_tests() -> bool {
+    std::env::var_os("STRATA_LONG_TESTS").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Mixes a user seed into the constant part of the pattern.
+fn mix(seed: u64) -> u64 {
+    let mut x = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Word `idx` of a pattern whose mixed seed is `s`. Multiplying by an odd
+/// constant is a bijection, so every word of one buffer differs from every
+/// other: a copy shifted by any multiple of 8 bytes is caught, and so is
+/// memory that was zeroed or never written.
+#[inline]
+fn pat(s: u64, idx: usize) -> u64 {
+    (idx as u64).wrapping_mul(0x0000_0100_0000_01B3) ^ s
+}
+
+/// Fills `buf` with the pattern `seed`. Byte `i` of the pattern depends only on
+/// `seed` and `i`, so any prefix of a filled buffer can be checked alone.
+pub fn fill(buf: &mut [u8], seed: u64) {
+    let s = mix(seed);
+    let split = buf.len() & !7;
+    let (words, tail) = buf.split_at_mut(split);
+    for (i, c) in words.chunks_exact_mut(8).enumerate() {
+        c.copy_from_slice(&pat(s, i).to_le_bytes());
+    }
+    let last = pat(s, split / 8).to_le_bytes();
+    tail.copy_from_slice(&last[..tail.len()]);
+}
+
+/// The offset of the first byte of `buf` that differs from the pattern `seed`.
+pub fn first_mismatch(buf: &[u8], seed: u64) -> Option<usize> {
+    let s = mix(seed);
+    let split = buf.len() & !7;
+    for (i, c) in buf[..split].chunks_exact(8).enumerate() {
+        let expect = pat(s, i).to_le_bytes();
+        if c != expect {
+            let j = c.iter().zip(expect).position(|(a, b)| *a != b);
+            return Some(i * 8 + j.unwrap_or(0));
+        }
+    }
+    let last = pat(s, split / 8).to_le_bytes();
+    let tail = &buf[split..];
+    tail.iter()
+        .zip(last)
+        .position(|(a, b)| *a != b)
+        .map(|j| split + j)
+}
+
+/// The byte the pattern `seed` has at offset `off`.
+pub fn pattern_byte(seed: u64, off: usize) -> u8 {
+    pat(mix(seed), off / 8).to_le_bytes()[off % 8]
+}
+
+/// Panics, naming `what`, the offset and both bytes, unless `buf` holds the
+/// pattern `seed`.
+#[track_caller]
+pub fn check(buf: &[u8], seed: u64, what: &str) {
+    if let Some(off) = first_mismatch(buf, seed) {
+        panic!(
+            "{what}: pattern {seed:#x} broken at byte {off} of {} (buffer at {:p}): \
+             expected {:#04x}, found {:#04x}",
+            buf.len(),
+            buf.as_ptr(),
+            pattern_byte(seed, off),
+            buf[off],
+        );
+    }
+}
+
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// The offset of the first non-zero byte of `buf` (compared with `memcmp`
+/// against a static zero block, so it is fast even in debug builds).
+pub fn first_nonzero(buf: &[u8]) -> Option<usize> {
+    for (k, c) in buf.chunks(ZEROS.len()).enumerate() {
+        if c != &ZEROS[..c.len()] {
+            let j = c.iter().position(|b| *b != 0).unwrap_or(0);
+            return Some(k * ZEROS.len() + j);
+        }
+    }
+    None
+}
+
+/// Panics, naming `what` and the offset, unless every byte of `buf` is zero.
+#[track_caller]
+pub fn assert_zero(buf: &[u8], what: &str) {
+    if let Some(off) = first_nonzero(buf) {
+        panic!(
+            "{what}: byte {off} of {} (buffer at {:p}, page {} of it) is {:#04x}, expected 0",
+            buf.len(),
+            buf.as_ptr(),
+            off / 4096,
+            buf[off],
+        );
+    }
+}
+
+/// A tiny deterministic PRNG (splitmix64), for shuffles and size choices.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mix(self.0)
+    }
+
+    /// A value in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i + 1);
+            v.swap(i, j);
+        }
+    }
+}
+
+/// Runs `f` on its own thread and panics if it has not finished after
+/// `secs` seconds: a hang detector (deadlock in the allocator), not a timing
+/// assertion — the limit is far above the expected run time.
+pub fn with_deadline<T: Send + 'static>(
+    secs: u64,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    let h = thread::spawn(move || {
+        let r = f();
+        let _ = tx.send(());
+        r
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        // The sender is dropped without sending if `f` panicked: join reports it.
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match h.join() {
+            Ok(v) => v,
+            Err(e) => std::panic::resume_unwind(e),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: not finished after {secs} s (deadlock or livelock?)")
+        }
+    }
+}
