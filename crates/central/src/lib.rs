@@ -1,1 +1,284 @@
-//! placeholder
+//! # strata-central: size classes, central free lists, transfer caches
+//!
+//! The middle layer of strata. It turns spans from the page heap into objects
+//! of fixed size classes and moves them in *batches* between the thread
+//! caches above and the spans below:
+//!
+//! ```text
+//!   thread caches ──batch──▶ TransferCache (per class, O(1) per batch)
+//!                                 │ full / empty
+//!                                 ▼
+//!                           CentralList (per class: spans with free objects,
+//!                                 │      fullest first)
+//!                                 ▼ empty span / new span
+//!                             page heap (PageSource)
+//! ```
+//!
+//! It is generic over [`PageSource`], what it needs from the page heap, which
+//! [`strata_pageheap::PageHeap`] implements; its tests run over a fake.
+//!
+//! # Locking
+//! Each class has two locks, the transfer cache's and the central list's;
+//! neither is ever held while taking the other. The central list's lock is
+//! held while asking the page heap for a span (lock order: class, then page
+//! heap).
+//!
+//! # Example: a fixed-size memory pool
+//! [`Central`] works on its own as a pool of fixed-size blocks:
+//! ```
+//! use strata_central::{class_for, class_size_of, Central};
+//! use strata_os::SystemOs;
+//! use strata_pageheap::PageHeap;
+//!
+//! static POOL: Central<PageHeap<SystemOs>> = Central::new(PageHeap::new(SystemOs::new()));
+//!
+//! // A pool of 48-byte records.
+//! let class = class_for(48, 16).unwrap();
+//! assert_eq!(class_size_of(class), 48);
+//! let a = POOL.alloc_one(class).unwrap();
+//! let b = POOL.alloc_one(class).unwrap();
+//! assert_ne!(a, b);
+//! // SAFETY: both blocks came from this pool's class and are given back once.
+//! unsafe {
+//!     a.as_ptr().write_bytes(1, 48);
+//!     POOL.free_one(class, a.as_ptr());
+//!     POOL.free_one(class, b.as_ptr());
+//! }
+//! ```
+
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+
+mod central_list;
+mod size_class;
+mod transfer;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+use core::ptr::{self, NonNull};
+
+use strata_os::{ForkLock, Lock, Os};
+use strata_pageheap::{PageHeap, Span, SpanList};
+
+use central_list::CentralList;
+pub use size_class::{class_for, class_for_size, class_size_of, ClassInfo, CLASSES, MAX_SMALL, NUM_CLASSES};
+use transfer::TransferCache;
+
+/// What the central layer needs from the page heap.
+///
+/// # Safety
+/// Implementors hand out spans of `npages` pages of memory they own, each
+/// exclusively until returned, and `span_of` finds the span of any object in
+/// an in-use span of theirs.
+pub unsafe trait PageSource: Sync {
+    /// A span of `npages` pages for objects of `size_class`, with nothing
+    /// carved (`allocated == 0`, `carved == 0`, no free objects).
+    fn alloc_span(&self, npages: usize, size_class: u8) -> Option<NonNull<Span>>;
+    /// Gives back a span none of whose objects is in use.
+    ///
+    /// # Safety
+    /// `span` came from `alloc_span` of this source and is empty.
+    unsafe fn free_span(&self, span: NonNull<Span>);
+    /// The in-use span holding `addr`.
+    fn span_of(&self, addr: usize) -> Option<NonNull<Span>>;
+}
+
+// SAFETY: the page heap hands out spans exclusively and its pagemap maps every
+// page of an in-use small-object span to it.
+unsafe impl<O: Os> PageSource for PageHeap<O> {
+    #[inline]
+    fn alloc_span(&self, npages: usize, size_class: u8) -> Option<NonNull<Span>> {
+        self.alloc_small_span(npages, size_class)
+    }
+    #[inline]
+    unsafe fn free_span(&self, span: NonNull<Span>) {
+        // SAFETY: forwarded contract.
+        unsafe { self.free_small_span(span) }
+    }
+    #[inline]
+    fn span_of(&self, addr: usize) -> Option<NonNull<Span>> {
+        PageHeap::span_of(self, addr)
+    }
+}
+
+struct ClassLists {
+    transfer: Lock<TransferCache>,
+    central: Lock<CentralList>,
+}
+
+/// Per-class accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    /// Spans of this class handed out by the page heap.
+    pub spans: usize,
+    /// Free objects sitting in those spans.
+    pub span_free_objects: usize,
+    /// Free objects in the transfer cache.
+    pub transfer_objects: usize,
+}
+
+/// The central layer: per-class transfer caches and central free lists over
+/// a page source `P`.
+pub struct Central<P> {
+    pages: P,
+    classes: [ClassLists; NUM_CLASSES],
+}
+
+/// Batches a class's transfer cache holds: about 1 MiB worth, 2 to 64.
+fn transfer_capacity(info: &ClassInfo) -> usize {
+    ((1 << 20) / (info.batch as usize * info.size as usize)).clamp(2, transfer::MAX_SLOTS)
+}
+
+impl<P: PageSource> Central<P> {
+    strata_os::const_unless_loom! {
+        /// A central layer over `pages`; it allocates nothing until used.
+        pub fn new(pages: P) -> Self {
+            Central {
+                pages,
+                classes: [const {
+                    ClassLists { transfer: Lock::new(TransferCache::new()), central: Lock::new(CentralList::new()) }
+                }; NUM_CLASSES],
+            }
+        }
+    }
+
+    /// The page source beneath.
+    #[inline]
+    pub fn pages(&self) -> &P {
+        &self.pages
+    }
+
+    /// Takes up to `n` objects of `class` (1..NUM_CLASSES) as a
+    /// null-terminated list linked through each object's first word. Returns
+    /// the head and the count; the count is 0 only when memory ran out.
+    pub fn alloc_batch(&self, class: u8, n: usize) -> (*mut u8, usize) {
+        let info = &CLASSES[class as usize];
+        let lists = &self.classes[class as usize];
+        if n == info.batch as usize {
+            let head = lists.transfer.lock().pop();
+            if !head.is_null() {
+                return (head, n);
+            }
+        }
+        {
+            let (head, _, got) = lists.central.lock().take(n, info);
+            if got > 0 {
+                return (head, got);
+            }
+        }
+        // No span has a free object: get a new one, outside the class lock
+        // so other threads can keep freeing into this class meanwhile.
+        let Some(span) = self.pages.alloc_span(info.pages as usize, class) else {
+            return (ptr::null_mut(), 0);
+        };
+        let mut central = lists.central.lock();
+        // SAFETY: a fresh span of this class with nothing carved.
+        unsafe { central.add_span(span.as_ptr(), info) };
+        let (head, _, got) = central.take(n, info);
+        (head, got)
+    }
+
+    /// Gives back `n` objects of `class`, linked from `head` through their
+    /// first words (the last link is not read).
+    ///
+    /// # Safety
+    /// The list holds `n` distinct objects of `class` allocated from this
+    /// central layer and no longer used.
+    pub unsafe fn free_batch(&self, class: u8, head: *mut u8, n: usize) {
+        let info = &CLASSES[class as usize];
+        let lists = &self.classes[class as usize];
+        if n == info.batch as usize && lists.transfer.lock().push(head, transfer_capacity(info)) {
+            return;
+        }
+        let mut empty = SpanList::new();
+        {
+            let mut central = lists.central.lock();
+            let mut obj = head;
+            for _ in 0..n {
+                // SAFETY: the caller gives n linked objects of this class.
+                let next = unsafe { (obj as *mut *mut u8).read() };
+                let Some(span) = self.pages.span_of(obj as usize) else {
+                    strata_os::fatal(b"strata: central free of an object with no span\n");
+                };
+                // SAFETY: the object belongs to this span and class.
+                if let Some(s) = unsafe { central.put(span.as_ptr(), obj, info) } {
+                    // SAFETY: the span left every list in `put`.
+                    unsafe { empty.push(s.as_ptr()) };
+                }
+                obj = next;
+            }
+        }
+        // Spans go back to the page heap outside the class lock.
+        while !empty.is_empty() {
+            let s = empty.first();
+            // SAFETY: s is in our local list and entirely free.
+            unsafe {
+                empty.remove(s);
+                self.pages.free_span(NonNull::new_unchecked(s));
+            }
+        }
+    }
+
+    /// One object of `class`, for callers without a thread cache.
+    pub fn alloc_one(&self, class: u8) -> Option<NonNull<u8>> {
+        let (head, got) = self.alloc_batch(class, 1);
+        debug_assert!(got <= 1);
+        NonNull::new(head)
+    }
+
+    /// Gives back one object of `class`.
+    ///
+    /// # Safety
+    /// `obj` is an object of `class` from this central layer, no longer used.
+    pub unsafe fn free_one(&self, class: u8, obj: *mut u8) {
+        // SAFETY: forwarded contract; a one-object list.
+        unsafe { self.free_batch(class, obj, 1) }
+    }
+
+    /// Accounting for one class.
+    pub fn class_stats(&self, class: u8) -> ClassStats {
+        let lists = &self.classes[class as usize];
+        let transfer = lists.transfer.lock().len() * CLASSES[class as usize].batch as usize;
+        let central = lists.central.lock();
+        ClassStats { spans: central.spans, span_free_objects: central.free_objects, transfer_objects: transfer }
+    }
+
+    /// Takes every class lock before `fork`.
+    pub fn fork_prepare(&self) {
+        for c in self.classes.iter() {
+            c.transfer.fork_prepare();
+            c.central.fork_prepare();
+        }
+    }
+
+    /// Releases the class locks in the parent after `fork`.
+    ///
+    /// # Safety
+    /// After [`Central::fork_prepare`] on this thread.
+    pub unsafe fn fork_parent(&self) {
+        for c in self.classes.iter() {
+            // SAFETY: forwarded contract.
+            unsafe {
+                c.central.fork_parent();
+                c.transfer.fork_parent();
+            }
+        }
+    }
+
+    /// Resets the class locks in the child after `fork`.
+    ///
+    /// # Safety
+    /// In the child, after [`Central::fork_prepare`] in the parent.
+    pub unsafe fn fork_child(&self) {
+        for c in self.classes.iter() {
+            // SAFETY: forwarded contract.
+            unsafe {
+                c.central.fork_child();
+                c.transfer.fork_child();
+            }
+        }
+    }
+}

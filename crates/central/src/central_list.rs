@@ -1,0 +1,162 @@
+//! The central free list of one size class: the spans that still have free
+//! objects, and the carving of objects out of them.
+//!
+//! Spans are filed in [`BUCKETS`] lists by how full they are, and objects are
+//! always taken from the fullest span that has one. Nearly empty spans are
+//! left alone, so their remaining objects come home and the span goes back to
+//! the page heap instead of lingering with one object in use.
+//!
+//! A new span is not threaded into a free list up front: objects are carved
+//! from its start as they are needed (`carved`), so pages nobody asked for are
+//! never touched (and stay unfaulted).
+//!
+//! # Invariants
+//! - A span is in a bucket list exactly when it has a free object (a linked
+//!   free object or an uncarved one).
+//! - `allocated` counts the span's objects outside it (in thread caches,
+//!   transfer caches, or with the program); a span with `allocated == 0`
+//!   goes back to the page heap.
+
+use core::ptr::{self, NonNull};
+
+use strata_pageheap::{Span, SpanList};
+
+use crate::size_class::ClassInfo;
+
+/// Occupancy buckets.
+pub(crate) const BUCKETS: usize = 4;
+
+/// The spans of one class that have free objects.
+pub(crate) struct CentralList {
+    buckets: [SpanList; BUCKETS],
+    /// Spans handed out by the page heap and not yet returned.
+    pub(crate) spans: usize,
+    /// Free objects held in spans (linked or uncarved).
+    pub(crate) free_objects: usize,
+}
+
+impl CentralList {
+    pub(crate) const fn new() -> Self {
+        CentralList { buckets: [const { SpanList::new() }; BUCKETS], spans: 0, free_objects: 0 }
+    }
+
+    fn bucket_of(span: &Span, info: &ClassInfo) -> usize {
+        (span.allocated as usize * BUCKETS / info.objects as usize).min(BUCKETS - 1)
+    }
+
+    fn has_free(span: &Span, info: &ClassInfo) -> bool {
+        !span.objects.is_null() || span.carved < info.objects
+    }
+
+    /// Files a span that just gained its first free object or a new span.
+    ///
+    /// # Safety
+    /// `s` is a valid span of this class in no list.
+    pub(crate) unsafe fn file(&mut self, s: *mut Span, info: &ClassInfo) {
+        // SAFETY: caller's contract.
+        unsafe {
+            let b = Self::bucket_of(&*s, info);
+            (*s).bucket = b as u8;
+            self.buckets[b].push(s);
+        }
+    }
+
+    /// Adds a fresh span from the page heap.
+    ///
+    /// # Safety
+    /// `s` is a new small-object span of this class with nothing carved.
+    pub(crate) unsafe fn add_span(&mut self, s: *mut Span, info: &ClassInfo) {
+        self.spans += 1;
+        self.free_objects += info.objects as usize;
+        // SAFETY: caller's contract.
+        unsafe { self.file(s, info) };
+    }
+
+    /// Takes up to `n` objects, linking them into a null-terminated list.
+    /// Returns (head, tail, count); count is 0 when no span has a free object.
+    pub(crate) fn take(&mut self, n: usize, info: &ClassInfo) -> (*mut u8, *mut u8, usize) {
+        let mut head: *mut u8 = ptr::null_mut();
+        let mut tail: *mut u8 = ptr::null_mut();
+        let mut got = 0;
+        while got < n {
+            let Some(b) = (0..BUCKETS).rev().find(|&b| !self.buckets[b].is_empty()) else { break };
+            let s = self.buckets[b].first();
+            // SAFETY: spans in the lists are valid, in use by this class, and
+            // only touched under this class's lock (held by the caller).
+            unsafe {
+                self.buckets[b].remove(s);
+                let span = &mut *s;
+                while got < n && Self::has_free(span, info) {
+                    let obj = pop_object(span, info);
+                    // Build the list in order: head first.
+                    (obj as *mut *mut u8).write(ptr::null_mut());
+                    if tail.is_null() {
+                        head = obj;
+                    } else {
+                        (tail as *mut *mut u8).write(obj);
+                    }
+                    tail = obj;
+                    got += 1;
+                }
+                if Self::has_free(span, info) {
+                    self.file(s, info);
+                }
+            }
+        }
+        self.free_objects -= got;
+        (head, tail, got)
+    }
+
+    /// Returns one object to its span. Returns the span if it became entirely
+    /// free: the caller gives it back to the page heap.
+    ///
+    /// # Safety
+    /// `obj` is an allocated object of span `s`, which is of this class.
+    pub(crate) unsafe fn put(&mut self, s: *mut Span, obj: *mut u8, info: &ClassInfo) -> Option<NonNull<Span>> {
+        self.free_objects += 1;
+        // SAFETY: caller's contract; the lock is held.
+        unsafe {
+            let span = &mut *s;
+            let had_free = Self::has_free(span, info);
+            (obj as *mut *mut u8).write(span.objects);
+            span.objects = obj;
+            span.allocated -= 1;
+            if span.allocated == 0 {
+                if had_free {
+                    self.buckets[span.bucket as usize].remove(s);
+                }
+                self.spans -= 1;
+                self.free_objects -= info.objects as usize;
+                return NonNull::new(s);
+            }
+            if !had_free {
+                self.file(s, info);
+            } else {
+                let b = Self::bucket_of(span, info);
+                if b != span.bucket as usize {
+                    self.buckets[span.bucket as usize].remove(s);
+                    span.bucket = b as u8;
+                    self.buckets[b].push(s);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Pops one object from a span that has one.
+///
+/// # Safety
+/// The span has a free object; the class lock is held.
+unsafe fn pop_object(span: &mut Span, info: &ClassInfo) -> *mut u8 {
+    span.allocated += 1;
+    if !span.objects.is_null() {
+        let obj = span.objects;
+        // SAFETY: linked free objects hold the next link in their first word.
+        span.objects = unsafe { (obj as *mut *mut u8).read() };
+        return obj;
+    }
+    let obj = span.start_addr() + span.carved as usize * info.size as usize;
+    span.carved += 1;
+    obj as *mut u8
+}

@@ -1,0 +1,234 @@
+//! Size classes, computed at compile time.
+//!
+//! - 8 B, then 16 B steps up to 128 B (every class above 8 B is 16-byte
+//!   aligned, as C's `malloc` must be);
+//! - above 128 B, eight classes per power of two, so rounding a request up
+//!   wastes at most 1/8 of it;
+//! - up to [`MAX_SMALL`] = 256 KiB; larger requests go to the page heap.
+//!
+//! Each class has a span length (pages) chosen so that the tail a span cannot
+//! use is at most 1/8 of it, and a batch size: how many objects move between
+//! a thread cache and the central layer at once (about 64 KiB worth, 2 to 32).
+//!
+//! Lookup is O(1): one table indexed by `(size + 7) / 8` up to 1 KiB and one
+//! indexed by `(size + 127) / 128` above (every class above 1 KiB is a
+//! multiple of 128, every class below a multiple of 8).
+
+use strata_pageheap::PAGE_SIZE;
+
+/// Largest size served from size classes.
+pub const MAX_SMALL: usize = 256 * 1024;
+
+/// Number of size classes, class 0 (meaning "not small") included.
+pub const NUM_CLASSES: usize = count_classes() + 1;
+
+/// What the layers need to know about one class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassInfo {
+    /// Object size in bytes.
+    pub size: u32,
+    /// Pages per span.
+    pub pages: u16,
+    /// Objects moved per batch between thread caches and the central layer.
+    pub batch: u16,
+    /// Objects per span.
+    pub objects: u32,
+}
+
+const fn class_size(i: usize) -> usize {
+    // i >= 1
+    if i == 1 {
+        8
+    } else if i <= 8 {
+        16 * (i - 1) // 16, 32, ..., 112
+    } else {
+        // i = 9 -> 128; then eight per doubling.
+        let j = i - 9;
+        let k = j / 8; // doublings past 128
+        let r = j % 8;
+        let base = 128 << k;
+        base + r * (base / 8)
+    }
+}
+
+const fn count_classes() -> usize {
+    let mut i = 1;
+    while class_size(i) < MAX_SMALL {
+        i += 1;
+    }
+    i
+}
+
+const fn info(size: usize) -> ClassInfo {
+    let min_objects = {
+        let m = 65536 / size;
+        if m < 1 {
+            1
+        } else if m > 8 {
+            8
+        } else {
+            m
+        }
+    };
+    let mut pages = size.div_ceil(PAGE_SIZE);
+    loop {
+        let bytes = pages * PAGE_SIZE;
+        let objects = bytes / size;
+        let waste = bytes - objects * size;
+        if waste * 8 <= bytes && objects >= min_objects {
+            break;
+        }
+        pages += 1;
+    }
+    let batch = {
+        let b = 65536 / size;
+        if b < 2 {
+            2
+        } else if b > 32 {
+            32
+        } else {
+            b
+        }
+    };
+    ClassInfo { size: size as u32, pages: pages as u16, batch: batch as u16, objects: ((pages * PAGE_SIZE) / size) as u32 }
+}
+
+/// The table of classes; entry 0 is a placeholder for "not small".
+pub static CLASSES: [ClassInfo; NUM_CLASSES] = {
+    let mut t = [ClassInfo { size: 0, pages: 0, batch: 0, objects: 0 }; NUM_CLASSES];
+    let mut i = 1;
+    while i < NUM_CLASSES {
+        t[i] = info(class_size(i));
+        i += 1;
+    }
+    t
+};
+
+const SMALL_LUT_LEN: usize = 1024 / 8 + 1;
+const LARGE_LUT_LEN: usize = MAX_SMALL / 128 + 1;
+
+const fn smallest_class_at_least(size: usize) -> u8 {
+    let mut i = 1;
+    while class_size(i) < size {
+        i += 1;
+    }
+    i as u8
+}
+
+static SMALL_LUT: [u8; SMALL_LUT_LEN] = {
+    let mut t = [0u8; SMALL_LUT_LEN];
+    let mut i = 0;
+    while i < SMALL_LUT_LEN {
+        t[i] = smallest_class_at_least(if i == 0 { 1 } else { i * 8 });
+        i += 1;
+    }
+    t
+};
+
+static LARGE_LUT: [u8; LARGE_LUT_LEN] = {
+    let mut t = [0u8; LARGE_LUT_LEN];
+    let mut i = 0;
+    while i < LARGE_LUT_LEN {
+        t[i] = smallest_class_at_least(if i == 0 { 1 } else { i * 128 });
+        i += 1;
+    }
+    t
+};
+
+/// The class for `size` bytes with alignment at most 8, or `None` if the
+/// request is larger than [`MAX_SMALL`].
+#[inline(always)]
+pub fn class_for_size(size: usize) -> Option<u8> {
+    if size <= 1024 {
+        Some(SMALL_LUT[(size + 7) >> 3])
+    } else if size <= MAX_SMALL {
+        Some(LARGE_LUT[(size + 127) >> 7])
+    } else {
+        None
+    }
+}
+
+/// The class for `size` bytes aligned to `align` (a power of two), or `None`
+/// if no class can serve it (too large, or alignment beyond a page).
+#[inline(always)]
+pub fn class_for(size: usize, align: usize) -> Option<u8> {
+    if align <= 8 {
+        return class_for_size(size);
+    }
+    class_for_aligned(size, align)
+}
+
+#[inline(never)]
+fn class_for_aligned(size: usize, align: usize) -> Option<u8> {
+    if align > PAGE_SIZE {
+        return None;
+    }
+    // Objects sit at span start (page aligned) + k * size, so a class serves
+    // `align` exactly when its size is a multiple of `align`.
+    let mut c = class_for_size(size.max(align))? as usize;
+    while c < NUM_CLASSES {
+        if CLASSES[c].size as usize % align == 0 {
+            return Some(c as u8);
+        }
+        c += 1;
+    }
+    None
+}
+
+/// The object size of `class`.
+#[inline(always)]
+pub fn class_size_of(class: u8) -> usize {
+    CLASSES[class as usize].size as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_are_increasing_aligned_and_bounded() {
+        assert!(NUM_CLASSES > 60 && NUM_CLASSES < 128, "{NUM_CLASSES} classes");
+        assert_eq!(CLASSES[NUM_CLASSES - 1].size as usize, MAX_SMALL);
+        for c in 1..NUM_CLASSES {
+            let i = CLASSES[c];
+            if c > 1 {
+                assert!(i.size > CLASSES[c - 1].size);
+                assert_eq!(i.size % 16, 0, "class {c} not 16-aligned");
+            }
+            assert!(i.objects >= 1 && i.batch >= 2 && i.batch <= 32);
+            let span = i.pages as usize * PAGE_SIZE;
+            assert!((span - i.objects as usize * i.size as usize) * 8 <= span, "class {c} wastes > 1/8");
+        }
+    }
+
+    #[test]
+    fn lookup_is_smallest_fitting_class_with_at_most_one_eighth_waste() {
+        for size in 0..=MAX_SMALL {
+            let c = class_for_size(size).unwrap();
+            let cs = class_size_of(c);
+            assert!(cs >= size.max(1), "size {size} -> {cs}");
+            if c > 1 {
+                assert!(class_size_of(c - 1) < size.max(1), "size {size} not in the smallest class");
+            }
+            if size >= 128 {
+                assert!((cs - size) * 8 <= size, "size {size} -> {cs} wastes > 1/8");
+            }
+        }
+        assert_eq!(class_for_size(MAX_SMALL + 1), None);
+    }
+
+    #[test]
+    fn aligned_lookup_gives_aligned_classes() {
+        let mut align = 1;
+        while align <= PAGE_SIZE {
+            for size in [1, 7, 8, 9, 24, 100, 1000, 5000, 70_000, MAX_SMALL] {
+                if let Some(c) = class_for(size, align) {
+                    let cs = class_size_of(c);
+                    assert!(cs >= size && cs % align == 0, "size {size} align {align} -> {cs}");
+                }
+            }
+            align *= 2;
+        }
+        assert_eq!(class_for(8, 2 * PAGE_SIZE), None);
+    }
+}

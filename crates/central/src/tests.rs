@@ -1,0 +1,135 @@
+//! The central layer against a shadow model over a fake page heap.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::vec::Vec;
+
+use crate::fake::FakePages;
+use crate::{class_size_of, Central, CLASSES, NUM_CLASSES};
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn collect(head: *mut u8, n: usize) -> Vec<usize> {
+    let mut v = Vec::with_capacity(n);
+    let mut p = head;
+    for _ in 0..n {
+        v.push(p as usize);
+        // SAFETY: a list of n objects from the central layer.
+        p = unsafe { (p as *mut *mut u8).read() };
+    }
+    v
+}
+
+fn link(objs: &[usize]) -> *mut u8 {
+    for w in objs.windows(2) {
+        // SAFETY: objects we own.
+        unsafe { (w[0] as *mut usize).write(w[1]) };
+    }
+    objs[0] as *mut u8
+}
+
+#[test]
+fn shadow_model() {
+    let central = Central::new(FakePages::new());
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    // live object -> (class, tag)
+    let mut live: HashMap<usize, (u8, u8)> = HashMap::new();
+    let classes = [1u8, 2, 5, 9, 17, 30, 50, (NUM_CLASSES - 1) as u8];
+    for step in 0..4000u32 {
+        let class = classes[rng.below(classes.len() as u64) as usize];
+        let size = class_size_of(class);
+        let batch = CLASSES[class as usize].batch as usize;
+        if rng.below(2) == 0 {
+            let n = if rng.below(2) == 0 { batch } else { 1 + rng.below(batch as u64 * 2) as usize };
+            let (head, got) = central.alloc_batch(class, n);
+            assert!(got >= 1 && got <= n);
+            for obj in collect(head, got) {
+                assert_eq!(obj % if size >= 16 { 16 } else { 8 }, 0);
+                let tag = (step % 251) as u8;
+                // SAFETY: a fresh object of `size` bytes.
+                unsafe { std::ptr::write_bytes(obj as *mut u8, tag, size) };
+                assert!(live.insert(obj, (class, tag)).is_none(), "object handed out twice");
+            }
+        } else {
+            let mine: Vec<usize> = live.iter().filter(|(_, v)| v.0 == class).map(|(k, _)| *k).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let n = (1 + rng.below(batch as u64 * 2) as usize).min(mine.len());
+            let n = if rng.below(2) == 0 && mine.len() >= batch { batch } else { n };
+            let out = &mine[..n];
+            for &obj in out {
+                let (_, tag) = live.remove(&obj).unwrap();
+                // SAFETY: live object of `size` bytes.
+                let s = unsafe { std::slice::from_raw_parts(obj as *const u8, size) };
+                assert!(s.iter().all(|&b| b == tag), "object contents changed while live");
+            }
+            // SAFETY: n live objects of this class, given up.
+            unsafe { central.free_batch(class, link(out), n) };
+        }
+    }
+    // Objects never overlap: sort and compare with sizes.
+    let mut all: Vec<(usize, usize)> = live.iter().map(|(&k, v)| (k, class_size_of(v.0))).collect();
+    all.sort();
+    for w in all.windows(2) {
+        assert!(w[0].0 + w[0].1 <= w[1].0, "objects overlap");
+    }
+    for (obj, (class, _)) in live.drain() {
+        // SAFETY: live object.
+        unsafe { central.free_one(class, obj as *mut u8) };
+    }
+    // Everything not parked in a transfer cache went back to the fake heap.
+    let parked: usize = (1..NUM_CLASSES as u8).map(|c| central.class_stats(c).transfer_objects).sum();
+    if parked == 0 {
+        assert_eq!(central.pages().live_spans(), 0);
+    }
+    for c in 1..NUM_CLASSES as u8 {
+        let st = central.class_stats(c);
+        let per_span = CLASSES[c as usize].objects as usize;
+        assert_eq!(st.span_free_objects + st.transfer_objects, st.spans * per_span, "class {c} lost objects");
+    }
+}
+
+#[test]
+fn batches_cross_threads() {
+    let central = Arc::new(Central::new(FakePages::new()));
+    let class = 3u8;
+    let batch = CLASSES[class as usize].batch as usize;
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<usize>>();
+    let producer = {
+        let central = central.clone();
+        std::thread::spawn(move || {
+            for i in 0..2000usize {
+                let (head, got) = central.alloc_batch(class, batch);
+                let objs = collect(head, got);
+                for &o in &objs {
+                    // SAFETY: fresh objects.
+                    unsafe { (o as *mut usize).add(1).write(i) };
+                }
+                tx.send(objs).unwrap();
+            }
+        })
+    };
+    let mut seen = 0;
+    for (i, objs) in rx.iter().enumerate() {
+        for &o in &objs {
+            // SAFETY: objects sent to us, still live.
+            assert_eq!(unsafe { (o as *const usize).add(1).read() }, i);
+        }
+        seen += objs.len();
+        // SAFETY: live objects of this class, given up.
+        unsafe { central.free_batch(class, link(&objs), objs.len()) };
+    }
+    producer.join().unwrap();
+    assert!(seen >= 2000);
+    let st = central.class_stats(class);
+    assert_eq!(st.span_free_objects + st.transfer_objects, st.spans * CLASSES[class as usize].objects as usize);
+}
