@@ -37,7 +37,11 @@ pub(crate) struct CentralList {
 
 impl CentralList {
     pub(crate) const fn new() -> Self {
-        CentralList { buckets: [const { SpanList::new() }; BUCKETS], spans: 0, free_objects: 0 }
+        CentralList {
+            buckets: [const { SpanList::new() }; BUCKETS],
+            spans: 0,
+            free_objects: 0,
+        }
     }
 
     fn bucket_of(span: &Span, info: &ClassInfo) -> usize {
@@ -79,7 +83,9 @@ impl CentralList {
         let mut tail: *mut u8 = ptr::null_mut();
         let mut got = 0;
         while got < n {
-            let Some(b) = (0..BUCKETS).rev().find(|&b| !self.buckets[b].is_empty()) else { break };
+            let Some(b) = (0..BUCKETS).rev().find(|&b| !self.buckets[b].is_empty()) else {
+                break;
+            };
             let s = self.buckets[b].first();
             // SAFETY: spans in the lists are valid, in use by this class, and
             // only touched under this class's lock (held by the caller).
@@ -112,7 +118,12 @@ impl CentralList {
     ///
     /// # Safety
     /// `obj` is an allocated object of span `s`, which is of this class.
-    pub(crate) unsafe fn put(&mut self, s: *mut Span, obj: *mut u8, info: &ClassInfo) -> Option<NonNull<Span>> {
+    pub(crate) unsafe fn put(
+        &mut self,
+        s: *mut Span,
+        obj: *mut u8,
+        info: &ClassInfo,
+    ) -> Option<NonNull<Span>> {
         self.free_objects += 1;
         // SAFETY: caller's contract; the lock is held.
         unsafe {

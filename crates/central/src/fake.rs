@@ -18,7 +18,9 @@ pub(crate) struct FakePages {
 
 impl FakePages {
     pub(crate) fn new() -> Self {
-        FakePages { spans: Mutex::new(BTreeMap::new()) }
+        FakePages {
+            spans: Mutex::new(BTreeMap::new()),
+        }
     }
 
     pub(crate) fn live_spans(&self) -> usize {
@@ -36,7 +38,11 @@ unsafe impl PageSource for FakePages {
         if mem.is_null() {
             return None;
         }
-        let mut rec = Box::new(Span::detached(mem as usize >> PAGE_SHIFT, npages, size_class));
+        let mut rec = Box::new(Span::detached(
+            mem as usize >> PAGE_SHIFT,
+            npages,
+            size_class,
+        ));
         let p = NonNull::from(&mut *rec);
         self.spans.lock().unwrap().insert(mem as usize, (rec, len));
         Some(p)
@@ -45,10 +51,20 @@ unsafe impl PageSource for FakePages {
     unsafe fn free_span(&self, span: NonNull<Span>) {
         // SAFETY: the caller returns a span of ours.
         let start = unsafe { span.as_ref().start_addr() };
-        let (rec, len) = self.spans.lock().unwrap().remove(&start).expect("span not from this fake");
+        let (rec, len) = self
+            .spans
+            .lock()
+            .unwrap()
+            .remove(&start)
+            .expect("span not from this fake");
         assert_eq!(rec.allocated, 0, "span returned with objects in use");
         // SAFETY: allocated above with this layout.
-        unsafe { System.dealloc(start as *mut u8, Layout::from_size_align(len, PAGE_SIZE).unwrap()) };
+        unsafe {
+            System.dealloc(
+                start as *mut u8,
+                Layout::from_size_align(len, PAGE_SIZE).unwrap(),
+            )
+        };
     }
 
     fn span_of(&self, addr: usize) -> Option<NonNull<Span>> {

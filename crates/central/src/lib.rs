@@ -64,7 +64,9 @@ use strata_os::{ForkLock, Lock, Os};
 use strata_pageheap::{PageHeap, Span, SpanList};
 
 use central_list::CentralList;
-pub use size_class::{class_for, class_for_size, class_size_of, ClassInfo, CLASSES, MAX_SMALL, NUM_CLASSES};
+pub use size_class::{
+    class_for, class_for_size, class_size_of, ClassInfo, CLASSES, MAX_SMALL, NUM_CLASSES,
+};
 use transfer::TransferCache;
 
 /// What the central layer needs from the page heap.
@@ -243,7 +245,11 @@ impl<P: PageSource> Central<P> {
         let lists = &self.classes[class as usize];
         let transfer = lists.transfer.lock().len() * CLASSES[class as usize].batch as usize;
         let central = lists.central.lock();
-        ClassStats { spans: central.spans, span_free_objects: central.free_objects, transfer_objects: transfer }
+        ClassStats {
+            spans: central.spans,
+            span_free_objects: central.free_objects,
+            transfer_objects: transfer,
+        }
     }
 
     /// Takes every class lock before `fork`.

@@ -48,7 +48,11 @@ fn shadow_model() {
         let size = class_size_of(class);
         let batch = CLASSES[class as usize].batch as usize;
         if rng.below(2) == 0 {
-            let n = if rng.below(2) == 0 { batch } else { 1 + rng.below(batch as u64 * 2) as usize };
+            let n = if rng.below(2) == 0 {
+                batch
+            } else {
+                1 + rng.below(batch as u64 * 2) as usize
+            };
             let (head, got) = central.alloc_batch(class, n);
             assert!(got >= 1 && got <= n);
             for obj in collect(head, got) {
@@ -56,21 +60,35 @@ fn shadow_model() {
                 let tag = (step % 251) as u8;
                 // SAFETY: a fresh object of `size` bytes.
                 unsafe { std::ptr::write_bytes(obj as *mut u8, tag, size) };
-                assert!(live.insert(obj, (class, tag)).is_none(), "object handed out twice");
+                assert!(
+                    live.insert(obj, (class, tag)).is_none(),
+                    "object handed out twice"
+                );
             }
         } else {
-            let mine: Vec<usize> = live.iter().filter(|(_, v)| v.0 == class).map(|(k, _)| *k).collect();
+            let mine: Vec<usize> = live
+                .iter()
+                .filter(|(_, v)| v.0 == class)
+                .map(|(k, _)| *k)
+                .collect();
             if mine.is_empty() {
                 continue;
             }
             let n = (1 + rng.below(batch as u64 * 2) as usize).min(mine.len());
-            let n = if rng.below(2) == 0 && mine.len() >= batch { batch } else { n };
+            let n = if rng.below(2) == 0 && mine.len() >= batch {
+                batch
+            } else {
+                n
+            };
             let out = &mine[..n];
             for &obj in out {
                 let (_, tag) = live.remove(&obj).unwrap();
                 // SAFETY: live object of `size` bytes.
                 let s = unsafe { std::slice::from_raw_parts(obj as *const u8, size) };
-                assert!(s.iter().all(|&b| b == tag), "object contents changed while live");
+                assert!(
+                    s.iter().all(|&b| b == tag),
+                    "object contents changed while live"
+                );
             }
             // SAFETY: n live objects of this class, given up.
             unsafe { central.free_batch(class, link(out), n) };
@@ -87,14 +105,20 @@ fn shadow_model() {
         unsafe { central.free_one(class, obj as *mut u8) };
     }
     // Everything not parked in a transfer cache went back to the fake heap.
-    let parked: usize = (1..NUM_CLASSES as u8).map(|c| central.class_stats(c).transfer_objects).sum();
+    let parked: usize = (1..NUM_CLASSES as u8)
+        .map(|c| central.class_stats(c).transfer_objects)
+        .sum();
     if parked == 0 {
         assert_eq!(central.pages().live_spans(), 0);
     }
     for c in 1..NUM_CLASSES as u8 {
         let st = central.class_stats(c);
         let per_span = CLASSES[c as usize].objects as usize;
-        assert_eq!(st.span_free_objects + st.transfer_objects, st.spans * per_span, "class {c} lost objects");
+        assert_eq!(
+            st.span_free_objects + st.transfer_objects,
+            st.spans * per_span,
+            "class {c} lost objects"
+        );
     }
 }
 
@@ -131,5 +155,8 @@ fn batches_cross_threads() {
     producer.join().unwrap();
     assert!(seen >= 2000);
     let st = central.class_stats(class);
-    assert_eq!(st.span_free_objects + st.transfer_objects, st.spans * CLASSES[class as usize].objects as usize);
+    assert_eq!(
+        st.span_free_objects + st.transfer_objects,
+        st.spans * CLASSES[class as usize].objects as usize
+    );
 }

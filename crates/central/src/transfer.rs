@@ -25,7 +25,10 @@ unsafe impl Send for TransferCache {}
 
 impl TransferCache {
     pub(crate) const fn new() -> Self {
-        TransferCache { slots: [ptr::null_mut(); MAX_SLOTS], len: 0 }
+        TransferCache {
+            slots: [ptr::null_mut(); MAX_SLOTS],
+            len: 0,
+        }
     }
 
     /// Stores a full batch; false if the cache is at `capacity`.

@@ -75,8 +75,10 @@ impl OsCounters {
 
     pub(crate) fn on_remap(&self, old_len: usize, new_len: usize) {
         self.remaps.fetch_add(1, Ordering::Relaxed);
-        self.mapped_bytes.fetch_add(new_len as u64, Ordering::Relaxed);
-        self.mapped_bytes.fetch_sub(old_len as u64, Ordering::Relaxed);
+        self.mapped_bytes
+            .fetch_add(new_len as u64, Ordering::Relaxed);
+        self.mapped_bytes
+            .fetch_sub(old_len as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn on_populate(&self) {
@@ -88,7 +90,8 @@ impl OsCounters {
     }
 
     pub(crate) fn on_zero_written(&self, len: usize) {
-        self.zeroed_bytes_written.fetch_add(len as u64, Ordering::Relaxed);
+        self.zeroed_bytes_written
+            .fetch_add(len as u64, Ordering::Relaxed);
     }
 
     /// A snapshot of every counter.

@@ -23,7 +23,11 @@ impl FakeOs {
     /// A fake OS that will map at most `limit` bytes in total (to test
     /// out-of-memory handling).
     pub fn with_limit(limit: usize) -> Self {
-        FakeOs { counters: OsCounters::new(), live: Mutex::new(Vec::new()), limit }
+        FakeOs {
+            counters: OsCounters::new(),
+            live: Mutex::new(Vec::new()),
+            limit,
+        }
     }
 
     /// A fake OS with no practical limit.
@@ -79,7 +83,10 @@ unsafe impl Os for FakeOs {
         // SAFETY: non-zero size.
         let p = unsafe { System.alloc_zeroed(layout) };
         let p = NonNull::new(p).ok_or(OsError::OutOfMemory)?;
-        self.live.lock().unwrap().push((p.as_ptr() as usize, len, align));
+        self.live
+            .lock()
+            .unwrap()
+            .push((p.as_ptr() as usize, len, align));
         self.counters.on_map(len);
         Ok(p)
     }
@@ -97,7 +104,10 @@ unsafe impl Os for FakeOs {
     }
 
     unsafe fn release(&self, ptr: NonNull<u8>, len: usize) -> Result<(), OsError> {
-        assert!(self.find(ptr.as_ptr() as usize, len).is_some(), "FakeOs: release outside a mapping");
+        assert!(
+            self.find(ptr.as_ptr() as usize, len).is_some(),
+            "FakeOs: release outside a mapping"
+        );
         // SAFETY: inside a live mapping (checked above).
         unsafe { ptr.as_ptr().write_bytes(0, len) };
         self.counters.on_release(len);
@@ -105,7 +115,10 @@ unsafe impl Os for FakeOs {
     }
 
     unsafe fn zero(&self, ptr: NonNull<u8>, len: usize) -> usize {
-        assert!(self.find(ptr.as_ptr() as usize, len).is_some(), "FakeOs: zero outside a mapping");
+        assert!(
+            self.find(ptr.as_ptr() as usize, len).is_some(),
+            "FakeOs: zero outside a mapping"
+        );
         // SAFETY: inside a live mapping.
         unsafe { ptr.as_ptr().write_bytes(0, len) };
         self.counters.on_zero_written(len);
@@ -113,7 +126,10 @@ unsafe impl Os for FakeOs {
     }
 
     unsafe fn populate(&self, ptr: NonNull<u8>, len: usize) -> Result<(), OsError> {
-        assert!(self.find(ptr.as_ptr() as usize, len).is_some(), "FakeOs: populate outside a mapping");
+        assert!(
+            self.find(ptr.as_ptr() as usize, len).is_some(),
+            "FakeOs: populate outside a mapping"
+        );
         self.counters.on_populate();
         Ok(())
     }
@@ -124,7 +140,9 @@ unsafe impl Os for FakeOs {
         old_len: usize,
         new_len: usize,
     ) -> Result<NonNull<u8>, OsError> {
-        let (_, _, align) = self.find(ptr.as_ptr() as usize, old_len).ok_or(OsError::InvalidRequest)?;
+        let (_, _, align) = self
+            .find(ptr.as_ptr() as usize, old_len)
+            .ok_or(OsError::InvalidRequest)?;
         let q = self.map(new_len, align)?;
         // SAFETY: both ranges are live and distinct.
         unsafe {

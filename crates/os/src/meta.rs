@@ -50,8 +50,16 @@ unsafe impl<T> Send for MetaPool<T> {}
 
 impl<T> MetaPool<T> {
     const SLOT: usize = {
-        let s = if size_of::<T>() < size_of::<usize>() { size_of::<usize>() } else { size_of::<T>() };
-        let a = if align_of::<T>() < align_of::<usize>() { align_of::<usize>() } else { align_of::<T>() };
+        let s = if size_of::<T>() < size_of::<usize>() {
+            size_of::<usize>()
+        } else {
+            size_of::<T>()
+        };
+        let a = if align_of::<T>() < align_of::<usize>() {
+            align_of::<usize>()
+        } else {
+            align_of::<T>()
+        };
         (s + a - 1) & !(a - 1)
     };
 
@@ -158,6 +166,13 @@ impl<T> MetaPool<T> {
     /// The pool's lock, for `fork` handling.
     pub fn lock_for_fork(&self) -> &impl ForkLock {
         &self.state
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> Default for MetaPool<T> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -26,7 +26,11 @@ pub fn os_page_size() -> usize {
     }
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let size = if size > 0 && (size as usize).is_power_of_two() { size as usize } else { 4096 };
+    let size = if size > 0 && (size as usize).is_power_of_two() {
+        size as usize
+    } else {
+        4096
+    };
     PAGE_SIZE.store(size, Ordering::Relaxed);
     size
 }
@@ -216,7 +220,11 @@ unsafe impl Os for SystemOs {
     unsafe fn hint_huge_pages(&self, ptr: NonNull<u8>, len: usize, huge: bool) {
         #[cfg(target_os = "linux")]
         {
-            let advice = if huge { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
+            let advice = if huge {
+                libc::MADV_HUGEPAGE
+            } else {
+                libc::MADV_NOHUGEPAGE
+            };
             // SAFETY: advisory only, on a range the caller owns.
             unsafe { libc::madvise(ptr.as_ptr().cast(), len, advice) };
         }
@@ -305,7 +313,9 @@ mod tests {
         unsafe {
             p.as_ptr().write_bytes(0xAB, len);
             os.release(p, len).unwrap();
-            assert!(core::slice::from_raw_parts(p.as_ptr(), len).iter().all(|&b| b == 0));
+            assert!(core::slice::from_raw_parts(p.as_ptr(), len)
+                .iter()
+                .all(|&b| b == 0));
             os.unmap(p, len);
         }
     }
@@ -322,7 +332,9 @@ mod tests {
                 p.as_ptr().add(i * page + 5).write(7);
             }
             let written = os.zero(p, len);
-            assert!(core::slice::from_raw_parts(p.as_ptr(), len).iter().all(|&b| b == 0));
+            assert!(core::slice::from_raw_parts(p.as_ptr(), len)
+                .iter()
+                .all(|&b| b == 0));
             if nonresident_reads_zero() {
                 // Four touched pages (THP could make it more, never the whole range).
                 assert!(written >= 4 * page && written < len, "wrote {written}");

@@ -21,7 +21,12 @@ pub(crate) struct FreeLists {
 
 impl FreeLists {
     pub(crate) const fn new() -> Self {
-        FreeLists { exact: [const { SpanList::new() }; MAX_EXACT + 1], nonempty: 0, long: SpanList::new(), pages: 0 }
+        FreeLists {
+            exact: [const { SpanList::new() }; MAX_EXACT + 1],
+            nonempty: 0,
+            long: SpanList::new(),
+            pages: 0,
+        }
     }
 
     /// # Safety
@@ -74,9 +79,10 @@ impl FreeLists {
                 continue;
             }
             // SAFETY: best, when non-null, is a member too.
-            let better = best.is_null() || unsafe {
-                len < (*best).npages || (len == (*best).npages && start < (*best).start)
-            };
+            let better = best.is_null()
+                || unsafe {
+                    len < (*best).npages || (len == (*best).npages && start < (*best).start)
+                };
             if better {
                 best = s;
             }

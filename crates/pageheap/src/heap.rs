@@ -164,8 +164,14 @@ impl<O: Os> PageHeap<O> {
             {
                 let mut st = self.state.lock();
                 let (first, second) = match prefer {
-                    Prefer::Dirty => (&mut st.dirty as *mut FreeLists, &mut st.clean as *mut FreeLists),
-                    Prefer::Clean => (&mut st.clean as *mut FreeLists, &mut st.dirty as *mut FreeLists),
+                    Prefer::Dirty => (
+                        &mut st.dirty as *mut FreeLists,
+                        &mut st.clean as *mut FreeLists,
+                    ),
+                    Prefer::Clean => (
+                        &mut st.clean as *mut FreeLists,
+                        &mut st.dirty as *mut FreeLists,
+                    ),
                 };
                 // SAFETY: the two pointers are distinct fields of the locked state.
                 let (first, second) = unsafe { (&mut *first, &mut *second) };
@@ -194,7 +200,13 @@ impl<O: Os> PageHeap<O> {
     ///
     /// # Safety
     /// `s` is a free span removed from the lists; the lock is held.
-    unsafe fn carve(&self, st: &mut HeapState, s: *mut Span, npages: usize, align_pages: usize) -> *mut Span {
+    unsafe fn carve(
+        &self,
+        st: &mut HeapState,
+        s: *mut Span,
+        npages: usize,
+        align_pages: usize,
+    ) -> *mut Span {
         // SAFETY: s is valid and ours.
         let (start, len, clean) = unsafe { ((*s).start, (*s).npages, (*s).clean) };
         let astart = start.next_multiple_of(align_pages);
@@ -445,7 +457,8 @@ impl<O: Os> PageHeap<O> {
     /// The usable size of the large allocation at `addr`.
     pub fn large_size(&self, addr: usize) -> Result<usize, BadPointer> {
         // SAFETY: large_span returns a valid, in-use record.
-        self.large_span(addr).map(|s| unsafe { s.as_ref().len_bytes() })
+        self.large_span(addr)
+            .map(|s| unsafe { s.as_ref().len_bytes() })
     }
 
     /// Frees the large allocation at `addr`, or explains why it is not one.
@@ -474,12 +487,18 @@ impl<O: Os> PageHeap<O> {
     /// # Safety
     /// `addr` is a live large allocation owned by the caller.
     pub unsafe fn resize_large_in_place(&self, addr: usize, new_size: usize) -> bool {
-        let Some(new_pages) = new_size.max(1).checked_add(PAGE_SIZE - 1).map(|v| v >> PAGE_SHIFT) else {
+        let Some(new_pages) = new_size
+            .max(1)
+            .checked_add(PAGE_SIZE - 1)
+            .map(|v| v >> PAGE_SHIFT)
+        else {
             return false;
         };
         self.records.reserve(&self.os, 2);
         let mut st = self.state.lock();
-        let Ok(s) = self.large_span(addr) else { return false };
+        let Ok(s) = self.large_span(addr) else {
+            return false;
+        };
         let s = s.as_ptr();
         // SAFETY: s is an in-use large span owned by the caller; neighbours are
         // validated by `mergeable`; the lock is held.
@@ -543,7 +562,11 @@ impl<O: Os> PageHeap<O> {
             // SAFETY: the span is ours while Releasing.
             let (addr, len) = unsafe { ((*s).start_addr(), (*s).len_bytes()) };
             // SAFETY: the pages are mapped and nobody uses them.
-            let ok = unsafe { self.os.release(NonNull::new_unchecked(addr as *mut u8), len) }.is_ok();
+            let ok = unsafe {
+                self.os
+                    .release(NonNull::new_unchecked(addr as *mut u8), len)
+            }
+            .is_ok();
             if ok {
                 released += len;
             }
@@ -592,13 +615,18 @@ impl<O: Os> PageHeap<O> {
             if span.state != SpanState::Free || span.clean != clean {
                 err = Some("free span with wrong state or zero flag");
             }
-            if self.pagemap.get(span.start) != s || self.pagemap.get(span.start + span.npages - 1) != s {
+            if self.pagemap.get(span.start) != s
+                || self.pagemap.get(span.start + span.npages - 1) != s
+            {
                 err = Some("free span ends not in the pagemap");
             }
             for n in [span.start.wrapping_sub(1), span.start + span.npages] {
                 let o = self.pagemap.get(n);
                 // SAFETY: records are never unmapped.
-                if !o.is_null() && o != s && unsafe { (*o).state == SpanState::Free && (*o).contains_page(n) } {
+                if !o.is_null()
+                    && o != s
+                    && unsafe { (*o).state == SpanState::Free && (*o).contains_page(n) }
+                {
                     err = Some("two free spans are adjacent");
                 }
             }

@@ -56,7 +56,11 @@ pub struct PageMap {
 
 #[inline]
 fn split(page: usize) -> (usize, usize, usize) {
-    (page >> (LEAF_BITS + MID_BITS), (page >> LEAF_BITS) & (MID_LEN - 1), page & (LEAF_LEN - 1))
+    (
+        page >> (LEAF_BITS + MID_BITS),
+        (page >> LEAF_BITS) & (MID_LEN - 1),
+        page & (LEAF_LEN - 1),
+    )
 }
 
 /// Maps a zeroed node of type `T` from the OS and publishes it in `slot`,
@@ -90,13 +94,17 @@ impl PageMap {
     /// Makes sure nodes exist for pages `[start, start + n)`. Returns false
     /// if the OS refused memory. Lock-free; may make system calls.
     pub fn ensure<O: Os + ?Sized>(&self, start: usize, n: usize, os: &O) -> bool {
-        let Some(root) = publish(&self.root, os) else { return false };
+        let Some(root) = publish(&self.root, os) else {
+            return false;
+        };
         let mut page = start;
         let end = start + n;
         while page < end {
             let (r, m, _) = split(page);
             // SAFETY: root is a published, never-freed node.
-            let Some(mid) = publish(unsafe { &(*root).mids[r] }, os) else { return false };
+            let Some(mid) = publish(unsafe { &(*root).mids[r] }, os) else {
+                return false;
+            };
             // SAFETY: mid is a published, never-freed node.
             if publish(unsafe { &(*mid).leaves[m] }, os).is_none() {
                 return false;
@@ -177,7 +185,14 @@ mod tests {
         let os = FakeOs::new();
         let map = PageMap::new();
         let fake = 0x1000 as *mut Span;
-        for page in [0usize, 1, LEAF_LEN - 1, LEAF_LEN, (1 << 35) + 3, (usize::MAX >> PAGE_SHIFT)] {
+        for page in [
+            0usize,
+            1,
+            LEAF_LEN - 1,
+            LEAF_LEN,
+            (1 << 35) + 3,
+            (usize::MAX >> PAGE_SHIFT),
+        ] {
             assert!(map.get(page).is_null());
             assert!(map.ensure(page, 1, &os));
             map.set(page, fake);

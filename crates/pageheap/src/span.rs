@@ -182,7 +182,10 @@ unsafe impl Send for SpanList {}
 impl SpanList {
     /// An empty list.
     pub const fn new() -> Self {
-        SpanList { head: ptr::null_mut(), len: 0 }
+        SpanList {
+            head: ptr::null_mut(),
+            len: 0,
+        }
     }
 
     /// Whether the list is empty.

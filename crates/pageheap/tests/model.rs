@@ -50,7 +50,9 @@ fn run(seed: u64, steps: usize) {
                 let shift = if rng.below(4) == 0 { 6 } else { 1 };
                 let align = PAGE_SIZE << rng.below(shift);
                 let zero = rng.below(2) == 0;
-                let p = heap.alloc_large(len, align, zero).expect("fake OS has no limit");
+                let p = heap
+                    .alloc_large(len, align, zero)
+                    .expect("fake OS has no limit");
                 let addr = p.as_ptr() as usize;
                 assert_eq!(addr % align, 0, "misaligned");
                 if zero {
@@ -68,16 +70,25 @@ fn run(seed: u64, steps: usize) {
                 live.insert(addr, Block { len, tag });
             }
             5..=7 if !live.is_empty() => {
-                let k = *live.keys().nth(rng.below(live.len() as u64) as usize).unwrap();
+                let k = *live
+                    .keys()
+                    .nth(rng.below(live.len() as u64) as usize)
+                    .unwrap();
                 let b = live.remove(&k).unwrap();
                 check(k, b.len, b.tag);
                 // SAFETY: a live block we give up.
                 unsafe { heap.free_large(k).unwrap() };
                 // SAFETY: as above; the second free must be refused.
-                assert!(unsafe { heap.free_large(k) }.is_err(), "double free accepted");
+                assert!(
+                    unsafe { heap.free_large(k) }.is_err(),
+                    "double free accepted"
+                );
             }
             8 if !live.is_empty() => {
-                let k = *live.keys().nth(rng.below(live.len() as u64) as usize).unwrap();
+                let k = *live
+                    .keys()
+                    .nth(rng.below(live.len() as u64) as usize)
+                    .unwrap();
                 let new_len = (1 + rng.below(40) as usize) * PAGE_SIZE;
                 let b = live.get_mut(&k).unwrap();
                 // SAFETY: a live block we own.
@@ -118,14 +129,23 @@ fn shadow_model_many_seeds() {
 #[test]
 fn bad_pointers_are_explained() {
     let heap = PageHeap::new(FakeOs::new());
-    let p = heap.alloc_large(3 * PAGE_SIZE, PAGE_SIZE, false).unwrap().as_ptr() as usize;
+    let p = heap
+        .alloc_large(3 * PAGE_SIZE, PAGE_SIZE, false)
+        .unwrap()
+        .as_ptr() as usize;
     let local = 0u64;
-    assert_eq!(heap.large_span(&local as *const u64 as usize).err(), Some(BadPointer::NotOurs));
+    assert_eq!(
+        heap.large_span(&local as *const u64 as usize).err(),
+        Some(BadPointer::NotOurs)
+    );
     assert_eq!(heap.large_span(p + 8).err(), Some(BadPointer::Interior));
     // SAFETY: live block.
     unsafe { heap.free_large(p).unwrap() };
     // SAFETY: testing the refusal of a double free.
-    assert_eq!(unsafe { heap.free_large(p) }.err(), Some(BadPointer::NotInUse));
+    assert_eq!(
+        unsafe { heap.free_large(p) }.err(),
+        Some(BadPointer::NotInUse)
+    );
     let s = heap.alloc_small_span(2, 5).unwrap();
     // SAFETY: the span is live.
     let a = unsafe { s.as_ref().start_addr() };

@@ -1,8 +1,154 @@
-//! placeholder facade: delegates to the system allocator until the layers land.
+//! # strata: a memory allocator whose `calloc` costs what the program touches
+//!
+//! ```
+//! #[global_allocator]
+//! static GLOBAL: strata::Strata = strata::Strata;
+//!
+//! let v: Vec<u64> = (0..1000).collect();
+//! assert_eq!(v.iter().sum::<u64>(), 999 * 1000 / 2);
+//! ```
+//!
+//! strata is built like tcmalloc: per-thread caches ([`strata_threadcache`])
+//! over central per-size-class free lists ([`strata_central`]) over a page
+//! heap of spans ([`strata_pageheap`]) over the OS ([`strata_os`]). Requests
+//! up to 256 KiB are served from size classes, with no lock and no atomic
+//! read-modify-write on the common path; larger ones get spans of their own.
+//! The page heap knows which free pages still read as zero, so
+//! `alloc_zeroed` only clears memory that may be dirty, and only its resident
+//! pages.
+//!
+//! # Guarantees
+//! - Every alignment a `Layout` can express; impossible requests (sizes near
+//!   `isize::MAX`, out of memory) return null.
+//! - Nothing in the allocator allocates through the global allocator,
+//!   panics, or formats on an allocation path.
+//! - A free of a pointer strata cannot take back (never allocated, interior,
+//!   double free of a large block) stops the program with a message on
+//!   stderr instead of corrupting the heap.
+//! - After `fork`, the child can allocate.
+
+#![warn(missing_docs)]
+
+mod config;
+mod global;
+mod stats;
+mod sync;
+
 use core::alloc::{GlobalAlloc, Layout};
-/// The strata allocator.
+use core::ptr::{self, NonNull};
+
+use strata_central::{class_for, class_size_of};
+
+pub use config::Config;
+pub use stats::{stats, Stats};
+
+use global::{alloc_large, alloc_small, free_large, free_small};
+
+/// The strata allocator. Use it as the global allocator:
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: strata::Strata = strata::Strata;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Strata;
+
 unsafe impl GlobalAlloc for Strata {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 { unsafe { std::alloc::System.alloc(l) } }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) { unsafe { std::alloc::System.dealloc(p, l) } }
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        match class_for(layout.size(), layout.align()) {
+            Some(class) => alloc_small(class),
+            None => alloc_large(layout.size(), layout.align(), false),
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // Sized free: the layout names the class, no lookup needed.
+        match class_for(layout.size(), layout.align()) {
+            // SAFETY: the caller frees a block allocated with this layout.
+            Some(class) => unsafe { free_small(ptr, class) },
+            // SAFETY: as above; bad pointers are detected and reported.
+            None => unsafe { free_large(ptr) },
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        match class_for(layout.size(), layout.align()) {
+            Some(class) => {
+                let p = alloc_small(class);
+                if !p.is_null() {
+                    // Small objects are recycled through free lists, so they
+                    // are cleared; only the requested bytes need it.
+                    // SAFETY: a fresh block of at least layout.size() bytes.
+                    unsafe { ptr::write_bytes(p, 0, layout.size()) };
+                }
+                p
+            }
+            None => alloc_large(layout.size(), layout.align(), true),
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let align = layout.align();
+        let old_class = class_for(layout.size(), align);
+        let new_class = class_for(new_size, align);
+        match (old_class, new_class) {
+            (Some(a), Some(b)) if a == b => return ptr,
+            // SAFETY: ptr is a live large block of the caller's.
+            (None, None)
+                if unsafe { global::pages().resize_large_in_place(ptr as usize, new_size) } =>
+            {
+                return ptr
+            }
+            _ => {}
+        }
+        // SAFETY: the caller guarantees new_size rounded up to align does not
+        // overflow isize, which is what Layout requires.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, align) };
+        // SAFETY: a valid non-zero layout (GlobalAlloc::realloc's contract).
+        let q = unsafe { self.alloc(new_layout) };
+        if !q.is_null() {
+            // SAFETY: both blocks are live and distinct; the copy is within
+            // both sizes.
+            unsafe {
+                ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        q
+    }
+}
+
+/// Returns every free page strata holds to the OS now (after flushing the
+/// calling thread's cache). Returns the bytes released.
+pub fn release_free_memory() -> usize {
+    global::SLOT.with(|slot| global::HEAP.flush_current(slot));
+    global::pages().release_free_memory()
+}
+
+/// Makes `[ptr, ptr + len)` resident now, so that writing it later does not
+/// page-fault (and cannot fail for lack of memory later). Returns false if the
+/// kernel refused.
+///
+/// # Safety
+/// The range must lie inside one live allocation of the caller's.
+pub unsafe fn populate(ptr: NonNull<u8>, len: usize) -> bool {
+    global::populate(ptr, len)
+}
+
+/// The usable size of a block allocated with `layout`: the size class (or
+/// page-rounded span) it actually received.
+pub fn usable_size(layout: Layout) -> usize {
+    match class_for(layout.size(), layout.align()) {
+        Some(class) => class_size_of(class),
+        None => layout.size().next_multiple_of(strata_pageheap::PAGE_SIZE),
+    }
+}
+
+/// The configuration in force (defaults overridden by `STRATA_*` variables).
+pub fn config() -> Config {
+    global::ensure_init();
+    config::state::get()
 }

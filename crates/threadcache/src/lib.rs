@@ -1,1 +1,118 @@
-//! placeholder
+//! # strata-threadcache: per-thread caches
+//!
+//! The top of strata's stack. Every thread gets a [`ThreadCache`], a free list
+//! per size class, so that the common `malloc`/`free` is a pop or a push with
+//! no lock and no atomic read-modify-write. Lists refill from and drain to a
+//! [`Backend`] (the central layer) a batch at a time.
+//!
+//! ## Thread-local state
+//! The owner of a [`ThreadCaches`] declares the thread-local slot:
+//!
+//! ```ignore
+//! thread_local! { static SLOT: Slot = const { Slot::new() }; }
+//! ```
+//!
+//! A const-initialised thread-local without a destructor costs one
+//! `%fs`-relative load in an executable and never allocates or registers
+//! anything with std. Cleanup at thread exit goes through a pthread key
+//! destructor instead. The slot holds a pointer or one of three states:
+//!
+//! ```text
+//!   Uninit ──first use──▶ Initialising ──▶ Active(cache) ──thread exit──▶ Destroyed
+//!                         (pthread_setspecific may call calloc: served centrally)
+//! ```
+//!
+//! In any state but Active, allocations and frees go straight to the backend,
+//! so a thread that allocates while its cache is being set up, or inside a
+//! TLS destructor after its cache was flushed, is served correctly.
+//!
+//! ## Cross-thread frees
+//! An object freed by another thread goes into *that* thread's cache, and
+//! flows back through the central layer in batches; nothing is lost when a
+//! thread exits, because its destructor flushes every list.
+//!
+//! # Invariants
+//! - A cache is touched only by its thread (and its destructor).
+//! - Cache records come from OS memory ([`strata_os::MetaPool`]), never from
+//!   the global allocator.
+
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+
+mod cache;
+mod registry;
+mod sync;
+
+#[cfg(test)]
+mod tests;
+
+pub use cache::{ThreadCache, MAX_CLASSES};
+pub use registry::{Slot, ThreadCacheStats, ThreadCaches};
+
+use strata_os::Os;
+
+/// What thread caches need from the layer below.
+///
+/// # Safety
+/// Objects handed out are distinct, at least `class_size(class)` bytes and at
+/// least 8 bytes, and stay valid until given back.
+pub unsafe trait Backend: Sync {
+    /// The OS layer cache records are mapped from.
+    type Os: Os;
+    /// The OS layer.
+    fn os(&self) -> &Self::Os;
+    /// Number of size classes, class 0 (unused) included; at most [`MAX_CLASSES`].
+    fn num_classes(&self) -> usize;
+    /// Object size of `class`.
+    fn class_size(&self, class: u8) -> usize;
+    /// Objects moved per batch for `class`.
+    fn batch_size(&self, class: u8) -> usize;
+    /// Up to `n` objects as a list linked through their first words; the
+    /// count is 0 only when memory ran out.
+    fn alloc_batch(&self, class: u8, n: usize) -> (*mut u8, usize);
+    /// Takes back `n` objects linked from `head`.
+    ///
+    /// # Safety
+    /// `n` distinct free objects of `class` from this backend.
+    unsafe fn free_batch(&self, class: u8, head: *mut u8, n: usize);
+}
+
+// The central layer's classes must fit a cache's lists.
+const _: () = assert!(strata_central::NUM_CLASSES <= MAX_CLASSES);
+
+// SAFETY: the central layer hands out distinct objects of its class sizes,
+// all at least 8 bytes.
+unsafe impl<O: Os> Backend for strata_central::Central<strata_pageheap::PageHeap<O>> {
+    type Os = O;
+    #[inline]
+    fn os(&self) -> &O {
+        self.pages().os()
+    }
+    #[inline]
+    fn num_classes(&self) -> usize {
+        strata_central::NUM_CLASSES
+    }
+    #[inline]
+    fn class_size(&self, class: u8) -> usize {
+        strata_central::class_size_of(class)
+    }
+    #[inline]
+    fn batch_size(&self, class: u8) -> usize {
+        strata_central::CLASSES[class as usize].batch as usize
+    }
+    #[inline]
+    fn alloc_batch(&self, class: u8, n: usize) -> (*mut u8, usize) {
+        strata_central::Central::alloc_batch(self, class, n)
+    }
+    #[inline]
+    unsafe fn free_batch(&self, class: u8, head: *mut u8, n: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { strata_central::Central::free_batch(self, class, head, n) }
+    }
+}
+
+/// Defaults of the registry, for owners that expose configuration.
+pub mod registry_defaults {
+    /// Default byte budget of one thread's cache.
+    pub const MAX_CACHE_BYTES: usize = crate::registry::DEFAULT_MAX_CACHE_BYTES;
+}

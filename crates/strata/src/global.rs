@@ -1,0 +1,177 @@
+//! The process-wide allocator: the one static stack of layers, its one-time
+//! initialisation, `fork` handling, and the small and large paths.
+//!
+//! ```text
+//!   HEAP: ThreadCaches ─▶ Central ─▶ PageHeap ─▶ SystemOs
+//!   SLOT: this thread's cache state (const thread-local, no destructor)
+//! ```
+//!
+//! # Initialisation
+//! Everything is const-initialised; the first thread to set up a cache (or
+//! the first large allocation) reads the configuration and registers the
+//! `fork` handlers. `pthread_atfork` may itself call `malloc`: the state word
+//! is set before the call, so that nested call finds the work claimed and
+//! goes on without waiting.
+
+use core::ptr::NonNull;
+
+use strata_central::Central;
+use strata_os::{Dec, Hex, Os, SystemOs};
+use strata_pageheap::{BadPointer, PageHeap};
+use strata_threadcache::{Slot, ThreadCaches};
+
+use crate::config::Config;
+use crate::sync::{AtomicU8, Ordering};
+
+pub(crate) type Pages = PageHeap<SystemOs>;
+pub(crate) type Heap = ThreadCaches<Central<Pages>>;
+
+pub(crate) static HEAP: Heap =
+    ThreadCaches::with_first_use_hook(Central::new(PageHeap::new(SystemOs::new())), ensure_init);
+
+std::thread_local! {
+    pub(crate) static SLOT: Slot = const { Slot::new() };
+}
+
+const NOT_STARTED: u8 = 0;
+const STARTING: u8 = 1;
+const READY: u8 = 2;
+static INIT: AtomicU8 = AtomicU8::new(NOT_STARTED);
+
+/// The page heap.
+#[inline]
+pub(crate) fn pages() -> &'static Pages {
+    HEAP.backend().pages()
+}
+
+/// The central layer.
+#[inline]
+pub(crate) fn central() -> &'static Central<Pages> {
+    HEAP.backend()
+}
+
+/// One-time set-up. Cheap once done; safe to re-enter.
+#[inline]
+pub(crate) fn ensure_init() {
+    if INIT.load(Ordering::Acquire) == READY {
+        return;
+    }
+    init_slow();
+}
+
+#[cold]
+fn init_slow() {
+    if INIT
+        .compare_exchange(NOT_STARTED, STARTING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // Another thread (or this one, re-entering from pthread_atfork's own
+        // allocation) is on it. Nothing below is needed for correctness of
+        // an allocation, so go on.
+        return;
+    }
+    let config = Config::from_env();
+    crate::config::state::set(config);
+    HEAP.set_max_cache_bytes(config.thread_cache_bytes);
+    // SAFETY: the handlers are plain functions valid for the process lifetime.
+    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    if config.show_stats {
+        // SAFETY: a plain function valid for the process lifetime.
+        unsafe { libc::atexit(print_stats_at_exit) };
+    }
+    INIT.store(READY, Ordering::Release);
+}
+
+extern "C" fn fork_prepare() {
+    HEAP.fork_prepare();
+    central().fork_prepare();
+    pages().fork_prepare();
+}
+
+extern "C" fn fork_parent() {
+    // SAFETY: fork_prepare ran on this thread.
+    unsafe {
+        pages().fork_parent();
+        central().fork_parent();
+        HEAP.fork_parent();
+    }
+}
+
+extern "C" fn fork_child() {
+    // SAFETY: in the child, after fork_prepare in the parent.
+    unsafe {
+        pages().fork_child();
+        central().fork_child();
+        HEAP.fork_child();
+    }
+}
+
+extern "C" fn print_stats_at_exit() {
+    crate::stats::stats().write_to_stderr();
+}
+
+// ---- small objects ---------------------------------------------------------
+
+#[inline(always)]
+pub(crate) fn alloc_small(class: u8) -> *mut u8 {
+    SLOT.with(|slot| HEAP.alloc(slot, class))
+}
+
+/// # Safety
+/// `p` is a live object of `class` from this allocator.
+#[inline(always)]
+pub(crate) unsafe fn free_small(p: *mut u8, class: u8) {
+    // SAFETY: forwarded contract.
+    SLOT.with(|slot| unsafe { HEAP.free(slot, p, class) })
+}
+
+// ---- large allocations -----------------------------------------------------
+
+#[inline(never)]
+pub(crate) fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
+    ensure_init();
+    match pages().alloc_large(size, align, zero) {
+        Some(p) => p.as_ptr(),
+        None => core::ptr::null_mut(),
+    }
+}
+
+/// # Safety
+/// `p` was returned by [`alloc_large`] and is no longer used.
+#[inline(never)]
+pub(crate) unsafe fn free_large(p: *mut u8) {
+    // SAFETY: forwarded contract; a bad pointer is refused, not obeyed.
+    if let Err(why) = unsafe { pages().free_large(p as usize) } {
+        bad_free(p, why);
+    }
+}
+
+/// Stops the program over a free of a pointer strata cannot take back.
+#[cold]
+pub(crate) fn bad_free(p: *mut u8, why: BadPointer) -> ! {
+    let reason: &[u8] = match why {
+        BadPointer::NotOurs => b"pointer was never allocated by strata",
+        BadPointer::Interior => b"pointer is inside a block, not at its start",
+        BadPointer::NotInUse => b"block is not allocated (double free?)",
+        BadPointer::SmallObject => {
+            b"pointer is a small object freed as a large block (wrong size?)"
+        }
+    };
+    let addr = Hex::new(p as usize);
+    strata_os::write_stderr(&[b"strata: free(", addr.as_bytes(), b"): ", reason, b"\n"]);
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// Writes `label: value\n` to stderr without allocating.
+pub(crate) fn write_stat(label: &[u8], value: u64) {
+    let v = Dec::new(value);
+    strata_os::write_stderr(&[label, b": ", v.as_bytes(), b"\n"]);
+}
+
+/// Makes `[ptr, ptr + len)` resident now.
+pub(crate) fn populate(ptr: NonNull<u8>, len: usize) -> bool {
+    // SAFETY: the caller of the public API promises the range is an
+    // allocation of theirs.
+    unsafe { pages().os().populate(ptr, len) }.is_ok()
+}

@@ -1,0 +1,108 @@
+//! What strata holds and what it asked of the kernel, for users who want to
+//! see where their memory is.
+
+use strata_central::NUM_CLASSES;
+
+use crate::global::{central, pages, write_stat, HEAP};
+
+/// A snapshot of strata's accounting. Byte counts are exact at the moment
+/// each layer was read; layers are read one after another, so totals taken
+/// while other threads allocate can disagree slightly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes the page heap has mapped for user memory.
+    pub mapped_bytes: usize,
+    /// Bytes of spans in use: large allocations plus small-object spans.
+    pub in_use_bytes: usize,
+    /// Bytes in large allocations... and small-object spans, minus the free
+    /// objects cached in the layers: an estimate of what the program holds.
+    pub allocated_bytes: usize,
+    /// Bytes in free spans that may be resident (returned to the OS after
+    /// the decay delay or by [`crate::release_free_memory`]).
+    pub free_dirty_bytes: usize,
+    /// Bytes in free spans known to read as zero, not resident.
+    pub free_clean_bytes: usize,
+    /// Bytes of free objects in thread caches (as last published).
+    pub thread_cache_bytes: usize,
+    /// Bytes of free objects in central lists and transfer caches.
+    pub central_free_bytes: usize,
+    /// Bytes of metadata (span records, thread caches) mapped from the OS.
+    pub metadata_bytes: usize,
+    /// Bytes handed back to the OS with `MADV_DONTNEED`, in total.
+    pub released_bytes_total: u64,
+    /// Thread caches alive.
+    pub thread_caches: usize,
+    /// `mmap` calls.
+    pub mmap_calls: u64,
+    /// `munmap` calls.
+    pub munmap_calls: u64,
+    /// `madvise(MADV_DONTNEED)` calls.
+    pub release_calls: u64,
+    /// `mremap` calls.
+    pub mremap_calls: u64,
+    /// `mincore` calls.
+    pub mincore_calls: u64,
+    /// Bytes zeroing had to write because they were resident.
+    pub zeroed_bytes_written: u64,
+}
+
+/// Reads every layer's accounting.
+pub fn stats() -> Stats {
+    let ph = pages().stats();
+    let os = strata_os::Os::counters(pages().os()).snapshot();
+    let tc = HEAP.stats();
+    let mut central_free = 0;
+    for c in 1..NUM_CLASSES as u8 {
+        let s = central().class_stats(c);
+        central_free +=
+            (s.span_free_objects + s.transfer_objects) * strata_central::class_size_of(c);
+    }
+    Stats {
+        mapped_bytes: ph.mapped_bytes,
+        in_use_bytes: ph.in_use_bytes,
+        allocated_bytes: ph
+            .in_use_bytes
+            .saturating_sub(central_free + tc.cached_bytes),
+        free_dirty_bytes: ph.free_dirty_bytes,
+        free_clean_bytes: ph.free_clean_bytes,
+        thread_cache_bytes: tc.cached_bytes,
+        central_free_bytes: central_free,
+        metadata_bytes: ph.metadata_bytes,
+        released_bytes_total: os.released_bytes,
+        thread_caches: tc.live_caches,
+        mmap_calls: os.maps,
+        munmap_calls: os.unmaps,
+        release_calls: os.releases,
+        mremap_calls: os.remaps,
+        mincore_calls: os.residency_queries,
+        zeroed_bytes_written: os.zeroed_bytes_written,
+    }
+}
+
+impl Stats {
+    /// Prints the statistics to stderr without allocating.
+    pub fn write_to_stderr(&self) {
+        strata_os::write_stderr(&[b"strata: statistics\n"]);
+        let rows: [(&[u8], u64); 16] = [
+            (b"  mapped bytes", self.mapped_bytes as u64),
+            (b"  in-use span bytes", self.in_use_bytes as u64),
+            (b"  allocated bytes (estimate)", self.allocated_bytes as u64),
+            (b"  free dirty bytes", self.free_dirty_bytes as u64),
+            (b"  free clean bytes", self.free_clean_bytes as u64),
+            (b"  thread cache bytes", self.thread_cache_bytes as u64),
+            (b"  central free bytes", self.central_free_bytes as u64),
+            (b"  metadata bytes", self.metadata_bytes as u64),
+            (b"  released bytes (total)", self.released_bytes_total),
+            (b"  thread caches", self.thread_caches as u64),
+            (b"  mmap calls", self.mmap_calls),
+            (b"  munmap calls", self.munmap_calls),
+            (b"  madvise(DONTNEED) calls", self.release_calls),
+            (b"  mremap calls", self.mremap_calls),
+            (b"  mincore calls", self.mincore_calls),
+            (b"  zeroing bytes written", self.zeroed_bytes_written),
+        ];
+        for (label, v) in rows {
+            write_stat(label, v);
+        }
+    }
+}

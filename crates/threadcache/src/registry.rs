@@ -1,0 +1,376 @@
+//! The registry of thread caches: creating a thread's cache on first use,
+//! destroying it at thread exit, and the states in between.
+//!
+//! # Lifecycle
+//! The slot (a thread-local cell the owner declares) holds `UNINIT` (null),
+//! `INITIALISING`, `DESTROYED`, or a pointer to the thread's live cache.
+//! Creation maps a record from the OS pool, registers a pthread key
+//! destructor for the thread, and only then publishes the pointer; anything
+//! the thread allocates meanwhile (glibc's `pthread_setspecific` calls
+//! `calloc` for keys past the first 32) goes straight to the backend.
+//!
+//! The destructor marks the slot `DESTROYED` *before* flushing, so frees and
+//! allocations made by later destructors of the same thread never touch the
+//! cache being dismantled.
+//!
+//! # Invariants
+//! - Only the owning thread writes its slot.
+//! - Every live cache is in the registry's list; its record returns to the
+//!   pool only after it has been flushed and unlinked.
+
+use core::cell::Cell;
+use core::ptr::{self, NonNull};
+
+use strata_os::{ForkLock, Lock, MetaPool};
+
+use crate::cache::ThreadCache;
+use crate::sync::{AtomicUsize, Ordering};
+use crate::Backend;
+
+const UNINIT: usize = 0;
+const INITIALISING: usize = 1;
+const DESTROYED: usize = 2;
+const LAST_STATE: usize = DESTROYED;
+
+/// Default byte budget of one thread's cache.
+pub(crate) const DEFAULT_MAX_CACHE_BYTES: usize = 4 << 20;
+
+/// A thread's slot: the state of its cache. Declare one per thread with a
+/// const-initialised `thread_local!`.
+pub struct Slot(Cell<usize>);
+
+impl Slot {
+    /// The slot of a thread that has not used the allocator yet.
+    pub const fn new() -> Self {
+        Slot(Cell::new(UNINIT))
+    }
+
+    /// Whether this thread's cache has been destroyed (thread exit).
+    pub fn is_destroyed(&self) -> bool {
+        self.0.get() == DESTROYED
+    }
+
+    /// This thread's live cache, if any.
+    #[inline(always)]
+    pub fn cache(&self) -> Option<NonNull<ThreadCache>> {
+        let v = self.0.get();
+        if v > LAST_STATE {
+            NonNull::new(v as *mut ThreadCache)
+        } else {
+            None
+        }
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct CacheList {
+    head: *mut ThreadCache,
+    live: usize,
+    created: u64,
+}
+
+// SAFETY: the list is only reached under its lock.
+unsafe impl Send for CacheList {}
+
+/// Totals over all thread caches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadCacheStats {
+    /// Caches alive now.
+    pub live_caches: usize,
+    /// Caches created since start.
+    pub created: u64,
+    /// Bytes in all caches, as last published by their threads.
+    pub cached_bytes: usize,
+}
+
+/// All thread caches over a backend `B`.
+pub struct ThreadCaches<B: Backend> {
+    backend: B,
+    records: MetaPool<ThreadCache>,
+    list: Lock<CacheList>,
+    /// pthread key + 1, or 0 while not created.
+    key: AtomicUsize,
+    key_lock: Lock<()>,
+    max_cache_bytes: AtomicUsize,
+    on_first_use: fn(),
+}
+
+impl<B: Backend> ThreadCaches<B> {
+    strata_os::const_unless_loom! {
+        /// Thread caches over `backend`. Nothing is created until first use.
+        pub fn new(backend: B) -> Self {
+            Self::with_first_use_hook(backend, || {})
+        }
+    }
+
+    strata_os::const_unless_loom! {
+        /// Like [`ThreadCaches::new`], calling `hook` whenever a thread sets up
+        /// its cache (the owner's one-time initialisation goes there; it must
+        /// be cheap once done, and may allocate: the thread is served
+        /// centrally while it runs).
+        pub fn with_first_use_hook(backend: B, hook: fn()) -> Self {
+            ThreadCaches {
+                backend,
+                records: MetaPool::new(),
+                list: Lock::new(CacheList { head: ptr::null_mut(), live: 0, created: 0 }),
+                key: AtomicUsize::new(0),
+                key_lock: Lock::new(()),
+                max_cache_bytes: AtomicUsize::new(DEFAULT_MAX_CACHE_BYTES),
+                on_first_use: hook,
+            }
+        }
+    }
+
+    /// The backend beneath.
+    #[inline]
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Sets the byte budget of caches created from now on.
+    pub fn set_max_cache_bytes(&self, bytes: usize) {
+        self.max_cache_bytes
+            .store(bytes.max(64 << 10), Ordering::Relaxed);
+    }
+
+    /// Allocates an object of `class` for the thread owning `slot`.
+    #[inline(always)]
+    pub fn alloc(&'static self, slot: &Slot, class: u8) -> *mut u8 {
+        if let Some(mut c) = slot.cache() {
+            // SAFETY: the slot's cache belongs to this thread.
+            let c = unsafe { c.as_mut() };
+            let p = c.pop(class);
+            if !p.is_null() {
+                return p;
+            }
+            return c.refill(&self.backend, class);
+        }
+        self.alloc_uncached(slot, class)
+    }
+
+    /// Frees an object of `class` on the thread owning `slot` (whichever
+    /// thread allocated it).
+    ///
+    /// # Safety
+    /// `obj` is a live object of `class` from this registry's backend.
+    #[inline(always)]
+    pub unsafe fn free(&'static self, slot: &Slot, obj: *mut u8, class: u8) {
+        if let Some(mut c) = slot.cache() {
+            // SAFETY: the slot's cache belongs to this thread; the object is
+            // given up by the caller.
+            let c = unsafe { c.as_mut() };
+            // SAFETY: forwarded contract.
+            if unsafe { !c.push(obj, class) } {
+                c.overflow(&self.backend, class);
+            }
+            return;
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.free_uncached(slot, obj, class) }
+    }
+
+    #[cold]
+    fn alloc_uncached(&'static self, slot: &Slot, class: u8) -> *mut u8 {
+        if slot.0.get() == UNINIT {
+            if let Some(mut c) = self.create(slot) {
+                // SAFETY: just created for this thread.
+                let c = unsafe { c.as_mut() };
+                let p = c.pop(class);
+                return if p.is_null() {
+                    c.refill(&self.backend, class)
+                } else {
+                    p
+                };
+            }
+        }
+        let (head, _) = self.backend.alloc_batch(class, 1);
+        head
+    }
+
+    #[cold]
+    unsafe fn free_uncached(&'static self, slot: &Slot, obj: *mut u8, class: u8) {
+        if slot.0.get() == UNINIT {
+            if let Some(mut c) = self.create(slot) {
+                // SAFETY: just created for this thread; forwarded contract.
+                unsafe {
+                    let c = c.as_mut();
+                    if !c.push(obj, class) {
+                        c.overflow(&self.backend, class);
+                    }
+                }
+                return;
+            }
+        }
+        // SAFETY: forwarded contract; a one-object list.
+        unsafe { self.backend.free_batch(class, obj, 1) }
+    }
+
+    /// Creates this thread's cache. Returns `None` (and leaves the thread
+    /// served centrally) if a record or a pthread key cannot be had.
+    fn create(&'static self, slot: &Slot) -> Option<NonNull<ThreadCache>> {
+        slot.0.set(INITIALISING);
+        (self.on_first_use)();
+        let Some(key) = self.key() else {
+            slot.0.set(DESTROYED);
+            return None;
+        };
+        let Some(rec) = self.records.alloc(self.backend.os()) else {
+            slot.0.set(UNINIT);
+            return None;
+        };
+        let c = rec.as_ptr();
+        // SAFETY: a fresh record for this thread.
+        unsafe {
+            ThreadCache::init(
+                c,
+                &self.backend,
+                self.max_cache_bytes.load(Ordering::Relaxed),
+            );
+            (*c).registry = self as *const Self as *const ();
+            (*c).slot = slot as *const Slot;
+        }
+        // May call calloc (glibc, keys >= 32): the slot says INITIALISING, so
+        // that allocation is served centrally.
+        // SAFETY: a valid key; the value is our record.
+        if unsafe { libc::pthread_setspecific(key, c as *const libc::c_void) } != 0 {
+            // SAFETY: the record is unused.
+            unsafe { self.records.free(rec) };
+            slot.0.set(DESTROYED);
+            return None;
+        }
+        {
+            let mut list = self.list.lock();
+            // SAFETY: our record and the list head are valid caches.
+            unsafe {
+                (*c).next = list.head;
+                if !list.head.is_null() {
+                    (*list.head).prev = c;
+                }
+            }
+            list.head = c;
+            list.live += 1;
+            list.created += 1;
+        }
+        slot.0.set(c as usize);
+        Some(rec)
+    }
+
+    fn key(&'static self) -> Option<libc::pthread_key_t> {
+        let k = self.key.load(Ordering::Acquire);
+        if k != 0 {
+            return Some((k - 1) as libc::pthread_key_t);
+        }
+        let _g = self.key_lock.lock();
+        let k = self.key.load(Ordering::Acquire);
+        if k != 0 {
+            return Some((k - 1) as libc::pthread_key_t);
+        }
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: registers a destructor that is valid for the process
+        // lifetime (self is 'static).
+        if unsafe { libc::pthread_key_create(&mut key, Some(destroy::<B>)) } != 0 {
+            return None;
+        }
+        self.key.store(key as usize + 1, Ordering::Release);
+        Some(key)
+    }
+
+    /// Flushes the calling thread's cache back to the backend (its objects
+    /// become available to other threads).
+    pub fn flush_current(&'static self, slot: &Slot) {
+        if let Some(mut c) = slot.cache() {
+            // SAFETY: this thread's cache.
+            unsafe { c.as_mut().flush(&self.backend) };
+        }
+    }
+
+    /// Totals over every live cache.
+    pub fn stats(&self) -> ThreadCacheStats {
+        let list = self.list.lock();
+        let mut cached = 0;
+        let mut c = list.head;
+        while !c.is_null() {
+            // SAFETY: caches in the list are live; `published` is atomic.
+            unsafe {
+                cached += (*c).published.load(Ordering::Relaxed);
+                c = (*c).next;
+            }
+        }
+        ThreadCacheStats {
+            live_caches: list.live,
+            created: list.created,
+            cached_bytes: cached,
+        }
+    }
+
+    /// Takes the registry's locks before `fork`.
+    pub fn fork_prepare(&self) {
+        self.key_lock.fork_prepare();
+        self.list.fork_prepare();
+        self.records.lock_for_fork().fork_prepare();
+    }
+
+    /// Releases them in the parent.
+    ///
+    /// # Safety
+    /// After [`ThreadCaches::fork_prepare`] on this thread.
+    pub unsafe fn fork_parent(&self) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.records.lock_for_fork().fork_parent();
+            self.list.fork_parent();
+            self.key_lock.fork_parent();
+        }
+    }
+
+    /// Resets them in the child. The caches of the parent's other threads
+    /// stay allocated but unused in the child (their threads do not exist).
+    ///
+    /// # Safety
+    /// In the child, after [`ThreadCaches::fork_prepare`] in the parent.
+    pub unsafe fn fork_child(&self) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.records.lock_for_fork().fork_child();
+            self.list.fork_child();
+            self.key_lock.fork_child();
+        }
+    }
+}
+
+/// The pthread key destructor: flushes and frees a thread's cache.
+extern "C" fn destroy<B: Backend>(arg: *mut libc::c_void) {
+    let c = arg as *mut ThreadCache;
+    if c.is_null() {
+        return;
+    }
+    // SAFETY: the value was set by `create` to a live cache of a
+    // `ThreadCaches<B>` that is 'static; its slot is this thread's
+    // thread-local, which outlives pthread key destructors.
+    unsafe {
+        let reg = &*((*c).registry as *const ThreadCaches<B>);
+        let slot = &*(*c).slot;
+        // From now on this thread is served centrally.
+        slot.0.set(DESTROYED);
+        (*c).flush(&reg.backend);
+        {
+            let mut list = reg.list.lock();
+            let (p, n) = ((*c).prev, (*c).next);
+            if p.is_null() {
+                list.head = n;
+            } else {
+                (*p).next = n;
+            }
+            if !n.is_null() {
+                (*n).prev = p;
+            }
+            list.live -= 1;
+        }
+        reg.records.free(NonNull::new_unchecked(c));
+    }
+}

@@ -1,0 +1,239 @@
+//! Thread caches over a fake backend that counts every object it hands out.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::boxed::Box;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::vec::Vec;
+
+use strata_os::FakeOs;
+
+use crate::{Backend, Slot, ThreadCaches};
+
+const SIZES: [usize; 5] = [0, 16, 64, 256, 4096];
+
+struct FakeBackend {
+    os: FakeOs,
+    outstanding: AtomicIsize,
+    batch_calls: AtomicIsize,
+}
+
+impl FakeBackend {
+    fn new() -> Self {
+        FakeBackend {
+            os: FakeOs::new(),
+            outstanding: AtomicIsize::new(0),
+            batch_calls: AtomicIsize::new(0),
+        }
+    }
+}
+
+// SAFETY: objects are distinct System allocations of the class size (>= 16).
+unsafe impl Backend for FakeBackend {
+    type Os = FakeOs;
+    fn os(&self) -> &FakeOs {
+        &self.os
+    }
+    fn num_classes(&self) -> usize {
+        SIZES.len()
+    }
+    fn class_size(&self, class: u8) -> usize {
+        SIZES[class as usize]
+    }
+    fn batch_size(&self, _class: u8) -> usize {
+        8
+    }
+    fn alloc_batch(&self, class: u8, n: usize) -> (*mut u8, usize) {
+        self.batch_calls.fetch_add(1, Ordering::Relaxed);
+        let layout = Layout::from_size_align(SIZES[class as usize], 16).unwrap();
+        let mut head = core::ptr::null_mut();
+        for _ in 0..n {
+            // SAFETY: non-zero layout.
+            let p = unsafe { System.alloc(layout) };
+            // SAFETY: fresh object, at least 16 bytes.
+            unsafe { (p as *mut *mut u8).write(head) };
+            head = p;
+        }
+        self.outstanding.fetch_add(n as isize, Ordering::Relaxed);
+        (head, n)
+    }
+    unsafe fn free_batch(&self, class: u8, head: *mut u8, n: usize) {
+        let layout = Layout::from_size_align(SIZES[class as usize], 16).unwrap();
+        let mut p = head;
+        for _ in 0..n {
+            // SAFETY: n linked objects we handed out.
+            let next = unsafe { (p as *mut *mut u8).read() };
+            // SAFETY: allocated with this layout.
+            unsafe { System.dealloc(p, layout) };
+            p = next;
+        }
+        assert!(
+            p.is_null(),
+            "a list handed to the backend is not null-terminated"
+        );
+        self.outstanding.fetch_sub(n as isize, Ordering::Relaxed);
+    }
+}
+
+fn registry() -> &'static ThreadCaches<FakeBackend> {
+    Box::leak(Box::new(ThreadCaches::new(FakeBackend::new())))
+}
+
+#[test]
+fn objects_are_distinct_and_come_back_on_flush() {
+    std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+    let reg = registry();
+    SLOT.with(|slot| {
+        let mut live = Vec::new();
+        let mut seen = HashSet::new();
+        for i in 0..10_000usize {
+            let class = 1 + (i % 4) as u8;
+            let p = reg.alloc(slot, class);
+            assert!(!p.is_null());
+            assert!(
+                seen.insert(p as usize),
+                "object handed out twice while live"
+            );
+            // SAFETY: a live object of the class size.
+            unsafe { core::ptr::write_bytes(p, class, SIZES[class as usize]) };
+            live.push((p, class));
+            if i % 3 == 0 {
+                let (q, c) = live.swap_remove(i % live.len());
+                // SAFETY: live object.
+                assert!(unsafe { std::slice::from_raw_parts(q, SIZES[c as usize]) }
+                    .iter()
+                    .all(|&b| b == c));
+                seen.remove(&(q as usize));
+                // SAFETY: live object given up.
+                unsafe { reg.free(slot, q, c) };
+            }
+        }
+        let outstanding = reg.backend().outstanding.load(Ordering::Relaxed);
+        assert!(outstanding >= live.len() as isize);
+        for (p, c) in live.drain(..) {
+            // SAFETY: live objects given up.
+            unsafe { reg.free(slot, p, c) };
+        }
+        reg.flush_current(slot);
+        assert_eq!(reg.backend().outstanding.load(Ordering::Relaxed), 0);
+    });
+}
+
+#[test]
+fn the_fast_path_moves_batches_not_objects() {
+    std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+    let reg = registry();
+    SLOT.with(|slot| {
+        for _ in 0..100_000 {
+            let p = reg.alloc(slot, 1);
+            // SAFETY: live object given up.
+            unsafe { reg.free(slot, p, 1) };
+        }
+        let mut v: Vec<_> = (0..1000).map(|_| reg.alloc(slot, 2)).collect();
+        for p in v.drain(..) {
+            // SAFETY: live objects given up.
+            unsafe { reg.free(slot, p, 2) };
+        }
+        // 100k pairs need one refill; 1000 allocations about 1000/8 + slow start.
+        assert!(reg.backend().batch_calls.load(Ordering::Relaxed) < 250);
+    });
+}
+
+#[test]
+fn caches_stay_within_their_budget() {
+    std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+    let reg = registry();
+    reg.set_max_cache_bytes(256 << 10);
+    SLOT.with(|slot| {
+        let v: Vec<_> = (0..2000).map(|_| reg.alloc(slot, 4)).collect();
+        for p in v {
+            // SAFETY: live objects given up.
+            unsafe { reg.free(slot, p, 4) };
+        }
+        let c = slot.cache().unwrap();
+        // SAFETY: this thread's cache.
+        let size = unsafe { c.as_ref().size() };
+        assert!(size <= 256 << 10, "cache holds {size} bytes");
+    });
+}
+
+#[test]
+fn thread_exit_returns_everything_and_cross_thread_frees_work() {
+    let reg = registry();
+    std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<(usize, u8)>>();
+    let producers: Vec<_> = (0..4)
+        .map(|t| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                SLOT.with(|slot| {
+                    for round in 0..50 {
+                        let mut out = Vec::new();
+                        for i in 0..200usize {
+                            let class = 1 + ((i + t) % 4) as u8;
+                            let p = reg.alloc(slot, class);
+                            // SAFETY: a live object of at least 16 bytes.
+                            unsafe { (p as *mut usize).add(1).write(round * 1000 + i) };
+                            out.push((p as usize, class));
+                        }
+                        tx.send(out).unwrap();
+                    }
+                })
+            })
+        })
+        .collect();
+    drop(tx);
+    let consumer = std::thread::spawn(move || {
+        SLOT.with(|slot| {
+            let mut n = 0;
+            for batch in rx {
+                for (p, c) in batch {
+                    // SAFETY: objects sent to us, live.
+                    unsafe {
+                        assert!((p as *const usize).add(1).read() % 1000 < 200);
+                        reg.free(slot, p as *mut u8, c);
+                    }
+                    n += 1;
+                }
+            }
+            n
+        })
+    });
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert_eq!(consumer.join().unwrap(), 4 * 50 * 200);
+    // Every thread has exited: its destructor flushed its cache.
+    assert_eq!(reg.backend().outstanding.load(Ordering::Relaxed), 0);
+    assert_eq!(reg.stats().live_caches, 0);
+    assert_eq!(reg.stats().created, 5);
+}
+
+#[test]
+fn a_thread_after_its_cache_is_destroyed_is_served_centrally() {
+    let reg = registry();
+    std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+    struct AllocOnDrop(&'static ThreadCaches<FakeBackend>);
+    impl Drop for AllocOnDrop {
+        fn drop(&mut self) {
+            SLOT.with(|slot| {
+                let p = self.0.alloc(slot, 3);
+                assert!(!p.is_null());
+                // SAFETY: live object given up.
+                unsafe { self.0.free(slot, p, 3) };
+            });
+        }
+    }
+    std::thread_local! { static LATE: std::cell::RefCell<Option<AllocOnDrop>> = const { std::cell::RefCell::new(None) }; }
+    std::thread::spawn(move || {
+        SLOT.with(|slot| {
+            let p = reg.alloc(slot, 1);
+            // SAFETY: live object given up.
+            unsafe { reg.free(slot, p, 1) };
+        });
+        LATE.with(|l| *l.borrow_mut() = Some(AllocOnDrop(reg)));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(reg.backend().outstanding.load(Ordering::Relaxed), 0);
+}
