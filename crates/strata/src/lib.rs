@@ -31,6 +31,7 @@
 
 mod config;
 mod global;
+pub mod raw;
 mod stats;
 mod sync;
 
