@@ -1,1 +1,263 @@
-fn main(){}
+//! The strata main job: every workload of `strata_benches::suite` on strata,
+//! glibc (`std::alloc::System`), mimalloc and jemalloc, side by side in one
+//! process, each allocator called directly through `GlobalAlloc` (none of
+//! them is this binary's `#[global_allocator]`; the process itself keeps the
+//! system allocator).
+//!
+//! ```text
+//! cargo bench -p strata-benches --bench compare              # full, ~2-3 min
+//! cargo bench -p strata-benches --bench compare -- --quick   # ~20 s
+//! STRATA_BENCH_QUICK=1 cargo bench -p strata-benches --bench compare
+//! cargo bench -p strata-benches --bench compare -- 5 larson  # only rows whose id/title match
+//! ```
+//!
+//! Without `--bench` (which `cargo bench` passes), e.g. under
+//! `cargo test --all-targets`, it does a few-second smoke run instead; `--full`
+//! forces the full run. Unknown flags are ignored.
+
+use std::alloc::{GlobalAlloc, System};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mimalloc::MiMalloc;
+use strata::Strata;
+use strata_benches::measure::{Deadline, Sample};
+use strata_benches::report::{self, AllocRuns, RowResult};
+use strata_benches::suite::{self, Mode, Row};
+use tikv_jemallocator::Jemalloc;
+
+static STRATA: Strata = Strata;
+static GLIBC: System = System;
+static MIMALLOC: MiMalloc = MiMalloc;
+static JEMALLOC: Jemalloc = Jemalloc;
+
+/// Runs one row once on one allocator (monomorphised per allocator type).
+type Runner = dyn Fn(&Row, Deadline) -> Sample;
+
+const SUBJECT: &str = "strata";
+const BASELINE: &str = "glibc";
+
+fn run_with<A: GlobalAlloc + Sync>(a: &'static A) -> impl Fn(&Row, Deadline) -> Sample {
+    move |row, dl| row.run(a, dl)
+}
+
+struct Opts {
+    mode: Mode,
+    why: &'static str,
+    reps: Option<usize>,
+    csv: Option<PathBuf>,
+    filters: Vec<String>,
+}
+
+const USAGE: &str =
+    "usage: compare [--quick | --full | --smoke] [--reps N] [--csv PATH] [FILTER...]
+  --quick        ~20 s run (also STRATA_BENCH_QUICK=1)
+  --full         full run even without --bench
+  --smoke        a few seconds, tiny counts (default when run without --bench, e.g. by cargo test)
+  --reps N       repetitions per allocator on every row
+  --csv PATH     CSV output (default: <target>/strata-bench/results.csv)
+  FILTER         run only matching rows: an id (4b), a number (5 = 5a..5d) or part of a name (calloc)";
+
+fn parse_args() -> Opts {
+    let env_quick = std::env::var("STRATA_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let (mut quick, mut full, mut smoke, mut bench) = (env_quick, false, false, false);
+    let mut opts = Opts {
+        mode: Mode::Smoke,
+        why: "",
+        reps: None,
+        csv: None,
+        filters: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--full" => full = true,
+            "--smoke" => smoke = true,
+            "--bench" => bench = true,
+            "--reps" => opts.reps = args.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0),
+            "--csv" => opts.csv = args.next().map(PathBuf::from),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            s if s.starts_with('-') => eprintln!("compare: ignoring unknown argument {s}"),
+            s => opts.filters.push(s.to_string()),
+        }
+    }
+    (opts.mode, opts.why) = if smoke {
+        (Mode::Smoke, "--smoke")
+    } else if quick {
+        (
+            Mode::Quick,
+            if env_quick {
+                "STRATA_BENCH_QUICK"
+            } else {
+                "--quick"
+            },
+        )
+    } else if full || bench {
+        (Mode::Full, if full { "--full" } else { "cargo bench" })
+    } else {
+        (
+            Mode::Smoke,
+            "no --bench: assuming cargo test; pass --full for the real run",
+        )
+    };
+    opts
+}
+
+/// `<target>/strata-bench/results.csv`, where `<target>` is found from this
+/// executable's path (`<target>/release/deps/compare-*`).
+fn default_csv(mode: Mode) -> PathBuf {
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .find(|p| p.file_name().is_some_and(|n| n == "deps"))
+                .and_then(|deps| deps.parent()?.parent().map(Path::to_path_buf))
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let file = match mode {
+        Mode::Smoke => "results-smoke.csv",
+        Mode::Full | Mode::Quick => "results.csv",
+    };
+    target.join("strata-bench").join(file)
+}
+
+/// Runs `row` on every allocator, `reps` times each, interleaved: each
+/// repetition runs every allocator once, starting with a different one, so
+/// slow drifts in machine noise hit all of them alike. An allocator whose run
+/// hits the budget is not repeated on this row.
+fn run_row(row: &Row, allocs: &[(&'static str, &Runner)]) -> RowResult {
+    let n = allocs.len();
+    let mut runs: Vec<AllocRuns> = allocs
+        .iter()
+        .map(|&(alloc, _)| AllocRuns {
+            alloc,
+            samples: Vec::with_capacity(row.reps),
+        })
+        .collect();
+    let mut stop = vec![false; n];
+    for rep in 0..row.reps {
+        for k in 0..n {
+            let i = (k + rep) % n;
+            if stop[i] {
+                continue;
+            }
+            let sample = (allocs[i].1)(row, Deadline::after(row.budget));
+            stop[i] = sample.truncated();
+            runs[i].samples.push(sample);
+        }
+    }
+    RowResult {
+        row: row.clone(),
+        allocs: runs,
+    }
+}
+
+/// The 1-minute load average (other work on the machine skews every number).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string())
+}
+
+/// A filter selects a row by id ("4b"), by number ("5" = 5a..5d), or by a
+/// case-insensitive piece of its name or title ("larson", "calloc").
+fn selects(filter: &str, row: &Row) -> bool {
+    let f = filter.to_ascii_lowercase();
+    if f.chars().all(|c| c.is_ascii_digit()) {
+        return row.id.trim_end_matches(|c: char| c.is_ascii_alphabetic()) == f;
+    }
+    row.id == f
+        || row.name.to_ascii_lowercase().contains(&f)
+        || row.title.to_ascii_lowercase().contains(&f)
+}
+
+fn header(opts: &Opts, allocs: &[(&'static str, &Runner)], rows: &[Row]) {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let names: Vec<&str> = allocs.iter().map(|a| a.0).collect();
+    let m = opts.mode;
+    let reps = opts
+        .reps
+        .map_or(format!("{} reps (fewer on heavy rows)", m.reps()), |r| {
+            format!("{r} reps")
+        });
+    let longer: Vec<String> = rows
+        .iter()
+        .filter(|r| r.budget != m.budget())
+        .map(|r| format!("row {}: {:?}", r.id, r.budget))
+        .collect();
+    let longer = if longer.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", longer.join(", "))
+    };
+    println!(
+        "strata-benches compare: {} mode ({}), {reps}, budget per run {:?}{longer}",
+        m.name(),
+        opts.why,
+        m.budget()
+    );
+    println!(
+        "allocators: {} | {cpus} CPUs, Linux {}, load average {}",
+        names.join(", "),
+        kernel.trim(),
+        loadavg()
+    );
+    println!(
+        "All allocators share ONE process and are called directly through GlobalAlloc; per repetition \
+         every allocator runs once (rotating order); ns/op is the median over repetitions.\n\
+         faults/op and cpu time are whole-process getrusage deltas. \"RSS delta\" is the process's RSS \
+         growth during a run (peak VmHWM minus VmRSS at start, max over runs): memory an allocator kept \
+         from earlier rows is not counted again, so it is NOT that allocator's peak RSS; that needs one \
+         process per allocator (a later task). * = best median on the row.\n"
+    );
+}
+
+fn main() {
+    let opts = parse_args();
+    let allocs: [(&'static str, &Runner); 4] = [
+        (SUBJECT, &run_with(&STRATA)),
+        (BASELINE, &run_with(&GLIBC)),
+        ("mimalloc", &run_with(&MIMALLOC)),
+        ("jemalloc", &run_with(&JEMALLOC)),
+    ];
+    let rows: Vec<Row> = suite::suite(opts.mode)
+        .into_iter()
+        .filter(|r| opts.filters.is_empty() || opts.filters.iter().any(|f| selects(f, r)))
+        .map(|mut r| {
+            r.reps = opts.reps.unwrap_or(r.reps);
+            r
+        })
+        .collect();
+    header(&opts, &allocs, &rows);
+
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for row in &rows {
+        let t = Instant::now();
+        let result = run_row(row, &allocs);
+        println!("{}", report::row_table(&result));
+        eprintln!("  (row {} took {:.1} s)", row.id, t.elapsed().as_secs_f64());
+        results.push(result);
+    }
+    println!("{}", report::summary_table(&results, SUBJECT, BASELINE));
+
+    let csv = opts.csv.clone().unwrap_or_else(|| default_csv(opts.mode));
+    match report::write_csv(&csv, &results, opts.mode.name(), BASELINE) {
+        Ok(()) => println!("CSV: {}", csv.display()),
+        Err(e) => eprintln!("compare: could not write {}: {e}", csv.display()),
+    }
+    println!(
+        "{} rows x {} allocators in {:.1} s ({} mode), load average now {}",
+        results.len(),
+        allocs.len(),
+        started.elapsed().as_secs_f64(),
+        opts.mode.name(),
+        loadavg()
+    );
+}

@@ -1,1 +1,14 @@
+//! Benchmark library for strata: allocator workloads, measurement and
+//! reporting.
+//!
+//! Nothing here depends on the allocators being compared: every workload
+//! takes the allocator as a parameter (`&A where A: GlobalAlloc`), so the
+//! side-by-side main job (`benches/compare.rs`, run with
+//! `cargo bench -p strata-benches --bench compare`) and future criterion
+//! benches can share the same code. The peers (mimalloc, jemalloc) are
+//! dev-dependencies of this crate only.
 
+pub mod measure;
+pub mod report;
+pub mod suite;
+pub mod workloads;

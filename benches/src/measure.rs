@@ -263,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn meter_counts_faults_and_rss() {
+    fn meter_counts_faults() {
         let m = Meter::start();
         let v = vec![1u8; 8 << 20];
         std::hint::black_box(&v);
@@ -271,8 +271,5 @@ mod tests {
         drop(v);
         assert!(!s.truncated());
         assert!(s.minflt > 0);
-        if rss_kib().is_some() {
-            assert!(s.rss_delta_kib > 1024, "rss delta {}", s.rss_delta_kib);
-        }
     }
 }

@@ -17,6 +17,7 @@ pub struct FakeOs {
     counters: OsCounters,
     live: Mutex<Vec<(usize, usize, usize)>>, // (start, len, align)
     limit: usize,
+    clock_ms: std::sync::atomic::AtomicU64,
 }
 
 impl FakeOs {
@@ -27,12 +28,19 @@ impl FakeOs {
             counters: OsCounters::new(),
             live: Mutex::new(Vec::new()),
             limit,
+            clock_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// A fake OS with no practical limit.
     pub fn new() -> Self {
         Self::with_limit(usize::MAX)
+    }
+
+    /// Moves the fake clock forward (it starts at 0 and never moves alone).
+    pub fn advance_ms(&self, ms: u64) {
+        self.clock_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Bytes currently mapped.
@@ -139,9 +147,9 @@ unsafe impl Os for FakeOs {
         ptr: NonNull<u8>,
         old_len: usize,
         new_len: usize,
+        align: usize,
     ) -> Result<NonNull<u8>, OsError> {
-        let (_, _, align) = self
-            .find(ptr.as_ptr() as usize, old_len)
+        self.find(ptr.as_ptr() as usize, old_len)
             .ok_or(OsError::InvalidRequest)?;
         let q = self.map(new_len, align)?;
         // SAFETY: both ranges are live and distinct.
@@ -151,6 +159,10 @@ unsafe impl Os for FakeOs {
         }
         self.counters.on_remap(0, 0);
         Ok(q)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn counters(&self) -> &OsCounters {

@@ -48,7 +48,7 @@ pub use fake::FakeOs;
 pub use lock::{Lock, LockGuard};
 pub use meta::{ForkLock, MetaPool};
 pub use report::{fatal, write_stderr, Dec, Hex};
-pub use system::{os_page_size, SystemOs};
+pub use system::{monotonic_ms, os_page_size, SystemOs};
 
 use core::ptr::NonNull;
 
@@ -106,9 +106,10 @@ pub unsafe trait Os: Sync {
     /// The range must be mapped by this `Os` and writable.
     unsafe fn populate(&self, ptr: NonNull<u8>, len: usize) -> Result<(), OsError>;
 
-    /// Resizes a mapping made by [`Os::map`], moving it if needed (`mremap`),
-    /// without copying the contents through the CPU. Pages past the old length
-    /// read as zero.
+    /// Resizes a mapping made by [`Os::map`] to `new_len` bytes, keeping it
+    /// aligned to `align`: in place when the address space allows, otherwise
+    /// by moving the pages (`mremap`), never by copying them through the CPU.
+    /// Pages past the old length read as zero.
     ///
     /// # Safety
     /// `[ptr, ptr + old_len)` must be a whole mapping made by this `Os`; on
@@ -118,7 +119,14 @@ pub unsafe trait Os: Sync {
         ptr: NonNull<u8>,
         old_len: usize,
         new_len: usize,
+        align: usize,
     ) -> Result<NonNull<u8>, OsError>;
+
+    /// A monotonic clock in milliseconds (coarse: a few ms of resolution is
+    /// enough for decay).
+    fn now_ms(&self) -> u64 {
+        monotonic_ms()
+    }
 
     /// Hints that a range should (or should not) be backed by huge pages.
     ///

@@ -35,6 +35,16 @@ pub fn os_page_size() -> usize {
     size
 }
 
+/// Milliseconds of `CLOCK_MONOTONIC_COARSE` (a vDSO read, no system call).
+pub fn monotonic_ms() -> u64 {
+    // SAFETY: clock_gettime writes into the struct we pass.
+    unsafe {
+        let mut ts: libc::timespec = core::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts);
+        ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    }
+}
+
 /// The operating system's virtual memory, through `mmap` and friends.
 pub struct SystemOs {
     counters: OsCounters,
@@ -151,18 +161,21 @@ unsafe impl Os for SystemOs {
             self.counters.on_zero_written(len);
             return len;
         }
-        if !nonresident_reads_zero() {
+        // SAFETY: the caller owns the range.
+        let sampled = unsafe { sample_resident(ptr.as_ptr(), len, page, &self.counters) };
+        if sampled == 0 {
+            // Nothing we looked at is resident: the program barely touched the
+            // range. Dropping the pages costs page-table work only, and a page
+            // the program touches later faults in zeroed.
             // SAFETY: the caller owns the range and gives up its contents.
             if unsafe { self.release(ptr, len) }.is_ok() {
                 return 0;
             }
-            // SAFETY: as above.
-            unsafe { ptr.as_ptr().write_bytes(0, len) };
-            self.counters.on_zero_written(len);
-            return len;
         }
+        // The program used this memory: clearing its resident pages is far
+        // cheaper than dropping them and faulting them in again.
         // SAFETY: forwarded contract.
-        let written = unsafe { zero_resident(ptr.as_ptr(), len, page, &self.counters) };
+        let written = unsafe { zero_resident(self, ptr.as_ptr(), len, page) };
         self.counters.on_zero_written(written);
         written
     }
@@ -196,25 +209,50 @@ unsafe impl Os for SystemOs {
         ptr: NonNull<u8>,
         old_len: usize,
         new_len: usize,
+        align: usize,
     ) -> Result<NonNull<u8>, OsError> {
-        #[cfg(target_os = "linux")]
-        {
-            // SAFETY: the caller passes a whole mapping of ours; MAYMOVE lets
-            // the kernel move the page tables instead of copying data.
-            let p = unsafe {
-                libc::mremap(ptr.as_ptr().cast(), old_len, new_len, libc::MREMAP_MAYMOVE)
-            };
+        let page = os_page_size();
+        if new_len == 0 || new_len % page != 0 || old_len % page != 0 || !align.is_power_of_two() {
+            return Err(OsError::InvalidRequest);
+        }
+        let old = ptr.as_ptr().cast::<libc::c_void>();
+        // SAFETY (all mremap calls below): the caller passes a whole mapping
+        // of ours; the kernel moves page tables, never the data.
+        // In place first: shrinking always works, growing when the address
+        // space after the mapping is free.
+        let p = unsafe { libc::mremap(old, old_len, new_len, 0) };
+        if p != libc::MAP_FAILED {
+            self.counters.on_remap(old_len, new_len);
+            return Ok(ptr);
+        }
+        if align <= page {
+            let p = unsafe { libc::mremap(old, old_len, new_len, libc::MREMAP_MAYMOVE) };
             if p == libc::MAP_FAILED {
                 return Err(OsError::OutOfMemory);
             }
             self.counters.on_remap(old_len, new_len);
-            NonNull::new(p.cast()).ok_or(OsError::OutOfMemory)
+            return NonNull::new(p.cast()).ok_or(OsError::OutOfMemory);
         }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = (ptr, old_len, new_len);
-            Err(OsError::Unsupported)
+        // Stronger alignment than mremap promises: reserve an aligned target
+        // and move the mapping onto it.
+        let target = self.map(new_len, align)?;
+        let p = unsafe {
+            libc::mremap(
+                old,
+                old_len,
+                new_len,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                target.as_ptr().cast::<libc::c_void>(),
+            )
+        };
+        if p == libc::MAP_FAILED {
+            // SAFETY: the reservation is ours and unused.
+            unsafe { self.unmap(target, new_len) };
+            return Err(OsError::OutOfMemory);
         }
+        // The reservation was replaced by the moved mapping.
+        self.counters.on_remap(old_len, 0);
+        Ok(target)
     }
 
     unsafe fn hint_huge_pages(&self, ptr: NonNull<u8>, len: usize, huge: bool) {
@@ -239,14 +277,50 @@ unsafe impl Os for SystemOs {
 /// lack it.
 const MADV_POPULATE_WRITE: libc::c_int = 23;
 
-/// Clears the resident pages of `[start, start + len)` and skips the rest,
-/// which read as zero already. Returns the bytes written.
+/// Pages sampled to decide whether a range is in use (see [`Os::zero`]).
+const RESIDENCY_SAMPLES: usize = 8;
+
+/// Counts how many of a few pages spread over the range are resident.
 ///
 /// # Safety
-/// The range is a page-aligned part of a private anonymous mapping the caller
-/// owns, and non-resident pages read as zero (no swap).
-unsafe fn zero_resident(start: *mut u8, len: usize, page: usize, counters: &OsCounters) -> usize {
+/// The range is page aligned and mapped.
+unsafe fn sample_resident(start: *mut u8, len: usize, page: usize, counters: &OsCounters) -> usize {
+    let pages = len / page;
+    let mut resident = 0;
+    for i in 0..RESIDENCY_SAMPLES {
+        let p = if RESIDENCY_SAMPLES > 1 {
+            i * (pages - 1) / (RESIDENCY_SAMPLES - 1)
+        } else {
+            0
+        };
+        let mut v = 0u8;
+        counters.on_residency_query();
+        // SAFETY: one page inside the caller's range; one byte of output.
+        let rc = unsafe {
+            libc::mincore(
+                start.add(p * page).cast(),
+                page,
+                &mut v as *mut u8 as *mut _,
+            )
+        };
+        if rc != 0 || v & 1 != 0 {
+            resident += 1;
+        }
+    }
+    resident
+}
+
+/// Makes `[start, start + len)` read as zero: resident pages are cleared
+/// with stores; pages that are not resident already read as zero, unless
+/// swap is configured (a swapped-out page is not resident but holds data),
+/// in which case they are dropped with `MADV_DONTNEED`. Returns bytes written.
+///
+/// # Safety
+/// The range is a page-aligned part of a private anonymous mapping of `os`
+/// that the caller owns.
+unsafe fn zero_resident(os: &SystemOs, start: *mut u8, len: usize, page: usize) -> usize {
     let mut vec = [0u8; RESIDENCY_CHUNK];
+    let swap = !nonresident_reads_zero();
     let pages = len / page;
     let mut written = 0;
     let mut done = 0;
@@ -254,7 +328,7 @@ unsafe fn zero_resident(start: *mut u8, len: usize, page: usize, counters: &OsCo
         let n = (pages - done).min(RESIDENCY_CHUNK);
         // SAFETY: start + done * page stays inside the caller's range.
         let chunk = unsafe { start.add(done * page) };
-        counters.on_residency_query();
+        os.counters.on_residency_query();
         // SAFETY: mincore writes one byte per page of the range into `vec`,
         // which has room for `n` pages.
         let rc = unsafe { libc::mincore(chunk.cast(), n * page, vec.as_mut_ptr().cast()) };
@@ -263,21 +337,31 @@ unsafe fn zero_resident(start: *mut u8, len: usize, page: usize, counters: &OsCo
             // SAFETY: inside the caller's range.
             unsafe { chunk.write_bytes(0, n * page) };
             written += n * page;
-        } else {
-            let mut i = 0;
-            while i < n {
-                if vec[i] & 1 == 0 {
-                    i += 1;
-                    continue;
-                }
-                let run_start = i;
-                while i < n && vec[i] & 1 != 0 {
-                    i += 1;
-                }
-                let bytes = (i - run_start) * page;
-                // SAFETY: the run lies inside this chunk of the caller's range.
-                unsafe { chunk.add(run_start * page).write_bytes(0, bytes) };
+            done += n;
+            continue;
+        }
+        let mut i = 0;
+        while i < n {
+            let resident = vec[i] & 1 != 0;
+            let run_start = i;
+            while i < n && (vec[i] & 1 != 0) == resident {
+                i += 1;
+            }
+            let bytes = (i - run_start) * page;
+            // SAFETY: the run lies inside this chunk of the caller's range.
+            let run = unsafe { chunk.add(run_start * page) };
+            if resident {
+                // SAFETY: as above.
+                unsafe { run.write_bytes(0, bytes) };
                 written += bytes;
+            } else if swap {
+                // SAFETY: as above; the caller gives up the contents.
+                let ok = unsafe { os.release(NonNull::new_unchecked(run), bytes) }.is_ok();
+                if !ok {
+                    // SAFETY: as above.
+                    unsafe { run.write_bytes(0, bytes) };
+                    written += bytes;
+                }
             }
         }
         done += n;
@@ -344,6 +428,26 @@ mod tests {
     }
 
     #[test]
+    fn zero_of_a_barely_touched_range_drops_it_instead_of_writing() {
+        let os = SystemOs::new();
+        let len = 8 << 20;
+        let p = os.map(len, 4096).unwrap();
+        // SAFETY: we own the mapping.
+        unsafe {
+            // A page between the sampled ones.
+            p.as_ptr().add(len / 3 + 100).write(1);
+            let released_before = os.counters().snapshot().releases;
+            let written = os.zero(p, len);
+            assert_eq!(written, 0);
+            assert_eq!(os.counters().snapshot().releases, released_before + 1);
+            assert!(core::slice::from_raw_parts(p.as_ptr(), len)
+                .iter()
+                .all(|&b| b == 0));
+            os.unmap(p, len);
+        }
+    }
+
+    #[test]
     fn populate_keeps_contents() {
         let os = SystemOs::new();
         let len = 1 << 20;
@@ -364,10 +468,19 @@ mod tests {
         // SAFETY: we own the mapping.
         unsafe {
             p.as_ptr().add(12345).write(9);
-            let q = os.remap(p, 1 << 20, 64 << 20).unwrap();
+            let q = os.remap(p, 1 << 20, 64 << 20, 4096).unwrap();
             assert_eq!(q.as_ptr().add(12345).read(), 9);
             assert_eq!(q.as_ptr().add((64 << 20) - 1).read(), 0);
-            os.unmap(q, 64 << 20);
+            // Keep a strong alignment across a move.
+            let blocker = os.map(4096, 4096).unwrap();
+            let r = os.remap(q, 64 << 20, 256 << 20, 1 << 21).unwrap();
+            assert_eq!(r.as_ptr() as usize % (1 << 21), 0);
+            assert_eq!(r.as_ptr().add(12345).read(), 9);
+            let s = os.remap(r, 256 << 20, 8 << 20, 1 << 21).unwrap();
+            assert_eq!(s, r, "shrinking stays in place");
+            assert_eq!(s.as_ptr().add(12345).read(), 9);
+            os.unmap(s, 8 << 20);
+            os.unmap(blocker, 4096);
         }
     }
 

@@ -90,18 +90,6 @@ impl FreeLists {
         best
     }
 
-    /// Any span in the set (for release), or null.
-    pub(crate) fn any(&self) -> *mut Span {
-        if !self.long.is_empty() {
-            return self.long.first();
-        }
-        if self.nonempty != 0 {
-            // Largest first: release gives back the most per call.
-            return self.exact[127 - self.nonempty.leading_zeros() as usize].first();
-        }
-        core::ptr::null_mut()
-    }
-
     /// Calls `f` on every span in the set (the set must not change meanwhile).
     pub(crate) fn for_each(&self, mut f: impl FnMut(*mut Span)) {
         for l in self.exact.iter().chain(core::iter::once(&self.long)) {

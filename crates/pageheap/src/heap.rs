@@ -9,9 +9,11 @@
 //!
 //! # Invariants
 //! - Every page the heap mapped is in exactly one span: in use, free (clean or
-//!   dirty), or being released.
-//! - Two free spans are never adjacent (they would have been merged), except
-//!   across a span that is being released.
+//!   dirty), or being released. Huge blocks ([`crate::huge`]) are mappings of
+//!   their own and never part of another span.
+//! - Two free spans of the same kind (clean or dirty) are never adjacent: they
+//!   would have been merged. Clean and dirty spans are not merged with each
+//!   other, so a span's zero state is exact, never diluted.
 //! - A free span marked clean reads as zero (checked in debug builds).
 
 use core::ptr::{self, NonNull};
@@ -20,7 +22,7 @@ use strata_os::{ForkLock, Lock, MetaPool, Os};
 
 use crate::freelists::FreeLists;
 use crate::pagemap::PageMap;
-use crate::span::{Span, SpanState};
+use crate::span::{Span, SpanList, SpanState};
 use crate::{PAGE_SHIFT, PAGE_SIZE};
 
 /// The heap grows by at least this many bytes at a time (huge-page sized, so
@@ -42,18 +44,25 @@ pub enum Prefer {
 
 /// Running totals, in pages unless named otherwise.
 #[derive(Default)]
-struct Counters {
-    mapped: usize,
-    in_use: usize,
-    large_allocs: u64,
-    small_spans: u64,
+pub(crate) struct Counters {
+    pub(crate) mapped: usize,
+    pub(crate) in_use: usize,
+    pub(crate) large_allocs: u64,
+    pub(crate) small_spans: u64,
+    pub(crate) huge_in_use: usize,
+    pub(crate) huge_cached: usize,
+    pub(crate) huge_allocs: u64,
+    pub(crate) huge_remaps: u64,
+    pub(crate) decay_releases: u64,
 }
 
-struct HeapState {
-    clean: FreeLists,
-    dirty: FreeLists,
-    releasing: usize,
-    counters: Counters,
+pub(crate) struct HeapState {
+    pub(crate) clean: FreeLists,
+    pub(crate) dirty: FreeLists,
+    pub(crate) releasing: usize,
+    pub(crate) counters: Counters,
+    /// Free huge mappings kept for reuse, most recently freed first.
+    pub(crate) huge_cache: SpanList,
 }
 
 /// A snapshot of the page heap's accounting.
@@ -73,6 +82,18 @@ pub struct PageHeapStats {
     pub small_spans: u64,
     /// Bytes of OS memory holding metadata (span records, pagemap excluded).
     pub metadata_bytes: usize,
+    /// Bytes in huge blocks (mappings of their own) in use.
+    pub huge_in_use_bytes: usize,
+    /// Bytes in free huge mappings kept for reuse.
+    pub huge_cached_bytes: usize,
+    /// Huge allocations made so far.
+    pub huge_allocs: u64,
+    /// Huge blocks resized by moving page tables (`mremap`) instead of copying.
+    pub huge_remaps: u64,
+    /// Spans returned to the OS by decay (not counting explicit releases).
+    pub decay_releases: u64,
+    /// The decay delay in force, in milliseconds.
+    pub decay_ms: u64,
 }
 
 /// Why a pointer handed to [`PageHeap::free_large`] was refused.
@@ -90,10 +111,11 @@ pub enum BadPointer {
 
 /// The page heap over an OS layer `O`.
 pub struct PageHeap<O: Os> {
-    os: O,
-    pagemap: PageMap,
-    records: MetaPool<Span>,
-    state: Lock<HeapState>,
+    pub(crate) os: O,
+    pub(crate) pagemap: PageMap,
+    pub(crate) records: MetaPool<Span>,
+    pub(crate) state: Lock<HeapState>,
+    pub(crate) decay: crate::decay::DecayClock,
 }
 
 impl<O: Os> PageHeap<O> {
@@ -108,8 +130,20 @@ impl<O: Os> PageHeap<O> {
                     clean: FreeLists::new(),
                     dirty: FreeLists::new(),
                     releasing: 0,
-                    counters: Counters { mapped: 0, in_use: 0, large_allocs: 0, small_spans: 0 },
+                    counters: Counters {
+                        mapped: 0,
+                        in_use: 0,
+                        large_allocs: 0,
+                        small_spans: 0,
+                        huge_in_use: 0,
+                        huge_cached: 0,
+                        huge_allocs: 0,
+                        huge_remaps: 0,
+                        decay_releases: 0,
+                    },
+                    huge_cache: SpanList::new(),
                 }),
+                decay: crate::decay::DecayClock::new(),
             }
         }
     }
@@ -151,7 +185,7 @@ impl<O: Os> PageHeap<O> {
 
     /// Takes a span of `npages` pages whose first page is a multiple of
     /// `align_pages`, mapping more memory from the OS if needed.
-    fn take(
+    pub(crate) fn take(
         &self,
         npages: usize,
         align_pages: usize,
@@ -212,17 +246,24 @@ impl<O: Os> PageHeap<O> {
         let astart = start.next_multiple_of(align_pages);
         let lead = astart - start;
         let tail = len - lead - npages;
+        // SAFETY: s is valid and ours.
+        let freed_at = unsafe { (*s).freed_at };
         if lead > 0 {
             // The leading part keeps the record `s`; a new record takes the rest.
             // SAFETY: s is ours.
             unsafe { (*s).npages = lead };
             self.insert_free(st, s);
             let rest = self.new_record(astart, len - lead, clean);
+            // SAFETY: a fresh record of ours.
+            unsafe { (*rest).freed_at = freed_at };
             // SAFETY: reborrow of a fresh record; recursion has no leading part.
             return unsafe { self.carve(st, rest, npages, 1) };
         }
         if tail > 0 {
             let t = self.new_record(start + npages, tail, clean);
+            // The remainder keeps its age.
+            // SAFETY: a fresh record of ours.
+            unsafe { (*t).freed_at = freed_at };
             self.insert_free(st, t);
         }
         // SAFETY: s is ours.
@@ -257,7 +298,7 @@ impl<O: Os> PageHeap<O> {
         }
     }
 
-    fn new_record(&self, start: usize, npages: usize, clean: bool) -> *mut Span {
+    pub(crate) fn new_record(&self, start: usize, npages: usize, clean: bool) -> *mut Span {
         // Reserved ahead of the lock; in the rare race where the reserve ran
         // dry, the pool maps under the lock rather than fail.
         let Some(rec) = self.records.alloc(&self.os) else {
@@ -271,7 +312,7 @@ impl<O: Os> PageHeap<O> {
     }
 
     /// Puts a free span into the lists and records its ends in the pagemap.
-    fn insert_free(&self, st: &mut HeapState, s: *mut Span) {
+    pub(crate) fn insert_free(&self, st: &mut HeapState, s: *mut Span) {
         // SAFETY: s is a valid free span in no list; the lock is held.
         unsafe {
             (*s).state = SpanState::Free;
@@ -314,21 +355,29 @@ impl<O: Os> PageHeap<O> {
     // ---- giving spans back ---------------------------------------------
 
     /// Merges free span `s` with free neighbours and files it.
-    fn free_locked(&self, st: &mut HeapState, s: *mut Span) {
+    pub(crate) fn free_locked(&self, st: &mut HeapState, s: *mut Span) {
         // SAFETY: s is a valid span owned by the caller; neighbours found in
         // the pagemap are checked for containment and state before use, and
         // the lock is held.
         unsafe {
             (*s).state = SpanState::Free;
             (*s).size_class = 0;
+            if !(*s).clean {
+                // Decay measures from here. Dirty neighbours merge only when
+                // they were freed at about the same time (within half the
+                // delay), so memory in active reuse never inherits the age of
+                // idle memory beside it (and is never released with it), and
+                // idle memory never stays young because of a busy neighbour.
+                (*s).freed_at = self.os.now_ms();
+            }
             let start = (*s).start;
             if start > 0 {
                 let left = self.pagemap.get(start - 1);
                 if self.mergeable(left, start - 1, s) {
                     self.unlink_free(st, left);
+                    (*s).freed_at = (*s).freed_at.max((*left).freed_at);
                     (*s).start = (*left).start;
                     (*s).npages += (*left).npages;
-                    (*s).clean &= (*left).clean;
                     self.drop_record(left);
                 }
             }
@@ -336,8 +385,8 @@ impl<O: Os> PageHeap<O> {
             let right = self.pagemap.get(end);
             if self.mergeable(right, end, s) {
                 self.unlink_free(st, right);
+                (*s).freed_at = (*s).freed_at.max((*right).freed_at);
                 (*s).npages += (*right).npages;
-                (*s).clean &= (*right).clean;
                 self.drop_record(right);
             }
         }
@@ -346,21 +395,23 @@ impl<O: Os> PageHeap<O> {
 
     /// # Safety
     /// `n` is null or a span record; `s` a valid span.
-    unsafe fn mergeable(&self, n: *mut Span, page: usize, s: *mut Span) -> bool {
+    pub(crate) unsafe fn mergeable(&self, n: *mut Span, page: usize, s: *mut Span) -> bool {
         // SAFETY: records are never unmapped; the checks reject stale ones.
         !n.is_null()
             && n != s
             && unsafe {
                 (*n).state == SpanState::Free
                     && (*n).contains_page(page)
+                    && (*n).clean == (*s).clean
                     && !(*n).own_mapping
                     && !(*s).own_mapping
+                    && ((*s).clean || (*n).freed_at.abs_diff((*s).freed_at) <= self.decay_ms() / 2)
             }
     }
 
     /// # Safety
     /// `s` is a free span in one of the sets.
-    unsafe fn unlink_free(&self, st: &mut HeapState, s: *mut Span) {
+    pub(crate) unsafe fn unlink_free(&self, st: &mut HeapState, s: *mut Span) {
         // SAFETY: caller's contract.
         unsafe {
             if (*s).clean {
@@ -373,7 +424,7 @@ impl<O: Os> PageHeap<O> {
 
     /// # Safety
     /// `s` is in no list and nothing refers to it any more.
-    unsafe fn drop_record(&self, s: *mut Span) {
+    pub(crate) unsafe fn drop_record(&self, s: *mut Span) {
         // SAFETY: caller's contract; a dead record can never pass `mergeable`.
         unsafe {
             (*s).state = SpanState::Dead;
@@ -410,194 +461,26 @@ impl<O: Os> PageHeap<O> {
         self.free_locked(&mut st, sp);
     }
 
-    // ---- large allocations -------------------------------------------------
-
-    /// Allocates `size` bytes aligned to `align` as a span of its own. With
-    /// `zero`, the memory reads as zero; it is cleared only where it may be
-    /// dirty, and only its resident pages are written.
-    pub fn alloc_large(&self, size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
-        let npages = size.max(1).checked_add(PAGE_SIZE - 1)? >> PAGE_SHIFT;
-        if npages > (isize::MAX as usize) >> PAGE_SHIFT {
-            return None;
-        }
-        let align_pages = (align >> PAGE_SHIFT).max(1);
-        let prefer = if zero { Prefer::Clean } else { Prefer::Dirty };
-        let s = self.take(npages, align_pages, prefer, 0)?;
-        // SAFETY: the span is ours and in use.
-        let (start, clean) = unsafe { ((*s.as_ptr()).start, (*s.as_ptr()).clean) };
-        let addr = start << PAGE_SHIFT;
-        // SAFETY: the address is the start of a mapped span we own.
-        let p = unsafe { NonNull::new_unchecked(addr as *mut u8) };
-        if zero && !clean {
-            // SAFETY: outside the lock, on pages only we hold.
-            unsafe { self.os.zero(p, npages << PAGE_SHIFT) };
-        }
-        #[cfg(debug_assertions)]
-        if zero {
-            // SAFETY: the span's memory is ours and mapped.
-            unsafe { debug_assert_zero(p.as_ptr(), npages << PAGE_SHIFT) };
-        }
-        Some(p)
-    }
-
-    /// Checks that `addr` is the start of an in-use large allocation of this
-    /// heap and returns its span.
-    pub fn large_span(&self, addr: usize) -> Result<NonNull<Span>, BadPointer> {
-        let s = self.span_of(addr).ok_or(BadPointer::NotOurs)?;
-        // SAFETY: span_of returned a record that holds the page.
-        let span = unsafe { s.as_ref() };
-        match span.state {
-            SpanState::InUse if span.size_class != 0 => Err(BadPointer::SmallObject),
-            SpanState::InUse if span.start_addr() == addr => Ok(s),
-            SpanState::InUse => Err(BadPointer::Interior),
-            _ => Err(BadPointer::NotInUse),
-        }
-    }
-
-    /// The usable size of the large allocation at `addr`.
-    pub fn large_size(&self, addr: usize) -> Result<usize, BadPointer> {
-        // SAFETY: large_span returns a valid, in-use record.
-        self.large_span(addr)
-            .map(|s| unsafe { s.as_ref().len_bytes() })
-    }
-
-    /// Frees the large allocation at `addr`, or explains why it is not one.
-    ///
-    /// # Safety
-    /// If `addr` is a live large allocation, nobody uses it any more.
-    pub unsafe fn free_large(&self, addr: usize) -> Result<(), BadPointer> {
-        self.records.reserve(&self.os, 1);
-        let mut st = self.state.lock();
-        // Checked under the lock so that two racing frees of the same block
-        // cannot both pass.
-        let s = self.large_span(addr)?.as_ptr();
-        // SAFETY: an in-use large span; the caller gave it up.
-        unsafe {
-            st.counters.in_use -= (*s).npages;
-            (*s).clean = false;
-        }
-        self.free_locked(&mut st, s);
-        Ok(())
-    }
-
-    /// Resizes the large allocation at `addr` in place to `new_size` bytes if
-    /// that is possible: shrinking always is; growing takes pages from a free
-    /// right neighbour. Returns whether it succeeded.
-    ///
-    /// # Safety
-    /// `addr` is a live large allocation owned by the caller.
-    pub unsafe fn resize_large_in_place(&self, addr: usize, new_size: usize) -> bool {
-        let Some(new_pages) = new_size
-            .max(1)
-            .checked_add(PAGE_SIZE - 1)
-            .map(|v| v >> PAGE_SHIFT)
-        else {
-            return false;
-        };
-        self.records.reserve(&self.os, 2);
-        let mut st = self.state.lock();
-        let Ok(s) = self.large_span(addr) else {
-            return false;
-        };
-        let s = s.as_ptr();
-        // SAFETY: s is an in-use large span owned by the caller; neighbours are
-        // validated by `mergeable`; the lock is held.
-        unsafe {
-            let (start, old) = ((*s).start, (*s).npages);
-            if new_pages == old {
-                return true;
-            }
-            if new_pages < old {
-                (*s).npages = new_pages;
-                self.pagemap.set(start + new_pages - 1, s);
-                let t = self.new_record(start + new_pages, old - new_pages, false);
-                st.counters.in_use -= old - new_pages;
-                self.free_locked(&mut st, t);
-                return true;
-            }
-            let right = self.pagemap.get(start + old);
-            if !self.mergeable(right, start + old, s) || old + (*right).npages < new_pages {
-                return false;
-            }
-            let extra = new_pages - old;
-            self.unlink_free(&mut st, right);
-            let rest = (*right).npages - extra;
-            if rest > 0 {
-                (*right).start += extra;
-                (*right).npages = rest;
-                self.insert_free(&mut st, right);
-            } else {
-                self.drop_record(right);
-            }
-            (*s).npages = new_pages;
-            (*s).clean = false;
-            self.pagemap.set(start + new_pages - 1, s);
-            st.counters.in_use += extra;
-        }
-        true
-    }
-
-    // ---- release -----------------------------------------------------------
-
-    /// Gives every free dirty page back to the OS now. Returns the bytes
-    /// released.
-    pub fn release_free_memory(&self) -> usize {
-        let mut released = 0;
-        loop {
-            let s = {
-                let mut st = self.state.lock();
-                let s = st.dirty.any();
-                if s.is_null() {
-                    break;
-                }
-                // SAFETY: s is a dirty free span; taking it out while the
-                // madvise runs keeps others from allocating or merging it.
-                unsafe {
-                    st.dirty.remove(s);
-                    (*s).state = SpanState::Releasing;
-                    st.releasing += (*s).npages;
-                }
-                s
-            };
-            // SAFETY: the span is ours while Releasing.
-            let (addr, len) = unsafe { ((*s).start_addr(), (*s).len_bytes()) };
-            // SAFETY: the pages are mapped and nobody uses them.
-            let ok = unsafe {
-                self.os
-                    .release(NonNull::new_unchecked(addr as *mut u8), len)
-            }
-            .is_ok();
-            if ok {
-                released += len;
-            }
-            self.records.reserve(&self.os, 1);
-            let mut st = self.state.lock();
-            // SAFETY: still ours.
-            unsafe {
-                st.releasing -= (*s).npages;
-                (*s).clean = ok;
-            }
-            self.free_locked(&mut st, s);
-            if !ok {
-                break;
-            }
-        }
-        released
-    }
-
     // ---- accounting and fork ---------------------------------------------
 
     /// A snapshot of the heap's accounting.
     pub fn stats(&self) -> PageHeapStats {
         let st = self.state.lock();
+        let c = &st.counters;
         PageHeapStats {
-            mapped_bytes: st.counters.mapped << PAGE_SHIFT,
-            in_use_bytes: st.counters.in_use << PAGE_SHIFT,
+            mapped_bytes: (c.mapped + c.huge_in_use + c.huge_cached) << PAGE_SHIFT,
+            in_use_bytes: (c.in_use + c.huge_in_use) << PAGE_SHIFT,
             free_dirty_bytes: (st.dirty.pages + st.releasing) << PAGE_SHIFT,
             free_clean_bytes: st.clean.pages << PAGE_SHIFT,
-            large_allocs: st.counters.large_allocs,
-            small_spans: st.counters.small_spans,
+            large_allocs: c.large_allocs,
+            small_spans: c.small_spans,
             metadata_bytes: self.records.mapped_bytes(),
+            huge_in_use_bytes: c.huge_in_use << PAGE_SHIFT,
+            huge_cached_bytes: c.huge_cached << PAGE_SHIFT,
+            huge_allocs: c.huge_allocs,
+            huge_remaps: c.huge_remaps,
+            decay_releases: c.decay_releases,
+            decay_ms: self.decay_ms(),
         }
     }
 
@@ -623,11 +506,17 @@ impl<O: Os> PageHeap<O> {
             for n in [span.start.wrapping_sub(1), span.start + span.npages] {
                 let o = self.pagemap.get(n);
                 // SAFETY: records are never unmapped.
-                if !o.is_null()
+                let touching = !o.is_null()
                     && o != s
-                    && unsafe { (*o).state == SpanState::Free && (*o).contains_page(n) }
-                {
-                    err = Some("two free spans are adjacent");
+                    && unsafe {
+                        (*o).state == SpanState::Free
+                            && (*o).contains_page(n)
+                            && (*o).clean == clean
+                            && (clean
+                                || (*o).freed_at.abs_diff(span.freed_at) <= self.decay_ms() / 2)
+                    };
+                if touching {
+                    err = Some("two free spans that should have merged are adjacent");
                 }
             }
         };
@@ -674,29 +563,5 @@ impl<O: Os> PageHeap<O> {
             self.records.lock_for_fork().fork_child();
             self.state.fork_child();
         }
-    }
-}
-
-/// Debug builds verify that memory handed out as zeroed reads as zero, at up
-/// to 256 places spread over the range (reading an untouched page maps the
-/// shared zero page, which costs no memory).
-///
-/// # Safety
-/// `[p, p + len)` is mapped and readable, `p` page aligned, `len` a multiple of 8.
-#[cfg(debug_assertions)]
-unsafe fn debug_assert_zero(p: *const u8, len: usize) {
-    let words = len / 8;
-    let step = (words / 256).max(1);
-    let mut i = 0;
-    while i < words {
-        // SAFETY: i < words, so the word lies inside the caller's range.
-        if unsafe { (p as *const u64).add(i).read_volatile() } != 0 {
-            strata_os::fatal(b"strata: a span marked zeroed does not read as zero\n");
-        }
-        i += step;
-    }
-    // SAFETY: the last word of the range.
-    if unsafe { (p as *const u64).add(words - 1).read_volatile() } != 0 {
-        strata_os::fatal(b"strata: a span marked zeroed does not read as zero\n");
     }
 }

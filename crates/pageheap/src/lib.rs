@@ -47,13 +47,18 @@
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
+mod decay;
 mod freelists;
 mod heap;
+mod huge;
+mod large;
 mod pagemap;
 mod span;
 mod sync;
 
+pub use decay::DEFAULT_DECAY_MS;
 pub use heap::{BadPointer, PageHeap, PageHeapStats, Prefer};
+pub use huge::HUGE_MIN;
 pub use pagemap::PageMap;
 pub use span::{Span, SpanIter, SpanList, SpanState};
 

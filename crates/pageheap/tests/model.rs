@@ -92,7 +92,8 @@ fn run(seed: u64, steps: usize) {
                 let new_len = (1 + rng.below(40) as usize) * PAGE_SIZE;
                 let b = live.get_mut(&k).unwrap();
                 // SAFETY: a live block we own.
-                if unsafe { heap.resize_large_in_place(k, new_len) } {
+                if let Some(p) = unsafe { heap.resize_large(k, new_len, PAGE_SIZE) } {
+                    assert_eq!(p.as_ptr() as usize, k, "a heap span resizes in place");
                     check(k, b.len.min(new_len), b.tag);
                     b.len = new_len;
                     fill(k, new_len, b.tag);

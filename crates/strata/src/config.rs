@@ -4,7 +4,9 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `STRATA_THREAD_CACHE_BYTES` | byte budget of each thread's cache | 4 MiB |
+//! | `STRATA_THREAD_CACHE_BYTES` | byte budget of each thread's cache (`k`, `m`, `g` suffixes) | 4 MiB |
+//! | `STRATA_DECAY_MS` | how long free memory stays resident before it goes back to the OS; `0`: at once | 1000 |
+//! | `STRATA_BACKGROUND_RELEASE` | `1`: a background thread runs decay even when the program is idle | off |
 //! | `STRATA_SHOW_STATS` | `1`: print statistics to stderr at exit | off |
 
 use core::ffi::CStr;
@@ -16,6 +18,10 @@ pub struct Config {
     pub thread_cache_bytes: usize,
     /// Print statistics to stderr at exit.
     pub show_stats: bool,
+    /// Milliseconds a free dirty span stays resident before decay releases it.
+    pub decay_ms: u64,
+    /// Run decay from a background thread too.
+    pub background_release: bool,
 }
 
 impl Config {
@@ -23,6 +29,8 @@ impl Config {
     pub const DEFAULT: Config = Config {
         thread_cache_bytes: strata_threadcache::registry_defaults::MAX_CACHE_BYTES,
         show_stats: false,
+        decay_ms: strata_pageheap::DEFAULT_DECAY_MS,
+        background_release: false,
     };
 
     /// The defaults overridden by the environment.
@@ -33,6 +41,12 @@ impl Config {
         }
         if let Some(v) = env_usize(c"STRATA_SHOW_STATS") {
             c.show_stats = v != 0;
+        }
+        if let Some(v) = env_usize(c"STRATA_DECAY_MS") {
+            c.decay_ms = v as u64;
+        }
+        if let Some(v) = env_usize(c"STRATA_BACKGROUND_RELEASE") {
+            c.background_release = v != 0;
         }
         c
     }
@@ -94,20 +108,34 @@ mod tests {
 /// thread without a lock.
 pub(crate) mod state {
     use super::Config;
-    use crate::sync::{AtomicBool, AtomicUsize, Ordering};
+    use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
     static THREAD_CACHE_BYTES: AtomicUsize = AtomicUsize::new(Config::DEFAULT.thread_cache_bytes);
     static SHOW_STATS: AtomicBool = AtomicBool::new(false);
+    static BACKGROUND: AtomicBool = AtomicBool::new(false);
+    static DECAY_MS: AtomicU64 = AtomicU64::new(Config::DEFAULT.decay_ms);
 
     pub(crate) fn set(c: Config) {
         THREAD_CACHE_BYTES.store(c.thread_cache_bytes, Ordering::Relaxed);
         SHOW_STATS.store(c.show_stats, Ordering::Relaxed);
+        BACKGROUND.store(c.background_release, Ordering::Relaxed);
+        DECAY_MS.store(c.decay_ms, Ordering::Relaxed);
     }
 
     pub(crate) fn get() -> Config {
         Config {
             thread_cache_bytes: THREAD_CACHE_BYTES.load(Ordering::Relaxed),
             show_stats: SHOW_STATS.load(Ordering::Relaxed),
+            decay_ms: DECAY_MS.load(Ordering::Relaxed),
+            background_release: BACKGROUND.load(Ordering::Relaxed),
         }
+    }
+
+    pub(crate) fn set_decay_ms(ms: u64) {
+        DECAY_MS.store(ms, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_background(on: bool) {
+        BACKGROUND.store(on, Ordering::Relaxed);
     }
 }

@@ -73,6 +73,7 @@ fn init_slow() {
     let config = Config::from_env();
     crate::config::state::set(config);
     HEAP.set_max_cache_bytes(config.thread_cache_bytes);
+    pages().set_decay_ms(config.decay_ms);
     // SAFETY: the handlers are plain functions valid for the process lifetime.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     if config.show_stats {
@@ -80,6 +81,9 @@ fn init_slow() {
         unsafe { libc::atexit(print_stats_at_exit) };
     }
     INIT.store(READY, Ordering::Release);
+    if config.background_release {
+        crate::background::start();
+    }
 }
 
 extern "C" fn fork_prepare() {

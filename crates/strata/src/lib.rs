@@ -29,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+mod background;
 mod config;
 mod global;
 pub mod raw;
@@ -97,11 +98,13 @@ unsafe impl GlobalAlloc for Strata {
         let new_class = class_for(new_size, align);
         match (old_class, new_class) {
             (Some(a), Some(b)) if a == b => return ptr,
-            // SAFETY: ptr is a live large block of the caller's.
-            (None, None)
-                if unsafe { global::pages().resize_large_in_place(ptr as usize, new_size) } =>
-            {
-                return ptr
+            (None, None) => {
+                // SAFETY: ptr is a live large block of the caller's.
+                if let Some(p) =
+                    unsafe { global::pages().resize_large(ptr as usize, new_size, align) }
+                {
+                    return p.as_ptr();
+                }
             }
             _ => {}
         }
@@ -146,6 +149,23 @@ pub fn usable_size(layout: Layout) -> usize {
         Some(class) => class_size_of(class),
         None => layout.size().next_multiple_of(strata_pageheap::PAGE_SIZE),
     }
+}
+
+/// Sets how long freed memory stays resident before it goes back to the OS
+/// (`STRATA_DECAY_MS`). Memory freed and reused within the delay never
+/// page-faults again; memory idle for longer is released. `0` releases at
+/// once (at the next allocator call); `u64::MAX` never releases on its own.
+pub fn set_decay_ms(ms: u64) {
+    global::ensure_init();
+    global::pages().set_decay_ms(ms);
+    config::state::set_decay_ms(ms);
+}
+
+/// Starts a background thread that runs decay even while the program does
+/// not allocate (`STRATA_BACKGROUND_RELEASE=1`). Returns whether it runs.
+pub fn start_background_release() -> bool {
+    global::ensure_init();
+    background::start()
 }
 
 /// The configuration in force (defaults overridden by `STRATA_*` variables).

@@ -110,8 +110,8 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
         }
     } else if new_class.is_none() {
         // SAFETY: p is a live large block of the caller's.
-        if unsafe { pages().resize_large_in_place(p as usize, new_size) } {
-            return p;
+        if let Some(q) = unsafe { pages().resize_large(p as usize, new_size, align) } {
+            return q.as_ptr();
         }
     }
     let q = alloc(new_size, align);

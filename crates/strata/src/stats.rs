@@ -14,8 +14,8 @@ pub struct Stats {
     pub mapped_bytes: usize,
     /// Bytes of spans in use: large allocations plus small-object spans.
     pub in_use_bytes: usize,
-    /// Bytes in large allocations... and small-object spans, minus the free
-    /// objects cached in the layers: an estimate of what the program holds.
+    /// Bytes in spans in use minus the free objects cached in the layers: an
+    /// estimate of what the program holds.
     pub allocated_bytes: usize,
     /// Bytes in free spans that may be resident (returned to the OS after
     /// the decay delay or by [`crate::release_free_memory`]).
@@ -30,6 +30,16 @@ pub struct Stats {
     pub metadata_bytes: usize,
     /// Bytes handed back to the OS with `MADV_DONTNEED`, in total.
     pub released_bytes_total: u64,
+    /// Bytes in huge blocks (mappings of their own) in use.
+    pub huge_in_use_bytes: usize,
+    /// Bytes in freed huge mappings kept for reuse.
+    pub huge_cached_bytes: usize,
+    /// Huge blocks resized by `mremap` instead of copying.
+    pub huge_remaps: u64,
+    /// Decay passes that released memory.
+    pub decay_releases: u64,
+    /// The decay delay in force (ms).
+    pub decay_ms: u64,
     /// Thread caches alive.
     pub thread_caches: usize,
     /// `mmap` calls.
@@ -69,6 +79,11 @@ pub fn stats() -> Stats {
         central_free_bytes: central_free,
         metadata_bytes: ph.metadata_bytes,
         released_bytes_total: os.released_bytes,
+        huge_in_use_bytes: ph.huge_in_use_bytes,
+        huge_cached_bytes: ph.huge_cached_bytes,
+        huge_remaps: ph.huge_remaps,
+        decay_releases: ph.decay_releases,
+        decay_ms: ph.decay_ms,
         thread_caches: tc.live_caches,
         mmap_calls: os.maps,
         munmap_calls: os.unmaps,
@@ -83,7 +98,7 @@ impl Stats {
     /// Prints the statistics to stderr without allocating.
     pub fn write_to_stderr(&self) {
         strata_os::write_stderr(&[b"strata: statistics\n"]);
-        let rows: [(&[u8], u64); 16] = [
+        let rows: [(&[u8], u64); 21] = [
             (b"  mapped bytes", self.mapped_bytes as u64),
             (b"  in-use span bytes", self.in_use_bytes as u64),
             (b"  allocated bytes (estimate)", self.allocated_bytes as u64),
@@ -93,6 +108,11 @@ impl Stats {
             (b"  central free bytes", self.central_free_bytes as u64),
             (b"  metadata bytes", self.metadata_bytes as u64),
             (b"  released bytes (total)", self.released_bytes_total),
+            (b"  huge in-use bytes", self.huge_in_use_bytes as u64),
+            (b"  huge cached bytes", self.huge_cached_bytes as u64),
+            (b"  huge remaps", self.huge_remaps),
+            (b"  decay passes that released", self.decay_releases),
+            (b"  decay ms", self.decay_ms),
             (b"  thread caches", self.thread_caches as u64),
             (b"  mmap calls", self.mmap_calls),
             (b"  munmap calls", self.munmap_calls),

@@ -67,7 +67,11 @@ fn check_mark(p: *mut u8, size: usize, keep: usize, seed: u64, what: &str) {
     if size <= FULL_CHECK {
         check(b, seed, what);
     } else {
-        let tags = [(0, seed as u8), (size / 2, (seed >> 8) as u8), (size - 1, (seed >> 16) as u8)];
+        let tags = [
+            (0, seed as u8),
+            (size / 2, (seed >> 8) as u8),
+            (size - 1, (seed >> 16) as u8),
+        ];
         for (off, tag) in tags.into_iter().filter(|&(off, _)| off < keep) {
             assert_eq!(b[off], tag, "{what}: tag at byte {off} of {p:p}");
         }
@@ -75,16 +79,28 @@ fn check_mark(p: *mut u8, size: usize, keep: usize, seed: u64, what: &str) {
 }
 
 fn assert_disjoint(blocks: &[(*mut u8, usize)], what: &str) {
-    let mut ranges: Vec<(usize, usize)> = blocks.iter().map(|&(p, s)| (p as usize, p as usize + s)).collect();
+    let mut ranges: Vec<(usize, usize)> = blocks
+        .iter()
+        .map(|&(p, s)| (p as usize, p as usize + s))
+        .collect();
     ranges.sort_unstable();
     for w in ranges.windows(2) {
-        assert!(w[0].1 <= w[1].0, "{what}: blocks {:#x?} and {:#x?} overlap", w[0], w[1]);
+        assert!(
+            w[0].1 <= w[1].0,
+            "{what}: blocks {:#x?} and {:#x?} overlap",
+            w[0],
+            w[1]
+        );
     }
 }
 
 fn assert_aligned(p: *mut u8, align: usize, what: &str) {
     assert!(!p.is_null(), "{what}: null pointer");
-    assert_eq!(p as usize % align, 0, "{what}: {p:p} is not aligned to {align:#x}");
+    assert_eq!(
+        p as usize % align,
+        0,
+        "{what}: {p:p} is not aligned to {align:#x}"
+    );
 }
 
 /// Allocates several blocks of each matrix layout (alignments up to
@@ -96,19 +112,36 @@ fn run_matrix(zeroed: bool, max_align: usize, max_copies: usize) {
     for align in aligns().filter(|&a| a <= max_align) {
         for size in sizes_for(align) {
             let l = layout(size, align);
-            let what = format!("{} size {size:#x} align {align:#x}", if zeroed { "alloc_zeroed" } else { "alloc" });
+            let what = format!(
+                "{} size {size:#x} align {align:#x}",
+                if zeroed { "alloc_zeroed" } else { "alloc" }
+            );
             let mut blocks = Vec::new();
-            let copies = if size > 32 * MIB { max_copies } else { copies_for(size, align) };
+            let copies = if size > 32 * MIB {
+                max_copies
+            } else {
+                copies_for(size, align)
+            };
             for _ in 0..copies.min(copies_for(size, align)) {
                 // SAFETY: the layout has a non-zero size.
-                let p = unsafe { if zeroed { alloc_zeroed(l) } else { alloc(l) } };
+                let p = unsafe {
+                    if zeroed {
+                        alloc_zeroed(l)
+                    } else {
+                        alloc(l)
+                    }
+                };
                 assert_aligned(p, align, &what);
                 if zeroed {
                     let b = bytes(p, size);
                     if size <= FULL_CHECK {
                         assert_zero(b, &what);
                     } else {
-                        assert_eq!([b[0], b[size / 2], b[size - 1]], [0, 0, 0], "{what}: not zero");
+                        assert_eq!(
+                            [b[0], b[size / 2], b[size - 1]],
+                            [0, 0, 0],
+                            "{what}: not zero"
+                        );
                     }
                 }
                 seed += 1;
@@ -150,7 +183,8 @@ fn alignment_matrix_realloc() {
         } else {
             vec![1, 4096, align + 1, 3 * align, 100_000, align.max(2) - 1, 1]
         };
-        let what = |from: usize, to: usize| format!("realloc align {align:#x}: {from:#x} -> {to:#x}");
+        let what =
+            |from: usize, to: usize| format!("realloc align {align:#x}: {from:#x} -> {to:#x}");
         // SAFETY: the layout has a non-zero size.
         let mut p = unsafe { alloc(layout(steps[0], align)) };
         assert_aligned(p, align, "first block");
@@ -197,7 +231,10 @@ fn impossible_layouts_return_null() {
         assert!(p.is_null(), "alloc({l:?}) returned {p:p}, expected null");
         // SAFETY: as above.
         let p = unsafe { alloc_zeroed(l) };
-        assert!(p.is_null(), "alloc_zeroed({l:?}) returned {p:p}, expected null");
+        assert!(
+            p.is_null(),
+            "alloc_zeroed({l:?}) returned {p:p}, expected null"
+        );
     }
     // The allocator still works afterwards.
     let v = vec![7u8; 1000];
@@ -222,7 +259,10 @@ fn realloc_to_impossible_size_keeps_old_block() {
                 // SAFETY: `p` is live with layout `l`; `new` rounded up to `align`
                 // is at most isize::MAX.
                 let q = unsafe { realloc(p, l, new) };
-                assert!(q.is_null(), "realloc({old:#x} align {align:#x} -> {new:#x}) returned {q:p}");
+                assert!(
+                    q.is_null(),
+                    "realloc({old:#x} align {align:#x} -> {new:#x}) returned {q:p}"
+                );
                 check(bytes(p, old), seed, "block after a failed realloc");
             }
             // The old block is still valid: it can be grown for real and freed.
@@ -230,7 +270,11 @@ fn realloc_to_impossible_size_keeps_old_block() {
             // SAFETY: `p` is live with layout `l`.
             let q = unsafe { realloc(p, l, new) };
             assert_aligned(q, align, "realloc after a failed realloc");
-            check(bytes(q, old), seed, "contents after a failed then real realloc");
+            check(
+                bytes(q, old),
+                seed,
+                "contents after a failed then real realloc",
+            );
             // SAFETY: `q` is live with layout (new, align).
             unsafe { dealloc(q, layout(new, align)) };
         }

@@ -36,7 +36,7 @@ fn child_work() -> bool {
         v.push(vec![i; 1 + (i as usize % 700)].into_boxed_slice());
     }
     let big = vec![7u8; 4 << 20];
-    let h = std::thread::spawn(|| (0..10_000u64).map(|i| Box::new(i)).map(|b| *b).sum::<u64>());
+    let h = std::thread::spawn(|| (0..10_000u64).map(Box::new).map(|b| *b).sum::<u64>());
     let sum = h.join().unwrap_or(0);
     v.iter()
         .enumerate()

@@ -9,6 +9,7 @@ mod common;
 
 use common::{check, fill, long_tests, with_deadline, Rng, KIB, MIB};
 use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
@@ -65,7 +66,9 @@ fn make(seed: u64, size: usize, shape: usize) -> Payload {
             Payload::Bytes(b)
         }
         _ => {
-            let letters: Vec<u8> = (0..size.min(16 * KIB)).map(|i| b'a' + ((i as u64 ^ seed) % 26) as u8).collect();
+            let letters: Vec<u8> = (0..size.min(16 * KIB))
+                .map(|i| b'a' + ((i as u64 ^ seed) % 26) as u8)
+                .collect();
             Payload::Text(String::from_utf8(letters).expect("ascii"))
         }
     }
@@ -76,13 +79,31 @@ fn verify(msg: &Msg, what: &str) {
     match &msg.payload {
         Payload::Small(b) => assert_eq!(**b, seed ^ 0xA5A5_A5A5_A5A5_A5A5, "{what}: small box"),
         Payload::Words(v) => {
-            let bad = v.iter().enumerate().position(|(i, w)| *w != (i as u64).wrapping_mul(31) ^ seed);
-            assert_eq!(bad, None, "{what}: Vec<u64> of {} words at {:p}", v.len(), v.as_ptr());
+            let bad = v
+                .iter()
+                .enumerate()
+                .position(|(i, w)| *w != (i as u64).wrapping_mul(31) ^ seed);
+            assert_eq!(
+                bad,
+                None,
+                "{what}: Vec<u64> of {} words at {:p}",
+                v.len(),
+                v.as_ptr()
+            );
         }
         Payload::Bytes(b) => check(b, seed, what),
         Payload::Text(s) => {
-            let bad = s.bytes().enumerate().position(|(i, c)| c != b'a' + ((i as u64 ^ seed) % 26) as u8);
-            assert_eq!(bad, None, "{what}: String of {} bytes at {:p}", s.len(), s.as_ptr());
+            let bad = s
+                .bytes()
+                .enumerate()
+                .position(|(i, c)| c != b'a' + ((i as u64 ^ seed) % 26) as u8);
+            assert_eq!(
+                bad,
+                None,
+                "{what}: String of {} bytes at {:p}",
+                s.len(),
+                s.as_ptr()
+            );
         }
     }
 }
@@ -105,7 +126,10 @@ fn cross_thread_frees_through_channels() {
                     for idx in 0..per_thread {
                         let size = SIZES[rng.below(SIZES.len())];
                         let seed = seed_of(round, tid, idx);
-                        let msg = Msg { seed, payload: make(seed, size, idx + tid) };
+                        let msg = Msg {
+                            seed,
+                            payload: make(seed, size, idx + tid),
+                        };
                         verify(&msg, "before sending");
                         let to = (tid + 1 + idx % (threads - 1)) % threads;
                         txs[to].send(msg).expect("receiver alive");
@@ -125,7 +149,10 @@ fn cross_thread_frees_through_channels() {
             })
             .collect();
         drop(txs);
-        let total: usize = handles.into_iter().map(|h| h.join().expect("worker panicked")).sum();
+        let total: usize = handles
+            .into_iter()
+            .map(|h| h.join().expect("worker panicked"))
+            .sum();
         assert_eq!(total, threads * per_thread, "round {round}: messages lost");
     }
 }
@@ -141,7 +168,11 @@ fn short_lived_worker(t: usize) -> Vec<Survivor> {
     let mut live: Vec<(u64, Box<[u8]>)> = Vec::new();
     let mut survivors = Vec::new();
     for i in 0..300 {
-        let size = if i % 50 == 49 { 8 * KIB + rng.below(60 * KIB) } else { 1 + rng.below(512) };
+        let size = if i % 50 == 49 {
+            8 * KIB + rng.below(60 * KIB)
+        } else {
+            1 + rng.below(512)
+        };
         let seed = ((t as u64) << 20) | i as u64;
         let mut b = vec![0u8; size].into_boxed_slice();
         fill(&mut b, seed);
@@ -156,7 +187,10 @@ fn short_lived_worker(t: usize) -> Vec<Survivor> {
     for (k, (s, b)) in live.into_iter().enumerate() {
         check(&b, s, "short-lived thread, at exit");
         if k % 25 == 0 {
-            survivors.push(Survivor { seed: s, bytes: b.into_vec() });
+            survivors.push(Survivor {
+                seed: s,
+                bytes: b.into_vec(),
+            });
         }
     }
     survivors
@@ -187,33 +221,51 @@ fn thousand_short_lived_threads() {
 }
 
 static TLS_DTOR_CHECKS: AtomicUsize = AtomicUsize::new(0);
+static TLS_DTOR_FAILURES: AtomicUsize = AtomicUsize::new(0);
 
 /// A thread-local whose destructor allocates, fills, checks and frees memory of
 /// several sizes, and hands one more block to the main thread.
 struct AllocatesOnDrop {
     id: Cell<usize>,
-    out: Cell<Option<mpsc::Sender<(u64, Vec<u8>)>>>,
+    out: Cell<Option<mpsc::Sender<Tagged>>>,
 }
+
+/// A buffer and the pattern seed it was filled with.
+type Tagged = (u64, Vec<u8>);
 
 impl Drop for AllocatesOnDrop {
     fn drop(&mut self) {
         let id = self.id.get() as u64;
-        for (k, size) in [8usize, 100, 4096, 40 * KIB, 300 * KIB, 2 * MIB].into_iter().enumerate() {
-            let mut v = vec![0u8; size];
-            fill(&mut v, id * 100 + k as u64);
-            check(&v, id * 100 + k as u64, "vec allocated in a TLS destructor");
-            let mut w: Vec<u64> = Vec::new();
-            for i in 0..size as u64 / 8 {
-                w.push(i ^ id);
+        let out = self.out.take();
+        // A panic escaping a TLS destructor aborts the process; count it
+        // instead (the panic message is still printed) and fail the test.
+        let checks = AssertUnwindSafe(move || {
+            for (k, size) in [8usize, 100, 4096, 40 * KIB, 300 * KIB, 2 * MIB]
+                .into_iter()
+                .enumerate()
+            {
+                let mut v = vec![0u8; size];
+                fill(&mut v, id * 100 + k as u64);
+                check(&v, id * 100 + k as u64, "vec allocated in a TLS destructor");
+                let mut w: Vec<u64> = Vec::new();
+                for i in 0..size as u64 / 8 {
+                    w.push(i ^ id);
+                }
+                assert!(
+                    w.iter().enumerate().all(|(i, x)| *x == i as u64 ^ id),
+                    "Vec<u64> in TLS destructor"
+                );
             }
-            assert!(w.iter().enumerate().all(|(i, x)| *x == i as u64 ^ id), "Vec<u64> in TLS destructor");
-        }
-        if let Some(tx) = self.out.take() {
-            let mut v = vec![0u8; 5000];
-            fill(&mut v, id);
-            let _ = tx.send((id, v));
-        }
-        TLS_DTOR_CHECKS.fetch_add(1, Ordering::SeqCst);
+            if let Some(tx) = out {
+                let mut v = vec![0u8; 5000];
+                fill(&mut v, id);
+                let _ = tx.send((id, v));
+            }
+        });
+        match panic::catch_unwind(checks) {
+            Ok(()) => TLS_DTOR_CHECKS.fetch_add(1, Ordering::SeqCst),
+            Err(_) => TLS_DTOR_FAILURES.fetch_add(1, Ordering::SeqCst),
+        };
     }
 }
 
@@ -230,9 +282,9 @@ fn allocation_inside_thread_local_destructor() {
             .map(|t| {
                 let tx = tx.clone();
                 thread::spawn(move || {
-                    // Even threads register the guard's destructor before they
-                    // allocate anything (so it runs after the allocator's own
-                    // per-thread teardown, if any); odd threads allocate first.
+                    // Even threads register the guard's destructor before their
+                    // first allocation sets up the allocator's per-thread state;
+                    // odd threads allocate first.
                     if t % 2 == 0 {
                         GUARD.with(|g| g.id.set(t + 1));
                     }
@@ -252,6 +304,12 @@ fn allocation_inside_thread_local_destructor() {
             let v = h.join().expect("thread with TLS destructor panicked");
             check(&v, t as u64, "vec returned from thread");
         }
+        // join returns after the thread's TLS destructors have run.
+        let failures = TLS_DTOR_FAILURES.load(Ordering::SeqCst);
+        assert_eq!(
+            failures, 0,
+            "checks failed inside TLS destructors (see panic messages)"
+        );
         let mut seen: Vec<u64> = rx
             .iter()
             .map(|(id, v)| {
@@ -262,7 +320,10 @@ fn allocation_inside_thread_local_destructor() {
         seen.sort_unstable();
         assert_eq!(seen, (1..=threads as u64).collect::<Vec<_>>());
     });
-    assert!(TLS_DTOR_CHECKS.load(Ordering::SeqCst) >= threads, "every TLS destructor ran to the end");
+    assert!(
+        TLS_DTOR_CHECKS.load(Ordering::SeqCst) >= threads,
+        "every TLS destructor ran to the end"
+    );
 }
 
 #[test]

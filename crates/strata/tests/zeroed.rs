@@ -115,7 +115,11 @@ fn zeroed_interleaved_sizes() {
         };
         let l = layout(size, [8, 16, 64, 4096][rng.below(4)]);
         let what = format!("step {step}");
-        let p = if rng.below(2) == 0 { alloc_dirty(l) } else { alloc_zero_checked(l, &what) };
+        let p = if rng.below(2) == 0 {
+            alloc_dirty(l)
+        } else {
+            alloc_zero_checked(l, &what)
+        };
         bytes(p, size).fill(DIRT);
         live.push((p, l));
         // Free a random subset so reuse comes from many sizes and orders.
@@ -131,7 +135,13 @@ fn zeroed_interleaved_sizes() {
 
 #[test]
 fn zeroed_after_coalescing_neighbours() {
-    for (unit, align) in [(8 * MIB, 8), (300 * KIB, 8), (40 * KIB, 4096), (4096, 4096), (MIB, 2 * MIB)] {
+    for (unit, align) in [
+        (8 * MIB, 8),
+        (300 * KIB, 8),
+        (40 * KIB, 4096),
+        (4096, 4096),
+        (MIB, 2 * MIB),
+    ] {
         for round in 0..3 {
             let l1 = layout(unit, align);
             // Several neighbours, all dirty, with a guard at the end.
@@ -196,11 +206,18 @@ fn partially_written_big_block_comes_back_zero() {
         for rep in 0..reps {
             let (first, at) = (rep * 13 % 97, rep * 1237 % 4096);
             // SAFETY: the layout has a non-zero size.
-            let p = unsafe { if rep % 2 == 0 { alloc(l) } else { alloc_zeroed(l) } };
+            let p = unsafe {
+                if rep % 2 == 0 {
+                    alloc(l)
+                } else {
+                    alloc_zeroed(l)
+                }
+            };
             assert!(!p.is_null());
             assert!(touch_sparsely(p, size, first, at) > 150);
             free(p, l);
-            let what = format!("size {size:#x} align {align} rep {rep} (pages {first}+97k, byte {at})");
+            let what =
+                format!("size {size:#x} align {align} rep {rep} (pages {first}+97k, byte {at})");
             let q = alloc_zero_checked(l, &what);
             // Dirty it sparsely again (other pages) for the next round.
             touch_sparsely(q, size, (first + 50) % 97, 4095 - at);
@@ -210,7 +227,10 @@ fn partially_written_big_block_comes_back_zero() {
         let small = layout(size / 4, align);
         let s = alloc_dirty(small);
         free(s, small);
-        let q = alloc_zero_checked(l, &format!("size {size:#x} after a dirty quarter-size block"));
+        let q = alloc_zero_checked(
+            l,
+            &format!("size {size:#x} after a dirty quarter-size block"),
+        );
         free(q, l);
     }
 }
@@ -224,7 +244,9 @@ fn zeroed_reuse_of_objects_freed_by_another_thread() {
         for round in 0..rounds {
             for &size in &sizes {
                 let n = batch(size).min(200);
-                let batch: Vec<Box<[u8]>> = (0..n).map(|_| vec![DIRT; size].into_boxed_slice()).collect();
+                let batch: Vec<Box<[u8]>> = (0..n)
+                    .map(|_| vec![DIRT; size].into_boxed_slice())
+                    .collect();
                 assert!(batch.iter().all(|b| b[0] == DIRT), "round {round}");
                 tx.send(batch).expect("consumer alive");
             }
@@ -244,5 +266,8 @@ fn zeroed_reuse_of_objects_freed_by_another_thread() {
         k
     });
     producer.join().expect("producer panicked");
-    assert_eq!(consumer.join().expect("consumer panicked"), rounds * sizes.len());
+    assert_eq!(
+        consumer.join().expect("consumer panicked"),
+        rounds * sizes.len()
+    );
 }

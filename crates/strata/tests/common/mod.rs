@@ -27,50 +27,70 @@ fn mix(seed: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Word `idx` of a pattern whose mixed seed is `s`. Multiplying by an odd
-/// constant is a bijection, so every word of one buffer differs from every
-/// other: a copy shifted by any multiple of 8 bytes is caught, and so is
+/// Word `idx` (< 512) of the 4 KiB template of a pattern whose mixed seed is
+/// `s`. Multiplying by an odd constant is a bijection, so the words of one
+/// template all differ: a copy shifted by less than 4 KiB is caught, and so is
 /// memory that was zeroed or never written.
 #[inline]
 fn pat(s: u64, idx: usize) -> u64 {
     (idx as u64).wrapping_mul(0x0000_0100_0000_01B3) ^ s
 }
 
-/// Fills `buf` with the pattern `seed`. Byte `i` of the pattern depends only on
-/// `seed` and `i`, so any prefix of a filled buffer can be checked alone.
-pub fn fill(buf: &mut [u8], seed: u64) {
-    let s = mix(seed);
-    let split = buf.len() & !7;
-    let (words, tail) = buf.split_at_mut(split);
-    for (i, c) in words.chunks_exact_mut(8).enumerate() {
+/// The first word of every 4 KiB block is a stamp of the block's index instead,
+/// so a copy shifted by a multiple of 4 KiB is caught too.
+#[inline]
+fn stamp(s: u64, block: usize) -> u64 {
+    (block as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ s.rotate_left(17) ^ 0x5354_414D_5053
+}
+
+const BLOCK: usize = 4096;
+
+/// The template bytes of the pattern `s`, as far as `len` bytes need them.
+fn template(s: u64, len: usize) -> [u8; BLOCK] {
+    let mut t = [0u8; BLOCK];
+    let n = len.min(BLOCK).div_ceil(8);
+    for (i, c) in t.chunks_exact_mut(8).take(n).enumerate() {
         c.copy_from_slice(&pat(s, i).to_le_bytes());
     }
-    let last = pat(s, split / 8).to_le_bytes();
-    tail.copy_from_slice(&last[..tail.len()]);
+    t
+}
+
+/// Fills `buf` with the pattern `seed`. Byte `i` of the pattern depends only on
+/// `seed` and `i`, so any prefix of a filled buffer can be checked alone. The
+/// pattern is built from a 4 KiB template plus a per-block stamp, so filling
+/// and checking run at `memcpy`/`memcmp` speed even in debug builds.
+pub fn fill(buf: &mut [u8], seed: u64) {
+    let s = mix(seed);
+    let t = template(s, buf.len());
+    for (b, chunk) in buf.chunks_mut(BLOCK).enumerate() {
+        let n = chunk.len();
+        chunk.copy_from_slice(&t[..n]);
+        let k = n.min(8);
+        chunk[..k].copy_from_slice(&stamp(s, b).to_le_bytes()[..k]);
+    }
+}
+
+/// The byte the pattern `seed` has at offset `off`.
+pub fn pattern_byte(seed: u64, off: usize) -> u8 {
+    let s = mix(seed);
+    let (b, o) = (off / BLOCK, off % BLOCK);
+    let w = if o < 8 { stamp(s, b) } else { pat(s, o / 8) };
+    w.to_le_bytes()[o % 8]
 }
 
 /// The offset of the first byte of `buf` that differs from the pattern `seed`.
 pub fn first_mismatch(buf: &[u8], seed: u64) -> Option<usize> {
     let s = mix(seed);
-    let split = buf.len() & !7;
-    for (i, c) in buf[..split].chunks_exact(8).enumerate() {
-        let expect = pat(s, i).to_le_bytes();
-        if c != expect {
-            let j = c.iter().zip(expect).position(|(a, b)| *a != b);
-            return Some(i * 8 + j.unwrap_or(0));
+    let t = template(s, buf.len());
+    for (b, chunk) in buf.chunks(BLOCK).enumerate() {
+        let n = chunk.len();
+        let k = n.min(8);
+        if chunk[..k] != stamp(s, b).to_le_bytes()[..k] || chunk[k..] != t[k..n] {
+            let j = (0..n).find(|&j| chunk[j] != pattern_byte(seed, b * BLOCK + j));
+            return Some(b * BLOCK + j.unwrap_or(0));
         }
     }
-    let last = pat(s, split / 8).to_le_bytes();
-    let tail = &buf[split..];
-    tail.iter()
-        .zip(last)
-        .position(|(a, b)| *a != b)
-        .map(|j| split + j)
-}
-
-/// The byte the pattern `seed` has at offset `off`.
-pub fn pattern_byte(seed: u64, off: usize) -> u8 {
-    pat(mix(seed), off / 8).to_le_bytes()[off % 8]
+    None
 }
 
 /// Panics, naming `what`, the offset and both bytes, unless `buf` holds the

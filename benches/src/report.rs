@@ -1,0 +1,376 @@
+//! Fixed-width text tables and CSV for the comparison results.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::measure::{median, Metric, Sample};
+use crate::suite::Row;
+
+/// All runs of one allocator on one row.
+#[derive(Clone, Debug)]
+pub struct AllocRuns {
+    /// Allocator name, e.g. "glibc".
+    pub alloc: &'static str,
+    /// One sample per repetition, in the order they ran.
+    pub samples: Vec<Sample>,
+}
+
+/// Summary numbers of one allocator on one row.
+#[derive(Clone, Copy, Debug)]
+pub struct Stats {
+    /// Median of the ranking metric, ns/op.
+    pub median: f64,
+    /// Minimum of the ranking metric, ns/op.
+    pub min: f64,
+    /// Median wall ns/op.
+    pub wall: f64,
+    /// Median CPU ns/op.
+    pub cpu: f64,
+    /// Median minor faults per op.
+    pub faults: f64,
+    /// Largest RSS growth of any run, KiB.
+    pub rss_delta_kib: i64,
+    /// Number of runs.
+    pub runs: usize,
+    /// Some run stopped at its time budget.
+    pub truncated: bool,
+}
+
+impl AllocRuns {
+    /// Summarises the samples, ranking by `metric`.
+    pub fn stats(&self, metric: Metric) -> Stats {
+        let col = |f: fn(&Sample) -> f64| self.samples.iter().map(f).collect::<Vec<_>>();
+        let primary: Vec<f64> = self
+            .samples
+            .iter()
+            .map(|s| s.metric_per_op(metric))
+            .collect();
+        Stats {
+            median: median(&primary),
+            min: primary.iter().copied().fold(f64::INFINITY, f64::min),
+            wall: median(&col(Sample::wall_per_op)),
+            cpu: median(&col(Sample::cpu_per_op)),
+            faults: median(&col(Sample::faults_per_op)),
+            rss_delta_kib: self
+                .samples
+                .iter()
+                .map(|s| s.rss_delta_kib)
+                .max()
+                .unwrap_or(0),
+            runs: self.samples.len(),
+            truncated: self.samples.iter().any(Sample::truncated),
+        }
+    }
+}
+
+/// One row's results on every allocator.
+#[derive(Clone, Debug)]
+pub struct RowResult {
+    /// The row that ran.
+    pub row: Row,
+    /// Per-allocator runs, in the fixed allocator order.
+    pub allocs: Vec<AllocRuns>,
+}
+
+/// How the subject allocator compares on one row.
+#[derive(Clone, Copy, Debug)]
+pub struct Ratio<'a> {
+    /// Subject's median ns/op.
+    pub subject: f64,
+    /// Name and median of the fastest other allocator.
+    pub best_peer: Option<(&'a str, f64)>,
+    /// subject / best peer.
+    pub vs_best: f64,
+    /// subject / baseline.
+    pub vs_baseline: f64,
+}
+
+impl RowResult {
+    fn stats_of(&self, name: &str) -> Option<Stats> {
+        let r = self.allocs.iter().find(|r| r.alloc == name)?;
+        Some(r.stats(self.row.metric))
+    }
+
+    /// Median of `name` divided by the best median among the other allocators.
+    pub fn ratio(&self, subject: &str, baseline: &str) -> Ratio<'_> {
+        let s = self.stats_of(subject).map_or(f64::NAN, |s| s.median);
+        let best_peer = self
+            .allocs
+            .iter()
+            .filter(|r| r.alloc != subject)
+            .map(|r| (r.alloc, r.stats(self.row.metric).median))
+            .filter(|(_, v)| v.is_finite())
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let base = self.stats_of(baseline).map_or(f64::NAN, |s| s.median);
+        Ratio {
+            subject: s,
+            best_peer,
+            vs_best: best_peer.map_or(f64::NAN, |(_, b)| s / b),
+            vs_baseline: s / base,
+        }
+    }
+}
+
+/// Formats nanoseconds with precision that suits the magnitude.
+pub fn fmt_ns(v: f64) -> String {
+    if !v.is_finite() {
+        "-".to_string()
+    } else if v < 100.0 {
+        format!("{v:.2}")
+    } else if v < 10_000.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn fmt_faults(v: f64) -> String {
+    if !v.is_finite() {
+        "-".to_string()
+    } else if v < 10.0 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// Formats a signed KiB amount as "+1.5 MiB".
+pub fn fmt_kib(kib: i64) -> String {
+    let sign = if kib < 0 { "-" } else { "+" };
+    let k = kib.unsigned_abs() as f64;
+    if k >= 1024.0 * 1024.0 {
+        format!("{sign}{:.2} GiB", k / (1024.0 * 1024.0))
+    } else if k >= 1024.0 {
+        format!("{sign}{:.1} MiB", k / 1024.0)
+    } else {
+        format!("{sign}{k:.0} KiB")
+    }
+}
+
+fn fmt_ratio(r: f64) -> String {
+    if r.is_finite() {
+        format!("{r:.2}x")
+    } else {
+        "-".to_string()
+    }
+}
+
+/// The fixed-width table of one row.
+pub fn row_table(r: &RowResult) -> String {
+    let m = r.row.metric;
+    let (main, other) = match m {
+        Metric::Wall => ("ns/op (median)", "cpu ns/op"),
+        Metric::Cpu => ("cpu ns/op (median)", "wall ns/op"),
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "[{}] {}", r.row.id, r.row.title);
+    let _ = writeln!(out, "     op = {}; ranked by {} time", r.row.op, m.label());
+    let _ = writeln!(
+        out,
+        "  {:<10} {:>19} {:>13} {:>13} {:>11} {:>12} {:>5}",
+        "allocator", main, "min", other, "faults/op", "RSS delta", "runs"
+    );
+    let stats: Vec<Stats> = r.allocs.iter().map(|a| a.stats(m)).collect();
+    let best = stats.iter().map(|s| s.median).fold(f64::INFINITY, f64::min);
+    let mut flagged = false;
+    for (a, s) in r.allocs.iter().zip(&stats) {
+        let other_v = if m == Metric::Wall { s.cpu } else { s.wall };
+        let mark = if s.median == best { "*" } else { " " };
+        let runs = if s.truncated { "!" } else { "" };
+        flagged |= s.truncated;
+        let _ = writeln!(
+            out,
+            "  {:<10} {:>18}{} {:>13} {:>13} {:>11} {:>12} {:>4}{:1}",
+            a.alloc,
+            fmt_ns(s.median),
+            mark,
+            fmt_ns(s.min),
+            fmt_ns(other_v),
+            fmt_faults(s.faults),
+            fmt_kib(s.rss_delta_kib),
+            s.runs,
+            runs
+        );
+    }
+    if flagged {
+        let _ = writeln!(
+            out,
+            "     ! = a run hit the time budget: ns/op covers the ops done (partial), no further reps"
+        );
+    }
+    out
+}
+
+/// The final summary: subject vs best peer and vs baseline on every row.
+pub fn summary_table(results: &[RowResult], subject: &str, baseline: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "SUMMARY: {subject} median ns/op vs the best peer and vs {baseline} (ratio < 1.00 = {subject} faster)"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<4} {:<22} {:>14} {:>10} {:>13} {:>10} {:>10}",
+        "row",
+        "workload",
+        subject,
+        "best peer",
+        "peer ns/op",
+        "vs best",
+        format!("vs {baseline}")
+    );
+    let mut any_flag = false;
+    for r in results {
+        let q = r.ratio(subject, baseline);
+        let (peer, peer_v) = q.best_peer.unwrap_or(("-", f64::NAN));
+        let flag = if r.allocs.iter().any(|a| a.stats(r.row.metric).truncated) {
+            "!"
+        } else {
+            " "
+        };
+        let _ = writeln!(
+            out,
+            "  {:<4} {:<22} {:>13}{} {:>10} {:>13} {:>10} {:>10}",
+            r.row.id,
+            r.row.name,
+            fmt_ns(q.subject),
+            flag,
+            peer,
+            fmt_ns(peer_v),
+            fmt_ratio(q.vs_best),
+            fmt_ratio(q.vs_baseline)
+        );
+        any_flag |= flag == "!";
+    }
+    if any_flag {
+        let _ = writeln!(
+            out,
+            "  ! = some allocator hit the time budget on that row (see its table)"
+        );
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// All results as CSV: one line per (row, allocator).
+pub fn to_csv(results: &[RowResult], mode: &str, baseline: &str) -> String {
+    let mut out = String::from(
+        "mode,row,workload,op,metric,allocator,runs,truncated,median_ns_per_op,min_ns_per_op,\
+         wall_ns_per_op,cpu_ns_per_op,faults_per_op,rss_delta_kib,ratio_vs_best_other,ratio_vs_baseline\n",
+    );
+    for r in results {
+        let m = r.row.metric;
+        let base = r.stats_of(baseline).map_or(f64::NAN, |s| s.median);
+        for a in &r.allocs {
+            let s = a.stats(m);
+            let best_other = r
+                .allocs
+                .iter()
+                .filter(|o| o.alloc != a.alloc)
+                .map(|o| o.stats(m).median)
+                .fold(f64::INFINITY, f64::min);
+            let fields = [
+                mode.to_string(),
+                r.row.id.to_string(),
+                csv_field(&r.row.title),
+                csv_field(r.row.op),
+                m.label().to_string(),
+                a.alloc.to_string(),
+                s.runs.to_string(),
+                s.truncated.to_string(),
+                format!("{:.3}", s.median),
+                format!("{:.3}", s.min),
+                format!("{:.3}", s.wall),
+                format!("{:.3}", s.cpu),
+                format!("{:.4}", s.faults),
+                s.rss_delta_kib.to_string(),
+                format!("{:.4}", s.median / best_other),
+                format!("{:.4}", s.median / base),
+            ];
+            out.push_str(&fields.join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Writes [`to_csv`] to `path`, creating parent directories.
+pub fn write_csv(
+    path: &Path,
+    results: &[RowResult],
+    mode: &str,
+    baseline: &str,
+) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, to_csv(results, mode, baseline))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::{suite, Mode};
+
+    fn sample(ns_per_op: u64, truncated: bool) -> Sample {
+        Sample {
+            ops: 10,
+            planned: if truncated { 20 } else { 10 },
+            wall_ns: ns_per_op * 10,
+            cpu_ns: ns_per_op * 10,
+            minflt: 5,
+            rss_delta_kib: 2048,
+        }
+    }
+
+    #[test]
+    fn tables_ratios_and_csv() {
+        let row = suite(Mode::Smoke).remove(0);
+        let runs = |alloc, ns: &[u64]| AllocRuns {
+            alloc,
+            samples: ns.iter().map(|&n| sample(n, false)).collect(),
+        };
+        let r = RowResult {
+            row,
+            allocs: vec![
+                runs("strata", &[10, 30, 20]),
+                runs("glibc", &[40, 40]),
+                AllocRuns {
+                    alloc: "mimalloc",
+                    samples: vec![sample(8, true)],
+                },
+            ],
+        };
+        let q = r.ratio("strata", "glibc");
+        assert_eq!(q.subject, 20.0);
+        assert_eq!(q.best_peer, Some(("mimalloc", 8.0)));
+        assert_eq!(q.vs_best, 2.5);
+        assert_eq!(q.vs_baseline, 0.5);
+        let t = row_table(&r);
+        assert!(t.contains("strata") && t.contains("+2.0 MiB") && t.contains("! = a run hit"));
+        assert!(summary_table(std::slice::from_ref(&r), "strata", "glibc").contains("2.50x"));
+        let csv = to_csv(&[r], "smoke", "glibc");
+        assert_eq!(csv.lines().count(), 4);
+        assert!(csv
+            .lines()
+            .nth(3)
+            .unwrap()
+            .contains(",mimalloc,1,true,8.000,"));
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(fmt_kib(-512), "-512 KiB");
+        assert_eq!(fmt_kib(3 << 20), "+3.00 GiB");
+        assert_eq!(fmt_ns(5.0), "5.00");
+        assert_eq!(fmt_ns(12_345.6), "12346");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+}

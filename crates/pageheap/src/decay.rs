@@ -1,0 +1,182 @@
+//! Giving free memory back to the OS: on a timer (decay), or all at once.
+//!
+//! A dirty free span (pages the program used and freed) is kept as it is for
+//! the decay delay (`STRATA_DECAY_MS`, 1 s by default), so a program that
+//! frees and re-allocates the same memory in a loop reuses resident pages
+//! and never page-faults. A span that stays free for longer is released
+//! with `MADV_DONTNEED` and becomes clean (zero, not resident); a cached huge
+//! mapping is unmapped. This is the hysteresis between jemalloc's fault
+//! storms (release on every free) and never shrinking at all.
+//!
+//! Decay runs amortised on the ordinary paths: [`PageHeap::tick`] is called
+//! by large allocations and frees and by the central layer on every batch it
+//! moves; it reads a coarse clock (a vDSO read) and does work only when a
+//! pass is due, at most every quarter of the delay. No background thread is
+//! needed; the owner may run one that calls `tick`.
+//!
+//! Releases happen outside the heap lock: spans are taken out of the free
+//! lists (state `Releasing`), advised, and merged back as clean spans.
+
+use core::ptr::NonNull;
+
+use strata_os::Os;
+
+use crate::span::{Span, SpanList, SpanState};
+use crate::sync::{AtomicU64, Ordering};
+use crate::PageHeap;
+
+/// Default decay delay.
+pub const DEFAULT_DECAY_MS: u64 = 1000;
+
+/// Spans released per pass under one lock hold.
+const RELEASE_BATCH: usize = 32;
+
+pub(crate) struct DecayClock {
+    decay_ms: AtomicU64,
+    next_at: AtomicU64,
+}
+
+impl DecayClock {
+    strata_os::const_unless_loom! {
+        pub(crate) fn new() -> Self {
+            DecayClock { decay_ms: AtomicU64::new(DEFAULT_DECAY_MS), next_at: AtomicU64::new(0) }
+        }
+    }
+}
+
+impl<O: Os> PageHeap<O> {
+    /// Sets how long a free dirty span stays resident before it goes back to
+    /// the OS. 0 releases at the next tick; `u64::MAX` never decays.
+    pub fn set_decay_ms(&self, ms: u64) {
+        self.decay.decay_ms.store(ms, Ordering::Relaxed);
+        self.decay.next_at.store(0, Ordering::Relaxed);
+    }
+
+    /// The decay delay in force.
+    pub fn decay_ms(&self) -> u64 {
+        self.decay.decay_ms.load(Ordering::Relaxed)
+    }
+
+    /// Runs a decay pass if one is due. Cheap otherwise (a clock read and a
+    /// load); safe to call from any thread at any time outside the heap lock.
+    #[inline]
+    pub fn tick(&self) {
+        let now = self.os.now_ms();
+        let next = self.decay.next_at.load(Ordering::Relaxed);
+        if now >= next {
+            self.tick_slow(now, next);
+        }
+    }
+
+    #[cold]
+    fn tick_slow(&self, now: u64, next: u64) {
+        let decay = self.decay_ms();
+        let interval = (decay / 4).clamp(1, 1000);
+        let claimed = self.decay.next_at.compare_exchange(
+            next,
+            now.saturating_add(interval),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        if claimed.is_err() {
+            return; // another thread runs this pass
+        }
+        if let Some(cutoff) = now.checked_sub(decay) {
+            let released = self.release_idle_since(cutoff);
+            if released > 0 {
+                self.state.lock().counters.decay_releases += 1;
+            }
+        }
+    }
+
+    /// Gives every free page back to the OS now: dirty spans are released
+    /// with `MADV_DONTNEED`, cached huge mappings unmapped. Returns bytes.
+    pub fn release_free_memory(&self) -> usize {
+        self.release_idle_since(u64::MAX)
+    }
+
+    /// Releases dirty spans and cached huge mappings freed at or before
+    /// `cutoff` (heap clock, ms). Returns the bytes given back.
+    fn release_idle_since(&self, cutoff: u64) -> usize {
+        let mut released = 0;
+        // Cached huge mappings first: unmapping them returns the most.
+        let huge = {
+            let mut st = self.state.lock();
+            let mut out = SpanList::new();
+            let idle: [*mut Span; 8] = {
+                let mut a = [core::ptr::null_mut(); 8];
+                // SAFETY: members of the cache are valid records.
+                for (slot, c) in a.iter_mut().zip(
+                    st.huge_cache
+                        .iter()
+                        .filter(|&c| unsafe { (*c).freed_at <= cutoff }),
+                ) {
+                    *slot = c;
+                }
+                a
+            };
+            for c in idle.into_iter().filter(|c| !c.is_null()) {
+                // SAFETY: c is in the cache; the lock is held.
+                unsafe { self.uncache_huge(&mut st, c, &mut out) };
+            }
+            out
+        };
+        released += self.unmap_huge_list(huge);
+
+        loop {
+            let mut batch = [core::ptr::null_mut::<Span>(); RELEASE_BATCH];
+            let mut n = 0;
+            {
+                let mut st = self.state.lock();
+                st.dirty.for_each(|s| {
+                    // SAFETY: members of the free lists are valid records.
+                    if n < RELEASE_BATCH && unsafe { (*s).freed_at } <= cutoff {
+                        batch[n] = s;
+                        n += 1;
+                    }
+                });
+                for &s in &batch[..n] {
+                    // SAFETY: s is a dirty free span; taking it out while the
+                    // madvise runs keeps others from allocating or merging it.
+                    unsafe {
+                        st.dirty.remove(s);
+                        (*s).state = SpanState::Releasing;
+                        st.releasing += (*s).npages;
+                    }
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            let mut ok = [false; RELEASE_BATCH];
+            for (i, &s) in batch[..n].iter().enumerate() {
+                // SAFETY: the span is ours while Releasing; its pages are
+                // mapped and unused.
+                unsafe {
+                    let (addr, len) = ((*s).start_addr(), (*s).len_bytes());
+                    ok[i] = self
+                        .os
+                        .release(NonNull::new_unchecked(addr as *mut u8), len)
+                        .is_ok();
+                    if ok[i] {
+                        released += len;
+                    }
+                }
+            }
+            self.records.reserve(&self.os, 1);
+            let mut st = self.state.lock();
+            for (i, &s) in batch[..n].iter().enumerate() {
+                // SAFETY: still ours.
+                unsafe {
+                    st.releasing -= (*s).npages;
+                    (*s).clean = ok[i];
+                }
+                self.free_locked(&mut st, s);
+            }
+            if ok[..n].iter().any(|&o| !o) {
+                break; // the kernel refuses; do not spin on it
+            }
+        }
+        released
+    }
+}

@@ -1,0 +1,239 @@
+//! Huge blocks: allocations of [`HUGE_MIN`] bytes or more get a mapping of
+//! their own, so that `realloc` can resize them by moving page tables
+//! (`mremap`) instead of copying, and freeing them never fragments the heap.
+//!
+//! A freed huge mapping is not unmapped at once: the most recent few are kept
+//! (dirty) and reused, resized with `mremap` to the next huge request, so a
+//! program that allocates and frees the same big buffer over and over keeps
+//! its pages resident instead of faulting them in every time. Kept mappings
+//! go back to the OS when they have been idle for the decay delay
+//! ([`crate::PageHeap::tick`]) or on [`crate::PageHeap::release_free_memory`].
+//!
+//! # Invariants
+//! - A huge span is a whole mapping (`own_mapping`); it is never split and
+//!   never merged with a neighbour.
+//! - A cached huge span is `Free`, in `huge_cache`, and counted in
+//!   `huge_cached`; an in-use one is counted in `huge_in_use`.
+
+use core::ptr::NonNull;
+
+use strata_os::Os;
+
+use crate::heap::HeapState;
+use crate::span::{Span, SpanList, SpanState};
+use crate::{PageHeap, PAGE_SHIFT, PAGE_SIZE};
+
+/// Requests of at least this many bytes get a mapping of their own.
+pub const HUGE_MIN: usize = 32 << 20;
+
+/// Free huge mappings kept for reuse.
+const HUGE_CACHE_MAX: usize = 4;
+
+impl<O: Os> PageHeap<O> {
+    /// Allocates a huge block of `npages` pages aligned to `align`.
+    pub(crate) fn alloc_huge(
+        &self,
+        npages: usize,
+        align: usize,
+        zero: bool,
+    ) -> Option<NonNull<u8>> {
+        let len = npages.checked_mul(PAGE_SIZE)?;
+        let align = align.max(PAGE_SIZE);
+        self.records.reserve(&self.os, 1);
+        let cached = {
+            let mut st = self.state.lock();
+            let found = st.huge_cache.iter().find(|&c| {
+                // SAFETY: members of the cache are valid records.
+                unsafe { (*c).start_addr() % align == 0 }
+            });
+            if let Some(c) = found {
+                // SAFETY: c is in the cache.
+                unsafe {
+                    st.huge_cache.remove(c);
+                    st.counters.huge_cached -= (*c).npages;
+                    (*c).state = SpanState::Releasing;
+                }
+            }
+            found
+        };
+        if let Some(c) = cached {
+            // SAFETY: the record is ours now (out of the cache).
+            let (old, old_len, clean) =
+                unsafe { ((*c).start_addr(), (*c).len_bytes(), (*c).clean) };
+            // SAFETY: `old` is a whole mapping of ours that nobody uses.
+            let old_ptr = unsafe { NonNull::new_unchecked(old as *mut u8) };
+            // SAFETY: as above.
+            let moved = if old_len == len {
+                Ok(old_ptr)
+            } else {
+                unsafe { self.os.remap(old_ptr, old_len, len, align) }
+            };
+            match moved {
+                Ok(p) => {
+                    if zero && !clean {
+                        // The old part may be dirty; what mremap added is zero.
+                        // SAFETY: ours, mapped, unused.
+                        unsafe { self.os.zero(p, old_len.min(len)) };
+                    }
+                    // SAFETY: c is ours; p is a whole mapping of `len` bytes.
+                    return unsafe { self.register_huge(c, p, npages, false) };
+                }
+                Err(_) => {
+                    // SAFETY: still a whole mapping of ours, unused.
+                    unsafe { self.os.unmap(old_ptr, old_len) };
+                    let _st = self.state.lock();
+                    // SAFETY: nothing refers to the record any more.
+                    unsafe { self.drop_record(c) };
+                }
+            }
+        }
+        let p = self.os.map(len, align).ok()?;
+        let rec = {
+            let _st = self.state.lock();
+            self.new_record(p.as_ptr() as usize >> PAGE_SHIFT, npages, true)
+        };
+        // SAFETY: rec is ours; p is a fresh mapping of `len` bytes.
+        unsafe { self.register_huge(rec, p, npages, true) }
+    }
+
+    /// Makes `rec` describe the in-use huge mapping `p` and records it.
+    ///
+    /// # Safety
+    /// `rec` is a record owned by the caller, in no list; `p` is a whole
+    /// mapping of `npages` pages owned by the caller.
+    unsafe fn register_huge(
+        &self,
+        rec: *mut Span,
+        p: NonNull<u8>,
+        npages: usize,
+        fresh: bool,
+    ) -> Option<NonNull<u8>> {
+        let start = p.as_ptr() as usize >> PAGE_SHIFT;
+        if !self.pagemap.ensure(start, npages, &self.os) {
+            // SAFETY: ours, unused.
+            unsafe { self.os.unmap(p, npages << PAGE_SHIFT) };
+            let _st = self.state.lock();
+            // SAFETY: nothing refers to the record.
+            unsafe { self.drop_record(rec) };
+            return None;
+        }
+        let mut st = self.state.lock();
+        // SAFETY: the record is ours; the lock is held.
+        unsafe {
+            (*rec).start = start;
+            (*rec).npages = npages;
+            (*rec).state = SpanState::InUse;
+            (*rec).clean = fresh;
+            (*rec).own_mapping = true;
+            (*rec).size_class = 0;
+        }
+        self.pagemap.set(start, rec);
+        self.pagemap.set(start + npages - 1, rec);
+        st.counters.huge_in_use += npages;
+        st.counters.huge_allocs += 1;
+        drop(st);
+        self.tick();
+        Some(p)
+    }
+
+    /// Files a freed huge span in the cache; returns the mappings pushed out
+    /// of it (to unmap outside the lock).
+    ///
+    /// # Safety
+    /// `s` is an in-use huge span given up by its owner; the lock is held.
+    pub(crate) unsafe fn cache_huge(&self, st: &mut HeapState, s: *mut Span) -> SpanList {
+        // SAFETY: caller's contract.
+        unsafe {
+            (*s).state = SpanState::Free;
+            (*s).clean = false;
+            (*s).freed_at = self.os.now_ms();
+            st.counters.huge_in_use -= (*s).npages;
+            st.counters.huge_cached += (*s).npages;
+            st.huge_cache.push(s);
+        }
+        let mut evicted = SpanList::new();
+        while st.huge_cache.len() > HUGE_CACHE_MAX {
+            // The oldest is last.
+            let Some(oldest) = st.huge_cache.iter().last() else {
+                break;
+            };
+            // SAFETY: oldest is in the cache; moved to our local list.
+            unsafe { self.uncache_huge(st, oldest, &mut evicted) };
+        }
+        evicted
+    }
+
+    /// Takes a cached huge span out of the cache into `out`.
+    ///
+    /// # Safety
+    /// `c` is in the cache; the lock is held.
+    pub(crate) unsafe fn uncache_huge(&self, st: &mut HeapState, c: *mut Span, out: &mut SpanList) {
+        // SAFETY: caller's contract.
+        unsafe {
+            st.huge_cache.remove(c);
+            st.counters.huge_cached -= (*c).npages;
+            (*c).state = SpanState::Releasing;
+            out.push(c);
+        }
+    }
+
+    /// Unmaps huge spans taken out of the cache. Must run without the lock.
+    pub(crate) fn unmap_huge_list(&self, mut list: SpanList) -> usize {
+        let mut bytes = 0;
+        while !list.is_empty() {
+            let c = list.first();
+            // SAFETY: the records in the local list are ours; each is a whole
+            // mapping nobody uses.
+            unsafe {
+                list.remove(c);
+                let len = (*c).len_bytes();
+                self.os
+                    .unmap(NonNull::new_unchecked((*c).start_addr() as *mut u8), len);
+                bytes += len;
+                let _st = self.state.lock();
+                self.drop_record(c);
+            }
+        }
+        bytes
+    }
+
+    /// Resizes a huge block's mapping to `new_pages` pages.
+    ///
+    /// # Safety
+    /// `s` is an in-use huge span owned by the caller.
+    pub(crate) unsafe fn resize_huge(
+        &self,
+        s: *mut Span,
+        new_pages: usize,
+        align: usize,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: caller's contract.
+        let (old, old_pages) = unsafe { ((*s).start_addr(), (*s).npages) };
+        // SAFETY: a whole mapping of ours, owned by the caller.
+        let p = unsafe {
+            self.os.remap(
+                NonNull::new_unchecked(old as *mut u8),
+                old_pages << PAGE_SHIFT,
+                new_pages.checked_mul(PAGE_SIZE)?,
+                align.max(PAGE_SIZE),
+            )
+        }
+        .ok()?;
+        let start = p.as_ptr() as usize >> PAGE_SHIFT;
+        if !self.pagemap.ensure(start, new_pages, &self.os) {
+            strata_os::fatal(b"strata: out of memory for the pagemap during mremap\n");
+        }
+        let mut st = self.state.lock();
+        // SAFETY: the record is the caller's in-use span; the lock is held.
+        unsafe {
+            (*s).start = start;
+            (*s).npages = new_pages;
+            (*s).clean = false;
+        }
+        self.pagemap.set(start, s);
+        self.pagemap.set(start + new_pages - 1, s);
+        st.counters.huge_in_use = st.counters.huge_in_use + new_pages - old_pages;
+        st.counters.huge_remaps += 1;
+        Some(p)
+    }
+}

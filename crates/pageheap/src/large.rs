@@ -1,0 +1,200 @@
+//! Large allocations: blocks of more than the largest size class, each a
+//! span of whole pages (or, from [`crate::HUGE_MIN`], a mapping of its own).
+//!
+//! Frees are validated: the address must be the start of an in-use large
+//! span, checked under the heap lock so two racing frees of one block cannot
+//! both pass. Anything else is refused with a [`BadPointer`] reason.
+//!
+//! With `zero`, a block reads as zero: a clean span is handed out as is; a
+//! dirty one goes through [`strata_os::Os::zero`], which writes only resident
+//! pages (or drops them when the block was barely used).
+
+use core::ptr::NonNull;
+
+use strata_os::Os;
+
+use crate::heap::{BadPointer, Prefer};
+use crate::span::{Span, SpanState};
+use crate::{PageHeap, PAGE_SHIFT, PAGE_SIZE};
+
+impl<O: Os> PageHeap<O> {
+    /// Allocates `size` bytes aligned to `align` as a span of its own. With
+    /// `zero`, the memory reads as zero; it is cleared only where it may be
+    /// dirty, and only its resident pages are written.
+    pub fn alloc_large(&self, size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
+        let npages = size.max(1).checked_add(PAGE_SIZE - 1)? >> PAGE_SHIFT;
+        if npages > (isize::MAX as usize) >> PAGE_SHIFT {
+            return None;
+        }
+        if size >= crate::huge::HUGE_MIN {
+            return self.alloc_huge(npages, align, zero);
+        }
+        let align_pages = (align >> PAGE_SHIFT).max(1);
+        let prefer = if zero { Prefer::Clean } else { Prefer::Dirty };
+        let s = self.take(npages, align_pages, prefer, 0)?;
+        // SAFETY: the span is ours and in use.
+        let (start, clean) = unsafe { ((*s.as_ptr()).start, (*s.as_ptr()).clean) };
+        let addr = start << PAGE_SHIFT;
+        // SAFETY: the address is the start of a mapped span we own.
+        let p = unsafe { NonNull::new_unchecked(addr as *mut u8) };
+        if zero && !clean {
+            // SAFETY: outside the lock, on pages only we hold.
+            unsafe { self.os.zero(p, npages << PAGE_SHIFT) };
+        }
+        #[cfg(debug_assertions)]
+        if zero {
+            // SAFETY: the span's memory is ours and mapped.
+            unsafe { debug_assert_zero(p.as_ptr(), npages << PAGE_SHIFT) };
+        }
+        self.tick();
+        Some(p)
+    }
+
+    /// Checks that `addr` is the start of an in-use large allocation of this
+    /// heap and returns its span.
+    pub fn large_span(&self, addr: usize) -> Result<NonNull<Span>, BadPointer> {
+        let s = self.span_of(addr).ok_or(BadPointer::NotOurs)?;
+        // SAFETY: span_of returned a record that holds the page.
+        let span = unsafe { s.as_ref() };
+        match span.state {
+            SpanState::InUse if span.size_class != 0 => Err(BadPointer::SmallObject),
+            SpanState::InUse if span.start_addr() == addr => Ok(s),
+            SpanState::InUse => Err(BadPointer::Interior),
+            _ => Err(BadPointer::NotInUse),
+        }
+    }
+
+    /// The usable size of the large allocation at `addr`.
+    pub fn large_size(&self, addr: usize) -> Result<usize, BadPointer> {
+        // SAFETY: large_span returns a valid, in-use record.
+        self.large_span(addr)
+            .map(|s| unsafe { s.as_ref().len_bytes() })
+    }
+
+    /// Frees the large allocation at `addr`, or explains why it is not one.
+    ///
+    /// # Safety
+    /// If `addr` is a live large allocation, nobody uses it any more.
+    pub unsafe fn free_large(&self, addr: usize) -> Result<(), BadPointer> {
+        self.records.reserve(&self.os, 1);
+        let mut st = self.state.lock();
+        // Checked under the lock so that two racing frees of the same block
+        // cannot both pass.
+        let s = self.large_span(addr)?.as_ptr();
+        // SAFETY: an in-use large span; the caller gave it up.
+        unsafe {
+            if (*s).own_mapping {
+                let evict = self.cache_huge(&mut st, s);
+                drop(st);
+                self.unmap_huge_list(evict);
+                self.tick();
+                return Ok(());
+            }
+            st.counters.in_use -= (*s).npages;
+            (*s).clean = false;
+        }
+        self.free_locked(&mut st, s);
+        drop(st);
+        self.tick();
+        Ok(())
+    }
+
+    /// Resizes the large allocation at `addr` to `new_size` bytes without
+    /// copying: a span in the heap shrinks in place or grows into a free right
+    /// neighbour; a huge block's mapping is resized by moving page tables
+    /// (and may move, keeping `align`). Returns the block's address, or `None`
+    /// if it cannot be done (the block is then unchanged).
+    ///
+    /// # Safety
+    /// `addr` is a live large allocation owned by the caller.
+    pub unsafe fn resize_large(
+        &self,
+        addr: usize,
+        new_size: usize,
+        align: usize,
+    ) -> Option<NonNull<u8>> {
+        let new_pages = new_size.max(1).checked_add(PAGE_SIZE - 1)? >> PAGE_SHIFT;
+        let s = self.large_span(addr).ok()?.as_ptr();
+        // SAFETY: an in-use large span owned by the caller.
+        if unsafe { (*s).own_mapping } {
+            // SAFETY: forwarded contract.
+            return unsafe { self.resize_huge(s, new_pages, align) };
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.resize_in_heap(s, new_pages) }.then(|| {
+            // SAFETY: addr is the live block's address.
+            unsafe { NonNull::new_unchecked(addr as *mut u8) }
+        })
+    }
+
+    /// # Safety
+    /// `s` is an in-use large span of the heap (not huge) owned by the caller.
+    unsafe fn resize_in_heap(&self, s: *mut Span, new_pages: usize) -> bool {
+        self.records.reserve(&self.os, 2);
+        let mut st = self.state.lock();
+        // SAFETY: s is an in-use large span owned by the caller; the right
+        // neighbour is validated before use; the lock is held.
+        unsafe {
+            let (start, old) = ((*s).start, (*s).npages);
+            if new_pages == old {
+                return true;
+            }
+            if new_pages < old {
+                (*s).npages = new_pages;
+                self.pagemap.set(start + new_pages - 1, s);
+                let t = self.new_record(start + new_pages, old - new_pages, false);
+                st.counters.in_use -= old - new_pages;
+                self.free_locked(&mut st, t);
+                return true;
+            }
+            let right = self.pagemap.get(start + old);
+            let usable = !right.is_null()
+                && (*right).state == SpanState::Free
+                && (*right).contains_page(start + old)
+                && !(*right).own_mapping
+                && old + (*right).npages >= new_pages;
+            if !usable {
+                return false;
+            }
+            let extra = new_pages - old;
+            self.unlink_free(&mut st, right);
+            let rest = (*right).npages - extra;
+            if rest > 0 {
+                (*right).start += extra;
+                (*right).npages = rest;
+                self.insert_free(&mut st, right);
+            } else {
+                self.drop_record(right);
+            }
+            (*s).npages = new_pages;
+            (*s).clean = false;
+            self.pagemap.set(start + new_pages - 1, s);
+            st.counters.in_use += extra;
+        }
+        true
+    }
+}
+
+/// Debug builds verify that memory handed out as zeroed reads as zero, at up
+/// to 256 places spread over the range (reading an untouched page maps the
+/// shared zero page, which costs no memory).
+///
+/// # Safety
+/// `[p, p + len)` is mapped and readable, `p` page aligned, `len` a multiple of 8.
+#[cfg(debug_assertions)]
+unsafe fn debug_assert_zero(p: *const u8, len: usize) {
+    let words = len / 8;
+    let step = (words / 256).max(1);
+    let mut i = 0;
+    while i < words {
+        // SAFETY: i < words, so the word lies inside the caller's range.
+        if unsafe { (p as *const u64).add(i).read_volatile() } != 0 {
+            strata_os::fatal(b"strata: a span marked zeroed does not read as zero\n");
+        }
+        i += step;
+    }
+    // SAFETY: the last word of the range.
+    if unsafe { (p as *const u64).add(words - 1).read_volatile() } != 0 {
+        strata_os::fatal(b"strata: a span marked zeroed does not read as zero\n");
+    }
+}

@@ -1,0 +1,188 @@
+//! Decay with hysteresis, explicit release, and huge blocks, over a fake OS
+//! whose clock the test moves by hand.
+
+use strata_os::{FakeOs, Os};
+use strata_pageheap::{PageHeap, DEFAULT_DECAY_MS, HUGE_MIN, PAGE_SIZE};
+
+fn all_zero(addr: usize, len: usize) -> bool {
+    // SAFETY: the caller passes a live block of at least `len` bytes.
+    unsafe { std::slice::from_raw_parts(addr as *const u8, len) }
+        .iter()
+        .all(|&b| b == 0)
+}
+
+#[test]
+fn idle_dirty_spans_decay_and_busy_ones_do_not() {
+    let heap = PageHeap::new(FakeOs::new());
+    heap.os().advance_ms(10_000);
+    let len = 64 * PAGE_SIZE;
+    let blocks: Vec<usize> = (0..8)
+        .map(|_| heap.alloc_large(len, PAGE_SIZE, false).unwrap().as_ptr() as usize)
+        .collect();
+    for &b in &blocks {
+        // SAFETY: live blocks, written then given up.
+        unsafe {
+            std::ptr::write_bytes(b as *mut u8, 0xCD, len);
+            heap.free_large(b).unwrap();
+        }
+    }
+    let dirty = heap.stats().free_dirty_bytes;
+    assert!(dirty >= 8 * len);
+    // Well inside the delay: nothing goes.
+    heap.os().advance_ms(DEFAULT_DECAY_MS / 2);
+    heap.tick();
+    assert_eq!(heap.stats().free_dirty_bytes, dirty);
+    // A block reused and freed again restarts its clock (hysteresis).
+    let again = heap.alloc_large(len, PAGE_SIZE, false).unwrap().as_ptr() as usize;
+    // SAFETY: live block given up.
+    unsafe { heap.free_large(again).unwrap() };
+    heap.os().advance_ms(DEFAULT_DECAY_MS / 2 + 10);
+    heap.tick();
+    let after = heap.stats();
+    assert!(
+        after.free_dirty_bytes >= len,
+        "the block freed just now was released too early"
+    );
+    assert!(
+        after.free_dirty_bytes < dirty,
+        "idle spans were not released"
+    );
+    assert!(after.decay_releases >= 1);
+    heap.os().advance_ms(DEFAULT_DECAY_MS + 10);
+    heap.tick();
+    let end = heap.stats();
+    assert_eq!(end.free_dirty_bytes, 0);
+    assert_eq!(end.free_clean_bytes, end.mapped_bytes);
+    heap.check_invariants().unwrap();
+    // Released memory reads as zero and is handed out as such.
+    let z = heap.alloc_large(len, PAGE_SIZE, true).unwrap().as_ptr() as usize;
+    assert!(all_zero(z, len));
+}
+
+#[test]
+fn decay_can_be_disabled_and_made_immediate() {
+    let heap = PageHeap::new(FakeOs::new());
+    heap.os().advance_ms(10_000);
+    heap.set_decay_ms(u64::MAX);
+    let b = heap
+        .alloc_large(16 * PAGE_SIZE, PAGE_SIZE, false)
+        .unwrap()
+        .as_ptr() as usize;
+    // SAFETY: live block given up.
+    unsafe { heap.free_large(b).unwrap() };
+    heap.os().advance_ms(1 << 40);
+    heap.tick();
+    assert!(heap.stats().free_dirty_bytes > 0);
+    heap.set_decay_ms(0);
+    heap.os().advance_ms(1);
+    heap.tick();
+    assert_eq!(heap.stats().free_dirty_bytes, 0);
+}
+
+#[test]
+fn release_free_memory_returns_everything() {
+    let heap = PageHeap::new(FakeOs::new());
+    let v: Vec<usize> = (1..40)
+        .map(|i| {
+            heap.alloc_large(i * PAGE_SIZE * 3, PAGE_SIZE, false)
+                .unwrap()
+                .as_ptr() as usize
+        })
+        .collect();
+    for b in v {
+        // SAFETY: live blocks given up.
+        unsafe { heap.free_large(b).unwrap() };
+    }
+    assert!(heap.release_free_memory() > 0);
+    let st = heap.stats();
+    assert_eq!(st.free_dirty_bytes, 0);
+    assert_eq!(st.in_use_bytes, 0);
+    heap.check_invariants().unwrap();
+}
+
+#[test]
+fn huge_blocks_are_cached_reused_resized_and_released() {
+    let heap = PageHeap::new(FakeOs::new());
+    let len = HUGE_MIN + 3 * PAGE_SIZE;
+    let p = heap.alloc_large(len, PAGE_SIZE, true).unwrap().as_ptr() as usize;
+    assert!(all_zero(p, len));
+    assert_eq!(heap.stats().huge_in_use_bytes, len);
+    // SAFETY: a live block of `len` bytes.
+    unsafe {
+        std::ptr::write_bytes(p as *mut u8, 0x5A, len);
+        heap.free_large(p).unwrap();
+        assert!(
+            heap.free_large(p).is_err(),
+            "double free of a huge block accepted"
+        );
+    }
+    let st = heap.stats();
+    assert_eq!((st.huge_in_use_bytes, st.huge_cached_bytes), (0, len));
+    // The cached mapping serves the next huge request, zeroed when asked.
+    let maps = heap.os().counters().snapshot().maps;
+    let q = heap.alloc_large(len, PAGE_SIZE, true).unwrap().as_ptr() as usize;
+    assert_eq!(
+        heap.os().counters().snapshot().maps,
+        maps,
+        "the cached mapping was not reused"
+    );
+    assert!(all_zero(q, len));
+    // Grow and shrink by remapping, keeping contents and alignment.
+    // SAFETY: live block of `len` bytes.
+    unsafe { std::ptr::write_bytes(q as *mut u8, 0x11, len) };
+    // SAFETY: live block.
+    let r = unsafe { heap.resize_large(q, 2 * len, 1 << 16) }
+        .unwrap()
+        .as_ptr() as usize;
+    assert_eq!(r % (1 << 16), 0);
+    assert_eq!(
+        heap.large_size(r).unwrap(),
+        (2 * len).next_multiple_of(PAGE_SIZE)
+    );
+    // SAFETY: live block of 2 * len bytes.
+    unsafe {
+        assert!(std::slice::from_raw_parts(r as *const u8, len)
+            .iter()
+            .all(|&b| b == 0x11));
+        std::ptr::write_bytes(r as *mut u8, 0x22, 2 * len);
+    }
+    assert!(heap.stats().huge_remaps >= 1);
+    // SAFETY: live block.
+    let s = unsafe { heap.resize_large(r, HUGE_MIN, PAGE_SIZE) }
+        .unwrap()
+        .as_ptr() as usize;
+    // SAFETY: live block of HUGE_MIN bytes.
+    unsafe {
+        assert!(std::slice::from_raw_parts(s as *const u8, HUGE_MIN)
+            .iter()
+            .all(|&b| b == 0x22));
+        heap.free_large(s).unwrap();
+    }
+    let mappings = heap.os().live_mappings();
+    assert!(heap.release_free_memory() >= HUGE_MIN);
+    assert_eq!(heap.os().live_mappings(), mappings - 1);
+    assert_eq!(heap.stats().huge_cached_bytes, 0);
+}
+
+#[test]
+fn huge_cache_is_bounded() {
+    let heap = PageHeap::new(FakeOs::new());
+    let v: Vec<usize> = (0..7)
+        .map(|_| {
+            heap.alloc_large(HUGE_MIN, PAGE_SIZE, false)
+                .unwrap()
+                .as_ptr() as usize
+        })
+        .collect();
+    for b in v {
+        // SAFETY: live blocks given up.
+        unsafe { heap.free_large(b).unwrap() };
+    }
+    let st = heap.stats();
+    assert!(
+        st.huge_cached_bytes <= 4 * HUGE_MIN,
+        "{} bytes cached",
+        st.huge_cached_bytes
+    );
+    assert_eq!(st.huge_in_use_bytes, 0);
+}

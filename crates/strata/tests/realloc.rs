@@ -1,0 +1,249 @@
+//! `realloc` up and down across every size boundary, from 8 B through the
+//! small size classes and page spans to 100 MiB and back, at several
+//! alignments: at each step the whole block holds a fresh pattern, and after
+//! each `realloc` the common prefix must have survived.
+
+#[global_allocator]
+static GLOBAL: strata::Strata = strata::Strata;
+
+mod common;
+
+use common::{check, fill, long_tests, Rng, KIB, MIB};
+use std::alloc::{alloc, dealloc, realloc, Layout};
+use std::thread;
+
+const ALIGNS: [usize; 5] = [8, 16, 64, 4096, 64 * KIB];
+
+fn layout(size: usize, align: usize) -> Layout {
+    Layout::from_size_align(size, align).expect("valid layout")
+}
+
+/// The bytes of a live block.
+fn bytes<'a>(p: *mut u8, size: usize) -> &'a mut [u8] {
+    // SAFETY: every caller passes a live block of at least `size` bytes that
+    // it owns, and does not use the slice after freeing or reallocating it.
+    unsafe { std::slice::from_raw_parts_mut(p, size) }
+}
+
+/// Sizes from 8 B to `top`: each power of two with its neighbours and the
+/// midpoint, the small/large boundary region around 256 KiB, and big spans.
+fn ladder(top: usize) -> Vec<usize> {
+    let mut v = vec![8];
+    let mut p = 16;
+    while p <= 2 * MIB {
+        v.extend([p - 1, p, p + 1, p + p / 2]);
+        p *= 2;
+    }
+    v.extend([
+        255 * KIB,
+        256 * KIB - 8,
+        256 * KIB + 8,
+        300 * KIB,
+        4 * MIB - 1,
+        4 * MIB + 1,
+    ]);
+    v.extend([4 * MIB, 10 * MIB + 4096, 32 * MIB, 100 * MIB]);
+    v.retain(|&s| s <= top);
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// An allocation that is moved through a sequence of sizes with `realloc`,
+/// holding the pattern `seed` over its whole current size.
+struct Block {
+    ptr: *mut u8,
+    size: usize,
+    align: usize,
+    seed: u64,
+}
+
+impl Block {
+    fn new(size: usize, align: usize, seed: u64) -> Block {
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { alloc(layout(size, align)) };
+        assert!(!ptr.is_null(), "alloc({size}, {align}) failed");
+        assert_eq!(
+            ptr as usize % align,
+            0,
+            "alloc({size}, {align}) misaligned: {ptr:p}"
+        );
+        fill(bytes(ptr, size), seed);
+        Block {
+            ptr,
+            size,
+            align,
+            seed,
+        }
+    }
+
+    /// Reallocates to `new`, checks alignment and the surviving prefix, then
+    /// writes a fresh pattern over the whole new size.
+    fn resize(&mut self, new: usize) {
+        let (old, align) = (self.size, self.align);
+        // SAFETY: `ptr` is live with layout (size, align); `new` is non-zero
+        // and far below isize::MAX.
+        let q = unsafe { realloc(self.ptr, layout(old, align), new) };
+        let what = format!("realloc {old} -> {new} (align {align}) from {:p}", self.ptr);
+        assert!(!q.is_null(), "{what}: returned null");
+        assert_eq!(q as usize % align, 0, "{what}: {q:p} misaligned");
+        self.ptr = q;
+        self.size = new;
+        check(bytes(q, old.min(new)), self.seed, &what);
+        self.seed = self.seed.wrapping_add(1);
+        fill(bytes(q, new), self.seed);
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // Not while unwinding from another failure: a second panic would abort
+        // the whole test binary and hide the first report.
+        if !thread::panicking() {
+            check(bytes(self.ptr, self.size), self.seed, "block before free");
+        }
+        // SAFETY: `ptr` is live with this layout and is not used again.
+        unsafe { dealloc(self.ptr, layout(self.size, self.align)) };
+    }
+}
+
+// SAFETY: a Block owns its allocation exclusively, like a Box<[u8]>.
+unsafe impl Send for Block {}
+
+/// Walks the ladder up to `top` and back down to 8 B.
+fn up_and_down(align: usize, top: usize, seed: u64) {
+    let sizes = ladder(top);
+    let mut b = Block::new(sizes[0], align, seed);
+    for &s in sizes.iter().skip(1) {
+        b.resize(s);
+    }
+    for &s in sizes.iter().rev().skip(1) {
+        b.resize(s);
+    }
+    assert_eq!(b.size, 8);
+}
+
+#[test]
+fn realloc_ladder_up_and_down_every_alignment() {
+    for (k, align) in ALIGNS.into_iter().enumerate() {
+        up_and_down(align, 100 * MIB, k as u64 * 1000);
+    }
+}
+
+#[test]
+fn realloc_by_small_steps_within_and_across_classes() {
+    for align in ALIGNS {
+        let mut b = Block::new(1, align, align as u64);
+        let mut size = 1;
+        // +1 byte at a time through the smallest classes, then coarser.
+        while size < 600 {
+            size += 1;
+            b.resize(size);
+        }
+        while size < 70_000 {
+            size += 97;
+            b.resize(size);
+        }
+        while size > 1009 {
+            size -= 1009;
+            b.resize(size);
+        }
+        while size > 1 {
+            size -= 1;
+            b.resize(size);
+        }
+    }
+}
+
+#[test]
+fn realloc_random_jumps() {
+    let mut rng = Rng::new(7);
+    let steps = if long_tests() { 20_000 } else { 1_500 };
+    let mut blocks: Vec<Block> = Vec::new();
+    for i in 0..steps {
+        // Sizes spread log-uniformly from 1 B to 4 MiB.
+        let bits = rng.below(23);
+        let size = 1 + rng.below(1 << bits);
+        if blocks.len() < 16 || rng.below(2) == 0 {
+            let align = ALIGNS[rng.below(ALIGNS.len())];
+            blocks.push(Block::new(size, align, i as u64));
+        } else {
+            let k = rng.below(blocks.len());
+            blocks[k].resize(size);
+            if rng.below(4) == 0 {
+                drop(blocks.swap_remove(k));
+            }
+        }
+    }
+}
+
+#[test]
+fn realloc_on_another_thread_than_alloc() {
+    let threads = 4;
+    let rounds = if long_tests() { 20 } else { 3 };
+    for round in 0..rounds {
+        // Blocks are allocated here, resized on worker threads, returned and
+        // freed here (each realloc may free on a thread that did not allocate).
+        let blocks: Vec<Block> = (0..threads * 8)
+            .map(|i| {
+                Block::new(
+                    8 << (i % 16),
+                    ALIGNS[i % ALIGNS.len()],
+                    (round * 1000 + i) as u64,
+                )
+            })
+            .collect();
+        let mut per_thread: Vec<Vec<Block>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, b) in blocks.into_iter().enumerate() {
+            per_thread[i % threads].push(b);
+        }
+        let handles: Vec<_> = per_thread
+            .into_iter()
+            .map(|mut mine| {
+                thread::spawn(move || {
+                    for (j, b) in mine.iter_mut().enumerate() {
+                        for s in [3 * b.size + 1, 40_000 + j, 17, 300 * KIB, 64] {
+                            b.resize(s);
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        for h in handles {
+            let mine = h.join().expect("realloc thread panicked");
+            for b in &mine {
+                assert_eq!(b.size, 64);
+            }
+        }
+    }
+}
+
+/// The checks above are only as good as the pattern: make sure it catches a
+/// flipped byte, a copy shifted by 8 B or by whole pages, stale contents from
+/// another seed, and zeroed memory.
+#[test]
+fn pattern_check_catches_corruption() {
+    let n = 5 * 4096 + 123;
+    let mut a = vec![0u8; n];
+    fill(&mut a, 5);
+    assert_eq!(common::first_mismatch(&a, 5), None);
+    assert!(common::first_mismatch(&a, 6).is_some(), "another seed");
+    assert_eq!(common::first_nonzero(&a), Some(0));
+    let mut b = a.clone();
+    b[n - 1] ^= 1;
+    assert_eq!(
+        common::first_mismatch(&b, 5),
+        Some(n - 1),
+        "flipped last byte"
+    );
+    for shift in [8, 4096, 8192] {
+        let mut c = vec![0u8; n];
+        c[..n - shift].copy_from_slice(&a[shift..]);
+        assert_eq!(common::first_mismatch(&c, 5), Some(0), "shifted by {shift}");
+    }
+    assert!(common::first_mismatch(&vec![0u8; n], 5).is_some(), "zeroed");
+    for i in [0, 7, 8, 4095, 4096, 4103, n - 1] {
+        assert_eq!(common::pattern_byte(5, i), a[i], "pattern_byte({i})");
+    }
+}
