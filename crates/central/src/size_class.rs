@@ -117,8 +117,18 @@ pub static CLASSES: [ClassInfo; NUM_CLASSES] = {
     t
 };
 
-const SMALL_LUT_LEN: usize = 1024 / 8 + 1;
-const LARGE_LUT_LEN: usize = MAX_SMALL / 128 + 1;
+/// One lookup table for both ranges (tcmalloc's trick): entries
+/// `0..=128` are indexed by `(size + 7) / 8` for sizes up to 1 KiB, the rest
+/// by `(size + 127) / 128 + 120` above.
+const LUT_LEN: usize = (MAX_SMALL + 127 + (120 << 7)) / 128 + 1;
+
+const fn lut_index(size: usize) -> usize {
+    if size <= 1024 {
+        (size + 7) >> 3
+    } else {
+        (size + 127 + (120 << 7)) >> 7
+    }
+}
 
 const fn smallest_class_at_least(size: usize) -> u8 {
     let mut i = 1;
@@ -128,36 +138,41 @@ const fn smallest_class_at_least(size: usize) -> u8 {
     i as u8
 }
 
-static SMALL_LUT: [u8; SMALL_LUT_LEN] = {
-    let mut t = [0u8; SMALL_LUT_LEN];
+static LUT: [u8; LUT_LEN] = {
+    let mut t = [0u8; LUT_LEN];
     let mut i = 0;
-    while i < SMALL_LUT_LEN {
+    while i <= 128 {
         t[i] = smallest_class_at_least(if i == 0 { 1 } else { i * 8 });
+        i += 1;
+    }
+    // Indexes 129.. cover sizes above 1 KiB in steps of 128.
+    let mut i = 129;
+    while i < LUT_LEN {
+        t[i] = smallest_class_at_least((i - 120) * 128);
         i += 1;
     }
     t
 };
 
-static LARGE_LUT: [u8; LARGE_LUT_LEN] = {
-    let mut t = [0u8; LARGE_LUT_LEN];
-    let mut i = 0;
-    while i < LARGE_LUT_LEN {
-        t[i] = smallest_class_at_least(if i == 0 { 1 } else { i * 128 });
-        i += 1;
+/// The class for `size` bytes aligned to `align`, or 0 when no class serves
+/// it (larger than [`MAX_SMALL`], or aligned beyond a page). The form the
+/// fast paths use: a byte, tested against zero.
+#[inline(always)]
+pub fn class_index(size: usize, align: usize) -> u8 {
+    if align <= 8 && size <= MAX_SMALL {
+        // SAFETY: lut_index(size) < LUT_LEN for size <= MAX_SMALL.
+        return unsafe { *LUT.get_unchecked(lut_index(size)) };
     }
-    t
-};
+    class_for_aligned(size, align)
+}
 
 /// The class for `size` bytes with alignment at most 8, or `None` if the
 /// request is larger than [`MAX_SMALL`].
 #[inline(always)]
 pub fn class_for_size(size: usize) -> Option<u8> {
-    if size <= 1024 {
-        Some(SMALL_LUT[(size + 7) >> 3])
-    } else if size <= MAX_SMALL {
-        Some(LARGE_LUT[(size + 127) >> 7])
-    } else {
-        None
+    match class_index(size, 1) {
+        0 => None,
+        c => Some(c),
     }
 }
 
@@ -165,27 +180,30 @@ pub fn class_for_size(size: usize) -> Option<u8> {
 /// if no class can serve it (too large, or alignment beyond a page).
 #[inline(always)]
 pub fn class_for(size: usize, align: usize) -> Option<u8> {
-    if align <= 8 {
-        return class_for_size(size);
+    match class_index(size, align) {
+        0 => None,
+        c => Some(c),
     }
-    class_for_aligned(size, align)
 }
 
 #[inline(never)]
-fn class_for_aligned(size: usize, align: usize) -> Option<u8> {
-    if align > PAGE_SIZE {
-        return None;
+fn class_for_aligned(size: usize, align: usize) -> u8 {
+    if align > PAGE_SIZE || size > MAX_SMALL {
+        return 0;
     }
     // Objects sit at span start (page aligned) + k * size, so a class serves
     // `align` exactly when its size is a multiple of `align`.
-    let mut c = class_for_size(size.max(align))? as usize;
+    let mut c = LUT[lut_index(size.max(align).min(MAX_SMALL))] as usize;
+    if size.max(align) > MAX_SMALL {
+        return 0;
+    }
     while c < NUM_CLASSES {
         if CLASSES[c].size as usize % align == 0 {
-            return Some(c as u8);
+            return c as u8;
         }
         c += 1;
     }
-    None
+    0
 }
 
 /// The object size of `class`.

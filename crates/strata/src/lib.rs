@@ -39,7 +39,7 @@ mod sync;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 
-use strata_central::{class_for, class_size_of};
+use strata_central::{class_index, class_size_of};
 
 pub use config::Config;
 pub use stats::{stats, Stats};
@@ -58,27 +58,32 @@ pub struct Strata;
 unsafe impl GlobalAlloc for Strata {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match class_for(layout.size(), layout.align()) {
-            Some(class) => alloc_small(class),
-            None => alloc_large(layout.size(), layout.align(), false),
+        let class = class_index(layout.size(), layout.align());
+        if class != 0 {
+            alloc_small(class)
+        } else {
+            alloc_large(layout.size(), layout.align(), false)
         }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // Sized free: the layout names the class, no lookup needed.
-        match class_for(layout.size(), layout.align()) {
+        let class = class_index(layout.size(), layout.align());
+        if class != 0 {
             // SAFETY: the caller frees a block allocated with this layout.
-            Some(class) => unsafe { free_small(ptr, class) },
+            unsafe { free_small(ptr, class) }
+        } else {
             // SAFETY: as above; bad pointers are detected and reported.
-            None => unsafe { free_large(ptr) },
+            unsafe { free_large(ptr) }
         }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        match class_for(layout.size(), layout.align()) {
-            Some(class) => {
+        match class_index(layout.size(), layout.align()) {
+            0 => alloc_large(layout.size(), layout.align(), true),
+            class => {
                 let p = alloc_small(class);
                 if !p.is_null() {
                     // Small objects are recycled through free lists, so they
@@ -88,17 +93,16 @@ unsafe impl GlobalAlloc for Strata {
                 }
                 p
             }
-            None => alloc_large(layout.size(), layout.align(), true),
         }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let align = layout.align();
-        let old_class = class_for(layout.size(), align);
-        let new_class = class_for(new_size, align);
+        let old_class = class_index(layout.size(), align);
+        let new_class = class_index(new_size, align);
         match (old_class, new_class) {
-            (Some(a), Some(b)) if a == b => return ptr,
-            (None, None) => {
+            (a, b) if a == b && a != 0 => return ptr,
+            (0, 0) => {
                 // SAFETY: ptr is a live large block of the caller's.
                 if let Some(p) =
                     unsafe { global::pages().resize_large(ptr as usize, new_size, align) }
@@ -145,9 +149,9 @@ pub unsafe fn populate(ptr: NonNull<u8>, len: usize) -> bool {
 /// The usable size of a block allocated with `layout`: the size class (or
 /// page-rounded span) it actually received.
 pub fn usable_size(layout: Layout) -> usize {
-    match class_for(layout.size(), layout.align()) {
-        Some(class) => class_size_of(class),
-        None => layout.size().next_multiple_of(strata_pageheap::PAGE_SIZE),
+    match class_index(layout.size(), layout.align()) {
+        0 => layout.size().next_multiple_of(strata_pageheap::PAGE_SIZE),
+        class => class_size_of(class),
     }
 }
 

@@ -7,7 +7,7 @@
 
 use core::ptr;
 
-use strata_central::{class_for, class_size_of};
+use strata_central::{class_index, class_size_of};
 
 use crate::global::{alloc_large, alloc_small, free_large, free_small, pages};
 
@@ -18,9 +18,9 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() || size > isize::MAX as usize - (align - 1) {
         return ptr::null_mut();
     }
-    match class_for(size, align) {
-        Some(class) => alloc_small(class),
-        None => alloc_large(size, align, false),
+    match class_index(size, align) {
+        0 => alloc_large(size, align, false),
+        class => alloc_small(class),
     }
 }
 
@@ -31,8 +31,9 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() || size > isize::MAX as usize - (align - 1) {
         return ptr::null_mut();
     }
-    match class_for(size, align) {
-        Some(class) => {
+    match class_index(size, align) {
+        0 => alloc_large(size, align, true),
+        class => {
             let p = alloc_small(class);
             if !p.is_null() {
                 // SAFETY: a fresh block of at least `size` bytes.
@@ -40,7 +41,6 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
             }
             p
         }
-        None => alloc_large(size, align, true),
     }
 }
 
@@ -102,13 +102,13 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     let class = pages().size_class_of(p as usize);
     // SAFETY: p is a live block.
     let old_size = unsafe { usable_size(p) };
-    let new_class = class_for(new_size, align);
+    let new_class = class_index(new_size, align);
     if class != 0 {
         // A small block stays put while the new size needs the same class.
-        if new_class == Some(class) {
+        if new_class == class {
             return p;
         }
-    } else if new_class.is_none() {
+    } else if new_class == 0 {
         // SAFETY: p is a live large block of the caller's.
         if let Some(q) = unsafe { pages().resize_large(p as usize, new_size, align) } {
             return q.as_ptr();

@@ -2,9 +2,9 @@
 //!
 //! # The fast path
 //! `alloc` pops the head of its class's list; `free` pushes onto it. No lock,
-//! no atomic read-modify-write: the cache belongs to one thread. Each list
-//! keeps a length, an adaptive maximum and a low-water mark; the cache keeps
-//! its total bytes against a budget.
+//! no atomic read-modify-write, no byte accounting: the cache belongs to one
+//! thread, lists are indexed by a `u8` class (256 of them, so no bounds
+//! check), and what the fast path touches is 16 bytes per class.
 //!
 //! # Adapting
 //! - A list that runs dry fetches a batch from the central layer and raises
@@ -13,12 +13,16 @@
 //!   that allocates little holds little.
 //! - A list that grows past its maximum gives a batch back; a list that does
 //!   so repeatedly has its maximum lowered.
-//! - When the cache exceeds its byte budget it gives back half of what each
-//!   list did not use since the last time (the low-water mark).
+//! - The byte budget bounds the sum of `max_len * object_size` (only changed
+//!   on slow paths). A list that wants to grow past it first makes the other
+//!   lists give back half of what they left unused since the last time (the
+//!   low-water mark) and lowers their maxima.
 //!
 //! # Invariants
-//! - `len` is the number of objects linked from `head`; `size` is the sum of
-//!   `len * object_size` over the lists.
+//! - `len` is the number of objects linked from `head`; after a free returns,
+//!   `len <= max_len`, so the bytes held never exceed `capacity`, the sum of
+//!   `max_len * object_size`, which never exceeds the budget except for the
+//!   one object a list must be allowed to hold.
 //! - Only the owning thread touches a cache, except at thread exit (its
 //!   destructor) and in the registry's statistics, which read the published
 //!   size only.
@@ -28,42 +32,48 @@ use core::ptr;
 use crate::sync::{AtomicUsize, Ordering};
 use crate::Backend;
 
-/// Size classes a cache has room for (the backend's class indices must be
-/// below this).
-pub const MAX_CLASSES: usize = 128;
+/// Size classes a cache has room for: every value of a `u8`, so indexing by
+/// class needs no bounds check. Classes the backend does not have stay empty
+/// with a maximum of zero, and their refill returns null.
+pub const MAX_CLASSES: usize = 256;
 
 /// Longest a list may grow.
-const MAX_LEN: u32 = 8192;
+const MAX_LEN: u16 = 8192;
 
 /// Overflows tolerated before a list's maximum is lowered.
-const MAX_OVERAGES: u32 = 3;
+const MAX_OVERAGES: u16 = 3;
 
+/// What the fast path touches: 16 bytes per class.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct FreeList {
     head: *mut u8,
-    len: u32,
-    max_len: u32,
-    low_water: u32,
+    len: u16,
+    max_len: u16,
+    low_water: u16,
+    _pad: u16,
+}
+
+/// What only the slow paths touch.
+#[derive(Clone, Copy)]
+struct ListInfo {
     object_size: u32,
-    overages: u32,
-    batch: u32,
+    batch: u16,
+    overages: u16,
 }
 
 impl FreeList {
     const EMPTY: FreeList = FreeList {
         head: ptr::null_mut(),
         len: 0,
-        max_len: 1,
+        max_len: 0,
         low_water: 0,
-        object_size: 0,
-        overages: 0,
-        batch: 0,
+        _pad: 0,
     };
 
     /// Detaches the first `n` objects (1 <= n <= len) as a null-terminated
     /// list and returns its head.
-    fn detach(&mut self, n: u32) -> *mut u8 {
+    fn detach(&mut self, n: u16) -> *mut u8 {
         let head = self.head;
         let mut last = head;
         for _ in 1..n {
@@ -85,12 +95,18 @@ impl FreeList {
 }
 
 /// A thread's cache of free objects.
+///
+/// The byte budget is kept through the lists' maxima: `capacity` is the sum
+/// of `max_len * object_size`, it only changes on slow paths, and a list never
+/// holds more than its maximum once a free returns. So the fast paths do no
+/// byte accounting at all.
 #[repr(C)]
 pub struct ThreadCache {
-    size: usize,
-    max_size: usize,
     lists: [FreeList; MAX_CLASSES],
-    /// The size as last published for statistics (slow paths only).
+    info: [ListInfo; MAX_CLASSES],
+    capacity: usize,
+    max_size: usize,
+    /// The bytes held, as last computed on a slow path (for statistics).
     pub(crate) published: AtomicUsize,
     pub(crate) registry: *const (),
     pub(crate) slot: *const crate::Slot,
@@ -107,9 +123,14 @@ impl ThreadCache {
         // SAFETY: writable memory for a ThreadCache; every field is written.
         unsafe {
             this.write(ThreadCache {
-                size: 0,
-                max_size,
                 lists: [FreeList::EMPTY; MAX_CLASSES],
+                info: [ListInfo {
+                    object_size: 0,
+                    batch: 0,
+                    overages: 0,
+                }; MAX_CLASSES],
+                capacity: 0,
+                max_size,
                 published: AtomicUsize::new(0),
                 registry: ptr::null(),
                 slot: ptr::null(),
@@ -118,72 +139,145 @@ impl ThreadCache {
             });
             let c = &mut *this;
             for class in 1..backend.num_classes().min(MAX_CLASSES) {
-                let l = &mut c.lists[class];
-                l.object_size = backend.class_size(class as u8) as u32;
-                l.batch = backend.batch_size(class as u8) as u32;
+                let i = &mut c.info[class];
+                i.object_size = backend.class_size(class as u8) as u32;
+                i.batch = backend.batch_size(class as u8).clamp(1, MAX_LEN as usize) as u16;
             }
         }
     }
 
-    /// Pops an object of `class`, or null if the list is empty.
-    #[inline(always)]
-    pub fn pop(&mut self, class: u8) -> *mut u8 {
-        let l = &mut self.lists[class as usize];
-        let head = l.head;
-        if head.is_null() {
-            return head;
+    /// A cache with every list empty and every maximum zero: the value of
+    /// the static sentinels that stand for a thread with no cache. Its bytes
+    /// are all zero, so the sentinels cost nothing until read.
+    pub(crate) const fn sentinel() -> ThreadCache {
+        ThreadCache {
+            lists: [FreeList::EMPTY; MAX_CLASSES],
+            info: [ListInfo {
+                object_size: 0,
+                batch: 0,
+                overages: 0,
+            }; MAX_CLASSES],
+            capacity: 0,
+            max_size: 0,
+            published: AtomicUsize::new(0),
+            registry: ptr::null(),
+            slot: ptr::null(),
+            prev: ptr::null_mut(),
+            next: ptr::null_mut(),
         }
-        // SAFETY: a cached object holds the next link in its first word.
-        l.head = unsafe { (head as *mut *mut u8).read() };
-        l.len -= 1;
-        if l.len < l.low_water {
-            l.low_water = l.len;
-        }
-        self.size -= l.object_size as usize;
-        head
     }
 
-    /// Pushes a freed object of `class`. Returns false when the list or the
-    /// cache went over its limit and the slow path must run.
+    /// Pops an object of `class`, or null if the list is empty.
+    ///
+    /// Works on raw pointers because `c` may be a shared, never-written
+    /// sentinel: its lists are empty, so this only reads.
+    ///
+    /// # Safety
+    /// `c` is this thread's cache or a sentinel.
+    #[inline(always)]
+    pub unsafe fn pop(c: *mut ThreadCache, class: u8) -> *mut u8 {
+        // SAFETY: c is valid; index by u8 into 256 lists is in bounds.
+        unsafe {
+            let l = ptr::addr_of_mut!((*c).lists[class as usize]);
+            let head = (*l).head;
+            if head.is_null() {
+                return head;
+            }
+            // A non-empty list belongs to this thread's own cache.
+            (*l).head = (head as *mut *mut u8).read();
+            let len = (*l).len - 1;
+            (*l).len = len;
+            if len < (*l).low_water {
+                (*l).low_water = len;
+            }
+            head
+        }
+    }
+
+    /// Pushes a freed object of `class` if its list is below its maximum.
+    /// Returns false, having written nothing, otherwise (and always for a
+    /// sentinel, whose maxima are zero).
+    ///
+    /// # Safety
+    /// `c` is this thread's cache or a sentinel; `obj` is a free object of
+    /// `class`, at least 8 bytes, owned by nobody.
+    #[inline(always)]
+    pub unsafe fn try_push(c: *mut ThreadCache, obj: *mut u8, class: u8) -> bool {
+        // SAFETY: c is valid; u8 index in bounds; writes happen only on a
+        // list with room, which a sentinel never has.
+        unsafe {
+            let l = ptr::addr_of_mut!((*c).lists[class as usize]);
+            let len = (*l).len;
+            if len >= (*l).max_len {
+                return false;
+            }
+            (obj as *mut *mut u8).write((*l).head);
+            (*l).head = obj;
+            (*l).len = len + 1;
+            true
+        }
+    }
+
+    /// Pushes a freed object of `class` even past the list's maximum; the
+    /// caller then runs [`ThreadCache::overflow`].
     ///
     /// # Safety
     /// `obj` is a free object of `class`, at least 8 bytes, owned by nobody.
-    #[inline(always)]
-    pub unsafe fn push(&mut self, obj: *mut u8, class: u8) -> bool {
+    pub unsafe fn push(&mut self, obj: *mut u8, class: u8) {
         let l = &mut self.lists[class as usize];
         // SAFETY: the object is ours and big enough for a link.
         unsafe { (obj as *mut *mut u8).write(l.head) };
         l.head = obj;
         l.len += 1;
-        self.size += l.object_size as usize;
-        l.len <= l.max_len && self.size <= self.max_size
+    }
+
+    /// Sets a list's maximum, keeping `capacity` in step.
+    fn set_max(&mut self, class: usize, max_len: u16) {
+        let size = self.info[class].object_size as usize;
+        let l = &mut self.lists[class];
+        self.capacity = self.capacity - l.max_len as usize * size + max_len as usize * size;
+        l.max_len = max_len;
     }
 
     /// Refills an empty list from the backend and returns one object, or null
-    /// when memory ran out.
+    /// when memory ran out (or `class` is not one of the backend's).
     #[inline(never)]
     pub fn refill<B: Backend>(&mut self, backend: &B, class: u8) -> *mut u8 {
-        let l = &mut self.lists[class as usize];
-        let batch = l.batch;
-        let want = l.max_len.min(batch).max(1);
+        let c = class as usize;
+        let ListInfo {
+            object_size, batch, ..
+        } = self.info[c];
+        if object_size == 0 {
+            return ptr::null_mut();
+        }
+        let max_len = self.lists[c].max_len;
+        let want = max_len.min(batch).max(1);
         let (head, got) = backend.alloc_batch(class, want as usize);
         if got == 0 {
             return ptr::null_mut();
         }
-        // Slow start: grow by one up to a batch, then by batches.
-        l.max_len = if l.max_len < batch {
-            l.max_len + 1
+        // Slow start: grow by one up to a batch, then by batches, within the
+        // byte budget (after giving back what other lists left idle).
+        let grown = if max_len < batch {
+            max_len + 1
         } else {
-            (l.max_len + batch).min(MAX_LEN)
+            (max_len + batch).min(MAX_LEN)
         };
+        let extra = (grown - max_len) as usize * object_size as usize;
+        if self.capacity + extra > self.max_size {
+            self.scavenge(backend);
+        }
+        if self.capacity + extra <= self.max_size || max_len == 0 {
+            self.set_max(c, grown);
+        }
+        let l = &mut self.lists[c];
         // SAFETY: `got` linked objects; the first is returned, the rest cached.
         l.head = if got > 1 {
             unsafe { (head as *mut *mut u8).read() }
         } else {
             ptr::null_mut()
         };
-        l.len = got as u32 - 1;
-        self.size += l.len as usize * l.object_size as usize;
+        l.len = got as u16 - 1;
         self.publish();
         head
     }
@@ -191,93 +285,99 @@ impl ThreadCache {
     /// Slow path after a `push` that returned false.
     #[inline(never)]
     pub fn overflow<B: Backend>(&mut self, backend: &B, class: u8) {
-        let l = &mut self.lists[class as usize];
-        if l.len > l.max_len {
-            let batch = l.batch;
-            // Give back a batch (or everything over the maximum when smaller).
-            let n = batch.min(l.len);
-            self.release(backend, class, n);
-            let l = &mut self.lists[class as usize];
-            if l.max_len < batch {
-                l.max_len += 1;
-            } else {
-                l.overages += 1;
-                if l.overages > MAX_OVERAGES {
-                    l.max_len = (l.max_len - batch).max(batch);
-                    l.overages = 0;
-                }
-            }
+        let c = class as usize;
+        let ListInfo {
+            object_size, batch, ..
+        } = self.info[c];
+        let (len, max_len) = (self.lists[c].len, self.lists[c].max_len);
+        if len <= max_len {
+            return;
         }
-        if self.size > self.max_size {
-            self.scavenge(backend);
+        // Give back a batch, or everything over the maximum when that is more.
+        let n = batch.max(len - max_len).min(len);
+        self.release(backend, class, n);
+        if max_len < batch {
+            let extra = object_size as usize;
+            if self.capacity + extra <= self.max_size {
+                self.set_max(c, max_len + 1);
+            }
+        } else {
+            let i = &mut self.info[c];
+            i.overages += 1;
+            if i.overages > MAX_OVERAGES {
+                i.overages = 0;
+                self.set_max(c, (max_len - batch).max(batch));
+            }
         }
         self.publish();
     }
 
     /// Gives `n` objects of `class` back, in batches so whole batches can
     /// land in the transfer cache.
-    fn release<B: Backend>(&mut self, backend: &B, class: u8, mut n: u32) {
-        let l = &mut self.lists[class as usize];
-        let object_size = l.object_size as usize;
-        let batch = l.batch.max(1);
+    fn release<B: Backend>(&mut self, backend: &B, class: u8, mut n: u16) {
+        let batch = self.info[class as usize].batch.max(1);
         while n > 0 {
             let k = n.min(batch);
-            let l = &mut self.lists[class as usize];
-            let head = l.detach(k);
-            self.size -= k as usize * object_size;
+            let head = self.lists[class as usize].detach(k);
             // SAFETY: k linked free objects of this class.
             unsafe { backend.free_batch(class, head, k as usize) };
             n -= k;
         }
     }
 
-    /// Gives back half of what each list left unused since the last scavenge;
-    /// if the cache is still over budget (every list busy), half of each list.
+    /// Gives back half of what each list left unused since the last scavenge
+    /// and lowers the maxima of those lists, so that busy lists may grow.
     fn scavenge<B: Backend>(&mut self, backend: &B) {
-        for class in 1..MAX_CLASSES {
-            let l = &self.lists[class];
+        for c in 1..MAX_CLASSES {
+            let l = self.lists[c];
+            if l.max_len == 0 {
+                continue;
+            }
             let low = l.low_water.min(l.len);
             if low > 0 {
-                self.release(backend, class as u8, low.div_ceil(2));
-                let l = &mut self.lists[class];
-                if l.max_len > l.batch {
-                    l.max_len = (l.max_len - l.batch).max(l.batch);
-                }
+                self.release(backend, c as u8, low.div_ceil(2));
+                let batch = self.info[c].batch;
+                let max_len = self.lists[c].max_len;
+                let lowered = if max_len > batch {
+                    (max_len - batch).max(batch)
+                } else {
+                    max_len.div_ceil(2)
+                };
+                self.set_max(c, lowered.max(self.lists[c].len));
             }
-            let l = &mut self.lists[class];
+            let l = &mut self.lists[c];
             l.low_water = l.len;
-        }
-        if self.size > self.max_size {
-            for class in 1..MAX_CLASSES {
-                let n = self.lists[class].len;
-                if n > 0 {
-                    self.release(backend, class as u8, n.div_ceil(2));
-                    let l = &mut self.lists[class];
-                    l.low_water = l.len;
-                }
-            }
         }
     }
 
     /// Gives every cached object back (thread exit, or on request).
     pub fn flush<B: Backend>(&mut self, backend: &B) {
-        for class in 1..MAX_CLASSES {
-            let n = self.lists[class].len;
+        for c in 1..MAX_CLASSES {
+            let n = self.lists[c].len;
             if n > 0 {
-                self.release(backend, class as u8, n);
+                self.release(backend, c as u8, n);
             }
-            self.lists[class].low_water = 0;
+            self.lists[c].low_water = 0;
         }
         self.publish();
     }
 
     fn publish(&self) {
-        self.published.store(self.size, Ordering::Relaxed);
+        self.published.store(self.size(), Ordering::Relaxed);
     }
 
-    /// Bytes held in this cache.
+    /// Bytes held in this cache (computed: a slow call).
     pub fn size(&self) -> usize {
-        self.size
+        self.lists
+            .iter()
+            .zip(self.info.iter())
+            .map(|(l, i)| l.len as usize * i.object_size as usize)
+            .sum()
+    }
+
+    /// Bytes this cache may hold at most with its present list maxima.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Objects held for `class`.
@@ -287,6 +387,6 @@ impl ThreadCache {
 
     /// Whether the cache holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.size == 0
+        self.lists.iter().all(|l| l.len == 0)
     }
 }

@@ -27,37 +27,67 @@ use crate::cache::ThreadCache;
 use crate::sync::{AtomicUsize, Ordering};
 use crate::Backend;
 
+/// The states of a thread with no live cache, each a static, all-zero
+/// [`ThreadCache`] whose lists are empty with maximum zero. A slot always
+/// holds a cache pointer, so the fast paths need no state check: an
+/// allocation from a sentinel finds an empty list and a free finds a full
+/// one, and both land on the slow path, which tells the states apart.
+struct Sentinels([ThreadCache; 3]);
+
+// SAFETY: the sentinels are never written: `pop` only reads an empty list and
+// `try_push` refuses a list whose maximum is zero before writing.
+unsafe impl Sync for Sentinels {}
+
+static SENTINELS: Sentinels = Sentinels([
+    ThreadCache::sentinel(),
+    ThreadCache::sentinel(),
+    ThreadCache::sentinel(),
+]);
+
 const UNINIT: usize = 0;
 const INITIALISING: usize = 1;
 const DESTROYED: usize = 2;
-const LAST_STATE: usize = DESTROYED;
+
+const fn sentinel(state: usize) -> *mut ThreadCache {
+    &raw const SENTINELS.0[state] as *mut ThreadCache
+}
 
 /// Default byte budget of one thread's cache.
 pub(crate) const DEFAULT_MAX_CACHE_BYTES: usize = 4 << 20;
 
-/// A thread's slot: the state of its cache. Declare one per thread with a
-/// const-initialised `thread_local!`.
-pub struct Slot(Cell<usize>);
+/// A thread's slot: its cache, or a sentinel saying why it has none. Declare
+/// one per thread with a const-initialised `thread_local!`.
+pub struct Slot(Cell<*mut ThreadCache>);
 
 impl Slot {
     /// The slot of a thread that has not used the allocator yet.
     pub const fn new() -> Self {
-        Slot(Cell::new(UNINIT))
+        Slot(Cell::new(sentinel(UNINIT)))
+    }
+
+    fn set_state(&self, state: usize) {
+        self.0.set(sentinel(state));
+    }
+
+    fn is(&self, state: usize) -> bool {
+        self.0.get() == sentinel(state)
     }
 
     /// Whether this thread's cache has been destroyed (thread exit).
     pub fn is_destroyed(&self) -> bool {
-        self.0.get() == DESTROYED
+        self.is(DESTROYED)
     }
 
     /// This thread's live cache, if any.
-    #[inline(always)]
+    #[inline]
     pub fn cache(&self) -> Option<NonNull<ThreadCache>> {
-        let v = self.0.get();
-        if v > LAST_STATE {
-            NonNull::new(v as *mut ThreadCache)
-        } else {
+        let c = self.0.get();
+        let base = sentinel(0) as usize;
+        let end = base + core::mem::size_of::<Sentinels>();
+        if (base..end).contains(&(c as usize)) {
             None
+        } else {
+            NonNull::new(c)
         }
     }
 }
@@ -141,16 +171,13 @@ impl<B: Backend> ThreadCaches<B> {
     /// Allocates an object of `class` for the thread owning `slot`.
     #[inline(always)]
     pub fn alloc(&'static self, slot: &Slot, class: u8) -> *mut u8 {
-        if let Some(mut c) = slot.cache() {
-            // SAFETY: the slot's cache belongs to this thread.
-            let c = unsafe { c.as_mut() };
-            let p = c.pop(class);
-            if !p.is_null() {
-                return p;
-            }
-            return c.refill(&self.backend, class);
+        let c = slot.0.get();
+        // SAFETY: the slot holds this thread's cache or a sentinel.
+        let p = unsafe { ThreadCache::pop(c, class) };
+        if !p.is_null() {
+            return p;
         }
-        self.alloc_uncached(slot, class)
+        self.alloc_slow(slot, class)
     }
 
     /// Frees an object of `class` on the thread owning `slot` (whichever
@@ -160,51 +187,48 @@ impl<B: Backend> ThreadCaches<B> {
     /// `obj` is a live object of `class` from this registry's backend.
     #[inline(always)]
     pub unsafe fn free(&'static self, slot: &Slot, obj: *mut u8, class: u8) {
-        if let Some(mut c) = slot.cache() {
-            // SAFETY: the slot's cache belongs to this thread; the object is
-            // given up by the caller.
-            let c = unsafe { c.as_mut() };
+        let c = slot.0.get();
+        // SAFETY: the slot holds this thread's cache or a sentinel; the
+        // object is given up by the caller.
+        if unsafe { !ThreadCache::try_push(c, obj, class) } {
             // SAFETY: forwarded contract.
-            if unsafe { !c.push(obj, class) } {
-                c.overflow(&self.backend, class);
-            }
-            return;
+            unsafe { self.free_slow(slot, obj, class) }
         }
-        // SAFETY: forwarded contract.
-        unsafe { self.free_uncached(slot, obj, class) }
     }
 
-    #[cold]
-    fn alloc_uncached(&'static self, slot: &Slot, class: u8) -> *mut u8 {
-        if slot.0.get() == UNINIT {
+    #[inline(never)]
+    fn alloc_slow(&'static self, slot: &Slot, class: u8) -> *mut u8 {
+        if let Some(mut c) = slot.cache() {
+            // SAFETY: the slot's cache belongs to this thread.
+            return unsafe { c.as_mut() }.refill(&self.backend, class);
+        }
+        if slot.is(UNINIT) {
             if let Some(mut c) = self.create(slot) {
-                // SAFETY: just created for this thread.
-                let c = unsafe { c.as_mut() };
-                let p = c.pop(class);
-                return if p.is_null() {
-                    c.refill(&self.backend, class)
-                } else {
-                    p
-                };
+                // SAFETY: just created for this thread; its lists are empty.
+                return unsafe { c.as_mut() }.refill(&self.backend, class);
             }
+        }
+        if class as usize >= self.backend.num_classes() || class == 0 {
+            return ptr::null_mut();
         }
         let (head, _) = self.backend.alloc_batch(class, 1);
         head
     }
 
-    #[cold]
-    unsafe fn free_uncached(&'static self, slot: &Slot, obj: *mut u8, class: u8) {
-        if slot.0.get() == UNINIT {
-            if let Some(mut c) = self.create(slot) {
-                // SAFETY: just created for this thread; forwarded contract.
-                unsafe {
-                    let c = c.as_mut();
-                    if !c.push(obj, class) {
-                        c.overflow(&self.backend, class);
-                    }
-                }
-                return;
+    #[inline(never)]
+    unsafe fn free_slow(&'static self, slot: &Slot, obj: *mut u8, class: u8) {
+        let mut cache = slot.cache();
+        if cache.is_none() && slot.is(UNINIT) {
+            cache = self.create(slot);
+        }
+        if let Some(mut c) = cache {
+            // SAFETY: this thread's cache; forwarded contract.
+            unsafe {
+                let c = c.as_mut();
+                c.push(obj, class);
+                c.overflow(&self.backend, class);
             }
+            return;
         }
         // SAFETY: forwarded contract; a one-object list.
         unsafe { self.backend.free_batch(class, obj, 1) }
@@ -213,14 +237,14 @@ impl<B: Backend> ThreadCaches<B> {
     /// Creates this thread's cache. Returns `None` (and leaves the thread
     /// served centrally) if a record or a pthread key cannot be had.
     fn create(&'static self, slot: &Slot) -> Option<NonNull<ThreadCache>> {
-        slot.0.set(INITIALISING);
+        slot.set_state(INITIALISING);
         (self.on_first_use)();
         let Some(key) = self.key() else {
-            slot.0.set(DESTROYED);
+            slot.set_state(DESTROYED);
             return None;
         };
         let Some(rec) = self.records.alloc(self.backend.os()) else {
-            slot.0.set(UNINIT);
+            slot.set_state(UNINIT);
             return None;
         };
         let c = rec.as_ptr();
@@ -240,7 +264,7 @@ impl<B: Backend> ThreadCaches<B> {
         if unsafe { libc::pthread_setspecific(key, c as *const libc::c_void) } != 0 {
             // SAFETY: the record is unused.
             unsafe { self.records.free(rec) };
-            slot.0.set(DESTROYED);
+            slot.set_state(DESTROYED);
             return None;
         }
         {
@@ -256,7 +280,7 @@ impl<B: Backend> ThreadCaches<B> {
             list.live += 1;
             list.created += 1;
         }
-        slot.0.set(c as usize);
+        slot.0.set(c);
         Some(rec)
     }
 
@@ -356,7 +380,7 @@ extern "C" fn destroy<B: Backend>(arg: *mut libc::c_void) {
         let reg = &*((*c).registry as *const ThreadCaches<B>);
         let slot = &*(*c).slot;
         // From now on this thread is served centrally.
-        slot.0.set(DESTROYED);
+        slot.set_state(DESTROYED);
         (*c).flush(&reg.backend);
         {
             let mut list = reg.list.lock();
