@@ -18,6 +18,7 @@ use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 
 use crate::lock::Lock;
+use crate::sync::{AtomicUsize, Ordering};
 use crate::{align_up, Os};
 
 /// Records are carved from chunks of at least this size.
@@ -39,6 +40,9 @@ unsafe impl Send for PoolState {}
 /// A pool of `T`-sized, `T`-aligned records backed by OS memory.
 pub struct MetaPool<T> {
     state: Lock<PoolState>,
+    /// Records that can be handed out without mapping, as of the last change
+    /// under the lock: lets `reserve` skip the lock when there are plenty.
+    available: AtomicUsize,
     _marker: PhantomData<*mut T>,
 }
 
@@ -75,6 +79,7 @@ impl<T> MetaPool<T> {
                     in_use: 0,
                     mapped: 0,
                 }),
+                available: AtomicUsize::new(0),
                 _marker: PhantomData,
             }
         }
@@ -83,6 +88,9 @@ impl<T> MetaPool<T> {
     /// Makes sure at least `n` records can be handed out without mapping.
     /// Call it before taking a lock under which [`MetaPool::alloc`] will run.
     pub fn reserve<O: Os + ?Sized>(&self, os: &O, n: usize) {
+        if self.available.load(Ordering::Relaxed) >= n {
+            return;
+        }
         let available = {
             let s = self.state.lock();
             s.free_count + (s.end - s.bump) / Self::SLOT
@@ -95,6 +103,7 @@ impl<T> MetaPool<T> {
         if let Ok(chunk) = os.map(len, 4096) {
             let mut s = self.state.lock();
             Self::donate(&mut s, chunk, len);
+            self.publish(&s);
         }
     }
 
@@ -125,6 +134,7 @@ impl<T> MetaPool<T> {
             s.free = unsafe { (rec as *mut *mut u8).read() };
             s.free_count -= 1;
             s.in_use += 1;
+            self.publish(&s);
             return NonNull::new(rec.cast());
         }
         if s.end - s.bump < Self::SLOT {
@@ -136,6 +146,7 @@ impl<T> MetaPool<T> {
         let rec = s.bump as *mut T;
         s.bump += Self::SLOT;
         s.in_use += 1;
+        self.publish(&s);
         NonNull::new(rec)
     }
 
@@ -151,6 +162,14 @@ impl<T> MetaPool<T> {
         s.free = p.cast();
         s.free_count += 1;
         s.in_use -= 1;
+        self.publish(&s);
+    }
+
+    fn publish(&self, s: &PoolState) {
+        self.available.store(
+            s.free_count + (s.end - s.bump) / Self::SLOT,
+            Ordering::Relaxed,
+        );
     }
 
     /// Records handed out and not yet returned.

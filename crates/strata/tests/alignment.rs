@@ -42,16 +42,19 @@ fn layout(size: usize, align: usize) -> Layout {
 }
 
 /// The bytes of a live block.
-fn bytes<'a>(p: *mut u8, size: usize) -> &'a mut [u8] {
-    // SAFETY: every caller passes a live block of at least `size` bytes that
-    // it owns, and does not use the slice after freeing the block.
+///
+/// # Safety
+/// `p` is a live block of at least `size` bytes owned by the caller, and the
+/// slice is not used after the block is freed or reallocated.
+unsafe fn bytes<'a>(p: *mut u8, size: usize) -> &'a mut [u8] {
+    // SAFETY: forwarded contract.
     unsafe { std::slice::from_raw_parts_mut(p, size) }
 }
 
 /// Writes a tag at the first, middle and last byte (or the whole pattern if the
 /// block is small enough), so that overlapping blocks are noticed.
-fn mark(p: *mut u8, size: usize, seed: u64) {
-    let b = bytes(p, size);
+fn mark(b: &mut [u8], seed: u64) {
+    let size = b.len();
     if size <= FULL_CHECK {
         fill(b, seed);
     } else {
@@ -61,9 +64,10 @@ fn mark(p: *mut u8, size: usize, seed: u64) {
     }
 }
 
-/// Checks what `mark(p, size, seed)` wrote into the first `keep` bytes.
-fn check_mark(p: *mut u8, size: usize, keep: usize, seed: u64, what: &str) {
-    let b = bytes(p, keep);
+/// Checks what `mark` wrote into a block of `size` bytes, of which `b` is a
+/// prefix (what survived a realloc).
+fn check_mark(b: &[u8], size: usize, seed: u64, what: &str) {
+    let keep = b.len();
     if size <= FULL_CHECK {
         check(b, seed, what);
     } else {
@@ -73,7 +77,7 @@ fn check_mark(p: *mut u8, size: usize, keep: usize, seed: u64, what: &str) {
             (size - 1, (seed >> 16) as u8),
         ];
         for (off, tag) in tags.into_iter().filter(|&(off, _)| off < keep) {
-            assert_eq!(b[off], tag, "{what}: tag at byte {off} of {p:p}");
+            assert_eq!(b[off], tag, "{what}: tag at byte {off} of {:p}", b.as_ptr());
         }
     }
 }
@@ -133,7 +137,8 @@ fn run_matrix(zeroed: bool, max_align: usize, max_copies: usize) {
                 };
                 assert_aligned(p, align, &what);
                 if zeroed {
-                    let b = bytes(p, size);
+                    // SAFETY: the block is live, owned here and at least this long.
+                    let b = unsafe { bytes(p, size) };
                     if size <= FULL_CHECK {
                         assert_zero(b, &what);
                     } else {
@@ -145,13 +150,15 @@ fn run_matrix(zeroed: bool, max_align: usize, max_copies: usize) {
                     }
                 }
                 seed += 1;
-                mark(p, size, seed);
+                // SAFETY: `p` was just allocated with `size` bytes.
+                mark(unsafe { bytes(p, size) }, seed);
                 blocks.push((p, size, seed));
             }
             let ranges: Vec<_> = blocks.iter().map(|&(p, s, _)| (p, s)).collect();
             assert_disjoint(&ranges, &what);
             for &(p, size, seed) in &blocks {
-                check_mark(p, size, size, seed, &what);
+                // SAFETY: `p` is live with `size` bytes until the dealloc below.
+                check_mark(unsafe { bytes(p, size) }, size, seed, &what);
                 // Leave the block dirty so that later zeroed blocks reuse dirty memory.
                 // SAFETY: `p` was allocated above with layout `l` and is freed once.
                 unsafe { dealloc(p, l) };
@@ -189,7 +196,8 @@ fn alignment_matrix_realloc() {
         let mut p = unsafe { alloc(layout(steps[0], align)) };
         assert_aligned(p, align, "first block");
         seed += 1;
-        mark(p, steps[0], seed);
+        // SAFETY: `p` was just allocated with `steps[0]` bytes.
+        mark(unsafe { bytes(p, steps[0]) }, seed);
         for w in steps.windows(2) {
             let (old, new) = (w[0], w[1]);
             // SAFETY: `p` is live with layout (old, align); `new` is non-zero and
@@ -197,9 +205,12 @@ fn alignment_matrix_realloc() {
             let q = unsafe { realloc(p, layout(old, align), new) };
             assert_aligned(q, align, &what(old, new));
             p = q;
-            check_mark(p, old, old.min(new), seed, &what(old, new));
+            // SAFETY: `p` is live with `new` bytes, and `old.min(new)` <= `new`.
+            let kept = unsafe { bytes(p, old.min(new)) };
+            check_mark(kept, old, seed, &what(old, new));
             seed += 1;
-            mark(p, new, seed);
+            // SAFETY: `p` is live with `new` bytes.
+            mark(unsafe { bytes(p, new) }, seed);
         }
         // SAFETY: `p` is live with the layout of the last step.
         unsafe { dealloc(p, layout(*steps.last().unwrap(), align)) };
@@ -245,13 +256,15 @@ fn impossible_layouts_return_null() {
 fn realloc_to_impossible_size_keeps_old_block() {
     let max = isize::MAX as usize;
     for align in [8, 64, 4096, 2 * MIB] {
-        for old in [8, 64, 4096, 300 * 1024, 4 * MIB] {
+        // 40 MiB is a huge block (a mapping of its own, resized by mremap).
+        for old in [8, 64, 4096, 300 * 1024, 4 * MIB, 40 * MIB] {
             let l = layout(old, align);
             // SAFETY: the layout has a non-zero size.
             let p = unsafe { alloc(l) };
             assert_aligned(p, align, "block to grow");
             let seed = (align * 31 + old) as u64;
-            fill(bytes(p, old), seed);
+            // SAFETY: the block is live, owned here and at least this long.
+            fill(unsafe { bytes(p, old) }, seed);
             // Sizes that, rounded up to `align`, still fit in isize (as realloc
             // requires) but that no allocator can provide.
             for new in [max - 4095 - (align - 1).min(2 * MIB - 1), 1 << 48] {
@@ -263,20 +276,69 @@ fn realloc_to_impossible_size_keeps_old_block() {
                     q.is_null(),
                     "realloc({old:#x} align {align:#x} -> {new:#x}) returned {q:p}"
                 );
-                check(bytes(p, old), seed, "block after a failed realloc");
+                // SAFETY: the block is live, owned here and at least this long.
+                check(
+                    unsafe { bytes(p, old) },
+                    seed,
+                    "block after a failed realloc",
+                );
             }
             // The old block is still valid: it can be grown for real and freed.
             let new = 2 * old + 100;
             // SAFETY: `p` is live with layout `l`.
             let q = unsafe { realloc(p, l, new) };
             assert_aligned(q, align, "realloc after a failed realloc");
-            check(
-                bytes(q, old),
-                seed,
-                "contents after a failed then real realloc",
-            );
+            // SAFETY: `q` is live with at least `old` bytes, owned here.
+            let kept = unsafe { bytes(q, old) };
+            check(kept, seed, "contents after a failed then real realloc");
             // SAFETY: `q` is live with layout (new, align).
             unsafe { dealloc(q, layout(new, align)) };
+        }
+    }
+}
+
+#[test]
+fn huge_realloc_keeps_alignment_and_contents() {
+    // Huge blocks are resized by moving page tables; with a neighbour right
+    // behind, growing cannot happen in place and the mapping must move to an
+    // address that still has the alignment.
+    let steps = [40 * MIB, 72 * MIB, 130 * MIB + 4096, 33 * MIB, MIB + 1];
+    for align in [8, 4096, 64 * 1024, 2 * MIB, 16 * MIB, 64 * MIB] {
+        let what =
+            |from: usize, to: usize| format!("huge realloc align {align:#x}: {from:#x} -> {to:#x}");
+        let l0 = layout(steps[0], align);
+        // SAFETY: non-zero layouts.
+        let (mut p, neighbour) = unsafe { (alloc(l0), alloc(l0)) };
+        assert_aligned(p, align, "first huge block");
+        assert_aligned(neighbour, align, "neighbour huge block");
+        let mut seed = align as u64;
+        // SAFETY: `p` and `neighbour` are live blocks of `steps[0]` bytes.
+        unsafe {
+            fill(bytes(p, steps[0]), seed);
+            fill(bytes(neighbour, steps[0]), !seed);
+        }
+        for w in steps.windows(2) {
+            let (old, new) = (w[0], w[1]);
+            // SAFETY: `p` is live with layout (old, align); `new` is small enough.
+            let q = unsafe { realloc(p, layout(old, align), new) };
+            assert_aligned(q, align, &what(old, new));
+            p = q;
+            // SAFETY: `p` is live with `new` bytes.
+            let b = unsafe { bytes(p, new) };
+            check(&b[..old.min(new)], seed, &what(old, new));
+            seed += 1;
+            fill(b, seed);
+        }
+        // SAFETY: both blocks are live with these layouts; `neighbour` was not
+        // touched by the reallocations of `p`.
+        unsafe {
+            check(
+                bytes(neighbour, steps[0]),
+                !(align as u64),
+                "neighbour of a huge realloc",
+            );
+            dealloc(neighbour, l0);
+            dealloc(p, layout(*steps.last().unwrap(), align));
         }
     }
 }

@@ -19,9 +19,12 @@ fn layout(size: usize, align: usize) -> Layout {
 }
 
 /// The bytes of a live block.
-fn bytes<'a>(p: *mut u8, size: usize) -> &'a mut [u8] {
-    // SAFETY: every caller passes a live block of at least `size` bytes that
-    // it owns, and does not use the slice after freeing or reallocating it.
+///
+/// # Safety
+/// `p` is a live block of at least `size` bytes owned by the caller, and the
+/// slice is not used after the block is freed or reallocated.
+unsafe fn bytes<'a>(p: *mut u8, size: usize) -> &'a mut [u8] {
+    // SAFETY: forwarded contract.
     unsafe { std::slice::from_raw_parts_mut(p, size) }
 }
 
@@ -68,7 +71,8 @@ impl Block {
             0,
             "alloc({size}, {align}) misaligned: {ptr:p}"
         );
-        fill(bytes(ptr, size), seed);
+        // SAFETY: the block is live, owned here and at least this long.
+        fill(unsafe { bytes(ptr, size) }, seed);
         Block {
             ptr,
             size,
@@ -89,9 +93,11 @@ impl Block {
         assert_eq!(q as usize % align, 0, "{what}: {q:p} misaligned");
         self.ptr = q;
         self.size = new;
-        check(bytes(q, old.min(new)), self.seed, &what);
+        // SAFETY: the block is live, owned here and at least this long.
+        check(unsafe { bytes(q, old.min(new)) }, self.seed, &what);
         self.seed = self.seed.wrapping_add(1);
-        fill(bytes(q, new), self.seed);
+        // SAFETY: the block is live, owned here and at least this long.
+        fill(unsafe { bytes(q, new) }, self.seed);
     }
 }
 
@@ -100,7 +106,12 @@ impl Drop for Block {
         // Not while unwinding from another failure: a second panic would abort
         // the whole test binary and hide the first report.
         if !thread::panicking() {
-            check(bytes(self.ptr, self.size), self.seed, "block before free");
+            // SAFETY: the block is live, owned here and at least this long.
+            check(
+                unsafe { bytes(self.ptr, self.size) },
+                self.seed,
+                "block before free",
+            );
         }
         // SAFETY: `ptr` is live with this layout and is not used again.
         unsafe { dealloc(self.ptr, layout(self.size, self.align)) };

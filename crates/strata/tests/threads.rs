@@ -353,3 +353,47 @@ fn producer_consumer_200k_small_boxes() {
     producer.join().expect("producer panicked");
     assert_eq!(consumer.join().expect("consumer panicked"), n);
 }
+
+/// A pthread key created after strata's runs its destructor after strata has
+/// flushed and destroyed the thread's cache (glibc runs key destructors in
+/// key order): allocations and frees there must be served without a cache.
+#[test]
+fn allocation_in_a_pthread_key_destructor_after_the_cache_is_gone() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CHECKED: AtomicUsize = AtomicUsize::new(0);
+
+    extern "C" fn late(arg: *mut libc::c_void) {
+        let n = arg as usize;
+        let v: Vec<u64> = (0..n as u64).collect();
+        let b = Box::new([7u8; 300]);
+        let big = vec![1u8; 1 << 20];
+        if v.iter().sum::<u64>() == (n as u64) * (n as u64 - 1) / 2
+            && b[299] == 7
+            && big[12345] == 1
+        {
+            CHECKED.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    // Make sure strata's key exists first (this thread allocates).
+    drop(vec![0u8; 64]);
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: registers a plain destructor function.
+    assert_eq!(unsafe { libc::pthread_key_create(&mut key, Some(late)) }, 0);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let keep: Vec<Box<u64>> = (0..1000).map(Box::new).collect();
+                assert_eq!(*keep[999], 999);
+                // SAFETY: a valid key; the value is a plain number.
+                unsafe { libc::pthread_setspecific(key, (100 + i) as *const libc::c_void) };
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(CHECKED.load(Ordering::SeqCst), 8);
+    // SAFETY: no thread uses the key any more.
+    unsafe { libc::pthread_key_delete(key) };
+}

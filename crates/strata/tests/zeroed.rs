@@ -10,6 +10,7 @@ mod common;
 
 use common::{assert_zero, long_tests, Rng, KIB, MIB};
 use std::alloc::{alloc, alloc_zeroed, dealloc, Layout};
+use std::ptr::NonNull;
 use std::sync::mpsc;
 use std::thread;
 
@@ -33,34 +34,58 @@ fn layout(size: usize, align: usize) -> Layout {
     Layout::from_size_align(size, align).expect("valid layout")
 }
 
-/// The bytes of a live block.
-fn bytes<'a>(p: *mut u8, size: usize) -> &'a mut [u8] {
-    // SAFETY: every caller passes a live block of at least `size` bytes that
-    // it owns, and does not use the slice after freeing the block.
-    unsafe { std::slice::from_raw_parts_mut(p, size) }
+/// A block from `alloc` or `alloc_zeroed`, owned until dropped (`dealloc`).
+struct Block {
+    ptr: NonNull<u8>,
+    layout: Layout,
 }
 
-fn alloc_dirty(l: Layout) -> *mut u8 {
-    // SAFETY: every layout used here has a non-zero size.
-    let p = unsafe { alloc(l) };
-    assert!(!p.is_null(), "alloc({l:?}) failed");
-    bytes(p, l.size()).fill(DIRT);
-    p
+impl Block {
+    /// `alloc`, then every byte set to [`DIRT`].
+    fn dirty(layout: Layout) -> Block {
+        let mut b = Block::raw(layout, false);
+        b.bytes().fill(DIRT);
+        b
+    }
+
+    /// `alloc_zeroed`, with alignment and every byte checked.
+    fn zeroed(layout: Layout, what: &str) -> Block {
+        let mut b = Block::raw(layout, true);
+        assert_eq!(
+            b.ptr.as_ptr() as usize % layout.align(),
+            0,
+            "{what}: misaligned"
+        );
+        assert_zero(b.bytes(), &format!("{what}: alloc_zeroed({layout:?})"));
+        b
+    }
+
+    /// `alloc` or `alloc_zeroed`, contents untouched.
+    fn raw(layout: Layout, zeroed: bool) -> Block {
+        // SAFETY: every layout used here has a non-zero size.
+        let p = unsafe {
+            if zeroed {
+                alloc_zeroed(layout)
+            } else {
+                alloc(layout)
+            }
+        };
+        let ptr = NonNull::new(p).unwrap_or_else(|| panic!("allocation of {layout:?} failed"));
+        Block { ptr, layout }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: the block is live (freed only on drop), `layout.size()` bytes
+        // long, and borrowed mutably through `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
+    }
 }
 
-fn alloc_zero_checked(l: Layout, what: &str) -> *mut u8 {
-    // SAFETY: every layout used here has a non-zero size.
-    let p = unsafe { alloc_zeroed(l) };
-    assert!(!p.is_null(), "alloc_zeroed({l:?}) failed");
-    assert_eq!(p as usize % l.align(), 0, "{what}: misaligned");
-    assert_zero(bytes(p, l.size()), &format!("{what}: alloc_zeroed({l:?})"));
-    p
-}
-
-fn free(p: *mut u8, l: Layout) {
-    // SAFETY: `p` was returned by alloc/alloc_zeroed with layout `l` and is
-    // freed exactly once.
-    unsafe { dealloc(p, l) };
+impl Drop for Block {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `raw` with this layout, freed exactly once.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) };
+    }
 }
 
 /// How many objects of one size are kept live at once, so small sizes go
@@ -77,23 +102,20 @@ fn zeroed_after_dirty_reuse_same_size() {
             let n = batch(size);
             let reps = if size > 8 * MIB { 2 } else { 3 };
             for rep in 0..reps {
-                let dirty: Vec<_> = (0..n).map(|_| alloc_dirty(l)).collect();
+                let mut dirty: Vec<Option<Block>> = (0..n).map(|_| Some(Block::dirty(l))).collect();
                 // Free in a different order each time.
-                for (k, &p) in dirty.iter().enumerate() {
+                for (k, b) in dirty.iter_mut().enumerate() {
                     if (k + rep) % 2 == 0 {
-                        free(p, l);
+                        drop(b.take());
                     }
                 }
-                for (k, &p) in dirty.iter().enumerate().rev() {
-                    if (k + rep) % 2 == 1 {
-                        free(p, l);
-                    }
+                for b in dirty.iter_mut().rev() {
+                    drop(b.take());
                 }
                 let what = format!("size {size} align {align} rep {rep}");
-                let zeroed: Vec<_> = (0..n).map(|_| alloc_zero_checked(l, &what)).collect();
-                for p in zeroed {
-                    bytes(p, size).fill(DIRT);
-                    free(p, l);
+                let zeroed: Vec<_> = (0..n).map(|_| Block::zeroed(l, &what)).collect();
+                for mut b in zeroed {
+                    b.bytes().fill(DIRT);
                 }
             }
         }
@@ -104,8 +126,7 @@ fn zeroed_after_dirty_reuse_same_size() {
 fn zeroed_interleaved_sizes() {
     let mut rng = Rng::new(42);
     let steps = if long_tests() { 20_000 } else { 2_000 };
-    // (pointer, layout, dirty?) of live blocks.
-    let mut live: Vec<(*mut u8, Layout)> = Vec::new();
+    let mut live: Vec<Block> = Vec::new();
     for step in 0..steps {
         // Mostly small sizes, sometimes spans up to 8 MiB.
         let size = match rng.below(10) {
@@ -115,21 +136,17 @@ fn zeroed_interleaved_sizes() {
         };
         let l = layout(size, [8, 16, 64, 4096][rng.below(4)]);
         let what = format!("step {step}");
-        let p = if rng.below(2) == 0 {
-            alloc_dirty(l)
+        let mut b = if rng.below(2) == 0 {
+            Block::dirty(l)
         } else {
-            alloc_zero_checked(l, &what)
+            Block::zeroed(l, &what)
         };
-        bytes(p, size).fill(DIRT);
-        live.push((p, l));
+        b.bytes().fill(DIRT);
+        live.push(b);
         // Free a random subset so reuse comes from many sizes and orders.
         while live.len() > 24 || (!live.is_empty() && rng.below(3) == 0) {
-            let (p, l) = live.swap_remove(rng.below(live.len()));
-            free(p, l);
+            drop(live.swap_remove(rng.below(live.len())));
         }
-    }
-    for (p, l) in live {
-        free(p, l);
     }
 }
 
@@ -144,27 +161,23 @@ fn zeroed_after_coalescing_neighbours() {
     ] {
         for round in 0..3 {
             let l1 = layout(unit, align);
-            // Several neighbours, all dirty, with a guard at the end.
-            let blocks: Vec<_> = (0..6).map(|_| alloc_dirty(l1)).collect();
+            // Several neighbours, all dirty.
+            let mut blocks: Vec<Option<Block>> = (0..6).map(|_| Some(Block::dirty(l1))).collect();
             let what = format!("unit {unit} align {align} round {round}");
             // Free the first four (adjacent ones can coalesce) in scrambled order.
-            for &k in &[1usize, 3, 0, 2] {
-                free(blocks[k], l1);
+            for k in [1, 3, 0, 2] {
+                drop(blocks[k].take());
             }
             // Reuse them as one bigger block, then as pieces again.
             let l2 = layout(2 * unit + round * 4096, align);
-            let big = alloc_zero_checked(l2, &format!("{what}: double block"));
-            let one = alloc_zero_checked(l1, &format!("{what}: single block"));
-            bytes(big, l2.size()).fill(DIRT);
-            bytes(one, l1.size()).fill(DIRT);
-            free(big, l2);
-            free(one, l1);
-            free(blocks[4], l1);
-            free(blocks[5], l1);
-            let l6 = layout(6 * unit, align);
-            let all = alloc_zero_checked(l6, &format!("{what}: six blocks"));
-            bytes(all, l6.size()).fill(DIRT);
-            free(all, l6);
+            let mut big = Block::zeroed(l2, &format!("{what}: double block"));
+            let mut one = Block::zeroed(l1, &format!("{what}: single block"));
+            big.bytes().fill(DIRT);
+            one.bytes().fill(DIRT);
+            drop((big, one));
+            drop(blocks);
+            let mut all = Block::zeroed(layout(6 * unit, align), &format!("{what}: six blocks"));
+            all.bytes().fill(DIRT);
         }
     }
 }
@@ -188,10 +201,9 @@ fn vec_of_zeros_after_dirty_frees() {
 
 /// Writes one byte into every 97th OS page of the block, starting at page
 /// `first`, at offset `at` in the page.
-fn touch_sparsely(p: *mut u8, size: usize, first: usize, at: usize) -> usize {
-    let b = bytes(p, size);
+fn touch_sparsely(b: &mut [u8], first: usize, at: usize) -> usize {
     let mut touched = 0;
-    for page in (first..size / 4096).step_by(97) {
+    for page in (first..b.len() / 4096).step_by(97) {
         b[page * 4096 + at] = 0x5A;
         touched += 1;
     }
@@ -205,33 +217,42 @@ fn partially_written_big_block_comes_back_zero() {
         let l = layout(size, align);
         for rep in 0..reps {
             let (first, at) = (rep * 13 % 97, rep * 1237 % 4096);
-            // SAFETY: the layout has a non-zero size.
-            let p = unsafe {
-                if rep % 2 == 0 {
-                    alloc(l)
-                } else {
-                    alloc_zeroed(l)
-                }
-            };
-            assert!(!p.is_null());
-            assert!(touch_sparsely(p, size, first, at) > 150);
-            free(p, l);
+            let mut b = Block::raw(l, rep % 2 == 1);
+            assert!(touch_sparsely(b.bytes(), first, at) > 150);
+            drop(b);
             let what =
                 format!("size {size:#x} align {align} rep {rep} (pages {first}+97k, byte {at})");
-            let q = alloc_zero_checked(l, &what);
+            let mut q = Block::zeroed(l, &what);
             // Dirty it sparsely again (other pages) for the next round.
-            touch_sparsely(q, size, (first + 50) % 97, 4095 - at);
-            free(q, l);
+            touch_sparsely(q.bytes(), (first + 50) % 97, 4095 - at);
         }
         // A smaller block carved from the freed one, dirtied, then the full size again.
-        let small = layout(size / 4, align);
-        let s = alloc_dirty(small);
-        free(s, small);
-        let q = alloc_zero_checked(
+        drop(Block::dirty(layout(size / 4, align)));
+        Block::zeroed(
             l,
             &format!("size {size:#x} after a dirty quarter-size block"),
         );
-        free(q, l);
+    }
+}
+
+#[test]
+fn zeroed_huge_mappings_reused_at_other_sizes() {
+    // Freed huge blocks (>= 32 MiB) are kept as mappings and resized for the
+    // next huge request: growing, shrinking, and at other alignments.
+    let sizes = [200, 64, 100, 33, 32, 150, 40, 64, 200].map(|m| m * MIB);
+    for (i, size) in sizes.into_iter().enumerate() {
+        let size = size + (i % 3) * 4096 + (i % 2) * 123;
+        let align = [8, 4096, 2 * MIB, 64 * MIB][i % 4];
+        let l = layout(size, align);
+        let mut b = Block::zeroed(l, &format!("huge block {i}"));
+        if i % 2 == 0 {
+            b.bytes().fill(DIRT);
+        } else {
+            touch_sparsely(b.bytes(), i, 4095 - i);
+        }
+        // A huge block at the same time, so the cache holds several mappings.
+        let mut other = Block::dirty(layout(33 * MIB + i * 8192, 8));
+        other.bytes()[0] = 1;
     }
 }
 

@@ -40,6 +40,9 @@ pub const MAX_CLASSES: usize = 256;
 /// Longest a list may grow.
 const MAX_LEN: u16 = 8192;
 
+/// Slow-path calls between two walks over every list (scavenge, statistics).
+const SCAVENGE_EVERY: u32 = 64;
+
 /// Overflows tolerated before a list's maximum is lowered.
 const MAX_OVERAGES: u16 = 3;
 
@@ -106,6 +109,10 @@ pub struct ThreadCache {
     info: [ListInfo; MAX_CLASSES],
     capacity: usize,
     max_size: usize,
+    /// Classes in use: 1..nclasses (the rest stay empty).
+    nclasses: usize,
+    /// Slow-path calls since the last scavenge / statistics update.
+    slow_calls: u32,
     /// The bytes held, as last computed on a slow path (for statistics).
     pub(crate) published: AtomicUsize,
     pub(crate) registry: *const (),
@@ -131,6 +138,8 @@ impl ThreadCache {
                 }; MAX_CLASSES],
                 capacity: 0,
                 max_size,
+                nclasses: 1,
+                slow_calls: 0,
                 published: AtomicUsize::new(0),
                 registry: ptr::null(),
                 slot: ptr::null(),
@@ -138,7 +147,8 @@ impl ThreadCache {
                 next: ptr::null_mut(),
             });
             let c = &mut *this;
-            for class in 1..backend.num_classes().min(MAX_CLASSES) {
+            c.nclasses = backend.num_classes().min(MAX_CLASSES);
+            for class in 1..c.nclasses {
                 let i = &mut c.info[class];
                 i.object_size = backend.class_size(class as u8) as u32;
                 i.batch = backend.batch_size(class as u8).clamp(1, MAX_LEN as usize) as u16;
@@ -159,6 +169,8 @@ impl ThreadCache {
             }; MAX_CLASSES],
             capacity: 0,
             max_size: 0,
+            nclasses: 1,
+            slow_calls: 0,
             published: AtomicUsize::new(0),
             registry: ptr::null(),
             slot: ptr::null(),
@@ -264,7 +276,9 @@ impl ThreadCache {
             (max_len + batch).min(MAX_LEN)
         };
         let extra = (grown - max_len) as usize * object_size as usize;
-        if self.capacity + extra > self.max_size {
+        let periodic = self.tick();
+        if self.capacity + extra > self.max_size && periodic {
+            // Scavenging walks every list: only every SCAVENGE_EVERY slow calls.
             self.scavenge(backend);
         }
         if self.capacity + extra <= self.max_size || max_len == 0 {
@@ -278,7 +292,6 @@ impl ThreadCache {
             ptr::null_mut()
         };
         l.len = got as u16 - 1;
-        self.publish();
         head
     }
 
@@ -309,7 +322,20 @@ impl ThreadCache {
                 self.set_max(c, (max_len - batch).max(batch));
             }
         }
+        self.tick();
+    }
+
+    /// Counts a slow-path call; every [`SCAVENGE_EVERY`] calls it publishes the
+    /// cache's size for statistics and returns true (time to scavenge, if
+    /// the cache is over budget).
+    fn tick(&mut self) -> bool {
+        self.slow_calls += 1;
+        if self.slow_calls < SCAVENGE_EVERY {
+            return false;
+        }
+        self.slow_calls = 0;
         self.publish();
+        true
     }
 
     /// Gives `n` objects of `class` back, in batches so whole batches can
@@ -328,7 +354,7 @@ impl ThreadCache {
     /// Gives back half of what each list left unused since the last scavenge
     /// and lowers the maxima of those lists, so that busy lists may grow.
     fn scavenge<B: Backend>(&mut self, backend: &B) {
-        for c in 1..MAX_CLASSES {
+        for c in 1..self.nclasses {
             let l = self.lists[c];
             if l.max_len == 0 {
                 continue;
@@ -352,7 +378,7 @@ impl ThreadCache {
 
     /// Gives every cached object back (thread exit, or on request).
     pub fn flush<B: Backend>(&mut self, backend: &B) {
-        for c in 1..MAX_CLASSES {
+        for c in 1..self.nclasses {
             let n = self.lists[c].len;
             if n > 0 {
                 self.release(backend, c as u8, n);
@@ -368,10 +394,8 @@ impl ThreadCache {
 
     /// Bytes held in this cache (computed: a slow call).
     pub fn size(&self) -> usize {
-        self.lists
-            .iter()
-            .zip(self.info.iter())
-            .map(|(l, i)| l.len as usize * i.object_size as usize)
+        (1..self.nclasses)
+            .map(|c| self.lists[c].len as usize * self.info[c].object_size as usize)
             .sum()
     }
 
@@ -387,6 +411,6 @@ impl ThreadCache {
 
     /// Whether the cache holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.lists.iter().all(|l| l.len == 0)
+        self.lists[..self.nclasses].iter().all(|l| l.len == 0)
     }
 }
