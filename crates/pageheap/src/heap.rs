@@ -20,6 +20,8 @@ use core::ptr::{self, NonNull};
 
 use strata_os::{ForkLock, Lock, MetaPool, Os};
 
+use crate::sync::{AtomicUsize, Ordering};
+
 use crate::freelists::FreeLists;
 use crate::pagemap::PageMap;
 use crate::span::{Span, SpanList, SpanState};
@@ -28,6 +30,9 @@ use crate::{PAGE_SHIFT, PAGE_SIZE};
 /// The heap grows by at least this many bytes at a time (huge-page sized, so
 /// transparent huge pages can back it when the system wants).
 const GROW_MIN: usize = 2 << 20;
+
+/// Heap growth beyond this is hinted for transparent huge pages.
+pub const DEFAULT_HUGE_PAGES_AFTER: usize = 8 << 20;
 
 /// Span records the heap may need for one operation under its lock: a split
 /// with leading and trailing remainders, plus one spare.
@@ -116,6 +121,10 @@ pub struct PageHeap<O: Os> {
     pub(crate) records: MetaPool<Span>,
     pub(crate) state: Lock<HeapState>,
     pub(crate) decay: crate::decay::DecayClock,
+    /// Bytes mapped by growth so far.
+    grown_bytes: AtomicUsize,
+    /// Growth beyond this many bytes is hinted for huge pages.
+    huge_pages_after: AtomicUsize,
 }
 
 impl<O: Os> PageHeap<O> {
@@ -144,8 +153,16 @@ impl<O: Os> PageHeap<O> {
                     huge_cache: SpanList::new(),
                 }),
                 decay: crate::decay::DecayClock::new(),
+                grown_bytes: AtomicUsize::new(0),
+                huge_pages_after: AtomicUsize::new(DEFAULT_HUGE_PAGES_AFTER),
             }
         }
+    }
+
+    /// Sets how many bytes the heap grows by before it asks for transparent
+    /// huge pages (`MADV_HUGEPAGE`) on new memory; `usize::MAX` never asks.
+    pub fn set_huge_pages_after(&self, bytes: usize) {
+        self.huge_pages_after.store(bytes, Ordering::Relaxed);
     }
 
     /// The OS layer beneath.
@@ -337,6 +354,14 @@ impl<O: Os> PageHeap<O> {
             (GROW_MIN, GROW_MIN)
         };
         let mem = self.os.map(len, align).ok()?;
+        // Past a threshold the heap asks for transparent huge pages: fewer
+        // page faults and TLB misses for big heaps, while a small program's
+        // first megabytes stay backed by 4 KiB pages (no 2 MiB per touch).
+        let grown = self.grown_bytes.fetch_add(len, Ordering::Relaxed);
+        if grown >= self.huge_pages_after.load(Ordering::Relaxed) {
+            // SAFETY: a fresh mapping of ours.
+            unsafe { self.os.hint_huge_pages(mem, len, true) };
+        }
         let start = mem.as_ptr() as usize >> PAGE_SHIFT;
         let n = len >> PAGE_SHIFT;
         if !self.pagemap.ensure(start, n, &self.os) {

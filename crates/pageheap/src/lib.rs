@@ -57,7 +57,7 @@ mod span;
 mod sync;
 
 pub use decay::DEFAULT_DECAY_MS;
-pub use heap::{BadPointer, PageHeap, PageHeapStats, Prefer};
+pub use heap::{BadPointer, PageHeap, PageHeapStats, Prefer, DEFAULT_HUGE_PAGES_AFTER};
 pub use huge::HUGE_MIN;
 pub use pagemap::PageMap;
 pub use span::{Span, SpanIter, SpanList, SpanState};

@@ -129,10 +129,13 @@ unsafe impl GlobalAlloc for Strata {
     }
 }
 
-/// Returns every free page strata holds to the OS now (after flushing the
-/// calling thread's cache). Returns the bytes released.
+/// Returns every free page strata holds to the OS now: flushes the calling
+/// thread's cache, moves the objects parked in transfer caches back to their
+/// spans (so empty spans return to the page heap), then releases every free
+/// page. Returns the bytes released.
 pub fn release_free_memory() -> usize {
     global::SLOT.with(|slot| global::HEAP.flush_current(slot));
+    global::central().drain_transfer_caches();
     global::pages().release_free_memory()
 }
 
