@@ -53,7 +53,9 @@ impl<O: Os> PageHeap<O> {
     /// Checks that `addr` is the start of an in-use large allocation of this
     /// heap and returns its span.
     pub fn large_span(&self, addr: usize) -> Result<NonNull<Span>, BadPointer> {
-        let s = self.span_of(addr).ok_or(BadPointer::NotOurs)?;
+        let Some(s) = self.span_of(addr) else {
+            return Err(self.classify_unknown(addr));
+        };
         // SAFETY: span_of returned a record that holds the page.
         let span = unsafe { s.as_ref() };
         match span.state {
@@ -62,6 +64,29 @@ impl<O: Os> PageHeap<O> {
             SpanState::InUse => Err(BadPointer::Interior),
             _ => Err(BadPointer::NotInUse),
         }
+    }
+
+    /// Explains an address whose page has no current pagemap entry: the
+    /// interior of a large block (only its end pages are recorded), or not
+    /// ours. Scans back up to 1 GiB of pages for a span that holds it; an
+    /// error path only.
+    #[cold]
+    fn classify_unknown(&self, addr: usize) -> BadPointer {
+        let page = addr >> PAGE_SHIFT;
+        for back in 1..(1usize << 17).min(page + 1) {
+            let s = self.pagemap.get(page - back);
+            // SAFETY: records are never unmapped; the checks reject stale ones.
+            if !s.is_null() && unsafe { (*s).contains_page(page - back) } {
+                // SAFETY: as above.
+                let holds = unsafe { (*s).contains_page(page) && (*s).state == SpanState::InUse };
+                return if holds {
+                    BadPointer::Interior
+                } else {
+                    BadPointer::NotOurs
+                };
+            }
+        }
+        BadPointer::NotOurs
     }
 
     /// The usable size of the large allocation at `addr`.

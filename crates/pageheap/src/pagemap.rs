@@ -27,7 +27,7 @@ use crate::PAGE_SHIFT;
 
 const PAGE_BITS: usize = usize::BITS as usize - PAGE_SHIFT;
 const LEAF_BITS: usize = 17;
-const MID_BITS: usize = 17;
+const MID_BITS: usize = 21;
 const ROOT_BITS: usize = PAGE_BITS - LEAF_BITS - MID_BITS;
 const LEAF_LEN: usize = 1 << LEAF_BITS;
 const MID_LEN: usize = 1 << MID_BITS;
@@ -44,14 +44,15 @@ struct Mid {
     leaves: [AtomicPtr<Leaf>; MID_LEN],
 }
 
-#[repr(C)]
-struct Root {
-    mids: [AtomicPtr<Mid>; ROOT_LEN],
-}
-
 /// The radix tree from page numbers to spans and size classes.
+///
+/// The root (8 K entries, 64 KiB) is inline, so a lookup is three dependent
+/// loads: root entry, mid node entry, leaf entry. A root entry covers 2^51
+/// bytes, so with 47- or 56-bit user addresses only the first one or few are
+/// ever used; a mid node (16 MiB of address space, mapped lazily) covers it
+/// in 1 GiB leaves.
 pub struct PageMap {
-    root: AtomicPtr<Root>,
+    root: [AtomicPtr<Mid>; ROOT_LEN],
 }
 
 #[inline]
@@ -87,22 +88,18 @@ impl PageMap {
     strata_os::const_unless_loom! {
         /// An empty pagemap; maps nothing until the first `ensure`.
         pub fn new() -> Self {
-            PageMap { root: AtomicPtr::new(ptr::null_mut()) }
+            PageMap { root: [const { AtomicPtr::new(ptr::null_mut()) }; ROOT_LEN] }
         }
     }
 
     /// Makes sure nodes exist for pages `[start, start + n)`. Returns false
     /// if the OS refused memory. Lock-free; may make system calls.
     pub fn ensure<O: Os + ?Sized>(&self, start: usize, n: usize, os: &O) -> bool {
-        let Some(root) = publish(&self.root, os) else {
-            return false;
-        };
         let mut page = start;
         let end = start + n;
         while page < end {
             let (r, m, _) = split(page);
-            // SAFETY: root is a published, never-freed node.
-            let Some(mid) = publish(unsafe { &(*root).mids[r] }, os) else {
+            let Some(mid) = publish(&self.root[r], os) else {
                 return false;
             };
             // SAFETY: mid is a published, never-freed node.
@@ -118,16 +115,11 @@ impl PageMap {
     #[inline]
     fn leaf(&self, page: usize) -> Option<&Leaf> {
         let (r, m, _) = split(page);
-        let root = self.root.load(Ordering::Acquire);
-        if root.is_null() {
-            return None;
-        }
-        // SAFETY: published nodes are valid forever.
-        let mid = unsafe { (*root).mids[r].load(Ordering::Acquire) };
+        let mid = self.root[r].load(Ordering::Acquire);
         if mid.is_null() {
             return None;
         }
-        // SAFETY: as above.
+        // SAFETY: published nodes are valid forever.
         let leaf = unsafe { (*mid).leaves[m].load(Ordering::Acquire) };
         // SAFETY: as above.
         unsafe { leaf.as_ref() }

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod background;
+pub mod bad_free;
 mod config;
 mod global;
 pub mod raw;
@@ -41,6 +42,7 @@ use core::ptr::{self, NonNull};
 
 use strata_central::{class_index, class_size_of};
 
+pub use bad_free::{set_bad_free_hook, BadFree, BadFreeKind};
 pub use config::Config;
 pub use stats::{stats, Stats};
 

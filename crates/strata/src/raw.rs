@@ -9,6 +9,7 @@ use core::ptr;
 
 use strata_central::{class_index, class_size_of};
 
+use crate::bad_free::BadFreeKind;
 use crate::global::{alloc_large, alloc_small, free_large, free_small, pages};
 
 /// Allocates `size` bytes aligned to `align` (a power of two). Null when out
@@ -57,7 +58,11 @@ pub unsafe fn free(p: *mut u8) {
     }
     let class = pages().size_class_of(p as usize);
     if class != 0 {
-        // SAFETY: the pagemap says p lies in an in-use span of this class.
+        if p as usize & 7 != 0 {
+            return crate::bad_free::report(p, BadFreeKind::Interior);
+        }
+        // SAFETY: the pagemap says p lies in an in-use span of this class,
+        // and it is aligned as every object is.
         unsafe { free_small(p, class) }
     } else {
         // SAFETY: forwarded contract; validated by the page heap.
@@ -80,7 +85,10 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
     }
     match pages().large_size(p as usize) {
         Ok(n) => n,
-        Err(why) => crate::global::bad_free(p as *mut u8, why),
+        Err(why) => {
+            crate::bad_free::report(p, why.into());
+            0
+        }
     }
 }
 
@@ -100,8 +108,11 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     let class = pages().size_class_of(p as usize);
-    // SAFETY: p is a live block.
+    // SAFETY: p is a live block (or a bad pointer, reported by usable_size).
     let old_size = unsafe { usable_size(p) };
+    if old_size == 0 {
+        return ptr::null_mut();
+    }
     let new_class = class_index(new_size, align);
     if class != 0 {
         // A small block stays put while the new size needs the same class.

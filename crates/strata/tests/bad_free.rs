@@ -1,0 +1,191 @@
+//! Frees strata cannot take back are detected and reported, and ignored
+//! (nothing corrupted) when a hook returns. Each kind the default build
+//! catches has a test; one test checks the default report: a message on
+//! stderr and an abort, in a child process.
+
+#[global_allocator]
+static GLOBAL: strata::Strata = strata::Strata;
+
+use std::alloc::{alloc, dealloc, Layout};
+use std::sync::Mutex;
+
+use strata::{BadFree, BadFreeKind};
+
+static SEEN: Mutex<Vec<BadFree>> = Mutex::new(Vec::new());
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn record(b: BadFree) {
+    SEEN.lock().unwrap().push(b);
+}
+
+/// Runs `f` with the recording hook installed and returns what it saw.
+fn caught(f: impl FnOnce()) -> Vec<BadFree> {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    SEEN.lock().unwrap().clear();
+    strata::set_bad_free_hook(Some(record));
+    f();
+    strata::set_bad_free_hook(None);
+    std::mem::take(&mut *SEEN.lock().unwrap())
+}
+
+fn one(kind: BadFreeKind, ptr: usize, seen: Vec<BadFree>) {
+    assert_eq!(seen, vec![BadFree { ptr, kind }]);
+}
+
+#[test]
+fn stack_pointer() {
+    let local = [0u64; 4];
+    let p = local.as_ptr() as *mut u8;
+    // SAFETY: a bad free, refused by strata.
+    one(
+        BadFreeKind::NeverAllocated,
+        p as usize,
+        caught(|| unsafe { strata::raw::free(p) }),
+    );
+    assert_eq!(local[0], 0);
+}
+
+#[test]
+fn memory_of_another_mapping() {
+    // SAFETY: a private anonymous mapping of our own.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            1 << 16,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    } as *mut u8;
+    assert_ne!(p as *mut libc::c_void, libc::MAP_FAILED);
+    // SAFETY: a bad free, refused by strata.
+    one(
+        BadFreeKind::NeverAllocated,
+        p as usize,
+        caught(|| unsafe { strata::raw::free(p) }),
+    );
+    // SAFETY: our mapping.
+    unsafe { libc::munmap(p.cast(), 1 << 16) };
+}
+
+#[test]
+fn interior_pointer_of_a_large_block() {
+    let l = Layout::from_size_align(1 << 20, 8).unwrap();
+    // SAFETY: non-zero layout.
+    let p = unsafe { alloc(l) };
+    // SAFETY: writes inside the block.
+    unsafe { p.write_bytes(5, 1 << 20) };
+    let q = p.wrapping_add(4096 * 3);
+    // SAFETY: a bad free, refused by strata.
+    one(
+        BadFreeKind::Interior,
+        q as usize,
+        caught(|| unsafe { strata::raw::free(q) }),
+    );
+    // SAFETY: also through the sized path.
+    one(
+        BadFreeKind::Interior,
+        q as usize,
+        caught(|| unsafe { dealloc(q, l) }),
+    );
+    // The block is untouched and still ours.
+    // SAFETY: the live block.
+    unsafe {
+        assert!(std::slice::from_raw_parts(p, 1 << 20)
+            .iter()
+            .all(|&b| b == 5));
+        dealloc(p, l);
+    }
+}
+
+#[test]
+fn misaligned_pointer_into_a_small_object() {
+    let l = Layout::from_size_align(48, 8).unwrap();
+    // SAFETY: non-zero layout.
+    let p = unsafe { alloc(l) };
+    let q = p.wrapping_add(3);
+    // SAFETY: a bad free, refused by strata.
+    one(
+        BadFreeKind::Interior,
+        q as usize,
+        caught(|| unsafe { strata::raw::free(q) }),
+    );
+    // SAFETY: the live block.
+    unsafe { dealloc(p, l) };
+}
+
+#[test]
+fn double_free_of_a_large_block() {
+    for size in [300 << 10, 8 << 20, 40 << 20] {
+        let l = Layout::from_size_align(size, 8).unwrap();
+        // SAFETY: non-zero layout; the second free is the bad one.
+        unsafe {
+            let p = alloc(l);
+            dealloc(p, l);
+            for seen in [caught(|| dealloc(p, l)), caught(|| strata::raw::free(p))] {
+                // Other tests run meanwhile and may have reused the pages for
+                // small objects; then the free is refused as a wrong layout
+                // or an interior pointer. Either way it must be refused.
+                assert_eq!(seen.len(), 1, "{seen:?}");
+                assert_eq!(seen[0].ptr, p as usize);
+                assert!(
+                    matches!(
+                        seen[0].kind,
+                        BadFreeKind::DoubleFree | BadFreeKind::WrongLayout | BadFreeKind::Interior
+                    ),
+                    "{seen:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn large_free_of_a_small_object() {
+    let l = Layout::from_size_align(64, 8).unwrap();
+    // SAFETY: non-zero layout.
+    let p = unsafe { alloc(l) };
+    let big = Layout::from_size_align(1 << 20, 8).unwrap();
+    // SAFETY: a bad free (wrong layout), refused by strata.
+    one(
+        BadFreeKind::WrongLayout,
+        p as usize,
+        caught(|| unsafe { dealloc(p, big) }),
+    );
+    // SAFETY: the live block, freed correctly.
+    unsafe { dealloc(p, l) };
+}
+
+/// Without a hook, the default report: a message on stderr, then abort.
+#[test]
+fn default_report_is_a_message_and_an_abort() {
+    if std::env::var_os("STRATA_BAD_FREE_CHILD").is_some() {
+        let local = 0u64;
+        // SAFETY: deliberately bad; strata aborts.
+        unsafe { strata::raw::free(&local as *const u64 as *mut u8) };
+        unreachable!("strata did not stop the program");
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "default_report_is_a_message_and_an_abort",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("STRATA_BAD_FREE_CHILD", "1")
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "status {:?}",
+        out.status
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("strata: free(0x") && err.contains("): pointer was never allocated by strata"),
+        "stderr: {err}"
+    );
+}
