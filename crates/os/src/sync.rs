@@ -27,3 +27,11 @@ macro_rules! const_unless_loom {
         $(#[$meta])* $vis fn $name $(<$($gen),*>)? ($($args)*) -> $ret $body
     };
 }
+
+/// Atomics for process-wide statics, which loom cannot model (its atomics
+/// are not `const`): caches of constants, configuration, statistics and
+/// one-time set-up. Always core's; never used for the synchronisation the
+/// loom models check.
+pub(crate) mod statics {
+    pub(crate) use core::sync::atomic::{AtomicUsize, Ordering};
+}

@@ -6,7 +6,7 @@
 use core::ptr::NonNull;
 
 use crate::counters::OsCounters;
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::statics::{AtomicUsize, Ordering};
 use crate::{align_down, align_up, Os, OsError};
 
 /// Ranges shorter than this are cleared with a plain memset: asking the kernel
