@@ -16,7 +16,7 @@
 //! forces the full run. Unknown flags are ignored.
 
 use std::alloc::{GlobalAlloc, System};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use mimalloc::MiMalloc;
@@ -107,22 +107,13 @@ fn parse_args() -> Opts {
     opts
 }
 
-/// `<target>/strata-bench/results.csv`, where `<target>` is found from this
-/// executable's path (`<target>/release/deps/compare-*`).
+/// `<target>/strata-bench/results.csv` (see [`report::output_dir`]).
 fn default_csv(mode: Mode) -> PathBuf {
-    let target = std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .find(|p| p.file_name().is_some_and(|n| n == "deps"))
-                .and_then(|deps| deps.parent()?.parent().map(Path::to_path_buf))
-        })
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let file = match mode {
         Mode::Smoke => "results-smoke.csv",
         Mode::Full | Mode::Quick => "results.csv",
     };
-    target.join("strata-bench").join(file)
+    report::output_dir().join(file)
 }
 
 /// Runs `row` on every allocator, `reps` times each, interleaved: each

@@ -7,8 +7,15 @@
 //! `cargo bench -p strata-benches --bench compare`) and future criterion
 //! benches can share the same code. The peers (mimalloc, jemalloc) are
 //! dev-dependencies of this crate only.
+//!
+//! The memory-behaviour bench (`benches/memory.rs`, run with
+//! `cargo bench -p strata-benches --bench memory`) runs the scenarios of
+//! [`memory`] with each allocator in a child process of its own
+//! ([`child`]).
 
+pub mod child;
 pub mod measure;
+pub mod memory;
 pub mod report;
 pub mod suite;
 pub mod workloads;

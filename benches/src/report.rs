@@ -301,6 +301,21 @@ pub fn to_csv(results: &[RowResult], mode: &str, baseline: &str) -> String {
     out
 }
 
+/// `<target>/strata-bench`, where bench results go; `<target>` is found from
+/// the running executable's path (`<target>/release/deps/<bench>-*`), else
+/// `../target` next to this crate.
+pub fn output_dir() -> std::path::PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .find(|p| p.file_name().is_some_and(|n| n == "deps"))
+                .and_then(|deps| deps.parent()?.parent().map(Path::to_path_buf))
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("strata-bench")
+}
+
 /// Writes [`to_csv`] to `path`, creating parent directories.
 pub fn write_csv(
     path: &Path,

@@ -87,6 +87,9 @@ pub unsafe trait PageSource: Sync {
     unsafe fn free_span(&self, span: NonNull<Span>);
     /// The in-use span holding `addr`.
     fn span_of(&self, addr: usize) -> Option<NonNull<Span>>;
+    /// Called on every batch the central layer moves: a chance for the page
+    /// source to do amortised work (decay). Must be cheap when idle.
+    fn tick(&self) {}
 }
 
 // SAFETY: the page heap hands out spans exclusively and its pagemap maps every
@@ -104,6 +107,10 @@ unsafe impl<O: Os> PageSource for PageHeap<O> {
     #[inline]
     fn span_of(&self, addr: usize) -> Option<NonNull<Span>> {
         PageHeap::span_of(self, addr)
+    }
+    #[inline]
+    fn tick(&self) {
+        PageHeap::tick(self)
     }
 }
 
@@ -161,6 +168,7 @@ impl<P: PageSource> Central<P> {
     /// null-terminated list linked through each object's first word. Returns
     /// the head and the count; the count is 0 only when memory ran out.
     pub fn alloc_batch(&self, class: u8, n: usize) -> (*mut u8, usize) {
+        self.pages.tick();
         let info = &CLASSES[class as usize];
         let lists = &self.classes[class as usize];
         if n == info.batch as usize {
@@ -194,6 +202,7 @@ impl<P: PageSource> Central<P> {
     /// The list holds `n` distinct objects of `class` allocated from this
     /// central layer and no longer used.
     pub unsafe fn free_batch(&self, class: u8, head: *mut u8, n: usize) {
+        self.pages.tick();
         let info = &CLASSES[class as usize];
         let lists = &self.classes[class as usize];
         if n == info.batch as usize && lists.transfer.lock().push(head, transfer_capacity(info)) {

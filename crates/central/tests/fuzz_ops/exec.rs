@@ -1,0 +1,226 @@
+//! Runs operations against a real `Central<PageHeap<FakeOs>>` and the
+//! shadow model.
+//!
+//! Per operation: how many objects a batch returns (a whole batch from a
+//! non-empty transfer cache, else what the spans have, else a new span's
+//! worth), that returned lists are null-terminated, each object's alignment,
+//! span, class and place in its span, no overlap with any live object,
+//! contents unchanged until freed, where freed batches go, and that draining
+//! the transfer caches returns every empty span. After every step,
+//! [`Model::check`].
+
+use std::ptr;
+
+use strata_central::{class_size_of, Central, ClassStats, CLASSES, NUM_CLASSES};
+use strata_os::FakeOs;
+use strata_pageheap::{PageHeap, SpanState, PAGE_SIZE};
+
+use super::model::{fill, Model, Pages};
+use super::{Limits, Op};
+
+/// Runs `ops` on a fresh central layer over a fresh page heap, checking
+/// every step, then frees everything and checks that every span went back.
+pub fn run_ops(ops: &[Op], limits: &Limits) {
+    let central = Central::new(PageHeap::new(FakeOs::new()));
+    let mut m = Model::new();
+    for op in ops {
+        step(&central, &mut m, op, limits);
+        m.check(&central);
+    }
+    for class in 1..NUM_CLASSES as u8 {
+        let batch = CLASSES[class as usize].batch as usize;
+        while m.count(class) > 0 {
+            let k = m.count(class).min(batch);
+            free_batch(&central, &mut m, class, 0, k, false, true);
+        }
+    }
+    m.check(&central);
+    drain(&central, &m);
+    let heap = central.pages();
+    assert_eq!(heap.stats().in_use_bytes, 0, "spans left in use");
+    heap.release_free_memory();
+    let st = heap.stats();
+    assert_eq!(st.free_clean_bytes, st.mapped_bytes);
+}
+
+/// An operation's object count for a class with batch `batch`.
+fn count(n: u8, batch: usize) -> usize {
+    if n == 0 {
+        batch
+    } else {
+        1 + (n as usize - 1) % (2 * batch)
+    }
+}
+
+fn step(central: &Central<Pages>, m: &mut Model, op: &Op, limits: &Limits) {
+    let heap = central.pages();
+    match *op {
+        Op::AllocBatch { class, n } => {
+            let batch = CLASSES[class as usize].batch as usize;
+            alloc(central, m, class, count(n, batch), false, limits);
+        }
+        Op::AllocOne { class } => alloc(central, m, class, 1, true, limits),
+        Op::FreeBatch {
+            class,
+            n,
+            start,
+            reverse,
+            terminated,
+        } => {
+            let batch = CLASSES[class as usize].batch as usize;
+            let k = count(n, batch).min(m.count(class));
+            if k > 0 {
+                free_batch(central, m, class, start as usize, k, reverse, terminated);
+            }
+        }
+        Op::FreeOne { class, pick } => {
+            if m.count(class) > 0 {
+                let obj = m.take(class, pick as usize, 1)[0];
+                // SAFETY: a live object of this class, given up.
+                unsafe { central.free_one(class, obj as *mut u8) };
+            }
+        }
+        Op::Drain => drain(central, m),
+        Op::Advance { ms } => {
+            heap.os().advance_ms(ms);
+            heap.tick();
+        }
+        Op::Release => {
+            heap.release_free_memory();
+            assert_eq!(heap.stats().free_dirty_bytes, 0);
+            m.check_contents();
+        }
+    }
+}
+
+fn alloc(central: &Central<Pages>, m: &mut Model, class: u8, n: usize, one: bool, limits: &Limits) {
+    if central.pages().stats().mapped_bytes >= limits.max_mapped_bytes {
+        return;
+    }
+    let info = &CLASSES[class as usize];
+    let batch = info.batch as usize;
+    let before = central.class_stats(class);
+    let (head, got) = if one {
+        central
+            .alloc_one(class)
+            .map_or((ptr::null_mut(), 0), |p| (p.as_ptr(), 1))
+    } else {
+        central.alloc_batch(class, n)
+    };
+    let from_transfer = n == batch && before.transfer_objects > 0;
+    let expected = if from_transfer {
+        batch
+    } else if before.span_free_objects > 0 {
+        n.min(before.span_free_objects)
+    } else {
+        n.min(info.objects as usize)
+    };
+    assert_eq!(
+        got, expected,
+        "objects of class {class} for {n} asked, {before:?}"
+    );
+    let after = central.class_stats(class);
+    let transfer = before.transfer_objects - if from_transfer { batch } else { 0 };
+    assert_eq!(
+        after.transfer_objects, transfer,
+        "transfer cache of class {class}"
+    );
+    let size = class_size_of(class);
+    let mut obj = head;
+    for i in 0..got {
+        assert!(!obj.is_null(), "a list of {got} objects ends after {i}");
+        // SAFETY: the list holds `got` objects of `size` >= 8 bytes.
+        let next = unsafe { (obj as *const *mut u8).read() };
+        check_object(central, class, obj as usize);
+        let tag = m.tag();
+        fill(obj as usize, size, tag);
+        m.add(class, obj as usize, tag);
+        obj = next;
+    }
+    if !one {
+        assert!(
+            obj.is_null(),
+            "a batch of class {class} is not null-terminated"
+        );
+    }
+}
+
+/// Checks that `obj` is a well-placed object of `class` in an in-use span.
+fn check_object(central: &Central<Pages>, class: u8, obj: usize) {
+    let info = &CLASSES[class as usize];
+    let size = class_size_of(class);
+    let align = (1 << size.trailing_zeros()).min(PAGE_SIZE);
+    assert_eq!(obj % align, 0, "object {obj:#x} of {size} bytes misaligned");
+    let heap = central.pages();
+    assert_eq!(heap.size_class_of(obj), class, "pagemap class of {obj:#x}");
+    let span = heap.span_of(obj).expect("an object lies in a span");
+    // SAFETY: the page heap's span records are never unmapped.
+    let s = unsafe { span.as_ref() };
+    assert_eq!(s.state(), SpanState::InUse);
+    assert_eq!(s.size_class(), class);
+    assert_eq!(s.npages(), info.pages as usize);
+    let off = obj - s.start_addr();
+    assert_eq!(off % size, 0, "object {obj:#x} not at a multiple of {size}");
+    assert!(
+        off / size < info.objects as usize,
+        "object past its span's last"
+    );
+}
+
+fn free_batch(
+    central: &Central<Pages>,
+    m: &mut Model,
+    class: u8,
+    start: usize,
+    k: usize,
+    reverse: bool,
+    terminated: bool,
+) {
+    let mut objs = m.take(class, start, k);
+    if reverse {
+        objs.reverse();
+    }
+    for w in objs.windows(2) {
+        // SAFETY: objects we own, at least 8 bytes each.
+        unsafe { (w[0] as *mut usize).write(w[1]) };
+    }
+    if terminated {
+        // SAFETY: as above.
+        unsafe { (objs[k - 1] as *mut usize).write(0) };
+    }
+    let batch = CLASSES[class as usize].batch as usize;
+    let before = central.class_stats(class);
+    // SAFETY: k distinct live objects of this class, linked, given up.
+    unsafe { central.free_batch(class, objs[0] as *mut u8, k) };
+    let after = central.class_stats(class);
+    assert!(
+        after.transfer_objects >= before.transfer_objects,
+        "a free of {k} objects of class {class} took objects out of the transfer cache"
+    );
+    let parked = after.transfer_objects - before.transfer_objects;
+    assert!(
+        parked == 0 || (k == batch && parked == batch),
+        "a free of {k} objects of class {class} parked {parked} in the transfer cache"
+    );
+}
+
+/// Drains the transfer caches: every parked object goes back to its span,
+/// and a class with no live object keeps no span.
+fn drain(central: &Central<Pages>, m: &Model) {
+    let stats: Vec<ClassStats> = (1..NUM_CLASSES as u8)
+        .map(|c| central.class_stats(c))
+        .collect();
+    let parked: usize = stats.iter().map(|s| s.transfer_objects).sum();
+    assert_eq!(central.drain_transfer_caches(), parked, "objects drained");
+    for class in 1..NUM_CLASSES as u8 {
+        let st = central.class_stats(class);
+        assert_eq!(st.transfer_objects, 0, "class {class} after a drain");
+        if m.count(class) == 0 {
+            assert_eq!(
+                (st.spans, st.span_free_objects),
+                (0, 0),
+                "class {class} keeps spans with no object live"
+            );
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Replays the `central` fuzz target's inputs in `cargo test`: every file
+//! kept under `fuzz/regressions/central/` (crashes the fuzzer found, and
+//! hand-made seeds), plus a deterministic batch of pseudo-random inputs.
+//! The interpreter is `tests/fuzz_ops/`, shared with the fuzz target.
+
+mod fuzz_ops;
+
+use std::path::PathBuf;
+
+use fuzz_ops::{class_of, decode, encode, run, run_ops, Op, FUZZ};
+use strata_central::{class_for_size, MAX_SMALL};
+
+fn regressions_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/central")
+}
+
+#[test]
+fn kept_inputs_replay() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(regressions_dir())
+        .expect("fuzz/regressions/central exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no kept inputs to replay");
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        // Shown only if the replay fails.
+        eprintln!("replaying {}: {:?}", f.display(), decode(&data, &FUZZ));
+        run(&data);
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn pseudo_random_inputs() {
+    let mut rng = Rng(0xC0FF_EE15_600D_F00D);
+    for _ in 0..300 {
+        let len = (rng.next() % 700) as usize;
+        let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        run(&data);
+    }
+}
+
+fn class(size: usize) -> u8 {
+    class_for_size(size).unwrap()
+}
+
+fn free(class: u8, n: u8, start: u8, reverse: bool) -> Op {
+    Op::FreeBatch {
+        class,
+        n,
+        start,
+        reverse,
+        terminated: true,
+    }
+}
+
+/// Hand-made inputs kept as files: a starting corpus for the fuzzer and
+/// replay tests that always run something.
+fn seeds() -> Vec<(&'static str, Vec<Op>)> {
+    let (small, mid, big) = (class(16), class(1024), class(MAX_SMALL));
+    vec![
+        (
+            "seed-batches.bin",
+            vec![
+                Op::AllocBatch { class: small, n: 0 },
+                Op::AllocBatch { class: small, n: 7 },
+                Op::AllocBatch { class: mid, n: 0 },
+                free(small, 0, 3, false),
+                Op::AllocBatch { class: small, n: 0 },
+                free(small, 5, 1, true),
+                free(mid, 0, 0, true),
+                Op::AllocBatch { class: mid, n: 3 },
+                Op::Drain,
+                free(mid, 0, 0, false),
+                Op::Drain,
+            ],
+        ),
+        (
+            "seed-one-and-release.bin",
+            vec![
+                Op::AllocOne { class: small },
+                Op::AllocOne { class: small },
+                Op::AllocOne {
+                    class: class_of(200),
+                },
+                Op::FreeOne {
+                    class: small,
+                    pick: 1,
+                },
+                Op::Advance { ms: 2000 },
+                Op::AllocBatch { class: big, n: 2 },
+                Op::FreeOne {
+                    class: big,
+                    pick: 0,
+                },
+                Op::FreeOne {
+                    class: big,
+                    pick: 0,
+                },
+                Op::Advance { ms: 2000 },
+                Op::Release,
+                Op::AllocOne { class: big },
+            ],
+        ),
+        (
+            "seed-many-spans.bin",
+            vec![
+                Op::AllocBatch { class: big, n: 4 },
+                Op::AllocBatch { class: big, n: 4 },
+                Op::AllocBatch {
+                    class: class(8),
+                    n: 64,
+                },
+                free(big, 0, 1, false),
+                free(big, 3, 0, true),
+                Op::AllocBatch { class: big, n: 0 },
+                free(class(8), 64, 17, true),
+                Op::Drain,
+                Op::Release,
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn seed_files_are_current() {
+    for (name, ops) in seeds() {
+        let bytes = encode(&ops);
+        assert_eq!(decode(&bytes, &FUZZ), ops, "{name} does not round-trip");
+        let kept = std::fs::read(regressions_dir().join(name)).unwrap_or_default();
+        assert!(
+            kept == bytes,
+            "{name} is stale: run `cargo test -p strata-central --test \
+             fuzz_regressions -- --ignored write_seed_files`"
+        );
+    }
+}
+
+#[test]
+#[ignore = "writes the seed files into fuzz/regressions/central"]
+fn write_seed_files() {
+    for (name, ops) in seeds() {
+        std::fs::write(regressions_dir().join(name), encode(&ops)).unwrap();
+    }
+}
+
+/// Known library bug (not reachable from decoded inputs, which always
+/// null-terminate): `free_batch` says the last link of the list it is given
+/// is not read, and parks a whole batch in the transfer cache as it is;
+/// `alloc_batch` hands that batch out again, promising a null-terminated
+/// list, but its last link is whatever the freeing caller left there.
+#[test]
+fn a_batch_from_the_transfer_cache_is_null_terminated() {
+    let c = class(64);
+    let unterminated = Op::FreeBatch {
+        class: c,
+        n: 0,
+        start: 0,
+        reverse: false,
+        terminated: false,
+    };
+    run_ops(
+        &[
+            Op::AllocBatch { class: c, n: 0 },
+            unterminated,
+            Op::AllocBatch { class: c, n: 0 },
+        ],
+        &FUZZ,
+    );
+}
