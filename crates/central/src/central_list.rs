@@ -95,11 +95,11 @@ impl CentralList {
                 while got < n && Self::has_free(span, info) {
                     let obj = pop_object(span, info);
                     // Build the list in order: head first.
-                    (obj as *mut *mut u8).write(ptr::null_mut());
+                    strata_os::link::write(obj, ptr::null_mut());
                     if tail.is_null() {
                         head = obj;
                     } else {
-                        (tail as *mut *mut u8).write(obj);
+                        strata_os::link::write(tail, obj);
                     }
                     tail = obj;
                     got += 1;
@@ -129,7 +129,7 @@ impl CentralList {
         unsafe {
             let span = &mut *s;
             let had_free = Self::has_free(span, info);
-            (obj as *mut *mut u8).write(span.objects);
+            strata_os::link::write(obj, span.objects);
             span.objects = obj;
             span.allocated -= 1;
             if span.allocated == 0 {
@@ -164,10 +164,19 @@ unsafe fn pop_object(span: &mut Span, info: &ClassInfo) -> *mut u8 {
     if !span.objects.is_null() {
         let obj = span.objects;
         // SAFETY: linked free objects hold the next link in their first word.
-        span.objects = unsafe { (obj as *mut *mut u8).read() };
+        span.objects = unsafe { strata_os::link::read(obj) };
         return obj;
     }
     let obj = span.start_addr() + span.carved as usize * info.size as usize;
     span.carved += 1;
+    // The checked build recognises a freed object by a tag in its second
+    // word; a fresh object may sit where a freed one of the same class once
+    // did (the pages were reused since), so its stale tag is cleared.
+    #[cfg(feature = "checked")]
+    if info.size >= 16 {
+        // SAFETY: a fresh object of at least 16 bytes, owned by the caller
+        // from now on.
+        unsafe { (obj as *mut usize).add(1).write(0) };
+    }
     obj as *mut u8
 }

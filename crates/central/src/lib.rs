@@ -165,7 +165,8 @@ impl<P: PageSource> Central<P> {
     }
 
     /// Takes up to `n` objects of `class` (1..NUM_CLASSES) as a
-    /// null-terminated list linked through each object's first word. Returns
+    /// null-terminated list linked through each object's first word
+    /// ([`strata_os::link`]). Returns
     /// the head and the count; the count is 0 only when memory ran out.
     pub fn alloc_batch(&self, class: u8, n: usize) -> (*mut u8, usize) {
         self.pages.tick();
@@ -196,11 +197,13 @@ impl<P: PageSource> Central<P> {
     }
 
     /// Gives back `n` objects of `class`, linked from `head` through their
-    /// first words (the last link is not read).
+    /// first words ([`strata_os::link`]) and null-terminated: a full batch
+    /// may be handed as it is to the next [`Central::alloc_batch`], whose
+    /// callers walk lists to the null.
     ///
     /// # Safety
     /// The list holds `n` distinct objects of `class` allocated from this
-    /// central layer and no longer used.
+    /// central layer and no longer used, and the last one's link is null.
     pub unsafe fn free_batch(&self, class: u8, head: *mut u8, n: usize) {
         self.pages.tick();
         let info = &CLASSES[class as usize];
@@ -223,9 +226,14 @@ impl<P: PageSource> Central<P> {
         {
             let mut central = lists.central.lock();
             let mut obj = head;
-            for _ in 0..n {
-                // SAFETY: the caller gives n linked objects of this class.
-                let next = unsafe { (obj as *mut *mut u8).read() };
+            for i in 0..n {
+                // SAFETY: the caller gives n linked objects of this class;
+                // the last one's link is not needed.
+                let next = if i + 1 < n {
+                    unsafe { strata_os::link::read(obj) }
+                } else {
+                    ptr::null_mut()
+                };
                 let Some(span) = self.pages.span_of(obj as usize) else {
                     strata_os::fatal(b"strata: central free of an object with no span\n");
                 };
@@ -260,8 +268,11 @@ impl<P: PageSource> Central<P> {
     /// # Safety
     /// `obj` is an object of `class` from this central layer, no longer used.
     pub unsafe fn free_one(&self, class: u8, obj: *mut u8) {
-        // SAFETY: forwarded contract; a one-object list.
-        unsafe { self.free_batch(class, obj, 1) }
+        // SAFETY: forwarded contract; a terminated one-object list.
+        unsafe {
+            strata_os::link::write(obj, ptr::null_mut());
+            self.free_batch(class, obj, 1)
+        }
     }
 
     /// Moves every batch parked in the transfer caches back into its spans,

@@ -23,15 +23,17 @@ fn collect(head: *mut u8, n: usize) -> Vec<usize> {
     for _ in 0..n {
         v.push(p as usize);
         // SAFETY: a list of n objects from the central layer.
-        p = unsafe { (p as *mut *mut u8).read() };
+        p = unsafe { strata_os::link::read(p) };
     }
     v
 }
 
 fn link(objs: &[usize]) -> *mut u8 {
+    // SAFETY: objects we own; the list must be null-terminated.
+    unsafe { strata_os::link::write(*objs.last().unwrap() as *mut u8, std::ptr::null_mut()) };
     for w in objs.windows(2) {
         // SAFETY: objects we own.
-        unsafe { (w[0] as *mut usize).write(w[1]) };
+        unsafe { strata_os::link::write(w[0] as *mut u8, w[1] as *mut u8) };
     }
     objs[0] as *mut u8
 }

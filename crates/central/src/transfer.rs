@@ -6,7 +6,8 @@
 //! touching a span or the central list's lock.
 //!
 //! # Invariants
-//! - Every entry heads a null-terminated list of exactly `batch` objects.
+//! - Every entry heads a null-terminated list of exactly `batch` objects
+//!   (callers of `free_batch` must terminate their lists).
 //! - At most `capacity` entries (sized so a class holds about 1 MiB here).
 
 use core::ptr;

@@ -1,14 +1,17 @@
 //! Replays the `central` fuzz target's inputs in `cargo test`: every file
 //! kept under `fuzz/regressions/central/` (crashes the fuzzer found, and
 //! hand-made seeds), plus a deterministic batch of pseudo-random inputs.
-//! The interpreter is `tests/fuzz_ops/`, shared with the fuzz target.
+//! The interpreter is `tests/fuzz_ops/`, shared with the fuzz target; each
+//! input runs over both OS layers it supports (`ArenaOs`, the fuzz
+//! target's, and `FakeOs`).
 
 mod fuzz_ops;
 
 use std::path::PathBuf;
 
-use fuzz_ops::{class_of, decode, encode, run, run_ops, Op, FUZZ};
+use fuzz_ops::{class_of, decode, encode, run, run_fake, run_ops, ArenaOs, Op, FUZZ};
 use strata_central::{class_for_size, MAX_SMALL};
+use strata_os::FakeOs;
 
 fn regressions_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/central")
@@ -23,12 +26,21 @@ fn kept_inputs_replay() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no kept inputs to replay");
+    let mut failed = Vec::new();
     for f in files {
         let data = std::fs::read(&f).unwrap();
         // Shown only if the replay fails.
         eprintln!("replaying {}: {:?}", f.display(), decode(&data, &FUZZ));
-        run(&data);
+        if std::panic::catch_unwind(|| {
+            run(&data);
+            run_fake(&data);
+        })
+        .is_err()
+        {
+            failed.push(f);
+        }
     }
+    assert!(failed.is_empty(), "kept inputs that fail: {failed:?}");
 }
 
 struct Rng(u64);
@@ -44,10 +56,14 @@ impl Rng {
 #[test]
 fn pseudo_random_inputs() {
     let mut rng = Rng(0xC0FF_EE15_600D_F00D);
-    for _ in 0..300 {
+    for i in 0..300 {
         let len = (rng.next() % 700) as usize;
         let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        run(&data);
+        let ops = decode(&data, &FUZZ);
+        run_ops::<ArenaOs>(&ops, &FUZZ);
+        if i % 4 == 0 {
+            run_ops::<FakeOs>(&ops, &FUZZ);
+        }
     }
 }
 
@@ -170,7 +186,7 @@ fn a_batch_from_the_transfer_cache_is_null_terminated() {
         reverse: false,
         terminated: false,
     };
-    run_ops(
+    run_ops::<FakeOs>(
         &[
             Op::AllocBatch { class: c, n: 0 },
             unterminated,

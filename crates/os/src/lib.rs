@@ -36,9 +36,12 @@ extern crate std;
 mod counters;
 #[cfg(any(test, feature = "fake"))]
 mod fake;
+pub mod link;
 mod lock;
 mod meta;
 mod report;
+#[cfg(feature = "checked")]
+pub mod secret;
 mod sync;
 mod system;
 

@@ -45,6 +45,9 @@ pub enum BadFreeKind {
     /// The layout (size or alignment) given to `dealloc` does not match the
     /// block's.
     WrongLayout,
+    /// A freed object was written before it was handed out again (found when
+    /// it is reused; `checked` build only). The pointer is the object's.
+    WriteAfterFree,
 }
 
 /// A free that strata refused.
@@ -64,6 +67,7 @@ impl BadFreeKind {
             BadFreeKind::Interior => "pointer is inside a block, not at its start",
             BadFreeKind::DoubleFree => "block is not allocated (double free?)",
             BadFreeKind::WrongLayout => "layout does not match the block (wrong size or alignment)",
+            BadFreeKind::WriteAfterFree => "freed memory was written (use after free)",
         }
     }
 }

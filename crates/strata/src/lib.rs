@@ -31,6 +31,8 @@
 
 mod background;
 pub mod bad_free;
+#[cfg(feature = "checked")]
+mod checked;
 mod config;
 mod global;
 pub mod raw;
@@ -40,13 +42,13 @@ mod sync;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 
-use strata_central::{class_index, class_size_of};
+use strata_central::class_size_of;
 
 pub use bad_free::{set_bad_free_hook, BadFree, BadFreeKind};
 pub use config::Config;
 pub use stats::{stats, Stats};
 
-use global::{alloc_large, alloc_small, free_large, free_small};
+use global::{alloc_large, alloc_small, class_of, free_large, free_small};
 
 /// The strata allocator. Use it as the global allocator:
 ///
@@ -60,7 +62,7 @@ pub struct Strata;
 unsafe impl GlobalAlloc for Strata {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let class = class_index(layout.size(), layout.align());
+        let class = class_of(layout.size(), layout.align());
         if class != 0 {
             alloc_small(class)
         } else {
@@ -71,7 +73,7 @@ unsafe impl GlobalAlloc for Strata {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // Sized free: the layout names the class, no lookup needed.
-        let class = class_index(layout.size(), layout.align());
+        let class = class_of(layout.size(), layout.align());
         if class != 0 {
             // SAFETY: the caller frees a block allocated with this layout.
             unsafe { free_small(ptr, class) }
@@ -83,7 +85,7 @@ unsafe impl GlobalAlloc for Strata {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        match class_index(layout.size(), layout.align()) {
+        match class_of(layout.size(), layout.align()) {
             0 => alloc_large(layout.size(), layout.align(), true),
             class => {
                 let p = alloc_small(class);
@@ -100,8 +102,8 @@ unsafe impl GlobalAlloc for Strata {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let align = layout.align();
-        let old_class = class_index(layout.size(), align);
-        let new_class = class_index(new_size, align);
+        let old_class = class_of(layout.size(), align);
+        let new_class = class_of(new_size, align);
         match (old_class, new_class) {
             (a, b) if a == b && a != 0 => return ptr,
             (0, 0) => {
@@ -154,7 +156,7 @@ pub unsafe fn populate(ptr: NonNull<u8>, len: usize) -> bool {
 /// The usable size of a block allocated with `layout`: the size class (or
 /// page-rounded span) it actually received.
 pub fn usable_size(layout: Layout) -> usize {
-    match class_index(layout.size(), layout.align()) {
+    match class_of(layout.size(), layout.align()) {
         0 => layout.size().next_multiple_of(strata_pageheap::PAGE_SIZE),
         class => class_size_of(class),
     }

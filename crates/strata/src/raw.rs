@@ -7,10 +7,10 @@
 
 use core::ptr;
 
-use strata_central::{class_index, class_size_of};
+use strata_central::class_size_of;
 
 use crate::bad_free::BadFreeKind;
-use crate::global::{alloc_large, alloc_small, free_large, free_small, pages};
+use crate::global::{alloc_large, alloc_small, class_of, free_large, free_small, pages};
 
 /// Allocates `size` bytes aligned to `align` (a power of two). Null when out
 /// of memory or when the request cannot be met.
@@ -19,7 +19,7 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() || size > isize::MAX as usize - (align - 1) {
         return ptr::null_mut();
     }
-    match class_index(size, align) {
+    match class_of(size, align) {
         0 => alloc_large(size, align, false),
         class => alloc_small(class),
     }
@@ -32,7 +32,7 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() || size > isize::MAX as usize - (align - 1) {
         return ptr::null_mut();
     }
-    match class_index(size, align) {
+    match class_of(size, align) {
         0 => alloc_large(size, align, true),
         class => {
             let p = alloc_small(class);
@@ -113,7 +113,7 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     if old_size == 0 {
         return ptr::null_mut();
     }
-    let new_class = class_index(new_size, align);
+    let new_class = class_of(new_size, align);
     if class != 0 {
         // A small block stays put while the new size needs the same class.
         if new_class == class {

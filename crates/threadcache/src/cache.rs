@@ -81,13 +81,13 @@ impl FreeList {
         let mut last = head;
         for _ in 1..n {
             // SAFETY: the list has at least n linked objects.
-            last = unsafe { (last as *mut *mut u8).read() };
+            last = unsafe { strata_os::link::read(last) };
         }
         // SAFETY: `last` is the n-th object; the detached list is
         // null-terminated so whoever receives it can walk it by links alone.
         unsafe {
-            self.head = (last as *mut *mut u8).read();
-            (last as *mut *mut u8).write(ptr::null_mut());
+            self.head = strata_os::link::read(last);
+            strata_os::link::write(last, ptr::null_mut());
         }
         self.len -= n;
         if self.low_water > self.len {
@@ -196,7 +196,7 @@ impl ThreadCache {
                 return head;
             }
             // A non-empty list belongs to this thread's own cache.
-            (*l).head = (head as *mut *mut u8).read();
+            (*l).head = strata_os::link::read(head);
             let len = (*l).len - 1;
             (*l).len = len;
             if len < (*l).low_water {
@@ -223,7 +223,7 @@ impl ThreadCache {
             if len >= (*l).max_len {
                 return false;
             }
-            (obj as *mut *mut u8).write((*l).head);
+            strata_os::link::write(obj, (*l).head);
             (*l).head = obj;
             (*l).len = len + 1;
             true
@@ -238,7 +238,7 @@ impl ThreadCache {
     pub unsafe fn push(&mut self, obj: *mut u8, class: u8) {
         let l = &mut self.lists[class as usize];
         // SAFETY: the object is ours and big enough for a link.
-        unsafe { (obj as *mut *mut u8).write(l.head) };
+        unsafe { strata_os::link::write(obj, l.head) };
         l.head = obj;
         l.len += 1;
     }
@@ -287,7 +287,7 @@ impl ThreadCache {
         let l = &mut self.lists[c];
         // SAFETY: `got` linked objects; the first is returned, the rest cached.
         l.head = if got > 1 {
-            unsafe { (head as *mut *mut u8).read() }
+            unsafe { strata_os::link::read(head) }
         } else {
             ptr::null_mut()
         };

@@ -230,8 +230,11 @@ impl<B: Backend> ThreadCaches<B> {
             }
             return;
         }
-        // SAFETY: forwarded contract; a one-object list.
-        unsafe { self.backend.free_batch(class, obj, 1) }
+        // SAFETY: forwarded contract; a terminated one-object list.
+        unsafe {
+            strata_os::link::write(obj, ptr::null_mut());
+            self.backend.free_batch(class, obj, 1)
+        }
     }
 
     /// Creates this thread's cache. Returns `None` (and leaves the thread

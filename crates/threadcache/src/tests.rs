@@ -51,7 +51,7 @@ unsafe impl Backend for FakeBackend {
             // SAFETY: non-zero layout.
             let p = unsafe { System.alloc(layout) };
             // SAFETY: fresh object, at least 16 bytes.
-            unsafe { (p as *mut *mut u8).write(head) };
+            unsafe { strata_os::link::write(p, head) };
             head = p;
         }
         self.outstanding.fetch_add(n as isize, Ordering::Relaxed);
@@ -62,7 +62,7 @@ unsafe impl Backend for FakeBackend {
         let mut p = head;
         for _ in 0..n {
             // SAFETY: n linked objects we handed out.
-            let next = unsafe { (p as *mut *mut u8).read() };
+            let next = unsafe { strata_os::link::read(p) };
             // SAFETY: allocated with this layout.
             unsafe { System.dealloc(p, layout) };
             p = next;

@@ -1,5 +1,5 @@
-//! Runs operations against a real `Central<PageHeap<FakeOs>>` and the
-//! shadow model.
+//! Runs operations against a real central layer over a real page heap, and
+//! the shadow model.
 //!
 //! Per operation: how many objects a batch returns (a whole batch from a
 //! non-empty transfer cache, else what the spans have, else a new span's
@@ -12,16 +12,17 @@
 use std::ptr;
 
 use strata_central::{class_size_of, Central, ClassStats, CLASSES, NUM_CLASSES};
-use strata_os::FakeOs;
 use strata_pageheap::{PageHeap, SpanState, PAGE_SIZE};
 
-use super::model::{fill, Model, Pages};
+use super::model::{fill, Model, Under};
+use super::os::TestOs;
 use super::{Limits, Op};
 
-/// Runs `ops` on a fresh central layer over a fresh page heap, checking
-/// every step, then frees everything and checks that every span went back.
-pub fn run_ops(ops: &[Op], limits: &Limits) {
-    let central = Central::new(PageHeap::new(FakeOs::new()));
+/// Runs `ops` on a fresh central layer over a fresh page heap over a fresh
+/// `O`, checking every step, then frees everything and checks that every
+/// span went back.
+pub fn run_ops<O: TestOs>(ops: &[Op], limits: &Limits) {
+    let central = Central::new(PageHeap::new(O::fresh()));
     let mut m = Model::new();
     for op in ops {
         step(&central, &mut m, op, limits);
@@ -52,7 +53,7 @@ fn count(n: u8, batch: usize) -> usize {
     }
 }
 
-fn step(central: &Central<Pages>, m: &mut Model, op: &Op, limits: &Limits) {
+fn step<O: TestOs>(central: &Under<O>, m: &mut Model, op: &Op, limits: &Limits) {
     let heap = central.pages();
     match *op {
         Op::AllocBatch { class, n } => {
@@ -82,7 +83,7 @@ fn step(central: &Central<Pages>, m: &mut Model, op: &Op, limits: &Limits) {
         }
         Op::Drain => drain(central, m),
         Op::Advance { ms } => {
-            heap.os().advance_ms(ms);
+            heap.os().advance(ms);
             heap.tick();
         }
         Op::Release => {
@@ -93,7 +94,14 @@ fn step(central: &Central<Pages>, m: &mut Model, op: &Op, limits: &Limits) {
     }
 }
 
-fn alloc(central: &Central<Pages>, m: &mut Model, class: u8, n: usize, one: bool, limits: &Limits) {
+fn alloc<O: TestOs>(
+    central: &Under<O>,
+    m: &mut Model,
+    class: u8,
+    n: usize,
+    one: bool,
+    limits: &Limits,
+) {
     if central.pages().stats().mapped_bytes >= limits.max_mapped_bytes {
         return;
     }
@@ -146,7 +154,7 @@ fn alloc(central: &Central<Pages>, m: &mut Model, class: u8, n: usize, one: bool
 }
 
 /// Checks that `obj` is a well-placed object of `class` in an in-use span.
-fn check_object(central: &Central<Pages>, class: u8, obj: usize) {
+fn check_object<O: TestOs>(central: &Under<O>, class: u8, obj: usize) {
     let info = &CLASSES[class as usize];
     let size = class_size_of(class);
     let align = (1 << size.trailing_zeros()).min(PAGE_SIZE);
@@ -167,8 +175,8 @@ fn check_object(central: &Central<Pages>, class: u8, obj: usize) {
     );
 }
 
-fn free_batch(
-    central: &Central<Pages>,
+fn free_batch<O: TestOs>(
+    central: &Under<O>,
     m: &mut Model,
     class: u8,
     start: usize,
@@ -206,7 +214,7 @@ fn free_batch(
 
 /// Drains the transfer caches: every parked object goes back to its span,
 /// and a class with no live object keeps no span.
-fn drain(central: &Central<Pages>, m: &Model) {
+fn drain<O: TestOs>(central: &Under<O>, m: &Model) {
     let stats: Vec<ClassStats> = (1..NUM_CLASSES as u8)
         .map(|c| central.class_stats(c))
         .collect();

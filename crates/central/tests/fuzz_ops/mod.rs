@@ -1,6 +1,7 @@
-//! Bytes to central-layer operations, run against a
-//! `Central<PageHeap<FakeOs>>` (the real page heap beneath) and checked
-//! after every step against a shadow model.
+//! Bytes to central-layer operations, run against a real `Central` over a
+//! real `PageHeap` (over `ArenaOs` or `FakeOs`: see the page heap's
+//! `tests/fuzz_ops/os.rs`) and checked after every step against a shadow
+//! model.
 //!
 //! Shared by the `central` fuzz target (`fuzz/fuzz_targets/central.rs`
 //! includes this file with `#[path]`) and the replay tests
@@ -19,8 +20,11 @@
 
 mod exec;
 mod model;
+#[path = "../../../pageheap/tests/fuzz_ops/os.rs"]
+mod os;
 
 pub use exec::run_ops;
+pub use os::ArenaOs;
 
 use strata_central::{class_for_size, MAX_SMALL, NUM_CLASSES};
 
@@ -185,7 +189,12 @@ pub fn encode(ops: &[Op]) -> Vec<u8> {
     ops.iter().flat_map(Op::encode).collect()
 }
 
-/// Runs one input with the fuzz target's limits.
+/// Runs one input with the fuzz target's limits over [`ArenaOs`].
 pub fn run(data: &[u8]) {
-    run_ops(&decode(data, &FUZZ), &FUZZ);
+    run_ops::<ArenaOs>(&decode(data, &FUZZ), &FUZZ);
+}
+
+/// Runs one input with the fuzz target's limits over [`strata_os::FakeOs`].
+pub fn run_fake(data: &[u8]) {
+    run_ops::<strata_os::FakeOs>(&decode(data, &FUZZ), &FUZZ);
 }

@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 
 use strata_central::{class_size_of, Central, CLASSES, NUM_CLASSES};
-use strata_os::FakeOs;
 use strata_pageheap::{PageHeap, PAGE_SIZE};
 
-pub type Pages = PageHeap<FakeOs>;
+use super::os::TestOs;
+
+/// The central layer under test, over the real page heap.
+pub type Under<O> = Central<PageHeap<O>>;
 
 pub struct Model {
     /// Live objects of each class in allocation order: (address, tag).
@@ -85,7 +87,7 @@ impl Model {
     /// The checks run after every step: for every class, the objects of its
     /// spans are free in a span, parked in the transfer cache, or live, and
     /// nowhere else; the page heap holds exactly the classes' spans in use.
-    pub fn check(&self, central: &Central<Pages>) {
+    pub fn check<O: TestOs>(&self, central: &Under<O>) {
         let heap = central.pages();
         if let Err(e) = heap.check_invariants() {
             panic!("page heap check_invariants: {e}");
@@ -116,6 +118,10 @@ impl Model {
             st.mapped_bytes,
             st.in_use_bytes + st.free_dirty_bytes + st.free_clean_bytes,
             "page heap: mapped != in use + free: {st:?}"
+        );
+        assert!(
+            heap.os().mapped() >= st.mapped_bytes,
+            "the OS maps less than the heap"
         );
     }
 }
