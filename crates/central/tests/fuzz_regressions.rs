@@ -77,13 +77,12 @@ fn free(class: u8, n: u8, start: u8, reverse: bool) -> Op {
         n,
         start,
         reverse,
-        terminated: true,
     }
 }
 
-/// Hand-made inputs kept as files: a starting corpus for the fuzzer and
-/// replay tests that always run something.
-fn seeds() -> Vec<(&'static str, Vec<Op>)> {
+/// Hand-made inputs kept as files: seeds (a starting corpus for the fuzzer
+/// and replay tests that always run something) and minimized crashes.
+fn kept() -> Vec<(&'static str, Vec<Op>)> {
     let (small, mid, big) = (class(16), class(1024), class(MAX_SMALL));
     vec![
         (
@@ -150,48 +149,23 @@ fn seeds() -> Vec<(&'static str, Vec<Op>)> {
 }
 
 #[test]
-fn seed_files_are_current() {
-    for (name, ops) in seeds() {
+fn kept_files_are_current() {
+    for (name, ops) in kept() {
         let bytes = encode(&ops);
         assert_eq!(decode(&bytes, &FUZZ), ops, "{name} does not round-trip");
         let kept = std::fs::read(regressions_dir().join(name)).unwrap_or_default();
         assert!(
             kept == bytes,
             "{name} is stale: run `cargo test -p strata-central --test \
-             fuzz_regressions -- --ignored write_seed_files`"
+             fuzz_regressions -- --ignored write_kept_files`"
         );
     }
 }
 
 #[test]
-#[ignore = "writes the seed files into fuzz/regressions/central"]
-fn write_seed_files() {
-    for (name, ops) in seeds() {
+#[ignore = "writes the hand-made files into fuzz/regressions/central"]
+fn write_kept_files() {
+    for (name, ops) in kept() {
         std::fs::write(regressions_dir().join(name), encode(&ops)).unwrap();
     }
-}
-
-/// Known library bug (not reachable from decoded inputs, which always
-/// null-terminate): `free_batch` says the last link of the list it is given
-/// is not read, and parks a whole batch in the transfer cache as it is;
-/// `alloc_batch` hands that batch out again, promising a null-terminated
-/// list, but its last link is whatever the freeing caller left there.
-#[test]
-fn a_batch_from_the_transfer_cache_is_null_terminated() {
-    let c = class(64);
-    let unterminated = Op::FreeBatch {
-        class: c,
-        n: 0,
-        start: 0,
-        reverse: false,
-        terminated: false,
-    };
-    run_ops::<FakeOs>(
-        &[
-            Op::AllocBatch { class: c, n: 0 },
-            unterminated,
-            Op::AllocBatch { class: c, n: 0 },
-        ],
-        &FUZZ,
-    );
 }

@@ -115,8 +115,10 @@ pub unsafe trait Os: Sync {
     /// Pages past the old length read as zero.
     ///
     /// # Safety
-    /// `[ptr, ptr + old_len)` must be a whole mapping made by this `Os`; on
-    /// success it must no longer be used at its old address if it moved.
+    /// `[ptr, ptr + old_len)` must be a whole mapping made by this `Os`,
+    /// already aligned to `align` (a mapping resized in place stays where it
+    /// is); on success it must no longer be used at its old address if it
+    /// moved.
     unsafe fn remap(
         &self,
         ptr: NonNull<u8>,

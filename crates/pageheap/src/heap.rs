@@ -540,15 +540,14 @@ impl<O: Os> PageHeap<O> {
             for n in [span.start.wrapping_sub(1), span.start + span.npages] {
                 let o = self.pagemap.get(n);
                 // SAFETY: records are never unmapped.
-                let touching = !o.is_null()
-                    && o != s
-                    && unsafe {
-                        (*o).state == SpanState::Free
-                            && (*o).contains_page(n)
-                            && (*o).clean == clean
-                            && (clean
-                                || (*o).freed_at.abs_diff(span.freed_at) <= self.decay_ms() / 2)
-                    };
+                // A missed merge: a free neighbour `mergeable` would take
+                // (same kind, neither a huge mapping). Dirty neighbours are
+                // merged within half the decay delay in force when they were
+                // freed, which may since have changed; only spans freed in the
+                // same millisecond are sure to have merged under any delay.
+                // SAFETY: records are never unmapped; mergeable checks them.
+                let touching =
+                    unsafe { self.mergeable(o, n, s) && (clean || (*o).freed_at == span.freed_at) };
                 if touching {
                     err = Some("two free spans that should have merged are adjacent");
                 }

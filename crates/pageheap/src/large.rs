@@ -131,7 +131,8 @@ impl<O: Os> PageHeap<O> {
     /// if it cannot be done (the block is then unchanged).
     ///
     /// # Safety
-    /// `addr` is a live large allocation owned by the caller.
+    /// `addr` is a live large allocation owned by the caller, allocated with
+    /// alignment `align` (a block resized in place stays where it is).
     pub unsafe fn resize_large(
         &self,
         addr: usize,

@@ -98,8 +98,10 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
 /// untouched.
 ///
 /// # Safety
-/// `p` is null or a live block from this allocator allocated with an
-/// alignment of at most `align`.
+/// `p` is null or a live block from this allocator allocated with this
+/// same `align` (as with `GlobalAlloc::realloc`: resizing in place keeps the
+/// block where it is, so a stronger alignment than the block's is not
+/// obtained that way).
 pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     if p.is_null() {
         return alloc(new_size, align);

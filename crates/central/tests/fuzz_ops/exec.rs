@@ -32,7 +32,7 @@ pub fn run_ops<O: TestOs>(ops: &[Op], limits: &Limits) {
         let batch = CLASSES[class as usize].batch as usize;
         while m.count(class) > 0 {
             let k = m.count(class).min(batch);
-            free_batch(&central, &mut m, class, 0, k, false, true);
+            free_batch(&central, &mut m, class, 0, k, false);
         }
     }
     m.check(&central);
@@ -66,12 +66,11 @@ fn step<O: TestOs>(central: &Under<O>, m: &mut Model, op: &Op, limits: &Limits) 
             n,
             start,
             reverse,
-            terminated,
         } => {
             let batch = CLASSES[class as usize].batch as usize;
             let k = count(n, batch).min(m.count(class));
             if k > 0 {
-                free_batch(central, m, class, start as usize, k, reverse, terminated);
+                free_batch(central, m, class, start as usize, k, reverse);
             }
         }
         Op::FreeOne { class, pick } => {
@@ -138,7 +137,7 @@ fn alloc<O: TestOs>(
     for i in 0..got {
         assert!(!obj.is_null(), "a list of {got} objects ends after {i}");
         // SAFETY: the list holds `got` objects of `size` >= 8 bytes.
-        let next = unsafe { (obj as *const *mut u8).read() };
+        let next = unsafe { strata_os::link::read(obj) };
         check_object(central, class, obj as usize);
         let tag = m.tag();
         fill(obj as usize, size, tag);
@@ -182,19 +181,15 @@ fn free_batch<O: TestOs>(
     start: usize,
     k: usize,
     reverse: bool,
-    terminated: bool,
 ) {
     let mut objs = m.take(class, start, k);
     if reverse {
         objs.reverse();
     }
-    for w in objs.windows(2) {
-        // SAFETY: objects we own, at least 8 bytes each.
-        unsafe { (w[0] as *mut usize).write(w[1]) };
-    }
-    if terminated {
-        // SAFETY: as above.
-        unsafe { (objs[k - 1] as *mut usize).write(0) };
+    let next = objs[1..].iter().map(|&o| o as *mut u8);
+    for (&obj, next) in objs.iter().zip(next.chain([ptr::null_mut()])) {
+        // SAFETY: objects we own, at least 8 bytes each and 8-byte aligned.
+        unsafe { strata_os::link::write(obj as *mut u8, next) };
     }
     let batch = CLASSES[class as usize].batch as usize;
     let before = central.class_stats(class);

@@ -52,15 +52,12 @@ pub enum Op {
     AllocBatch { class: u8, n: u8 },
     /// `free_batch` of `n` live objects of `class` (as many as there are, at
     /// most), starting at the `start`-th in allocation order (modulo their
-    /// number), linked in that order or reversed. With `terminated`, the list
-    /// ends with a null link, as the thread caches hand it over; decoded
-    /// inputs always terminate it (see `tests/fuzz_regressions.rs`).
+    /// number), linked in that order or reversed, null-terminated.
     FreeBatch {
         class: u8,
         n: u8,
         start: u8,
         reverse: bool,
-        terminated: bool,
     },
     /// `alloc_one(class)`.
     AllocOne { class: u8 },
@@ -121,7 +118,6 @@ impl Op {
                 n: arg(1)?,
                 start: arg(2)? >> 1,
                 reverse: arg(2)? & 1 != 0,
-                terminated: true,
             },
             9..=10 => Op::AllocOne {
                 class: class_of(arg(0)?),
@@ -157,9 +153,8 @@ impl Op {
                 n,
                 start,
                 reverse,
-                terminated,
             } => {
-                assert!(terminated && start < 128, "{self:?} cannot be encoded");
+                assert!(start < 128, "{self:?} cannot be encoded");
                 vec![5, inv(class_of, class), n, start << 1 | reverse as u8]
             }
             Op::AllocOne { class } => vec![9, inv(class_of, class)],

@@ -9,7 +9,7 @@
 
 use strata_pageheap::{BadPointer, PageHeap, DEFAULT_DECAY_MS, HUGE_MIN, PAGE_SIZE};
 
-use super::model::{expect_bytes, fill, Block, Kind, Model};
+use super::model::{expect_bytes, expect_prefix, fill, Block, Kind, Model};
 use super::os::TestOs;
 use super::{large_pages, BadKind, Limits, Op};
 
@@ -19,8 +19,21 @@ use super::{large_pages, BadKind, Limits, Op};
 pub fn run_ops<O: TestOs>(ops: &[Op], limits: &Limits) {
     let heap = PageHeap::new(O::fresh());
     let mut m = Model::new(DEFAULT_DECAY_MS);
-    for op in ops {
+    let trace = std::env::var_os("FUZZ_OPS_TRACE").is_some();
+    for (i, op) in ops.iter().enumerate() {
+        if trace {
+            eprintln!("step {i}: {op:?}");
+        }
         step(&heap, &mut m, op, limits);
+        if trace {
+            eprintln!(
+                "  {:?}",
+                m.blocks()
+                    .map(|(_, b)| (b.addr, b.len, b.kind))
+                    .collect::<Vec<_>>()
+            );
+            eprintln!("  {:?}", heap.stats());
+        }
         m.check(&heap);
     }
     let live: Vec<u64> = m.blocks().map(|(id, _)| id).collect();
@@ -288,7 +301,7 @@ fn resize<O: TestOs>(
             0,
             "a resized huge block is misaligned"
         );
-        expect_bytes(p, b.len.min(len), b.tag, "contents kept by a huge resize");
+        expect_prefix(p, b.len, len, b.tag, "contents kept by a huge resize");
         m.remove(id);
         if p != b.addr {
             m.bury(b.addr);
@@ -304,7 +317,7 @@ fn resize<O: TestOs>(
     match unsafe { heap.resize_large(b.addr, len, align) } {
         Some(p) => {
             assert_eq!(p.as_ptr() as usize, b.addr, "a heap block resizes in place");
-            expect_bytes(b.addr, b.len.min(len), b.tag, "contents kept by a resize");
+            expect_prefix(b.addr, b.len, len, b.tag, "contents kept by a resize");
             m.remove(id);
             if len < b.len {
                 m.mark_dirty(b.addr + len, b.addr + b.len);

@@ -1,5 +1,5 @@
 //! Bytes to page-heap operations, run against a real `PageHeap` (over
-//! [`CheckedOs`] or `FakeOs`, see `os.rs`) and checked after every step
+//! [`ArenaOs`] or `FakeOs`, see `os.rs`) and checked after every step
 //! against a shadow model.
 //!
 //! Shared by the `pageheap` fuzz target (`fuzz/fuzz_targets/pageheap.rs`
@@ -22,7 +22,7 @@ mod model;
 mod os;
 
 pub use exec::run_ops;
-pub use os::{CheckedOs, TestOs};
+pub use os::ArenaOs;
 
 use strata_pageheap::PAGE_SIZE;
 
@@ -286,9 +286,9 @@ pub fn encode(ops: &[Op]) -> Vec<u8> {
     ops.iter().flat_map(Op::encode).collect()
 }
 
-/// Runs one input with the fuzz target's limits over [`CheckedOs`].
+/// Runs one input with the fuzz target's limits over [`ArenaOs`].
 pub fn run(data: &[u8]) {
-    run_ops::<CheckedOs>(&decode(data, &FUZZ), &FUZZ);
+    run_ops::<ArenaOs>(&decode(data, &FUZZ), &FUZZ);
 }
 
 /// Runs one input with the fuzz target's limits over [`strata_os::FakeOs`].

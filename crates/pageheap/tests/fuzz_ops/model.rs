@@ -238,29 +238,56 @@ impl Model {
     }
 }
 
-/// Fills `[addr, addr + len)` with `tag`.
-pub fn fill(addr: usize, len: usize, tag: u8) {
-    // SAFETY: callers pass a live block of at least `len` bytes they own.
-    unsafe { std::ptr::write_bytes(addr as *mut u8, tag, len) };
+/// The parts of a block that are filled and checked, as (offset, length):
+/// all of it up to 4 MiB; for a huge block, 256 KiB at each end and 64 bytes
+/// every 64 KiB between (so it costs a few pages, not 32 MiB, per pass).
+fn parts(len: usize) -> Vec<(usize, usize)> {
+    const EDGE: usize = 256 << 10;
+    if len <= 4 << 20 {
+        return vec![(0, len)];
+    }
+    let mut v = vec![(0, EDGE)];
+    v.extend((EDGE..len - EDGE).step_by(64 << 10).map(|o| (o, 64)));
+    v.push((len - EDGE, EDGE));
+    v
 }
 
-/// Asserts that `[addr, addr + len)` holds only `tag` bytes. Compares in
-/// chunks with `==` on byte slices (a `memcmp`, fast in debug builds too).
+/// Fills (the checked parts of) `[addr, addr + len)` with `tag`.
+pub fn fill(addr: usize, len: usize, tag: u8) {
+    for (off, n) in parts(len) {
+        // SAFETY: callers pass a live block of at least `len` bytes they own.
+        unsafe { std::ptr::write_bytes((addr + off) as *mut u8, tag, n) };
+    }
+}
+
+/// Asserts that (the checked parts of) `[addr, addr + len)` hold only `tag`
+/// bytes.
 pub fn expect_bytes(addr: usize, len: usize, tag: u8, what: &str) {
+    expect_prefix(addr, len, len, tag, what);
+}
+
+/// Asserts that the first `upto` bytes of a block of which `filled` bytes
+/// were filled with `tag` still hold it (where they were filled: see
+/// [`parts`]). Compares in chunks with `==` on byte slices (a `memcmp`, fast
+/// in debug builds too).
+pub fn expect_prefix(addr: usize, filled: usize, upto: usize, tag: u8, what: &str) {
     let pattern = [tag; 4096];
-    let mut off = 0;
-    while off < len {
-        let n = (len - off).min(pattern.len());
-        // SAFETY: callers pass a live block of at least `len` bytes.
-        let s = unsafe { std::slice::from_raw_parts((addr + off) as *const u8, n) };
-        if s != &pattern[..n] {
-            let i = s.iter().position(|&x| x != tag).unwrap_or(0);
-            panic!(
-                "{what}: byte {:#x} of the block at {addr:#x} is {:#x}, expected {tag:#x}",
-                off + i,
-                s[i]
-            );
+    for (start, part) in parts(filled) {
+        let end = (start + part).min(upto);
+        let mut off = start;
+        while off < end {
+            let n = (end - off).min(pattern.len());
+            // SAFETY: callers pass a live block of at least `upto` bytes.
+            let s = unsafe { std::slice::from_raw_parts((addr + off) as *const u8, n) };
+            if s != &pattern[..n] {
+                let i = s.iter().position(|&x| x != tag).unwrap_or(0);
+                panic!(
+                    "{what}: byte {:#x} of the block at {addr:#x} is {:#x}, expected {tag:#x}",
+                    off + i,
+                    s[i]
+                );
+            }
+            off += n;
         }
-        off += n;
     }
 }
