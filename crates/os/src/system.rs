@@ -73,7 +73,11 @@ fn raw_map(len: usize) -> Result<NonNull<u8>, OsError> {
             core::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            // No MAP_NORESERVE: under the kernel's default overcommit
+            // heuristic, a request no machine could back (malloc of 32 TiB)
+            // then fails here, as it does with glibc, instead of succeeding
+            // and killing the program when touched.
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
             0,
         )

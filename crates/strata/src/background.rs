@@ -9,7 +9,9 @@
 //!
 //! It is a raw pthread, not a `std::thread`: creating it must not allocate
 //! through the global allocator (this code may run inside `malloc`), and it
-//! never allocates itself.
+//! never allocates itself. It runs with every signal blocked, so it never
+//! takes a signal meant for the program. A `fork` child has no such thread;
+//! it may start one with [`crate::start_background_release`].
 
 use crate::global::pages;
 use crate::sync::{AtomicBool, Ordering};
@@ -29,8 +31,17 @@ pub(crate) fn start() -> bool {
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
         // A small stack: the loop needs almost none.
         libc::pthread_attr_setstacksize(&mut attr, 64 * 1024);
+        // The thread must never take a signal meant for the program (a
+        // program that blocks a signal and waits for it with sigwait would
+        // see it delivered here and die of the default action): it starts
+        // with every signal blocked, inherited from this mask.
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut tid: libc::pthread_t = core::mem::zeroed();
         let rc = libc::pthread_create(&mut tid, &attr, run, core::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         libc::pthread_attr_destroy(&mut attr);
         if rc != 0 {
             STARTED.store(false, Ordering::Release);
@@ -41,7 +52,16 @@ pub(crate) fn start() -> bool {
     true
 }
 
+/// In the child of a `fork` the thread does not exist: allow
+/// [`crate::start_background_release`] to start a new one there.
+pub(crate) fn forget_after_fork() {
+    STARTED.store(false, Ordering::Release);
+}
+
 extern "C" fn run(_: *mut libc::c_void) -> *mut libc::c_void {
+    // A name for ps, top and debuggers (15 bytes at most).
+    // SAFETY: a NUL-terminated name for this thread.
+    unsafe { libc::pthread_setname_np(libc::pthread_self(), c"strata-release".as_ptr()) };
     loop {
         let ms = (pages().decay_ms() / 4).clamp(10, 1000);
         let ts = libc::timespec {

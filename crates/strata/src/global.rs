@@ -109,6 +109,7 @@ extern "C" fn fork_child() {
         central().fork_child();
         HEAP.fork_child();
     }
+    crate::background::forget_after_fork();
 }
 
 extern "C" fn print_stats_at_exit() {

@@ -148,3 +148,67 @@ fn stats_account_for_large_blocks() {
     let s = strata::stats();
     assert!(s.free_dirty_bytes + s.free_clean_bytes >= 10 << 20);
 }
+
+#[test]
+fn requests_no_machine_could_back_fail() {
+    let _g = SERIAL.lock().unwrap();
+    for size in [32usize << 40, 1 << 46] {
+        let l = Layout::from_size_align(size, 4096).unwrap();
+        // SAFETY: non-zero layouts; a null result is what is expected.
+        unsafe {
+            assert!(alloc(l).is_null(), "alloc of {size} bytes succeeded");
+            assert!(
+                alloc_zeroed(l).is_null(),
+                "alloc_zeroed of {size} bytes succeeded"
+            );
+        }
+    }
+}
+
+/// The background release thread must never take a signal meant for the
+/// program (one that blocks a signal and waits for it with `sigwait` would
+/// see it delivered there, and die of the default action): it runs with the
+/// program's signals blocked. Checked in the kernel's view of the thread.
+#[test]
+fn background_release_thread_blocks_signals() {
+    let _g = SERIAL.lock().unwrap();
+    assert!(strata::start_background_release());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let status = loop {
+        let found = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .find_map(|t| {
+                let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+                (comm.trim() == "strata-release")
+                    .then(|| std::fs::read_to_string(t.path().join("status")).unwrap())
+            });
+        if let Some(s) = found {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no strata-release thread"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let blocked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .unwrap()
+        .trim();
+    let mask = u64::from_str_radix(blocked, 16).unwrap();
+    for sig in [
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGALRM,
+        libc::SIGCHLD,
+    ] {
+        assert!(
+            mask & (1 << (sig - 1)) != 0,
+            "signal {sig} not blocked: SigBlk {blocked}"
+        );
+    }
+}

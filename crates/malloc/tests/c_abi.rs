@@ -1,0 +1,128 @@
+//! The C ABI of `libstrata_malloc.so`: builds the library, compiles
+//! `tests/c/abi_test.c` with the system `cc`, and runs it under
+//! `LD_PRELOAD`. The C program checks every exported function's contract
+//! (see the comments there); this file checks that it ran to the end.
+
+mod common;
+
+use common::{assert_success, have, run, Alloc, Scratch};
+use std::path::Path;
+use std::process::Command;
+
+/// Compiles the C test program into `dir`, or says why it cannot.
+fn abi_test_binary(dir: &Path) -> Option<std::path::PathBuf> {
+    if !have("cc") {
+        eprintln!(
+            "SKIPPED: no C compiler `cc` on PATH; install gcc or clang to run the C ABI test"
+        );
+        return None;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/abi_test.c");
+    let exe = dir.join("abi_test");
+    common::compile_c(&src, &exe, &["-ldl"]);
+    Some(exe)
+}
+
+#[test]
+fn c_programs_get_glibc_semantics_from_strata() {
+    let dir = Scratch::new("abi");
+    let Some(exe) = abi_test_binary(dir.path()) else {
+        return;
+    };
+    let (out, took) = run(&mut Command::new(&exe), Alloc::Strata, None);
+    assert_success("abi_test", Alloc::Strata, &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ALL OK") && stdout.contains(" 0 failed"),
+        "abi_test did not report success:\n{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("FAIL"),
+        "abi_test reported failures:\n{stderr}"
+    );
+    eprintln!("abi_test under strata: {took:?}; {}", stdout.trim());
+}
+
+#[test]
+fn c_abi_holds_with_eager_release_and_a_tiny_thread_cache() {
+    // The same checks with every slow path busy: a 64 KiB thread cache
+    // (constant refills and overflows), free memory released at once, and a
+    // background release thread running across the forks.
+    let dir = Scratch::new("abi-config");
+    let Some(exe) = abi_test_binary(dir.path()) else {
+        return;
+    };
+    let mut cmd = Command::new(&exe);
+    cmd.env("STRATA_THREAD_CACHE_BYTES", "64k")
+        .env("STRATA_DECAY_MS", "0")
+        .env("STRATA_BACKGROUND_RELEASE", "1");
+    let (out, _) = run(&mut cmd, Alloc::Strata, None);
+    assert_success("abi_test (eager release)", Alloc::Strata, &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ALL OK"),
+        "abi_test did not report success:\n{stdout}"
+    );
+}
+
+#[test]
+fn the_c_program_notices_when_strata_is_absent() {
+    // Without LD_PRELOAD the same program must fail: proof that its checks
+    // (symbol resolution, size classes) tell strata from glibc.
+    let dir = Scratch::new("abi-glibc");
+    let Some(exe) = abi_test_binary(dir.path()) else {
+        return;
+    };
+    let (out, _) = run(Command::new(&exe).arg("resolve"), Alloc::Glibc, None);
+    assert!(!out.status.success(), "abi_test passed under glibc");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("  malloc does not resolve to libstrata_malloc.so"),
+        "unexpected failures under glibc:\n{stderr}"
+    );
+}
+
+#[test]
+fn show_stats_prints_statistics_at_exit() {
+    let dir = Scratch::new("abi-stats");
+    let Some(exe) = abi_test_binary(dir.path()) else {
+        return;
+    };
+    let mut cmd = Command::new(&exe);
+    cmd.arg("stats").env("STRATA_SHOW_STATS", "1");
+    let (out, _) = run(&mut cmd, Alloc::Strata, None);
+    assert_success("abi_test stats", Alloc::Strata, &out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("strata: statistics") && stderr.contains("mmap calls"),
+        "no statistics on stderr:\n{stderr}"
+    );
+    // And nothing is printed without the variable.
+    let mut cmd = Command::new(&exe);
+    cmd.arg("stats").env_remove("STRATA_SHOW_STATS");
+    let (out, _) = run(&mut cmd, Alloc::Strata, None);
+    assert_success("abi_test stats", Alloc::Strata, &out);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("strata: statistics"));
+}
+
+#[test]
+fn the_pair_loop_of_the_readme_runs() {
+    // tests/c/pair_loop.c is the README's callgrind subject; keep it working.
+    if !have("cc") {
+        eprintln!("SKIPPED: no C compiler `cc` on PATH");
+        return;
+    }
+    let dir = Scratch::new("pair-loop");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/pair_loop.c");
+    let exe = dir.path().join("pair_loop");
+    common::compile_c(&src, &exe, &[]);
+    for size in ["0", "32", "5000", "300000"] {
+        let (out, _) = run(
+            Command::new(&exe).args(["100000", size]),
+            Alloc::Strata,
+            None,
+        );
+        assert_success("pair_loop", Alloc::Strata, &out);
+    }
+}
