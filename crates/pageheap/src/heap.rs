@@ -332,7 +332,7 @@ impl<O: Os> PageHeap<O> {
         };
         let rec = rec.as_ptr();
         // SAFETY: a fresh record, exclusively ours.
-        unsafe { (*rec).init(start, npages, SpanState::Free, clean) };
+        unsafe { rec.write(Span::new(start, npages, SpanState::Free, clean)) };
         rec
     }
 

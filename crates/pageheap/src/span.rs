@@ -70,8 +70,9 @@ pub struct Span {
 unsafe impl Send for Span {}
 
 impl Span {
-    pub(crate) fn init(&mut self, start: usize, npages: usize, state: SpanState, clean: bool) {
-        *self = Span {
+    /// A record describing `npages` pages from `start`, in no list.
+    pub(crate) fn new(start: usize, npages: usize, state: SpanState, clean: bool) -> Span {
+        Span {
             start,
             npages,
             state,
@@ -85,29 +86,14 @@ impl Span {
             allocated: 0,
             carved: 0,
             bucket: 0,
-        };
+        }
     }
 
     /// A record describing `npages` pages from `start_page`, in use with
     /// `size_class`, that belongs to no heap: for fakes of the page heap in
     /// the tests of the layers above.
     pub fn detached(start_page: usize, npages: usize, size_class: u8) -> Span {
-        let mut s = Span {
-            start: 0,
-            npages: 0,
-            state: SpanState::Dead,
-            clean: false,
-            size_class: 0,
-            own_mapping: false,
-            prev: ptr::null_mut(),
-            next: ptr::null_mut(),
-            freed_at: 0,
-            objects: ptr::null_mut(),
-            allocated: 0,
-            carved: 0,
-            bucket: 0,
-        };
-        s.init(start_page, npages, SpanState::InUse, false);
+        let mut s = Span::new(start_page, npages, SpanState::InUse, false);
         s.size_class = size_class;
         s
     }

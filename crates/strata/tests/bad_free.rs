@@ -3,30 +3,16 @@
 //! catches has a test; one test checks the default report: a message on
 //! stderr and an abort, in a child process.
 
+mod common;
+
 #[global_allocator]
 static GLOBAL: strata::Strata = strata::Strata;
 
 use std::alloc::{alloc, dealloc, Layout};
-use std::sync::Mutex;
 
 use strata::{BadFree, BadFreeKind};
 
-static SEEN: Mutex<Vec<BadFree>> = Mutex::new(Vec::new());
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn record(b: BadFree) {
-    SEEN.lock().unwrap().push(b);
-}
-
-/// Runs `f` with the recording hook installed and returns what it saw.
-fn caught(f: impl FnOnce()) -> Vec<BadFree> {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    SEEN.lock().unwrap().clear();
-    strata::set_bad_free_hook(Some(record));
-    f();
-    strata::set_bad_free_hook(None);
-    std::mem::take(&mut *SEEN.lock().unwrap())
-}
+use common::hook::caught;
 
 fn one(kind: BadFreeKind, ptr: usize, seen: Vec<BadFree>) {
     assert_eq!(seen, vec![BadFree { ptr, kind }]);

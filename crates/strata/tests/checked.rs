@@ -2,29 +2,16 @@
 //! `cargo test -p strata --features checked --test checked`.
 #![cfg(feature = "checked")]
 
+mod common;
+
 #[global_allocator]
 static GLOBAL: strata::Strata = strata::Strata;
 
 use std::alloc::{alloc, dealloc, Layout};
-use std::sync::Mutex;
 
 use strata::{BadFree, BadFreeKind};
 
-static SEEN: Mutex<Vec<BadFree>> = Mutex::new(Vec::new());
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn record(b: BadFree) {
-    SEEN.lock().unwrap().push(b);
-}
-
-fn caught(f: impl FnOnce()) -> Vec<BadFree> {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    SEEN.lock().unwrap().clear();
-    strata::set_bad_free_hook(Some(record));
-    f();
-    strata::set_bad_free_hook(None);
-    std::mem::take(&mut *SEEN.lock().unwrap())
-}
+use common::hook::caught;
 
 #[test]
 fn double_free_of_a_small_object() {

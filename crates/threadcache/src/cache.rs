@@ -130,21 +130,8 @@ impl ThreadCache {
         // SAFETY: writable memory for a ThreadCache; every field is written.
         unsafe {
             this.write(ThreadCache {
-                lists: [FreeList::EMPTY; MAX_CLASSES],
-                info: [ListInfo {
-                    object_size: 0,
-                    batch: 0,
-                    overages: 0,
-                }; MAX_CLASSES],
-                capacity: 0,
                 max_size,
-                nclasses: 1,
-                slow_calls: 0,
-                published: AtomicUsize::new(0),
-                registry: ptr::null(),
-                slot: ptr::null(),
-                prev: ptr::null_mut(),
-                next: ptr::null_mut(),
+                ..ThreadCache::sentinel()
             });
             let c = &mut *this;
             c.nclasses = backend.num_classes().min(MAX_CLASSES);

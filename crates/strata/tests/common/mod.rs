@@ -5,6 +5,8 @@
 //! Every test binary includes this with `mod common;` and uses a subset of it.
 #![allow(dead_code)]
 
+pub mod hook;
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
