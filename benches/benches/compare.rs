@@ -5,25 +5,36 @@
 //! system allocator).
 //!
 //! ```text
-//! cargo bench -p strata-benches --bench compare              # full, ~2-3 min
+//! cargo bench -p strata-benches --bench compare              # full, ~1 min
 //! cargo bench -p strata-benches --bench compare -- --quick   # ~20 s
 //! STRATA_BENCH_QUICK=1 cargo bench -p strata-benches --bench compare
 //! cargo bench -p strata-benches --bench compare -- 5 larson  # only rows whose id/title match
+//! cargo bench -p strata-benches --bench compare -- --write-docs  # also docs/plots/compare.svg
 //! ```
+//!
+//! Rows with `peak_rss` (larson-like, xmalloc-test, mstress) also run once
+//! per allocator in a forked child of their own, for each allocator's peak
+//! RSS. Those children are forked first, while this process is still
+//! single-threaded and has not used any allocator under test; the timed
+//! rows come after. Results: the tables and SUMMARY on stdout,
+//! `<target>/strata-bench/results.csv` and `compare.svg`.
 //!
 //! Without `--bench` (which `cargo bench` passes), e.g. under
 //! `cargo test --all-targets`, it does a few-second smoke run instead; `--full`
 //! forces the full run. Unknown flags are ignored.
 
 use std::alloc::{GlobalAlloc, System};
-use std::path::PathBuf;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use mimalloc::MiMalloc;
 use strata::Strata;
 use strata_benches::measure::{Deadline, Sample};
 use strata_benches::report::{self, AllocRuns, RowResult};
+use strata_benches::rss::{self, PeakRss};
 use strata_benches::suite::{self, Mode, Row};
+use strata_benches::{plot, summary};
 use tikv_jemallocator::Jemalloc;
 
 static STRATA: Strata = Strata;
@@ -47,6 +58,8 @@ struct Opts {
     reps: Option<usize>,
     csv: Option<PathBuf>,
     filters: Vec<String>,
+    write_docs: bool,
+    peak_rss: bool,
 }
 
 const USAGE: &str =
@@ -56,10 +69,13 @@ const USAGE: &str =
   --smoke        a few seconds, tiny counts (default when run without --bench, e.g. by cargo test)
   --reps N       repetitions per allocator on every row
   --csv PATH     CSV output (default: <target>/strata-bench/results.csv)
+  --write-docs   also copy the plot to docs/plots/compare.svg (also STRATA_BENCH_WRITE_DOCS=1)
+  --no-rss       skip the per-allocator child runs for peak RSS
   FILTER         run only matching rows: an id (4b), a number (5 = 5a..5d) or part of a name (calloc)";
 
 fn parse_args() -> Opts {
-    let env_quick = std::env::var("STRATA_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let env_on = |k| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
+    let env_quick = env_on("STRATA_BENCH_QUICK");
     let (mut quick, mut full, mut smoke, mut bench) = (env_quick, false, false, false);
     let mut opts = Opts {
         mode: Mode::Smoke,
@@ -67,6 +83,8 @@ fn parse_args() -> Opts {
         reps: None,
         csv: None,
         filters: Vec::new(),
+        write_docs: env_on("STRATA_BENCH_WRITE_DOCS"),
+        peak_rss: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -77,6 +95,8 @@ fn parse_args() -> Opts {
             "--bench" => bench = true,
             "--reps" => opts.reps = args.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0),
             "--csv" => opts.csv = args.next().map(PathBuf::from),
+            "--write-docs" => opts.write_docs = true,
+            "--no-rss" => opts.peak_rss = false,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -107,11 +127,12 @@ fn parse_args() -> Opts {
     opts
 }
 
-/// `<target>/strata-bench/results.csv` (see [`report::output_dir`]).
-fn default_csv(mode: Mode) -> PathBuf {
+/// `<target>/strata-bench/<stem>.<ext>` (see [`report::output_dir`]),
+/// `<stem>-smoke.<ext>` for smoke runs so they do not replace real results.
+fn output(mode: Mode, stem: &str, ext: &str) -> PathBuf {
     let file = match mode {
-        Mode::Smoke => "results-smoke.csv",
-        Mode::Full | Mode::Quick => "results.csv",
+        Mode::Smoke => format!("{stem}-smoke.{ext}"),
+        Mode::Full | Mode::Quick => format!("{stem}.{ext}"),
     };
     report::output_dir().join(file)
 }
@@ -119,8 +140,9 @@ fn default_csv(mode: Mode) -> PathBuf {
 /// Runs `row` on every allocator, `reps` times each, interleaved: each
 /// repetition runs every allocator once, starting with a different one, so
 /// slow drifts in machine noise hit all of them alike. An allocator whose run
-/// hits the budget is not repeated on this row.
-fn run_row(row: &Row, allocs: &[(&'static str, &Runner)]) -> RowResult {
+/// hits the budget is not repeated on this row. `rss` is the row's peak RSS
+/// from the child runs (empty when not measured).
+fn run_row(row: &Row, allocs: &[(&'static str, &Runner)], rss: Vec<PeakRss>) -> RowResult {
     let n = allocs.len();
     let mut runs: Vec<AllocRuns> = allocs
         .iter()
@@ -136,7 +158,14 @@ fn run_row(row: &Row, allocs: &[(&'static str, &Runner)]) -> RowResult {
             if stop[i] {
                 continue;
             }
-            let sample = (allocs[i].1)(row, Deadline::after(row.budget));
+            let run = || (allocs[i].1)(row, Deadline::after(row.budget));
+            let sample = catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|e| {
+                eprintln!(
+                    "compare: row {} on {} panicked (message above)",
+                    row.id, allocs[i].0
+                );
+                resume_unwind(e)
+            });
             stop[i] = sample.truncated();
             runs[i].samples.push(sample);
         }
@@ -144,6 +173,68 @@ fn run_row(row: &Row, allocs: &[(&'static str, &Runner)]) -> RowResult {
     RowResult {
         row: row.clone(),
         allocs: runs,
+        rss,
+    }
+}
+
+/// Runs every `peak_rss` row once per allocator (`reps` times) in a child
+/// of its own. Must run before anything else uses an allocator under test.
+fn peak_rss_runs(
+    rows: &[Row],
+    allocs: &[(&'static str, &Runner)],
+    reps: usize,
+) -> Vec<Vec<PeakRss>> {
+    rows.iter()
+        .map(|row| {
+            if !row.peak_rss || reps == 0 {
+                return Vec::new();
+            }
+            let t = Instant::now();
+            let rss: Vec<PeakRss> = allocs
+                .iter()
+                .map(|&(name, run)| rss::measure(row, name, run, reps))
+                .collect();
+            for p in &rss {
+                for e in p.runs.iter().filter_map(|r| r.as_ref().err()) {
+                    eprintln!("  row {} on {} in a child FAILED: {e}", row.id, p.alloc);
+                }
+            }
+            eprintln!(
+                "  (row {} peak RSS, {reps} child run(s) per allocator: {:.1} s)",
+                row.id,
+                t.elapsed().as_secs_f64()
+            );
+            rss
+        })
+        .collect()
+}
+
+/// Writes the plot, and copies it to docs/plots when asked.
+fn write_plot(opts: &Opts, results: &[RowResult]) {
+    let svg = output(opts.mode, "compare", "svg");
+    let title = format!(
+        "strata-benches compare ({} mode): time relative to the fastest allocator, per workload",
+        opts.mode.name()
+    );
+    let written = std::fs::create_dir_all(report::output_dir())
+        .map_err(|e| e.to_string())
+        .and_then(|()| plot::compare_svg(&svg, results, &title));
+    if let Err(e) = written {
+        eprintln!("compare: {e}");
+        return;
+    }
+    println!("plot: {}", svg.display());
+    if opts.write_docs {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/plots");
+        let copied = std::fs::create_dir_all(&docs)
+            .and_then(|()| std::fs::copy(&svg, docs.join("compare.svg")));
+        match copied {
+            Ok(_) => println!("plot copied to {}", docs.join("compare.svg").display()),
+            Err(e) => eprintln!(
+                "compare: could not copy the plot to {}: {e}",
+                docs.display()
+            ),
+        }
     }
 }
 
@@ -204,8 +295,10 @@ fn header(opts: &Opts, allocs: &[(&'static str, &Runner)], rows: &[Row]) {
          every allocator runs once (rotating order); ns/op is the median over repetitions.\n\
          faults/op and cpu time are whole-process getrusage deltas. \"RSS delta\" is the process's RSS \
          growth during a run (peak VmHWM minus VmRSS at start, max over runs): memory an allocator kept \
-         from earlier rows is not counted again, so it is NOT that allocator's peak RSS; that needs one \
-         process per allocator (a later task). * = best median on the row.\n"
+         from earlier rows is not counted again, so it is NOT that allocator's peak RSS. \"peak RSS \
+         alone\" is: the row run by that allocator alone in a forked child, VmHWM (after clear_refs 5) \
+         at its end, median of the child runs; \"its growth\" = that peak minus the child's RSS when \
+         the workload started. * = best median on the row.\n"
     );
 }
 
@@ -228,21 +321,31 @@ fn main() {
     header(&opts, &allocs, &rows);
 
     let started = Instant::now();
+    let rss_reps = if opts.peak_rss {
+        opts.mode.pick(3, 1, 1)
+    } else {
+        0
+    };
+    let mut rss = peak_rss_runs(&rows, &allocs, rss_reps).into_iter();
     let mut results = Vec::new();
     for row in &rows {
         let t = Instant::now();
-        let result = run_row(row, &allocs);
-        println!("{}", report::row_table(&result));
+        let result = run_row(row, &allocs, rss.next().unwrap_or_default());
+        println!("{}", report::row_table(&result, SUBJECT, BASELINE));
         eprintln!("  (row {} took {:.1} s)", row.id, t.elapsed().as_secs_f64());
         results.push(result);
     }
-    println!("{}", report::summary_table(&results, SUBJECT, BASELINE));
+    println!("{}", summary::summary_table(&results, SUBJECT, BASELINE));
 
-    let csv = opts.csv.clone().unwrap_or_else(|| default_csv(opts.mode));
+    let csv = opts
+        .csv
+        .clone()
+        .unwrap_or_else(|| output(opts.mode, "results", "csv"));
     match report::write_csv(&csv, &results, opts.mode.name(), BASELINE) {
         Ok(()) => println!("CSV: {}", csv.display()),
         Err(e) => eprintln!("compare: could not write {}: {e}", csv.display()),
     }
+    write_plot(&opts, &results);
     println!(
         "{} rows x {} allocators in {:.1} s ({} mode), load average now {}",
         results.len(),

@@ -32,7 +32,10 @@ fn pairs<A: GlobalAlloc>(a: &A, n: usize) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "strata".into());
-    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
+    let n: usize = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
     let t = std::time::Instant::now();
     match which.as_str() {
         "strata" => pairs(&strata::Strata, n),
@@ -44,5 +47,8 @@ fn main() {
             std::process::exit(2);
         }
     }
-    eprintln!("{which}: {:.2} ns per pair", t.elapsed().as_nanos() as f64 / n as f64);
+    eprintln!(
+        "{which}: {:.2} ns per pair",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
 }

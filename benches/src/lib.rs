@@ -4,9 +4,11 @@
 //! Nothing here depends on the allocators being compared: every workload
 //! takes the allocator as a parameter (`&A where A: GlobalAlloc`), so the
 //! side-by-side main job (`benches/compare.rs`, run with
-//! `cargo bench -p strata-benches --bench compare`) and future criterion
-//! benches can share the same code. The peers (mimalloc, jemalloc) are
-//! dev-dependencies of this crate only.
+//! `cargo bench -p strata-benches --bench compare`) and the criterion micro
+//! benches (`benches/micro.rs`) share the same code. The peers (mimalloc,
+//! jemalloc) are dev-dependencies of this crate only. The main job's rows
+//! are in [`suite`], its peak-RSS child runs in [`rss`], its tables in
+//! [`report`] and [`summary`], its plot in [`plot`]; see `README.md`.
 //!
 //! The memory-behaviour bench (`benches/memory.rs`, run with
 //! `cargo bench -p strata-benches --bench memory`) runs the scenarios of
@@ -16,6 +18,9 @@
 pub mod child;
 pub mod measure;
 pub mod memory;
+pub mod plot;
 pub mod report;
+pub mod rss;
 pub mod suite;
+pub mod summary;
 pub mod workloads;

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::measure::{median, Metric, Sample};
+use crate::rss::{fmt_mib, PeakRss};
 use crate::suite::Row;
 
 /// All runs of one allocator on one row.
@@ -70,6 +71,8 @@ pub struct RowResult {
     pub row: Row,
     /// Per-allocator runs, in the fixed allocator order.
     pub allocs: Vec<AllocRuns>,
+    /// Per-allocator peak RSS from child runs (empty: not measured).
+    pub rss: Vec<PeakRss>,
 }
 
 /// How the subject allocator compares on one row.
@@ -147,7 +150,8 @@ pub fn fmt_kib(kib: i64) -> String {
     }
 }
 
-fn fmt_ratio(r: f64) -> String {
+/// Formats a ratio as "1.23x" ("-" when not finite).
+pub fn fmt_ratio(r: f64) -> String {
     if r.is_finite() {
         format!("{r:.2}x")
     } else {
@@ -155,8 +159,10 @@ fn fmt_ratio(r: f64) -> String {
     }
 }
 
-/// The fixed-width table of one row.
-pub fn row_table(r: &RowResult) -> String {
+/// The fixed-width table of one row: per allocator the timing figures and,
+/// where measured, the peak RSS of its own process; then the subject's
+/// ratios.
+pub fn row_table(r: &RowResult, subject: &str, baseline: &str) -> String {
     let m = r.row.metric;
     let (main, other) = match m {
         Metric::Wall => ("ns/op (median)", "cpu ns/op"),
@@ -165,11 +171,15 @@ pub fn row_table(r: &RowResult) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "[{}] {}", r.row.id, r.row.title);
     let _ = writeln!(out, "     op = {}; ranked by {} time", r.row.op, m.label());
-    let _ = writeln!(
+    let _ = write!(
         out,
         "  {:<10} {:>19} {:>13} {:>13} {:>11} {:>12} {:>5}",
         "allocator", main, "min", other, "faults/op", "RSS delta", "runs"
     );
+    if !r.rss.is_empty() {
+        let _ = write!(out, " {:>15} {:>11}", "peak RSS alone", "its growth");
+    }
+    out.push('\n');
     let stats: Vec<Stats> = r.allocs.iter().map(|a| a.stats(m)).collect();
     let best = stats.iter().map(|s| s.median).fold(f64::INFINITY, f64::min);
     let mut flagged = false;
@@ -178,7 +188,7 @@ pub fn row_table(r: &RowResult) -> String {
         let mark = if s.median == best { "*" } else { " " };
         let runs = if s.truncated { "!" } else { "" };
         flagged |= s.truncated;
-        let _ = writeln!(
+        let _ = write!(
             out,
             "  {:<10} {:>18}{} {:>13} {:>13} {:>11} {:>12} {:>4}{:1}",
             a.alloc,
@@ -191,6 +201,13 @@ pub fn row_table(r: &RowResult) -> String {
             s.runs,
             runs
         );
+        if let Some(p) = r.rss.iter().find(|p| p.alloc == a.alloc) {
+            let _ = match (p.peak_kib(), p.growth_kib()) {
+                (Ok(v), Ok(g)) => write!(out, " {:>15} {:>11}", fmt_mib(v), fmt_kib(g as i64)),
+                (Err(e), _) | (_, Err(e)) => write!(out, " FAILED: {e}"),
+            };
+        }
+        out.push('\n');
     }
     if flagged {
         let _ = writeln!(
@@ -198,56 +215,24 @@ pub fn row_table(r: &RowResult) -> String {
             "     ! = a run hit the time budget: ns/op covers the ops done (partial), no further reps"
         );
     }
-    out
-}
-
-/// The final summary: subject vs best peer and vs baseline on every row.
-pub fn summary_table(results: &[RowResult], subject: &str, baseline: &str) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
+    let q = r.ratio(subject, baseline);
+    let _ = write!(
         out,
-        "SUMMARY: {subject} median ns/op vs the best peer and vs {baseline} (ratio < 1.00 = {subject} faster)"
+        "     {subject}: {} the best peer ({}), {} {baseline}",
+        fmt_ratio(q.vs_best),
+        q.best_peer.map_or("-", |p| p.0),
+        fmt_ratio(q.vs_baseline)
     );
-    let _ = writeln!(
-        out,
-        "  {:<4} {:<22} {:>14} {:>10} {:>13} {:>10} {:>10}",
-        "row",
-        "workload",
-        subject,
-        "best peer",
-        "peer ns/op",
-        "vs best",
-        format!("vs {baseline}")
-    );
-    let mut any_flag = false;
-    for r in results {
-        let q = r.ratio(subject, baseline);
-        let (peer, peer_v) = q.best_peer.unwrap_or(("-", f64::NAN));
-        let flag = if r.allocs.iter().any(|a| a.stats(r.row.metric).truncated) {
-            "!"
-        } else {
-            " "
-        };
-        let _ = writeln!(
+    if let Some(x) = r.rss_ratio(subject) {
+        let _ = write!(
             out,
-            "  {:<4} {:<22} {:>13}{} {:>10} {:>13} {:>10} {:>10}",
-            r.row.id,
-            r.row.name,
-            fmt_ns(q.subject),
-            flag,
-            peer,
-            fmt_ns(peer_v),
-            fmt_ratio(q.vs_best),
-            fmt_ratio(q.vs_baseline)
-        );
-        any_flag |= flag == "!";
-    }
-    if any_flag {
-        let _ = writeln!(
-            out,
-            "  ! = some allocator hit the time budget on that row (see its table)"
+            "; peak RSS {} the lowest peer ({}, {})",
+            fmt_ratio(x.ratio),
+            x.lowest_peer.0,
+            fmt_mib(x.lowest_peer.1)
         );
     }
+    out.push('\n');
     out
 }
 
@@ -259,11 +244,21 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// A peak-RSS figure of `alloc` for the CSV (empty when not measured).
+fn rss_field(r: &RowResult, alloc: &str, f: fn(&PeakRss) -> Result<f64, String>) -> String {
+    r.rss
+        .iter()
+        .find(|p| p.alloc == alloc)
+        .and_then(|p| f(p).ok())
+        .map_or(String::new(), |v| format!("{v:.0}"))
+}
+
 /// All results as CSV: one line per (row, allocator).
 pub fn to_csv(results: &[RowResult], mode: &str, baseline: &str) -> String {
     let mut out = String::from(
         "mode,row,workload,op,metric,allocator,runs,truncated,median_ns_per_op,min_ns_per_op,\
-         wall_ns_per_op,cpu_ns_per_op,faults_per_op,rss_delta_kib,ratio_vs_best_other,ratio_vs_baseline\n",
+         wall_ns_per_op,cpu_ns_per_op,faults_per_op,rss_delta_kib,ratio_vs_best_other,ratio_vs_baseline,\
+         peak_rss_kib,peak_rss_growth_kib\n",
     );
     for r in results {
         let m = r.row.metric;
@@ -293,6 +288,8 @@ pub fn to_csv(results: &[RowResult], mode: &str, baseline: &str) -> String {
                 s.rss_delta_kib.to_string(),
                 format!("{:.4}", s.median / best_other),
                 format!("{:.4}", s.median / base),
+                rss_field(r, a.alloc, PeakRss::peak_kib),
+                rss_field(r, a.alloc, PeakRss::growth_kib),
             ];
             out.push_str(&fields.join(","));
             out.push('\n');
@@ -330,62 +327,4 @@ pub fn write_csv(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::suite::{suite, Mode};
-
-    fn sample(ns_per_op: u64, truncated: bool) -> Sample {
-        Sample {
-            ops: 10,
-            planned: if truncated { 20 } else { 10 },
-            wall_ns: ns_per_op * 10,
-            cpu_ns: ns_per_op * 10,
-            minflt: 5,
-            rss_delta_kib: 2048,
-        }
-    }
-
-    #[test]
-    fn tables_ratios_and_csv() {
-        let row = suite(Mode::Smoke).remove(0);
-        let runs = |alloc, ns: &[u64]| AllocRuns {
-            alloc,
-            samples: ns.iter().map(|&n| sample(n, false)).collect(),
-        };
-        let r = RowResult {
-            row,
-            allocs: vec![
-                runs("strata", &[10, 30, 20]),
-                runs("glibc", &[40, 40]),
-                AllocRuns {
-                    alloc: "mimalloc",
-                    samples: vec![sample(8, true)],
-                },
-            ],
-        };
-        let q = r.ratio("strata", "glibc");
-        assert_eq!(q.subject, 20.0);
-        assert_eq!(q.best_peer, Some(("mimalloc", 8.0)));
-        assert_eq!(q.vs_best, 2.5);
-        assert_eq!(q.vs_baseline, 0.5);
-        let t = row_table(&r);
-        assert!(t.contains("strata") && t.contains("+2.0 MiB") && t.contains("! = a run hit"));
-        assert!(summary_table(std::slice::from_ref(&r), "strata", "glibc").contains("2.50x"));
-        let csv = to_csv(&[r], "smoke", "glibc");
-        assert_eq!(csv.lines().count(), 4);
-        assert!(csv
-            .lines()
-            .nth(3)
-            .unwrap()
-            .contains(",mimalloc,1,true,8.000,"));
-    }
-
-    #[test]
-    fn formatting() {
-        assert_eq!(fmt_kib(-512), "-512 KiB");
-        assert_eq!(fmt_kib(3 << 20), "+3.00 GiB");
-        assert_eq!(fmt_ns(5.0), "5.00");
-        assert_eq!(fmt_ns(12_345.6), "12346");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-    }
-}
+pub(crate) mod tests;

@@ -8,65 +8,20 @@ use std::time::Duration;
 use crate::measure::{Deadline, Metric, Sample};
 use crate::workloads::{self, Growth};
 
+mod mode;
+mod published;
+pub use mode::Mode;
+pub use published::Published;
+
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
 const GIB: usize = 1 << 30;
-
-/// How big a run to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// The real comparison (~2-3 minutes on 2 cores).
-    Full,
-    /// A ~20 s run with smaller counts and fewer repetitions.
-    Quick,
-    /// A few seconds: every workload once with tiny counts (used when the
-    /// bench binary is run by `cargo test`, to check that it still works).
-    Smoke,
-}
-
-impl Mode {
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Full => "full",
-            Mode::Quick => "quick",
-            Mode::Smoke => "smoke",
-        }
-    }
-
-    /// Repetitions per allocator (the median of these is reported).
-    pub fn reps(self) -> usize {
-        match self {
-            Mode::Full => 5,
-            Mode::Quick => 3,
-            Mode::Smoke => 1,
-        }
-    }
-
-    /// Time budget of one run; a run that exceeds it stops early and is
-    /// flagged (and the allocator is not repeated on that row).
-    pub fn budget(self) -> Duration {
-        match self {
-            Mode::Full => Duration::from_secs(4),
-            Mode::Quick => Duration::from_millis(1500),
-            Mode::Smoke => Duration::from_secs(2),
-        }
-    }
-
-    fn pick<T>(self, full: T, quick: T, smoke: T) -> T {
-        match self {
-            Mode::Full => full,
-            Mode::Quick => quick,
-            Mode::Smoke => smoke,
-        }
-    }
-}
 
 /// One workload with its parameters.
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
     /// See [`workloads::small_pairs`].
-    SmallPairs { iters: u64 },
+    SmallPairs { iters: u64, calls: bool },
     /// See [`workloads::size_sweep`].
     SizeSweep { ops: u64 },
     /// See [`workloads::random_free`].
@@ -102,7 +57,10 @@ pub enum Kind {
         threads: usize,
         slots: usize,
         ops_per_thread: u64,
+        generations: u64,
     },
+    /// The workloads written after mimalloc-bench's: see [`Published`].
+    Published(Published),
 }
 
 /// One line of the comparison: a workload, how it is reported, and how often it repeats.
@@ -124,13 +82,38 @@ pub struct Row {
     pub budget: Duration,
     /// The workload.
     pub kind: Kind,
+    /// Also run it once per allocator in a child process of its own, for
+    /// that allocator's peak RSS.
+    pub peak_rss: bool,
 }
 
 impl Row {
+    /// A row ranked by wall time, with `mode`'s repetitions and budget.
+    pub fn new(
+        mode: Mode,
+        id: &'static str,
+        name: &'static str,
+        title: String,
+        op: &'static str,
+        kind: Kind,
+    ) -> Row {
+        Row {
+            id,
+            name,
+            title,
+            op,
+            metric: Metric::Wall,
+            reps: mode.reps(),
+            budget: mode.budget(),
+            kind,
+            peak_rss: false,
+        }
+    }
+
     /// Runs the workload once on `a`.
     pub fn run<A: GlobalAlloc + Sync + ?Sized>(&self, a: &A, dl: Deadline) -> Sample {
         match self.kind {
-            Kind::SmallPairs { iters } => workloads::small_pairs(a, iters, dl),
+            Kind::SmallPairs { iters, calls } => workloads::small_pairs(a, iters, calls, dl),
             Kind::SizeSweep { ops } => workloads::size_sweep(a, ops, dl),
             Kind::RandomFree { objects, rounds } => workloads::random_free(a, objects, rounds, dl),
             Kind::Realloc {
@@ -156,7 +139,9 @@ impl Row {
                 threads,
                 slots,
                 ops_per_thread,
-            } => workloads::larson(a, threads, slots, ops_per_thread, dl),
+                generations,
+            } => workloads::larson(a, threads, slots, ops_per_thread, generations, dl),
+            Kind::Published(p) => p.run(a, dl),
         }
     }
 }
@@ -178,28 +163,30 @@ pub fn suite(mode: Mode) -> Vec<Row> {
     let reps = m.reps();
     // Heavy rows (seconds per run at full size) get fewer repetitions.
     let heavy = reps.min(3);
-    let row = |id, name, title: String, op, metric, reps, kind| Row {
-        id,
-        name,
-        title,
-        op,
+    let row = |id, name, title, op, metric, reps, kind| Row {
         metric,
         reps,
-        budget: m.budget(),
-        kind,
+        ..Row::new(m, id, name, title, op, kind)
     };
     let mut rows = Vec::new();
 
     let iters = m.pick(1_000_000, 1_000_000, 1_000);
-    rows.push(row(
-        "1",
-        "small pairs 16/32/64 B",
-        format!("small pairs: alloc+free 16, 32, 64 B, {iters} x 3"),
-        "one alloc/free pair",
-        Metric::Wall,
-        reps,
-        Kind::SmallPairs { iters },
-    ));
+    let turns = "sizes in turn, inlined where the allocator can be";
+    let calls = "one size at a time, each alloc and free a call";
+    for (id, name, calls, how) in [
+        ("1", "small pairs 16/32/64 B", false, turns),
+        ("1b", "small pairs, one size", true, calls),
+    ] {
+        rows.push(row(
+            id,
+            name,
+            format!("small pairs: alloc+free 16, 32, 64 B, {iters} x 3, {how}"),
+            "one alloc/free pair",
+            Metric::Wall,
+            reps,
+            Kind::SmallPairs { iters, calls },
+        ));
+    }
 
     let ops = m.pick(200_000, 200_000, 500);
     rows.push(row(
@@ -365,46 +352,32 @@ pub fn suite(mode: Mode) -> Vec<Row> {
         },
     ));
 
-    let ops_per_thread = m.pick(200_000, 200_000, 1_000);
-    rows.push(row("10", "larson-like 2 threads", format!("larson-like: 2 threads x 1000 slots, {ops_per_thread} random 16..1000 B replacements each"),
-        "one replacement (wall / ops of both threads)", Metric::Wall, reps,
-        Kind::Larson { threads: 2, slots: 1_000, ops_per_thread }));
+    let (ops_per_thread, generations) = m.pick((200_000, 5), (200_000, 3), (1_000, 2));
+    let title = format!(
+        "larson-like: 2 threads x 1000 slots, {ops_per_thread} random 16..1000 B replacements \
+         each, then the blocks go to a new thread; {generations} generations"
+    );
+    rows.push(Row {
+        peak_rss: true,
+        ..row(
+            "10",
+            "larson-like 2 threads",
+            title,
+            "one replacement (wall / ops of all threads)",
+            Metric::Wall,
+            reps,
+            Kind::Larson {
+                threads: 2,
+                slots: 1_000,
+                ops_per_thread,
+                generations,
+            },
+        )
+    });
 
+    rows.extend(published::rows(m));
     rows
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_mode_has_every_row_once() {
-        for mode in [Mode::Full, Mode::Quick, Mode::Smoke] {
-            let rows = suite(mode);
-            let mut ids: Vec<&str> = rows.iter().map(|r| r.id).collect();
-            assert_eq!(ids.len(), 14);
-            ids.sort_unstable();
-            ids.dedup();
-            assert_eq!(ids.len(), 14, "duplicate row id in {mode:?}");
-            assert!(rows
-                .iter()
-                .all(|r| r.reps >= 1 && r.budget >= mode.budget()));
-        }
-    }
-
-    #[test]
-    fn smoke_suite_runs_on_system() {
-        for row in suite(Mode::Smoke) {
-            let s = row.run(&std::alloc::System, Deadline::never());
-            assert_eq!(s.ops, s.planned, "row {}", row.id);
-        }
-    }
-
-    #[test]
-    fn byte_labels() {
-        assert_eq!(bytes(100_000_000), "100 MB");
-        assert_eq!(bytes(64 << 20), "64 MiB");
-        assert_eq!(bytes(1 << 30), "1 GiB");
-        assert_eq!(bytes(24), "24 B");
-    }
-}
+mod tests;

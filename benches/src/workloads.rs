@@ -12,8 +12,20 @@ use std::hint::black_box;
 
 use crate::measure::{Deadline, Meter, Sample};
 
+pub mod block;
+mod mixed;
+mod mstress;
+pub mod once;
+mod rptest;
+mod scratch;
 mod threaded;
+mod xmalloc;
+pub use mixed::{alloc_test, glibc_simple, simple_round_ops};
+pub use mstress::{mstress, steps_of};
+pub use rptest::rptest;
+pub use scratch::cache_scratch;
 pub use threaded::{larson, producer_consumer, thread_churn};
+pub use xmalloc::xmalloc_test;
 
 /// Alignment used for every block; malloc's natural alignment covers it.
 pub const ALIGN: usize = 8;
@@ -58,6 +70,13 @@ impl XorShift {
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
+
+    /// Log-uniform in `lo..=hi` (`0 < lo <= hi`): as many draws in 16..32 as
+    /// in 1024..2048.
+    pub fn log_uniform(&mut self, lo: usize, hi: usize) -> usize {
+        let span = (hi as f64 + 1.0) / lo as f64;
+        ((lo as f64 * span.powf(self.unit())) as usize).clamp(lo, hi)
+    }
 }
 
 /// The layout of a `size`-byte benchmark block.
@@ -100,26 +119,44 @@ unsafe fn poke(p: *mut u8, off: usize, v: u8) {
     unsafe { p.add(off).write_volatile(v) }
 }
 
-/// Workload 1: alloc + free of 16, 32 and 64 bytes in a loop. `iters` rounds
-/// of three pairs; one op = one alloc/free pair.
-pub fn small_pairs<A: GlobalAlloc + ?Sized>(a: &A, iters: u64, dl: Deadline) -> Sample {
+/// Workload 1: `iters` alloc + free pairs of each of 16, 32 and 64 bytes;
+/// one op = one pair.
+///
+/// Without `calls`: the three sizes take turns in one loop, and the
+/// allocator's code may be inlined into it (only strata, a Rust allocator,
+/// can be), so three independent pairs overlap in the CPU. With `calls`, as a
+/// program calling malloc sees it: one size at a time, each alloc and free a
+/// call to a function of its own ([`once::alloc_free_calls`]), so each pair
+/// waits for the free list the previous pair left.
+pub fn small_pairs<A: GlobalAlloc + ?Sized>(
+    a: &A,
+    iters: u64,
+    calls: bool,
+    dl: Deadline,
+) -> Sample {
     let layouts = [layout(16), layout(32), layout(64)];
     let meter = Meter::start();
     let mut done = 0u64;
-    for i in 0..iters {
-        if i % 4096 == 0 && dl.expired() {
-            break;
-        }
-        for &l in &layouts {
-            let p = fresh(a, l);
-            // SAFETY: `p` is a live block of `l.size() >= 16` bytes from `a`,
-            // freed exactly once with the layout it was allocated with.
-            unsafe {
-                poke(p, 0, i as u8);
-                a.dealloc(p, l);
+    if calls {
+        'sizes: for l in layouts {
+            for i in 0..iters {
+                if i % 4096 == 0 && dl.expired() {
+                    break 'sizes;
+                }
+                once::alloc_free_calls(a, l, i as u8);
+                done += 1;
             }
         }
-        done += 3;
+    } else {
+        for i in 0..iters {
+            if i % 4096 == 0 && dl.expired() {
+                break;
+            }
+            for &l in &layouts {
+                once::alloc_free(a, l, i as u8);
+            }
+            done += 3;
+        }
     }
     meter.finish(done, iters * 3)
 }
@@ -362,7 +399,8 @@ mod tests {
     fn every_workload_runs_on_system() {
         let a = &System;
         let dl = Deadline::never();
-        assert_eq!(small_pairs(a, 100, dl).ops, 300);
+        assert_eq!(small_pairs(a, 100, false, dl).ops, 300);
+        assert_eq!(small_pairs(a, 100, true, dl).ops, 300);
         assert_eq!(size_sweep(a, 500, dl).ops, 500);
         assert_eq!(random_free(a, 1000, 2, dl).ops, 2000);
         assert_eq!(realloc_growth(a, Growth::Doubling, 1 << 16, 2, dl).ops, 26);
@@ -371,7 +409,7 @@ mod tests {
         assert_eq!(big_frame(a, 8 << 20, 2, dl).ops, 2);
         assert_eq!(producer_consumer(a, 1000, 64, 64, dl).ops, 1000);
         assert_eq!(thread_churn(a, 5, 2, 10, dl).ops, 5);
-        assert_eq!(larson(a, 2, 10, 100, dl).ops, 200);
+        assert_eq!(larson(a, 2, 10, 100, 3, dl).ops, 600);
     }
 
     #[test]
@@ -379,6 +417,7 @@ mod tests {
         let s = small_pairs(
             &System,
             1_000_000,
+            false,
             Deadline::after(std::time::Duration::ZERO),
         );
         assert!(s.truncated());

@@ -1,11 +1,13 @@
 //! Multi-threaded workloads (8-10): cross-thread frees, thread churn and a
-//! small larson-like benchmark. Threads are scoped, so the allocator is only
+//! larson-like benchmark; and [`on_threads`], which runs the threads of every
+//! multi-threaded workload. Threads are scoped, so the allocator is only
 //! borrowed (`A: Sync`).
 
-use core::alloc::{GlobalAlloc, Layout};
-use std::sync::mpsc;
+use core::alloc::GlobalAlloc;
+use std::sync::{mpsc, Mutex};
 use std::thread;
 
+use super::block::Block;
 use super::{fresh, layout, poke, XorShift};
 use crate::measure::{Deadline, Meter, Sample};
 
@@ -93,62 +95,88 @@ pub fn thread_churn<A: GlobalAlloc + Sync + ?Sized>(
     meter.finish(done as u64, threads as u64)
 }
 
-/// One larson-like worker: `slots` live blocks, `ops` random replacements.
+/// Runs `f(t)` on `n` scoped threads, `t = 0..n`, and returns the results
+/// in thread order; a panic in any thread is re-raised naming `what`.
+pub(super) fn on_threads<R: Send>(n: usize, what: &str, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    let f = &f;
+    thread::scope(|s| {
+        let hs: Vec<_> = (0..n).map(|t| s.spawn(move || f(t))).collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| panic!("{what} thread panicked"))
+            })
+            .collect()
+    })
+}
+
+/// One larson-like thread: takes over `live` (or fills `slots` new blocks
+/// when it is empty), replaces a random slot with a random 16..=1000 B block
+/// `ops` times, and returns the array for the next generation.
 fn larson_worker<A: GlobalAlloc + ?Sized>(
     a: &A,
+    mut live: Vec<Block>,
     slots: usize,
     ops: u64,
     seed: u64,
     dl: Deadline,
-) -> u64 {
+) -> (Vec<Block>, u64) {
     let mut rng = XorShift::new(seed);
-    let mut live: Vec<(*mut u8, Layout)> = (0..slots)
-        .map(|_| {
-            let l = layout(rng.range(16, 1000));
-            (fresh(a, l), l)
-        })
-        .collect();
+    if live.is_empty() {
+        live = (0..slots)
+            .map(|_| Block::new(a, rng.range(16, 1000)))
+            .collect();
+    }
     let mut done = 0u64;
     for i in 0..ops {
         if i % 1024 == 0 && dl.expired() {
             break;
         }
         let slot = &mut live[rng.below(slots)];
-        // SAFETY: every slot holds a live block allocated with its layout.
-        unsafe { a.dealloc(slot.0, slot.1) };
-        let l = layout(rng.range(16, 1000));
-        let p = fresh(a, l);
-        // SAFETY: `p` is a live block of at least 16 bytes.
-        unsafe { poke(p, 0, i as u8) };
-        *slot = (p, l);
+        // SAFETY: every slot holds a live Block from `a`, replaced right after.
+        unsafe { slot.free(a) };
+        *slot = Block::new(a, rng.range(16, 1000));
         done += 1;
     }
-    for (p, l) in live {
-        // SAFETY: each slot still holds a live block allocated with `l`.
-        unsafe { a.dealloc(p, l) };
-    }
-    done
+    (live, done)
 }
 
-/// Workload 10 (larson-like, small): `threads` threads, each with `slots`
-/// live blocks, replacing a random slot with a random 16..=1000 B block
-/// `ops_per_thread` times. One op = one replacement (ns/op = wall / all ops).
+/// Workload 10 (larson-like, after Larson and Krishnan's server simulation):
+/// `threads` threads, each with `slots` live blocks, replacing a random slot
+/// with a random 16..=1000 B block `ops_per_thread` times; then each thread
+/// ends and hands its blocks to a new thread (which frees them), for
+/// `generations` generations. One op = one replacement (ns/op = wall / all
+/// ops).
 pub fn larson<A: GlobalAlloc + Sync + ?Sized>(
     a: &A,
     threads: usize,
     slots: usize,
     ops_per_thread: u64,
+    generations: u64,
     dl: Deadline,
 ) -> Sample {
+    let arrays: Vec<Mutex<Vec<Block>>> = (0..threads).map(|_| Mutex::default()).collect();
     let meter = Meter::start();
-    let done: u64 = thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| s.spawn(move || larson_worker(a, slots, ops_per_thread, 100 + t as u64, dl)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("larson worker panicked"))
-            .sum()
-    });
-    meter.finish(done, ops_per_thread * threads as u64)
+    let mut done = 0u64;
+    for g in 0..generations {
+        if dl.expired() {
+            break;
+        }
+        let ends = on_threads(threads, "larson", |t| {
+            let live = std::mem::take(&mut *arrays[t].lock().expect("larson array"));
+            let seed = 100 + (g * threads as u64) + t as u64;
+            larson_worker(a, live, slots, ops_per_thread, seed, dl)
+        });
+        for ((live, n), array) in ends.into_iter().zip(&arrays) {
+            *array.lock().expect("larson array") = live;
+            done += n;
+        }
+    }
+    for array in arrays {
+        for b in array.into_inner().expect("larson array") {
+            // SAFETY: each remaining slot holds a live Block from `a`.
+            unsafe { b.free(a) };
+        }
+    }
+    meter.finish(done, ops_per_thread * threads as u64 * generations)
 }

@@ -1,0 +1,179 @@
+//! The main job's plot: per workload, each allocator's time relative to the
+//! fastest one on that workload, as grouped horizontal bars (an SVG drawn
+//! with plotters' SVG backend, which needs no font library: text goes into
+//! the file as `<text>` elements and the viewer renders it).
+//!
+//! The scale is linear and capped at [`CAP`]: a bar that reaches the cap is
+//! cut there and labelled with its real ratio.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::report::RowResult;
+
+/// Ratios above this are drawn cut at it.
+pub const CAP: f64 = 4.0;
+
+/// Pixels per bar, and the gap after each workload's group.
+const BAR: u32 = 9;
+const GAP: u32 = 10;
+const WIDTH: u32 = 1100;
+const LEFT: u32 = 260;
+const TOP: u32 = 70;
+const BOTTOM: u32 = 40;
+
+/// Fill colour of the `i`-th allocator (strata first).
+fn colour(i: usize) -> RGBColor {
+    const COLOURS: [RGBColor; 6] = [
+        RGBColor(214, 39, 40),
+        RGBColor(127, 127, 127),
+        RGBColor(31, 119, 180),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+    ];
+    COLOURS[i % COLOURS.len()]
+}
+
+/// Each allocator's median over the row's best median (NaN if missing).
+pub fn relative_times(r: &RowResult) -> Vec<(&'static str, f64)> {
+    let medians: Vec<f64> = r
+        .allocs
+        .iter()
+        .map(|a| a.stats(r.row.metric).median)
+        .collect();
+    let best = medians.iter().copied().fold(f64::INFINITY, f64::min);
+    r.allocs
+        .iter()
+        .zip(medians)
+        .map(|(a, m)| (a.alloc, m / best))
+        .collect()
+}
+
+type Err = Box<dyn std::error::Error>;
+
+/// Writes the grouped bar chart of `results` to `path`, titled `title`.
+pub fn compare_svg(path: &Path, results: &[RowResult], title: &str) -> Result<(), String> {
+    draw(path, results, title).map_err(|e| format!("plot {}: {e}", path.display()))
+}
+
+fn draw(path: &Path, results: &[RowResult], title: &str) -> Result<(), Err> {
+    let names: Vec<&str> = results
+        .first()
+        .map_or(Vec::new(), |r| r.allocs.iter().map(|a| a.alloc).collect());
+    let per_group = names.len() as u32 * BAR + GAP;
+    let height = TOP + BOTTOM + per_group * results.len() as u32;
+    // Rows are counted in bar slots, top to bottom.
+    let slots = (results.len() * (names.len() + 1)) as f64;
+    let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    root.draw(&Text::new(
+        title.to_string(),
+        (10, 12),
+        ("sans-serif", 18).into_font(),
+    ))?;
+    for (i, name) in names.iter().enumerate() {
+        let x = LEFT as i32 + 120 * i as i32;
+        root.draw(&Rectangle::new([(x, 40), (x + 14, 52)], colour(i).filled()))?;
+        root.draw(&Text::new(
+            name.to_string(),
+            (x + 20, 40),
+            ("sans-serif", 14),
+        ))?;
+    }
+    let x = LEFT as i32 + 120 * names.len() as i32;
+    root.draw(&PathElement::new(vec![(x, 46), (x + 14, 46)], RED))?;
+    let note = "1.25x: the target on most rows";
+    root.draw(&Text::new(note, (x + 20, 40), ("sans-serif", 14)))?;
+    let mut chart = ChartBuilder::on(&root)
+        .margin_top(TOP)
+        .margin_right(30)
+        .margin_left(LEFT)
+        .x_label_area_size(BOTTOM - 10)
+        .build_cartesian_2d(0f64..CAP, slots..0f64)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .light_line_style(WHITE)
+        .y_labels(0)
+        .x_labels(9)
+        .x_label_formatter(&|v| format!("{v:.1}x"))
+        .x_desc("time / fastest allocator on the workload (capped at 4x)")
+        .draw()?;
+    chart.draw_series(std::iter::once(PathElement::new(
+        vec![(1.25, 0.0), (1.25, slots)],
+        RED.stroke_width(1),
+    )))?;
+    let label = ("sans-serif", 11).into_font();
+    for (g, r) in results.iter().enumerate() {
+        let top = (g * (names.len() + 1)) as f64;
+        let (_, y) = chart.backend_coord(&(0.0, top + names.len() as f64 / 2.0));
+        let name = format!("[{}] {}", r.row.id, r.row.name);
+        let style = ("sans-serif", 13)
+            .into_text_style(&root)
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        root.draw(&Text::new(name, (LEFT as i32 - 8, y), style))?;
+        for (i, (_, ratio)) in relative_times(r).into_iter().enumerate() {
+            let y0 = top + i as f64;
+            let end = if ratio.is_finite() {
+                ratio.min(CAP)
+            } else {
+                0.0
+            };
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(0.0, y0 + 0.1), (end, y0 + 0.9)],
+                colour(i).filled(),
+            )))?;
+            // A cut bar carries its real ratio inside its end, in white.
+            let (text, x, pos, ink) = match ratio {
+                r if !r.is_finite() => ("failed".to_string(), 0.02, HPos::Left, BLACK),
+                r if r > CAP => (format!("{r:.1}x >"), CAP - 0.02, HPos::Right, WHITE),
+                r => (format!("{r:.2}x"), end + 0.02, HPos::Left, BLACK),
+            };
+            let (px, py) = chart.backend_coord(&(x, y0 + 0.5));
+            let style = label.clone().color(&ink).pos(Pos::new(pos, VPos::Center));
+            root.draw(&Text::new(text, (px, py), style))?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::fake_result;
+    use crate::suite::{suite, Mode};
+
+    #[test]
+    fn writes_an_svg_with_labels() {
+        let ns = [
+            ("strata", 10),
+            ("glibc", 52),
+            ("mimalloc", 8),
+            ("jemalloc", 16),
+        ];
+        let results: Vec<RowResult> = suite(Mode::Smoke)
+            .into_iter()
+            .take(3)
+            .map(|row| fake_result(row, &ns, &[]))
+            .collect();
+        let rel = relative_times(&results[0]);
+        assert_eq!(rel[0], ("strata", 10.0 / 8.0));
+        let path = std::env::temp_dir().join(format!("strata-plot-{}.svg", std::process::id()));
+        compare_svg(&path, &results, "test plot").unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        for text in [
+            "test plot",
+            "[1] small pairs",
+            "1.25x",
+            "6.5x &gt;",
+            "jemalloc",
+        ] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+    }
+}

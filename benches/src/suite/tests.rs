@@ -1,0 +1,38 @@
+//! Tests of [`super`].
+
+use super::*;
+
+#[test]
+fn every_mode_has_every_row_once() {
+    for mode in [Mode::Full, Mode::Quick, Mode::Smoke] {
+        let rows = suite(mode);
+        let mut ids: Vec<&str> = rows.iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), 22);
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 22, "duplicate row id in {mode:?}");
+        assert!(rows
+            .iter()
+            .all(|r| r.reps >= 1 && r.budget >= mode.budget()));
+    }
+}
+
+#[test]
+fn smoke_suite_runs_on_system_and_strata() {
+    for row in suite(Mode::Smoke) {
+        for s in [
+            row.run(&std::alloc::System, Deadline::never()),
+            row.run(&strata::Strata, Deadline::never()),
+        ] {
+            assert_eq!(s.ops, s.planned, "row {}", row.id);
+        }
+    }
+}
+
+#[test]
+fn byte_labels() {
+    assert_eq!(bytes(100_000_000), "100 MB");
+    assert_eq!(bytes(64 << 20), "64 MiB");
+    assert_eq!(bytes(1 << 30), "1 GiB");
+    assert_eq!(bytes(24), "24 B");
+}
