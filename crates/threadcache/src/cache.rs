@@ -4,7 +4,7 @@
 //! `alloc` pops the head of its class's list; `free` pushes onto it. No lock,
 //! no atomic read-modify-write, no byte accounting: the cache belongs to one
 //! thread, lists are indexed by a `u8` class (256 of them, so no bounds
-//! check), and what the fast path touches is 16 bytes per class.
+//! check), and what the fast path touches is 24 bytes per class.
 //!
 //! # Adapting
 //! - A list that runs dry fetches a batch from the central layer and raises
@@ -38,31 +38,36 @@ use crate::Backend;
 pub const MAX_CLASSES: usize = 256;
 
 /// Longest a list may grow.
-const MAX_LEN: u16 = 8192;
+const MAX_LEN: u32 = 8192;
 
 /// Slow-path calls between two walks over every list (scavenge, statistics).
 const SCAVENGE_EVERY: u32 = 64;
 
 /// Overflows tolerated before a list's maximum is lowered.
-const MAX_OVERAGES: u16 = 3;
+const MAX_OVERAGES: u32 = 3;
 
-/// What the fast path touches: 16 bytes per class.
+/// What the fast path touches: 24 bytes per class.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct FreeList {
     head: *mut u8,
-    len: u16,
-    max_len: u16,
-    low_water: u16,
-    _pad: u16,
+    /// A full 32-bit field although it never exceeds `MAX_LEN + 1`: a free
+    /// stores it and the next allocation loads it, and a narrower store
+    /// followed by the wider load the compiler emits for a `u16` cannot be
+    /// forwarded (measured: 7.7 ns per dependent malloc/free pair against
+    /// mimalloc's 4.9, with the same instruction count).
+    len: u32,
+    max_len: u32,
+    low_water: u32,
+    _pad: u32,
 }
 
 /// What only the slow paths touch.
 #[derive(Clone, Copy)]
 struct ListInfo {
     object_size: u32,
-    batch: u16,
-    overages: u16,
+    batch: u32,
+    overages: u32,
 }
 
 impl FreeList {
@@ -76,7 +81,7 @@ impl FreeList {
 
     /// Detaches the first `n` objects (1 <= n <= len) as a null-terminated
     /// list and returns its head.
-    fn detach(&mut self, n: u16) -> *mut u8 {
+    fn detach(&mut self, n: u32) -> *mut u8 {
         let head = self.head;
         let mut last = head;
         for _ in 1..n {
@@ -138,7 +143,7 @@ impl ThreadCache {
             for class in 1..c.nclasses {
                 let i = &mut c.info[class];
                 i.object_size = backend.class_size(class as u8) as u32;
-                i.batch = backend.batch_size(class as u8).clamp(1, MAX_LEN as usize) as u16;
+                i.batch = backend.batch_size(class as u8).clamp(1, MAX_LEN as usize) as u32;
             }
         }
     }
@@ -231,7 +236,7 @@ impl ThreadCache {
     }
 
     /// Sets a list's maximum, keeping `capacity` in step.
-    fn set_max(&mut self, class: usize, max_len: u16) {
+    fn set_max(&mut self, class: usize, max_len: u32) {
         let size = self.info[class].object_size as usize;
         let l = &mut self.lists[class];
         self.capacity = self.capacity - l.max_len as usize * size + max_len as usize * size;
@@ -278,7 +283,7 @@ impl ThreadCache {
         } else {
             ptr::null_mut()
         };
-        l.len = got as u16 - 1;
+        l.len = got as u32 - 1;
         head
     }
 
@@ -327,7 +332,7 @@ impl ThreadCache {
 
     /// Gives `n` objects of `class` back, in batches so whole batches can
     /// land in the transfer cache.
-    fn release<B: Backend>(&mut self, backend: &B, class: u8, mut n: u16) {
+    fn release<B: Backend>(&mut self, backend: &B, class: u8, mut n: u32) {
         let batch = self.info[class as usize].batch.max(1);
         while n > 0 {
             let k = n.min(batch);
