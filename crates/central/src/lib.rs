@@ -65,11 +65,11 @@ use strata_os::{ForkLock, Lock, Os};
 use strata_pageheap::{PageHeap, Span, SpanList};
 
 use central_list::CentralList;
-use sync::{AtomicUsize, Ordering};
 pub use size_class::{
     class_for, class_for_size, class_index, class_size_of, ClassInfo, CLASSES, MAX_SMALL,
     NUM_CLASSES,
 };
+use sync::{AtomicUsize, Ordering};
 use transfer::TransferCache;
 
 /// What the central layer needs from the page heap.
@@ -194,7 +194,8 @@ impl<P: PageSource> Central<P> {
         if n == info.batch as usize {
             let head = lists.transfer.lock().pop();
             if !head.is_null() {
-                self.transfer_bytes.fetch_sub(batch_bytes(info), Ordering::Relaxed);
+                self.transfer_bytes
+                    .fetch_sub(batch_bytes(info), Ordering::Relaxed);
                 return (head, n);
             }
         }
@@ -232,7 +233,8 @@ impl<P: PageSource> Central<P> {
             if lists.transfer.lock().push(head, transfer_capacity(info)) {
                 return;
             }
-            self.transfer_bytes.fetch_sub(batch_bytes(info), Ordering::Relaxed);
+            self.transfer_bytes
+                .fetch_sub(batch_bytes(info), Ordering::Relaxed);
         }
         // SAFETY: forwarded contract.
         unsafe { self.release_to_spans(class, head, n) }
@@ -320,7 +322,8 @@ impl<P: PageSource> Central<P> {
                 if head.is_null() {
                     break;
                 }
-                self.transfer_bytes.fetch_sub(batch_bytes(&CLASSES[class as usize]), Ordering::Relaxed);
+                self.transfer_bytes
+                    .fetch_sub(batch_bytes(&CLASSES[class as usize]), Ordering::Relaxed);
                 // SAFETY: a transfer-cache entry is a list of `batch` free
                 // objects of this class; `release_to_spans` never parks it again.
                 unsafe { self.release_to_spans(class, head, batch) };
