@@ -76,6 +76,25 @@ impl CentralList {
         unsafe { self.file(s, info) };
     }
 
+    /// Takes span `s` out of the lists if none of its objects is handed out
+    /// (a fresh span that `take` did not need): the caller gives it back to
+    /// the page heap. Returns whether it did.
+    ///
+    /// # Safety
+    /// `s` is a span of this class in one of the lists; the lock is held.
+    pub(crate) unsafe fn withdraw_if_unused(&mut self, s: *mut Span, info: &ClassInfo) -> bool {
+        // SAFETY: caller's contract.
+        unsafe {
+            if (*s).allocated != 0 {
+                return false;
+            }
+            self.buckets[(*s).bucket as usize].remove(s);
+        }
+        self.spans -= 1;
+        self.free_objects -= info.objects as usize;
+        true
+    }
+
     /// Takes up to `n` objects, linking them into a null-terminated list.
     /// Returns (head, tail, count); count is 0 when no span has a free object.
     pub(crate) fn take(&mut self, n: usize, info: &ClassInfo) -> (*mut u8, *mut u8, usize) {

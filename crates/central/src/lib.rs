@@ -56,7 +56,9 @@ mod transfer;
 
 #[cfg(test)]
 mod fake;
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom_tests;
+#[cfg(all(test, not(loom)))]
 mod tests;
 
 use core::ptr::{self, NonNull};
@@ -169,9 +171,10 @@ impl<P: PageSource> Central<P> {
         pub fn new(pages: P) -> Self {
             Central {
                 pages,
-                classes: [const {
-                    ClassLists { transfer: Lock::new(TransferCache::new()), central: Lock::new(CentralList::new()) }
-                }; NUM_CLASSES],
+                classes: strata_os::array_unless_loom![
+                    ClassLists { transfer: Lock::new(TransferCache::new()), central: Lock::new(CentralList::new()) };
+                    NUM_CLASSES
+                ],
                 transfer_bytes: AtomicUsize::new(0),
             }
         }
@@ -214,6 +217,17 @@ impl<P: PageSource> Central<P> {
         // SAFETY: a fresh span of this class with nothing carved.
         unsafe { central.add_span(span.as_ptr(), info) };
         let (head, _, got) = central.take(n, info);
+        // Objects freed into the class while the span was fetched are taken
+        // first (fullest span first), which can leave the fresh span
+        // untouched; only a returning object hands a span back to the page
+        // heap, so an untouched one goes back now (found by a loom model,
+        // docs/concurrency.md).
+        // SAFETY: the span is ours, of this class, and filed by `add_span`.
+        if unsafe { central.withdraw_if_unused(span.as_ptr(), info) } {
+            drop(central);
+            // SAFETY: none of its objects was handed out.
+            unsafe { self.pages.free_span(span) };
+        }
         (head, got)
     }
 

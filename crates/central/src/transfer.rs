@@ -12,8 +12,8 @@
 
 use core::ptr;
 
-/// Most batches a transfer cache can hold.
-pub(crate) const MAX_SLOTS: usize = 256;
+/// Most batches a transfer cache can hold (2 under loom: `crate::sync`).
+pub(crate) const MAX_SLOTS: usize = crate::sync::TRANSFER_SLOTS;
 
 pub(crate) struct TransferCache {
     slots: [*mut u8; MAX_SLOTS],

@@ -1,8 +1,9 @@
 //! System-call counters, shared by every [`crate::Os`] implementation so that a
 //! user (through `strata::stats()`) can see what the allocator asked of the
-//! kernel. Relaxed atomics: these are statistics, never used for control.
+//! kernel. Relaxed atomics: these are statistics, never used for control,
+//! so they are always core's (`sync::statics`, not modeled under loom).
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::statics::{AtomicU64, Ordering};
 
 /// Running totals of what an [`crate::Os`] did.
 pub struct OsCounters {
@@ -41,20 +42,18 @@ pub struct OsStats {
 }
 
 impl OsCounters {
-    crate::const_unless_loom! {
-        /// All counters at zero.
-        pub fn new() -> Self {
-            OsCounters {
-                maps: AtomicU64::new(0),
-                unmaps: AtomicU64::new(0),
-                releases: AtomicU64::new(0),
-                remaps: AtomicU64::new(0),
-                populates: AtomicU64::new(0),
-                residency_queries: AtomicU64::new(0),
-                mapped_bytes: AtomicU64::new(0),
-                released_bytes: AtomicU64::new(0),
-                zeroed_bytes_written: AtomicU64::new(0),
-            }
+    /// All counters at zero.
+    pub const fn new() -> Self {
+        OsCounters {
+            maps: AtomicU64::new(0),
+            unmaps: AtomicU64::new(0),
+            releases: AtomicU64::new(0),
+            remaps: AtomicU64::new(0),
+            populates: AtomicU64::new(0),
+            residency_queries: AtomicU64::new(0),
+            mapped_bytes: AtomicU64::new(0),
+            released_bytes: AtomicU64::new(0),
+            zeroed_bytes_written: AtomicU64::new(0),
         }
     }
 

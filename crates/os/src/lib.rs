@@ -38,6 +38,8 @@ mod counters;
 mod fake;
 pub mod link;
 mod lock;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod meta;
 mod report;
 #[cfg(feature = "checked")]

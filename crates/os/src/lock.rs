@@ -18,21 +18,30 @@
 //! - The data is only reachable through a [`LockGuard`] or between
 //!   [`Lock::raw_lock`] and [`Lock::raw_unlock`].
 //! - Nothing here allocates, panics or formats.
+//!
+//! Under `--cfg loom` the futex becomes loom's mutex and condition variable
+//! (`sync::Parking`, same semantics: sleep only while the word still holds
+//! the expected value), and every guard's critical section is checked by
+//! loom (`sync::LockCheck`): the models fail if two sections are not ordered
+//! one after the other.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 
-use crate::sync::{spin_hint, AtomicU32, Ordering};
+use crate::sync::{spin_hint, AtomicU32, LockCheck, LockSection, Ordering, Parking, LOCK_SPINS};
 
 const UNLOCKED: u32 = 0;
 const LOCKED: u32 = 1;
 const CONTENDED: u32 = 2;
-const SPINS: u32 = 100;
 
 /// A futex-based lock protecting a `T`.
 pub struct Lock<T> {
     state: AtomicU32,
     data: UnsafeCell<T>,
+    /// Sleeping and waking on `state` (zero-sized outside loom).
+    parking: Parking,
+    /// Zero-sized outside loom.
+    check: LockCheck,
 }
 
 // SAFETY: the lock hands out access to `data` to one thread at a time, so it is
@@ -45,7 +54,12 @@ impl<T> Lock<T> {
     crate::const_unless_loom! {
         /// A new unlocked lock.
         pub fn new(data: T) -> Self {
-            Lock { state: AtomicU32::new(UNLOCKED), data: UnsafeCell::new(data) }
+            Lock {
+                state: AtomicU32::new(UNLOCKED),
+                data: UnsafeCell::new(data),
+                parking: Parking::new(),
+                check: LockCheck::new(),
+            }
         }
     }
 
@@ -53,7 +67,10 @@ impl<T> Lock<T> {
     #[inline]
     pub fn lock(&self) -> LockGuard<'_, T> {
         self.raw_lock();
-        LockGuard { lock: self }
+        LockGuard {
+            lock: self,
+            section: self.check.begin(),
+        }
     }
 
     /// Takes the lock if it is free right now.
@@ -62,7 +79,10 @@ impl<T> Lock<T> {
         self.state
             .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .ok()
-            .map(|_| LockGuard { lock: self })
+            .map(|_| LockGuard {
+                lock: self,
+                section: self.check.begin(),
+            })
     }
 
     /// Takes the lock without a guard: for `pthread_atfork`'s prepare handler.
@@ -80,7 +100,7 @@ impl<T> Lock<T> {
 
     #[cold]
     fn lock_contended(&self) {
-        for _ in 0..SPINS {
+        for _ in 0..LOCK_SPINS {
             if self.state.load(Ordering::Relaxed) == UNLOCKED
                 && self
                     .state
@@ -93,7 +113,7 @@ impl<T> Lock<T> {
         }
         // From here on we may sleep, so the word must say "maybe waiters".
         while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
-            wait(&self.state, CONTENDED);
+            self.parking.wait(&self.state, CONTENDED);
         }
     }
 
@@ -105,7 +125,7 @@ impl<T> Lock<T> {
     #[inline]
     pub unsafe fn raw_unlock(&self) {
         if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
-            wake_one(&self.state);
+            self.parking.wake_one(&self.state);
         }
     }
 
@@ -133,6 +153,8 @@ impl<T> Lock<T> {
 /// Proof that the lock is held; gives access to the data.
 pub struct LockGuard<'a, T> {
     lock: &'a Lock<T>,
+    /// Zero-sized outside loom.
+    section: LockSection,
 }
 
 impl<T> Deref for LockGuard<'_, T> {
@@ -156,51 +178,11 @@ impl<T> DerefMut for LockGuard<'_, T> {
 impl<T> Drop for LockGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
+        self.section.end();
         // SAFETY: the guard was created by taking the lock.
         unsafe { self.lock.raw_unlock() }
     }
 }
-
-#[cfg(all(target_os = "linux", not(loom)))]
-fn wait(word: &AtomicU32, expected: u32) {
-    // SAFETY: FUTEX_WAIT reads the 32-bit word at a valid, aligned address and
-    // sleeps only while it still equals `expected`; spurious returns are fine
-    // because the caller loops.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            core::ptr::null::<libc::timespec>(),
-        );
-    }
-}
-
-#[cfg(all(target_os = "linux", not(loom)))]
-fn wake_one(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE only uses the address as a key.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            1,
-        );
-    }
-}
-
-#[cfg(any(not(target_os = "linux"), loom))]
-fn wait(word: &AtomicU32, expected: u32) {
-    while word.load(Ordering::Relaxed) == expected {
-        spin_hint();
-        #[cfg(not(loom))]
-        std::thread::yield_now();
-    }
-}
-
-#[cfg(any(not(target_os = "linux"), loom))]
-fn wake_one(_word: &AtomicU32) {}
 
 #[cfg(all(test, not(loom)))]
 mod tests {

@@ -188,7 +188,6 @@ impl<T> MetaPool<T> {
     }
 }
 
-#[cfg(not(loom))]
 impl<T> Default for MetaPool<T> {
     fn default() -> Self {
         Self::new()

@@ -31,6 +31,9 @@ pub const DEFAULT_DECAY_MS: u64 = 1000;
 /// Spans released per pass under one lock hold.
 const RELEASE_BATCH: usize = 32;
 
+/// When the next decay pass is due, and the delay. Shared by every thread
+/// that ticks; a pass is claimed with a compare-exchange on `next_at`, so
+/// exactly one of the threads that find it due runs it.
 pub(crate) struct DecayClock {
     decay_ms: AtomicU64,
     next_at: AtomicU64,
@@ -42,19 +45,61 @@ impl DecayClock {
             DecayClock { decay_ms: AtomicU64::new(DEFAULT_DECAY_MS), next_at: AtomicU64::new(0) }
         }
     }
+
+    /// Sets the decay delay; the next tick runs a pass.
+    #[inline]
+    pub(crate) fn set_delay(&self, ms: u64) {
+        self.decay_ms.store(ms, Ordering::Relaxed);
+        self.next_at.store(0, Ordering::Relaxed);
+    }
+
+    /// The decay delay in force.
+    #[inline]
+    pub(crate) fn delay(&self) -> u64 {
+        self.decay_ms.load(Ordering::Relaxed)
+    }
+
+    /// The deadline of the pass due at `now`, if one is due (one load).
+    #[inline(always)]
+    pub(crate) fn due(&self, now: u64) -> Option<u64> {
+        let next = self.next_at.load(Ordering::Relaxed);
+        if now >= next {
+            Some(next)
+        } else {
+            None
+        }
+    }
+
+    /// Claims the pass due since deadline `next` (from [`DecayClock::due`]) at
+    /// `now`, setting the next deadline a quarter of the delay (1 ms to 1 s)
+    /// ahead. Returns the delay in force if this caller won the pass; `None`
+    /// if another thread claimed it first.
+    #[inline(always)]
+    pub(crate) fn claim(&self, now: u64, next: u64) -> Option<u64> {
+        let decay = self.decay_ms.load(Ordering::Relaxed);
+        let interval = (decay / 4).clamp(1, 1000);
+        self.next_at
+            .compare_exchange(
+                next,
+                now.saturating_add(interval),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .ok()
+            .map(|_| decay)
+    }
 }
 
 impl<O: Os> PageHeap<O> {
     /// Sets how long a free dirty span stays resident before it goes back to
     /// the OS. 0 releases at the next tick; `u64::MAX` never decays.
     pub fn set_decay_ms(&self, ms: u64) {
-        self.decay.decay_ms.store(ms, Ordering::Relaxed);
-        self.decay.next_at.store(0, Ordering::Relaxed);
+        self.decay.set_delay(ms);
     }
 
     /// The decay delay in force.
     pub fn decay_ms(&self) -> u64 {
-        self.decay.decay_ms.load(Ordering::Relaxed)
+        self.decay.delay()
     }
 
     /// Runs a decay pass if one is due. Cheap otherwise (a clock read and a
@@ -62,25 +107,16 @@ impl<O: Os> PageHeap<O> {
     #[inline]
     pub fn tick(&self) {
         let now = self.os.now_ms();
-        let next = self.decay.next_at.load(Ordering::Relaxed);
-        if now >= next {
+        if let Some(next) = self.decay.due(now) {
             self.tick_slow(now, next);
         }
     }
 
     #[cold]
     fn tick_slow(&self, now: u64, next: u64) {
-        let decay = self.decay_ms();
-        let interval = (decay / 4).clamp(1, 1000);
-        let claimed = self.decay.next_at.compare_exchange(
-            next,
-            now.saturating_add(interval),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
-        if claimed.is_err() {
+        let Some(decay) = self.decay.claim(now, next) else {
             return; // another thread runs this pass
-        }
+        };
         if let Some(cutoff) = now.checked_sub(decay) {
             let released = self.release_idle_since(cutoff);
             if released > 0 {

@@ -52,6 +52,8 @@ mod freelists;
 mod heap;
 mod huge;
 mod large;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod pagemap;
 mod span;
 mod sync;

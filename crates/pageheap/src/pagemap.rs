@@ -16,13 +16,19 @@
 //! - A size class byte is non-zero exactly for pages of in-use small spans.
 //! - Any other entry may be stale: users must check that the span found
 //!   actually contains the page ([`crate::Span::contains_page`]).
+//!
+//! The slots are always core's atomics (`sync::memory`): nodes are OS memory
+//! read as arrays of atomics. The publication protocol, `publish` and
+//! `published`, is generic over the slot and is checked by a loom model on a
+//! loom slot (`loom_tests.rs`).
 
 use core::ptr::{self, NonNull};
 
 use strata_os::Os;
 
 use crate::span::Span;
-use crate::sync::{AtomicPtr, AtomicU8, Ordering};
+use crate::sync::memory::{AtomicPtr, AtomicU8};
+use crate::sync::{Ordering, PtrSlot};
 use crate::PAGE_SHIFT;
 
 const PAGE_BITS: usize = usize::BITS as usize - PAGE_SHIFT;
@@ -66,7 +72,7 @@ fn split(page: usize) -> (usize, usize, usize) {
 
 /// Maps a zeroed node of type `T` from the OS and publishes it in `slot`,
 /// unless another thread was first. Returns the node in the slot.
-fn publish<T, O: Os + ?Sized>(slot: &AtomicPtr<T>, os: &O) -> Option<*mut T> {
+pub(crate) fn publish<T, S: PtrSlot<T>, O: Os + ?Sized>(slot: &S, os: &O) -> Option<*mut T> {
     let cur = slot.load(Ordering::Acquire);
     if !cur.is_null() {
         return Some(cur);
@@ -84,11 +90,22 @@ fn publish<T, O: Os + ?Sized>(slot: &AtomicPtr<T>, os: &O) -> Option<*mut T> {
     }
 }
 
+/// The node published in `slot`, if any: what a lock-free reader sees.
+///
+/// # Safety
+/// Whatever `slot` holds was published by `publish` and is never unmapped.
+#[inline(always)]
+pub(crate) unsafe fn published<'a, T: 'a, S: PtrSlot<T>>(slot: &S) -> Option<&'a T> {
+    // SAFETY: the caller's contract; the Acquire load pairs with the
+    // publishing compare-exchange, so the node's contents are visible.
+    unsafe { slot.load(Ordering::Acquire).as_ref() }
+}
+
 impl PageMap {
-    strata_os::const_unless_loom! {
-        /// An empty pagemap; maps nothing until the first `ensure`.
-        pub fn new() -> Self {
-            PageMap { root: [const { AtomicPtr::new(ptr::null_mut()) }; ROOT_LEN] }
+    /// An empty pagemap; maps nothing until the first `ensure`.
+    pub const fn new() -> Self {
+        PageMap {
+            root: [const { AtomicPtr::new(ptr::null_mut()) }; ROOT_LEN],
         }
     }
 
@@ -115,14 +132,12 @@ impl PageMap {
     #[inline]
     fn leaf(&self, page: usize) -> Option<&Leaf> {
         let (r, m, _) = split(page);
-        let mid = self.root[r].load(Ordering::Acquire);
-        if mid.is_null() {
-            return None;
+        // SAFETY: every slot of the pagemap holds null or a node published by
+        // `publish`, and nodes are never unmapped.
+        unsafe {
+            let mid = published(&self.root[r])?;
+            published(&mid.leaves[m])
         }
-        // SAFETY: published nodes are valid forever.
-        let leaf = unsafe { (*mid).leaves[m].load(Ordering::Acquire) };
-        // SAFETY: as above.
-        unsafe { leaf.as_ref() }
     }
 
     /// The span recorded for `page`, possibly stale (see module docs), or null.

@@ -14,7 +14,7 @@
 //! it may start one with [`crate::start_background_release`].
 
 use crate::global::pages;
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::statics::{AtomicBool, Ordering};
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 

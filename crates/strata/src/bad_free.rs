@@ -29,7 +29,7 @@
 //! with [`set_bad_free_hook`]; when it returns, the free is ignored, so
 //! nothing is corrupted.
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::statics::{AtomicUsize, Ordering};
 use strata_os::Hex;
 use strata_pageheap::BadPointer;
 

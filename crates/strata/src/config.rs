@@ -108,7 +108,7 @@ mod tests {
 /// thread without a lock.
 pub(crate) mod state {
     use super::Config;
-    use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use crate::sync::statics::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
     static THREAD_CACHE_BYTES: AtomicUsize = AtomicUsize::new(Config::DEFAULT.thread_cache_bytes);
     static SHOW_STATS: AtomicBool = AtomicBool::new(false);

@@ -16,13 +16,14 @@
 use core::ptr::NonNull;
 
 use strata_central::Central;
-use strata_os::{Dec, Os, SystemOs};
-use strata_pageheap::PageHeap;
+use strata_os::{Os, SystemOs};
+use strata_pageheap::{BadPointer, PageHeap};
 
 use strata_threadcache::{Slot, ThreadCaches};
 
 use crate::config::Config;
-use crate::sync::{AtomicU8, Ordering};
+use crate::stats::Stats;
+use crate::sync::statics::{AtomicU8, Ordering};
 
 pub(crate) type Pages = PageHeap<SystemOs>;
 pub(crate) type Heap = ThreadCaches<Central<Pages>>;
@@ -180,10 +181,88 @@ pub(crate) unsafe fn free_large(p: *mut u8) {
     }
 }
 
-/// Writes `label: value\n` to stderr without allocating.
-pub(crate) fn write_stat(label: &[u8], value: u64) {
-    let v = Dec::new(value);
-    strata_os::write_stderr(&[label, b": ", v.as_bytes(), b"\n"]);
+/// The size class of the small-object span holding `addr`, or 0.
+#[inline(always)]
+pub(crate) fn size_class_of(addr: usize) -> u8 {
+    pages().size_class_of(addr)
+}
+
+/// The usable size of the large block at `addr`, or why it is not one.
+#[inline]
+pub(crate) fn large_size(addr: usize) -> Result<usize, BadPointer> {
+    pages().large_size(addr)
+}
+
+/// Resizes the large block at `addr` in place (or by moving its mapping).
+///
+/// # Safety
+/// As [`PageHeap::resize_large`].
+#[inline]
+pub(crate) unsafe fn resize_large(
+    addr: usize,
+    new_size: usize,
+    align: usize,
+) -> Option<NonNull<u8>> {
+    // SAFETY: forwarded contract.
+    unsafe { pages().resize_large(addr, new_size, align) }
+}
+
+/// [`crate::release_free_memory`].
+pub(crate) fn release_free_memory() -> usize {
+    SLOT.with(|slot| HEAP.flush_current(slot));
+    central().drain_transfer_caches();
+    pages().release_free_memory()
+}
+
+/// [`crate::set_decay_ms`].
+pub(crate) fn set_decay_ms(ms: u64) {
+    ensure_init();
+    pages().set_decay_ms(ms);
+    crate::config::state::set_decay_ms(ms);
+}
+
+/// [`crate::start_background_release`].
+pub(crate) fn start_background_release() -> bool {
+    ensure_init();
+    crate::background::start()
+}
+
+/// Reads every layer's accounting ([`crate::stats`]).
+pub(crate) fn stats() -> Stats {
+    let ph = pages().stats();
+    let os = strata_os::Os::counters(pages().os()).snapshot();
+    let tc = HEAP.stats();
+    let mut central_free = 0;
+    for c in 1..strata_central::NUM_CLASSES as u8 {
+        let s = central().class_stats(c);
+        central_free +=
+            (s.span_free_objects + s.transfer_objects) * strata_central::class_size_of(c);
+    }
+    Stats {
+        mapped_bytes: ph.mapped_bytes,
+        in_use_bytes: ph.in_use_bytes,
+        allocated_bytes: ph
+            .in_use_bytes
+            .saturating_sub(central_free + tc.cached_bytes),
+        free_dirty_bytes: ph.free_dirty_bytes,
+        free_clean_bytes: ph.free_clean_bytes,
+        thread_cache_bytes: tc.cached_bytes,
+        central_free_bytes: central_free,
+        metadata_bytes: ph.metadata_bytes,
+        released_bytes_total: os.released_bytes,
+        huge_in_use_bytes: ph.huge_in_use_bytes,
+        huge_cached_bytes: ph.huge_cached_bytes,
+        huge_remaps: ph.huge_remaps,
+        decay_releases: ph.decay_releases,
+        decay_ms: ph.decay_ms,
+        thread_caches: tc.live_caches,
+        mmap_calls: os.maps,
+        munmap_calls: os.unmaps,
+        release_calls: os.releases,
+        mremap_calls: os.remaps,
+        mincore_calls: os.residency_queries,
+        zeroed_bytes_written: os.zeroed_bytes_written,
+    }
 }
 
 /// Makes `[ptr, ptr + len)` resident now.

@@ -26,14 +26,26 @@
 //!   double free of a large block) stops the program with a message on
 //!   stderr instead of corrupting the heap.
 //! - After `fork`, the child can allocate.
+//!
+//! Under `--cfg loom` (the loom models, `docs/concurrency.md`) the facade is
+//! not the allocator; only the layer models run: [`Strata`] and the rest of
+//! the API forward to the C allocator, so that everything still builds.
 
 #![warn(missing_docs)]
 
+#[cfg(not(loom))]
 mod background;
 pub mod bad_free;
-#[cfg(feature = "checked")]
+#[cfg(all(feature = "checked", not(loom)))]
 mod checked;
 mod config;
+// Under `--cfg loom` the facade is not the allocator (its process-wide
+// static heap cannot hold loom's atomics): a stand-in forwards to the C
+// allocator, and only the layer models run (docs/concurrency.md).
+#[cfg(not(loom))]
+mod global;
+#[cfg(loom)]
+#[path = "global_loom.rs"]
 mod global;
 pub mod raw;
 mod stats;
@@ -108,9 +120,7 @@ unsafe impl GlobalAlloc for Strata {
             (a, b) if a == b && a != 0 => return ptr,
             (0, 0) => {
                 // SAFETY: ptr is a live large block of the caller's.
-                if let Some(p) =
-                    unsafe { global::pages().resize_large(ptr as usize, new_size, align) }
-                {
+                if let Some(p) = unsafe { global::resize_large(ptr as usize, new_size, align) } {
                     return p.as_ptr();
                 }
             }
@@ -138,9 +148,7 @@ unsafe impl GlobalAlloc for Strata {
 /// spans (so empty spans return to the page heap), then releases every free
 /// page. Returns the bytes released.
 pub fn release_free_memory() -> usize {
-    global::SLOT.with(|slot| global::HEAP.flush_current(slot));
-    global::central().drain_transfer_caches();
-    global::pages().release_free_memory()
+    global::release_free_memory()
 }
 
 /// Makes `[ptr, ptr + len)` resident now, so that writing it later does not
@@ -167,16 +175,13 @@ pub fn usable_size(layout: Layout) -> usize {
 /// page-faults again; memory idle for longer is released. `0` releases at
 /// once (at the next allocator call); `u64::MAX` never releases on its own.
 pub fn set_decay_ms(ms: u64) {
-    global::ensure_init();
-    global::pages().set_decay_ms(ms);
-    config::state::set_decay_ms(ms);
+    global::set_decay_ms(ms);
 }
 
 /// Starts a background thread that runs decay even while the program does
 /// not allocate (`STRATA_BACKGROUND_RELEASE=1`). Returns whether it runs.
 pub fn start_background_release() -> bool {
-    global::ensure_init();
-    background::start()
+    global::start_background_release()
 }
 
 /// The configuration in force (defaults overridden by `STRATA_*` variables).

@@ -10,7 +10,10 @@ use core::ptr;
 use strata_central::class_size_of;
 
 use crate::bad_free::BadFreeKind;
-use crate::global::{alloc_large, alloc_small, class_of, free_large, free_small, pages};
+use crate::global::{
+    alloc_large, alloc_small, class_of, free_large, free_small, large_size, resize_large,
+    size_class_of,
+};
 
 /// Allocates `size` bytes aligned to `align` (a power of two). Null when out
 /// of memory or when the request cannot be met.
@@ -56,7 +59,7 @@ pub unsafe fn free(p: *mut u8) {
     if p.is_null() {
         return;
     }
-    let class = pages().size_class_of(p as usize);
+    let class = size_class_of(p as usize);
     if class != 0 {
         if p as usize & 7 != 0 {
             return crate::bad_free::report(p, BadFreeKind::Interior);
@@ -79,11 +82,11 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
     if p.is_null() {
         return 0;
     }
-    let class = pages().size_class_of(p as usize);
+    let class = size_class_of(p as usize);
     if class != 0 {
         return class_size_of(class);
     }
-    match pages().large_size(p as usize) {
+    match large_size(p as usize) {
         Ok(n) => n,
         Err(why) => {
             crate::bad_free::report(p, why.into());
@@ -109,7 +112,7 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() || new_size > isize::MAX as usize - (align - 1) {
         return ptr::null_mut();
     }
-    let class = pages().size_class_of(p as usize);
+    let class = size_class_of(p as usize);
     // SAFETY: p is a live block (or a bad pointer, reported by usable_size).
     let old_size = unsafe { usable_size(p) };
     if old_size == 0 {
@@ -123,7 +126,7 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
         }
     } else if new_class == 0 {
         // SAFETY: p is a live large block of the caller's.
-        if let Some(q) = unsafe { pages().resize_large(p as usize, new_size, align) } {
+        if let Some(q) = unsafe { resize_large(p as usize, new_size, align) } {
             return q.as_ptr();
         }
     }

@@ -1,9 +1,7 @@
 //! What strata holds and what it asked of the kernel, for users who want to
 //! see where their memory is.
 
-use strata_central::NUM_CLASSES;
-
-use crate::global::{central, pages, write_stat, HEAP};
+use strata_os::Dec;
 
 /// A snapshot of strata's accounting. Byte counts are exact at the moment
 /// each layer was read; layers are read one after another, so totals taken
@@ -58,40 +56,7 @@ pub struct Stats {
 
 /// Reads every layer's accounting.
 pub fn stats() -> Stats {
-    let ph = pages().stats();
-    let os = strata_os::Os::counters(pages().os()).snapshot();
-    let tc = HEAP.stats();
-    let mut central_free = 0;
-    for c in 1..NUM_CLASSES as u8 {
-        let s = central().class_stats(c);
-        central_free +=
-            (s.span_free_objects + s.transfer_objects) * strata_central::class_size_of(c);
-    }
-    Stats {
-        mapped_bytes: ph.mapped_bytes,
-        in_use_bytes: ph.in_use_bytes,
-        allocated_bytes: ph
-            .in_use_bytes
-            .saturating_sub(central_free + tc.cached_bytes),
-        free_dirty_bytes: ph.free_dirty_bytes,
-        free_clean_bytes: ph.free_clean_bytes,
-        thread_cache_bytes: tc.cached_bytes,
-        central_free_bytes: central_free,
-        metadata_bytes: ph.metadata_bytes,
-        released_bytes_total: os.released_bytes,
-        huge_in_use_bytes: ph.huge_in_use_bytes,
-        huge_cached_bytes: ph.huge_cached_bytes,
-        huge_remaps: ph.huge_remaps,
-        decay_releases: ph.decay_releases,
-        decay_ms: ph.decay_ms,
-        thread_caches: tc.live_caches,
-        mmap_calls: os.maps,
-        munmap_calls: os.unmaps,
-        release_calls: os.releases,
-        mremap_calls: os.remaps,
-        mincore_calls: os.residency_queries,
-        zeroed_bytes_written: os.zeroed_bytes_written,
-    }
+    crate::global::stats()
 }
 
 impl Stats {
@@ -125,4 +90,10 @@ impl Stats {
             write_stat(label, v);
         }
     }
+}
+
+/// Writes `label: value\n` to stderr without allocating.
+fn write_stat(label: &[u8], value: u64) {
+    let v = Dec::new(value);
+    strata_os::write_stderr(&[label, b": ", v.as_bytes(), b"\n"]);
 }

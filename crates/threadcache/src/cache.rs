@@ -29,7 +29,7 @@
 
 use core::ptr;
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::statics::{AtomicUsize, Ordering};
 use crate::Backend;
 
 /// Size classes a cache has room for: every value of a `u8`, so indexing by
@@ -118,7 +118,8 @@ pub struct ThreadCache {
     nclasses: usize,
     /// Slow-path calls since the last scavenge / statistics update.
     slow_calls: u32,
-    /// The bytes held, as last computed on a slow path (for statistics).
+    /// The bytes held, as last computed on a slow path (for statistics;
+    /// always core's atomic, `sync::statics`).
     pub(crate) published: AtomicUsize,
     pub(crate) registry: *const (),
     pub(crate) slot: *const crate::Slot,

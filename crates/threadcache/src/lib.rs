@@ -44,6 +44,10 @@ mod registry;
 mod sync;
 
 #[cfg(test)]
+mod fake;
+#[cfg(all(test, loom))]
+mod loom_tests;
+#[cfg(all(test, not(loom)))]
 mod tests;
 
 pub use cache::{ThreadCache, MAX_CLASSES};

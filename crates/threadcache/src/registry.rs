@@ -98,6 +98,8 @@ impl Default for Slot {
     }
 }
 
+/// Every live cache, linked through `prev`/`next`, and the counts; only
+/// reached under the registry's `list` lock.
 struct CacheList {
     head: *mut ThreadCache,
     live: usize,
@@ -106,6 +108,61 @@ struct CacheList {
 
 // SAFETY: the list is only reached under its lock.
 unsafe impl Send for CacheList {}
+
+impl CacheList {
+    /// Links a new cache at the front.
+    ///
+    /// # Safety
+    /// `c` is a live cache in no list; the list's caches are live.
+    unsafe fn insert(&mut self, c: *mut ThreadCache) {
+        // SAFETY: caller's contract.
+        unsafe {
+            (*c).prev = ptr::null_mut();
+            (*c).next = self.head;
+            if !self.head.is_null() {
+                (*self.head).prev = c;
+            }
+        }
+        self.head = c;
+        self.live += 1;
+        self.created += 1;
+    }
+
+    /// Unlinks a cache.
+    ///
+    /// # Safety
+    /// `c` is in this list.
+    unsafe fn remove(&mut self, c: *mut ThreadCache) {
+        // SAFETY: caller's contract: `c` and its neighbours are live
+        // members of this list.
+        unsafe {
+            let (p, n) = ((*c).prev, (*c).next);
+            if p.is_null() {
+                self.head = n;
+            } else {
+                (*p).next = n;
+            }
+            if !n.is_null() {
+                (*n).prev = p;
+            }
+        }
+        self.live -= 1;
+    }
+
+    /// The bytes every cache in the list last published.
+    fn cached_bytes(&self) -> usize {
+        let mut cached = 0;
+        let mut c = self.head;
+        while !c.is_null() {
+            // SAFETY: caches in the list are live; `published` is atomic.
+            unsafe {
+                cached += (*c).published.load(Ordering::Relaxed);
+                c = (*c).next;
+            }
+        }
+        cached
+    }
+}
 
 /// Totals over all thread caches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -121,7 +178,7 @@ pub struct ThreadCacheStats {
 /// All thread caches over a backend `B`.
 pub struct ThreadCaches<B: Backend> {
     backend: B,
-    records: MetaPool<ThreadCache>,
+    pub(crate) records: MetaPool<ThreadCache>,
     list: Lock<CacheList>,
     /// pthread key + 1, or 0 while not created.
     key: AtomicUsize,
@@ -270,24 +327,33 @@ impl<B: Backend> ThreadCaches<B> {
             slot.set_state(DESTROYED);
             return None;
         }
-        {
-            let mut list = self.list.lock();
-            // SAFETY: our record and the list head are valid caches.
-            unsafe {
-                (*c).next = list.head;
-                if !list.head.is_null() {
-                    (*list.head).prev = c;
-                }
-            }
-            list.head = c;
-            list.live += 1;
-            list.created += 1;
-        }
+        // SAFETY: our record, a live cache in no list.
+        unsafe { self.register(c) };
         slot.0.set(c);
         Some(rec)
     }
 
-    fn key(&'static self) -> Option<libc::pthread_key_t> {
+    /// Adds a live cache to the registry's list (for `stats` and `fork`).
+    ///
+    /// # Safety
+    /// `c` is a live cache of this registry, in no list.
+    pub(crate) unsafe fn register(&self, c: *mut ThreadCache) {
+        // SAFETY: forwarded contract.
+        unsafe { self.list.lock().insert(c) }
+    }
+
+    /// Takes a cache out of the registry's list; its record may then go
+    /// back to the pool.
+    ///
+    /// # Safety
+    /// `c` was registered with [`ThreadCaches::register`] and not since
+    /// unregistered.
+    pub(crate) unsafe fn unregister(&self, c: *mut ThreadCache) {
+        // SAFETY: forwarded contract.
+        unsafe { self.list.lock().remove(c) }
+    }
+
+    pub(crate) fn key(&'static self) -> Option<libc::pthread_key_t> {
         let k = self.key.load(Ordering::Acquire);
         if k != 0 {
             return Some((k - 1) as libc::pthread_key_t);
@@ -319,19 +385,10 @@ impl<B: Backend> ThreadCaches<B> {
     /// Totals over every live cache.
     pub fn stats(&self) -> ThreadCacheStats {
         let list = self.list.lock();
-        let mut cached = 0;
-        let mut c = list.head;
-        while !c.is_null() {
-            // SAFETY: caches in the list are live; `published` is atomic.
-            unsafe {
-                cached += (*c).published.load(Ordering::Relaxed);
-                c = (*c).next;
-            }
-        }
         ThreadCacheStats {
             live_caches: list.live,
             created: list.created,
-            cached_bytes: cached,
+            cached_bytes: list.cached_bytes(),
         }
     }
 
@@ -385,19 +442,7 @@ extern "C" fn destroy<B: Backend>(arg: *mut libc::c_void) {
         // From now on this thread is served centrally.
         slot.set_state(DESTROYED);
         (*c).flush(&reg.backend);
-        {
-            let mut list = reg.list.lock();
-            let (p, n) = ((*c).prev, (*c).next);
-            if p.is_null() {
-                list.head = n;
-            } else {
-                (*p).next = n;
-            }
-            if !n.is_null() {
-                (*n).prev = p;
-            }
-            list.live -= 1;
-        }
+        reg.unregister(c);
         reg.records.free(NonNull::new_unchecked(c));
     }
 }

@@ -1,8 +1,24 @@
 //! The one place that chooses between loom's atomics (under `--cfg loom`) and
 //! core's. Nothing else in this crate names either directly.
+//!
+//! - The modeled family (`AtomicUsize`) is loom's under `--cfg loom`: the
+//!   registry's own words (its pthread key, the cache budget), in the
+//!   `ThreadCaches` value.
+//! - [`statics`] is always core's: a cache's published size, a statistic
+//!   that lives in every cache, including the process-wide `static`
+//!   sentinels (which must be constants, and loom's atomics are not).
+//!   **Not modeled**: only ever read for statistics.
+//!
+//! The default build gets exactly core's atomics.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
 
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Atomics in process-wide statics and statistics: always core's, not
+/// modeled (see the module docs).
+pub(crate) mod statics {
+    pub(crate) use core::sync::atomic::{AtomicUsize, Ordering};
+}

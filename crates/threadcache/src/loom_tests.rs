@@ -1,0 +1,125 @@
+//! Loom models of the registry of thread caches. Run with
+//! `RUSTFLAGS="--cfg loom" cargo test --release --workspace loom` (see
+//! docs/concurrency.md).
+//!
+//! What is modeled: the list of live caches (linked in when a thread's cache
+//! is created, unlinked by its destructor) racing `stats()` walking it, and
+//! the one-time creation of the pthread key. What is not: the slots and the
+//! pthread key destructor themselves. A slot is a thread-local only its own
+//! thread (and that thread's TLS destructors) ever touches, and the
+//! sentinels are immutable statics, so neither is shared mutable state;
+//! loom cannot drive real thread-locals or pthread destructors anyway (its
+//! threads are coroutines on one OS thread).
+
+use std::boxed::Box;
+
+use loom::sync::Arc;
+use loom::thread;
+
+use crate::cache::ThreadCache;
+use crate::fake::FakeBackend;
+use crate::{Backend, ThreadCaches};
+
+/// Runs a model with the preemption bound of `LOOM_MAX_PREEMPTIONS`, or 2.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    b.check(f);
+}
+
+/// Runs `f` on a model thread with a stack big enough for a `ThreadCache`
+/// value (9 KiB, built on the stack by `init`; loom's threads have small
+/// stacks).
+fn spawn_big<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
+    thread::Builder::new().stack_size(1 << 20).spawn(f).unwrap()
+}
+
+/// What `create` does for a new thread, minus the slot and the pthread
+/// value: a record from the pool, initialised, publishing `bytes`, linked
+/// into the list.
+fn new_cache(reg: &ThreadCaches<FakeBackend>, bytes: usize) -> usize {
+    let c = reg.records.alloc(reg.backend().os()).unwrap().as_ptr();
+    // SAFETY: a fresh record of ours; then registered once.
+    unsafe {
+        ThreadCache::init(c, reg.backend(), 1 << 20);
+        (*c).published
+            .store(bytes, core::sync::atomic::Ordering::Relaxed);
+        reg.register(c);
+    }
+    c as usize
+}
+
+/// What the destructor does after flushing: unlink the cache, free its
+/// record.
+fn drop_cache(reg: &ThreadCaches<FakeBackend>, c: usize) {
+    let c = c as *mut ThreadCache;
+    // SAFETY: a cache registered by `new_cache`, no longer used.
+    unsafe {
+        reg.unregister(c);
+        reg.records.free(core::ptr::NonNull::new(c).unwrap());
+    }
+}
+
+/// Two threads create their caches (one also exits: its cache is unlinked
+/// and the record freed) while the main thread walks the list for
+/// `stats()`: every walk sees a consistent list (the counts and the bytes
+/// of exactly the caches linked: 10 and 100 bytes), and at the end one
+/// cache is live, two were created, and the list holds exactly it. The
+/// list's lock orders every section (checked by loom), and no walk ever
+/// reaches a record already back in the pool (its bytes would be missing or
+/// doubled).
+#[test]
+fn loom_registry_list_and_stats() {
+    model(|| {
+        let reg = Arc::new(ThreadCaches::new(FakeBackend::new()));
+        let exiting = {
+            let reg = reg.clone();
+            spawn_big(move || {
+                let c = new_cache(&reg, 100);
+                let s = reg.stats();
+                assert!(s.live_caches >= 1 && s.cached_bytes >= 100, "{s:?}");
+                drop_cache(&reg, c);
+            })
+        };
+        let staying = {
+            let reg = reg.clone();
+            spawn_big(move || new_cache(&reg, 10))
+        };
+        let s = reg.stats();
+        let expected: &[usize] = match s.live_caches {
+            0 => &[0],
+            1 => &[10, 100],
+            2 => &[110],
+            n => panic!("{n} live caches"),
+        };
+        assert!(expected.contains(&s.cached_bytes), "{s:?}");
+        assert!(s.created as usize >= s.live_caches);
+        exiting.join().unwrap();
+        let c = staying.join().unwrap();
+        let s = reg.stats();
+        assert_eq!((s.live_caches, s.created, s.cached_bytes), (1, 2, 10));
+        assert_eq!(reg.records.in_use(), 1);
+        drop_cache(&reg, c);
+        assert_eq!(reg.stats().live_caches, 0);
+    });
+}
+
+/// Two threads ask for the registry's pthread key at once (double-checked
+/// under `key_lock`): both get the same key, so it was created once.
+#[test]
+fn loom_registry_key_created_once() {
+    model(|| {
+        // `key` wants a 'static registry: one leaked per run (small).
+        let reg: &'static ThreadCaches<FakeBackend> =
+            Box::leak(Box::new(ThreadCaches::new(FakeBackend::new())));
+        let other = thread::spawn(move || reg.key().unwrap());
+        let mine = reg.key().unwrap();
+        let theirs = other.join().unwrap();
+        assert_eq!(mine, theirs, "the pthread key was created twice");
+        assert_eq!(reg.key(), Some(mine));
+        // SAFETY: a key of ours that no thread holds a value for.
+        unsafe { libc::pthread_key_delete(mine) };
+    });
+}
