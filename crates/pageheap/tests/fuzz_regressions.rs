@@ -6,51 +6,25 @@
 //! target's, and `FakeOs`).
 
 mod fuzz_ops;
+#[path = "fuzz_ops/replay.rs"]
+mod replay;
 
-use std::path::PathBuf;
+use replay::{regressions_dir, replay_kept, Rng};
 
 use fuzz_ops::{decode, encode, run, run_fake, run_ops, ArenaOs, BadKind, Limits, Op, FUZZ};
 use strata_os::FakeOs;
 use strata_pageheap::PAGE_SIZE;
 
-fn regressions_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/pageheap")
-}
-
 #[test]
 fn kept_inputs_replay() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(regressions_dir())
-        .expect("fuzz/regressions/pageheap exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no kept inputs to replay");
-    let mut failed = Vec::new();
-    for f in files {
-        let data = std::fs::read(&f).unwrap();
-        // Shown only if the replay fails.
-        eprintln!("replaying {}: {:?}", f.display(), decode(&data, &FUZZ));
-        if std::panic::catch_unwind(|| {
-            run(&data);
-            run_fake(&data);
-        })
-        .is_err()
-        {
-            failed.push(f);
-        }
-    }
-    assert!(failed.is_empty(), "kept inputs that fail: {failed:?}");
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
+    replay_kept(
+        "pageheap",
+        |data| format!("{:?}", decode(data, &FUZZ)),
+        |data| {
+            run(data);
+            run_fake(data);
+        },
+    );
 }
 
 #[test]
@@ -192,7 +166,7 @@ fn kept_files_are_current() {
     for (name, ops) in kept() {
         let bytes = encode(&ops);
         assert_eq!(decode(&bytes, &FUZZ), ops, "{name} does not round-trip");
-        let kept = std::fs::read(regressions_dir().join(name)).unwrap_or_default();
+        let kept = std::fs::read(regressions_dir("pageheap").join(name)).unwrap_or_default();
         assert!(
             kept == bytes,
             "{name} is stale: run `cargo test -p strata-pageheap --test \
@@ -205,7 +179,7 @@ fn kept_files_are_current() {
 #[ignore = "writes the hand-made files into fuzz/regressions/pageheap"]
 fn write_kept_files() {
     for (name, ops) in kept() {
-        std::fs::write(regressions_dir().join(name), encode(&ops)).unwrap();
+        std::fs::write(regressions_dir("pageheap").join(name), encode(&ops)).unwrap();
     }
 }
 

@@ -1,0 +1,52 @@
+//! Replaying kept fuzz inputs in `cargo test`, shared by the page heap's and
+//! the central layer's `fuzz_regressions.rs` (included with `#[path]`, like
+//! `os.rs`): every file under `fuzz/regressions/<target>/`, and a small
+//! deterministic generator for the pseudo-random batch.
+
+use std::path::PathBuf;
+
+/// Where the kept inputs of fuzz target `target` live.
+pub fn regressions_dir(target: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions")
+        .join(target)
+}
+
+/// Runs `replay` on every file kept under `fuzz/regressions/<target>/`
+/// (which must hold at least one) and fails naming the files that fail.
+/// `describe` renders an input's operations, shown only when a replay fails.
+pub fn replay_kept(target: &str, describe: impl Fn(&[u8]) -> String, replay: impl Fn(&[u8])) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions")
+        .join(target);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("fuzz/regressions/{target} exists: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no kept inputs to replay");
+    let mut failed = Vec::new();
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        // Shown only if the replay fails.
+        eprintln!("replaying {}: {}", f.display(), describe(&data));
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replay(&data))).is_err() {
+            failed.push(f);
+        }
+    }
+    assert!(failed.is_empty(), "kept inputs that fail: {failed:?}");
+}
+
+/// xorshift64: deterministic pseudo-random inputs.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
