@@ -53,7 +53,7 @@ pub use fake::FakeOs;
 pub use lock::{Lock, LockGuard};
 pub use meta::{ForkLock, MetaPool};
 pub use report::{fatal, write_stderr, Dec, Hex};
-pub use system::{monotonic_ms, os_page_size, SystemOs};
+pub use system::{address_space_limit, monotonic_ms, os_page_size, SystemOs};
 
 use core::ptr::NonNull;
 
@@ -83,6 +83,27 @@ pub unsafe trait Os: Sync {
     /// two (any value up to the address-space size; values at or below the OS
     /// page size cost nothing extra).
     fn map(&self, len: usize, align: usize) -> Result<NonNull<u8>, OsError>;
+
+    /// Reserves `len` bytes of address space aligned to `align`: no access,
+    /// no memory and no commit charge until parts are [`Os::commit`]ted. The
+    /// page heap grows inside one reservation so that "is this address
+    /// strata's" is one range check. Implementations without it keep the
+    /// default, and the heap grows with [`Os::map`] alone.
+    fn reserve(&self, len: usize, align: usize) -> Result<NonNull<u8>, OsError> {
+        let _ = (len, align);
+        Err(OsError::Unsupported)
+    }
+
+    /// Makes `[ptr, ptr + len)`, a page-aligned part of a range from
+    /// [`Os::reserve`] not committed before, readable and writable; it reads
+    /// as zero. On failure the range stays reserved and inaccessible.
+    ///
+    /// # Safety
+    /// The range lies inside a reservation of this `Os` and was not committed.
+    unsafe fn commit(&self, ptr: NonNull<u8>, len: usize) -> Result<(), OsError> {
+        let _ = (ptr, len);
+        Err(OsError::Unsupported)
+    }
 
     /// Unmaps a range returned by [`Os::map`] (or a page-aligned part of one).
     ///

@@ -35,6 +35,20 @@ pub fn os_page_size() -> usize {
     size
 }
 
+/// The process's address-space limit (`RLIMIT_AS`, `ulimit -v`) in bytes,
+/// or `None` when unlimited.
+pub fn address_space_limit() -> Option<usize> {
+    // SAFETY: getrlimit writes into the struct we pass.
+    let (rc, cur) = unsafe {
+        let mut r: libc::rlimit = core::mem::zeroed();
+        (libc::getrlimit(libc::RLIMIT_AS, &mut r), r.rlim_cur)
+    };
+    if rc != 0 || cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(usize::try_from(cur).unwrap_or(usize::MAX))
+}
+
 /// Milliseconds of `CLOCK_MONOTONIC_COARSE` (a vDSO read, no system call).
 pub fn monotonic_ms() -> u64 {
     // SAFETY: clock_gettime writes into the struct we pass.
@@ -65,18 +79,20 @@ impl Default for SystemOs {
     }
 }
 
-fn raw_map(len: usize) -> Result<NonNull<u8>, OsError> {
+/// Maps `len` bytes with protection `prot` (`PROT_NONE` for a reservation).
+fn raw_map(len: usize, prot: libc::c_int) -> Result<NonNull<u8>, OsError> {
     // SAFETY: an anonymous private mapping with no address hint has no
     // preconditions; the result is checked below.
     let p = unsafe {
         libc::mmap(
             core::ptr::null_mut(),
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
+            prot,
             // No MAP_NORESERVE: under the kernel's default overcommit
             // heuristic, a request no machine could back (malloc of 32 TiB)
             // then fails here, as it does with glibc, instead of succeeding
-            // and killing the program when touched.
+            // and killing the program when touched. A PROT_NONE reservation
+            // is not charged either way; committing it with mprotect is.
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
             0,
@@ -108,29 +124,57 @@ fn nonresident_reads_zero() -> bool {
     }
 }
 
+/// Maps `len` bytes aligned to `align` with protection `prot`: over-maps by
+/// the alignment and trims both ends.
+fn aligned_map(len: usize, align: usize, prot: libc::c_int) -> Result<NonNull<u8>, OsError> {
+    let page = os_page_size();
+    if len == 0 || len % page != 0 || !align.is_power_of_two() {
+        return Err(OsError::InvalidRequest);
+    }
+    if len > isize::MAX as usize {
+        return Err(OsError::OutOfMemory);
+    }
+    if align <= page {
+        return raw_map(len, prot);
+    }
+    let total = len.checked_add(align - page).ok_or(OsError::OutOfMemory)?;
+    let base = raw_map(total, prot)?.as_ptr() as usize;
+    let start = align_up(base, align).ok_or(OsError::OutOfMemory)?;
+    raw_unmap(base as *mut u8, start - base);
+    raw_unmap((start + len) as *mut u8, base + total - (start + len));
+    // SAFETY: start lies inside the successful mapping, so it is non-null.
+    Ok(unsafe { NonNull::new_unchecked(start as *mut u8) })
+}
+
 unsafe impl Os for SystemOs {
     fn map(&self, len: usize, align: usize) -> Result<NonNull<u8>, OsError> {
+        let p = aligned_map(len, align, libc::PROT_READ | libc::PROT_WRITE)?;
+        self.counters.on_map(len);
+        Ok(p)
+    }
+
+    fn reserve(&self, len: usize, align: usize) -> Result<NonNull<u8>, OsError> {
+        aligned_map(len, align, libc::PROT_NONE)
+    }
+
+    unsafe fn commit(&self, ptr: NonNull<u8>, len: usize) -> Result<(), OsError> {
         let page = os_page_size();
-        if len == 0 || len % page != 0 || !align.is_power_of_two() {
+        if len == 0 || len % page != 0 || ptr.as_ptr() as usize % page != 0 {
             return Err(OsError::InvalidRequest);
         }
-        if len > isize::MAX as usize {
+        // mprotect, not mmap(MAP_FIXED): a refused commit charge (strict
+        // overcommit, or a request larger than memory and swap under the
+        // default heuristic) leaves the range reserved, never a hole another
+        // mapping could take. The pages were never accessible, so they are
+        // not resident and read as zero.
+        // SAFETY: the caller passes a page-aligned part of our reservation.
+        let rc =
+            unsafe { libc::mprotect(ptr.as_ptr().cast(), len, libc::PROT_READ | libc::PROT_WRITE) };
+        if rc != 0 {
             return Err(OsError::OutOfMemory);
         }
-        if align <= page {
-            let p = raw_map(len)?;
-            self.counters.on_map(len);
-            return Ok(p);
-        }
-        // Over-map by the alignment and trim both ends.
-        let total = len.checked_add(align - page).ok_or(OsError::OutOfMemory)?;
-        let base = raw_map(total)?.as_ptr() as usize;
-        let start = align_up(base, align).ok_or(OsError::OutOfMemory)?;
-        raw_unmap(base as *mut u8, start - base);
-        raw_unmap((start + len) as *mut u8, base + total - (start + len));
         self.counters.on_map(len);
-        // SAFETY: start lies inside the successful mapping, so it is non-null.
-        Ok(unsafe { NonNull::new_unchecked(start as *mut u8) })
+        Ok(())
     }
 
     unsafe fn unmap(&self, ptr: NonNull<u8>, len: usize) {
@@ -166,10 +210,8 @@ unsafe impl Os for SystemOs {
             return len;
         }
         // SAFETY: the caller owns the range.
-        if unsafe { !first_page_resident(ptr.as_ptr(), page, &self.counters) } {
-            // Nothing we looked at is resident: the program barely touched the
-            // range. Dropping the pages costs page-table work only, and a page
-            // the program touches later faults in zeroed.
+        let unused = unsafe { !first_page_resident(ptr.as_ptr(), page, &self.counters) };
+        if unused {
             // SAFETY: the caller owns the range and gives up its contents.
             if unsafe { self.release(ptr, len) }.is_ok() {
                 return 0;
@@ -389,6 +431,58 @@ mod tests {
             unsafe { os.unmap(p, 1 << 20) };
         }
         assert_eq!(os.counters().snapshot().mapped_bytes, 0);
+    }
+
+    #[test]
+    fn reserve_then_commit_parts_reads_zero_and_keeps_the_rest_reserved() {
+        let os = SystemOs::new();
+        let len = 1usize << 32;
+        let p = os.reserve(len, len).unwrap();
+        let base = p.as_ptr() as usize;
+        assert_eq!(base % len, 0);
+        assert_eq!(
+            os.counters().snapshot().mapped_bytes,
+            0,
+            "reserving maps nothing"
+        );
+        let part = 2 << 20;
+        for off in [0, 6 << 20, len - part] {
+            let q = NonNull::new((base + off) as *mut u8).unwrap();
+            // SAFETY: an uncommitted, page-aligned part of our reservation.
+            unsafe { os.commit(q, part) }.unwrap();
+            // SAFETY: just committed.
+            let s = unsafe { core::slice::from_raw_parts_mut(q.as_ptr(), part) };
+            assert!(s.iter().all(|&b| b == 0));
+            s.fill(0x5A);
+        }
+        assert_eq!(os.counters().snapshot().mapped_bytes, 3 * part as u64);
+        // The part between commits is still reserved: no access. mincore
+        // succeeds on it (it is mapped) and finds nothing resident.
+        let mut v = [1u8; 4];
+        // SAFETY: 4 pages of our reservation; 4 bytes of output.
+        let rc = unsafe {
+            libc::mincore(
+                (base + part) as *mut _,
+                4 * os_page_size(),
+                v.as_mut_ptr().cast(),
+            )
+        };
+        assert_eq!(rc, 0);
+        assert_eq!(v, [0; 4]);
+        // A commit larger than memory and swap is refused under the
+        // kernel's default heuristic (not under "always overcommit") and
+        // leaves the reservation as it was.
+        let mode = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap_or_default();
+        if mode.trim() != "1" {
+            let big = 1usize << 46;
+            let r = os.reserve(big, 4096).unwrap();
+            // SAFETY: our whole, uncommitted reservation.
+            assert!(unsafe { os.commit(r, big) }.is_err());
+            // SAFETY: a small part of it still commits.
+            unsafe { os.commit(r, part) }.unwrap();
+            raw_unmap(r.as_ptr(), big);
+        }
+        raw_unmap(p.as_ptr(), len);
     }
 
     #[test]

@@ -126,6 +126,8 @@ pub struct PageHeap<O: Os> {
     pub(crate) records: MetaPool<Span>,
     pub(crate) state: Lock<HeapState>,
     pub(crate) decay: crate::decay::DecayClock,
+    /// The reservation growth commits from (see [`crate::arena`]).
+    arena: crate::arena::Arena,
     /// Bytes mapped by growth so far.
     grown_bytes: AtomicUsize,
     /// Growth beyond this many bytes is hinted for huge pages.
@@ -158,6 +160,7 @@ impl<O: Os> PageHeap<O> {
                     huge_cache: SpanList::new(),
                 }),
                 decay: crate::decay::DecayClock::new(),
+                arena: crate::arena::Arena::new(),
                 grown_bytes: AtomicUsize::new(0),
                 huge_pages_after: AtomicUsize::new(DEFAULT_HUGE_PAGES_AFTER),
             }
@@ -195,6 +198,21 @@ impl<O: Os> PageHeap<O> {
         } else {
             None
         }
+    }
+
+    /// Whether `addr` lies in the address range the heap grows into: a few
+    /// instructions, no lookup. Every small-object span made while the arena
+    /// had room is inside it, so a pointer outside is either from a span
+    /// grown elsewhere (the arena was full or could not be made) or not
+    /// strata's at all; [`PageHeap::size_class_of`] tells which.
+    #[inline(always)]
+    pub fn in_arena(&self, addr: usize) -> bool {
+        self.arena.contains(addr)
+    }
+
+    /// The arena's `(start, length)` in bytes, once the heap has grown.
+    pub fn arena_range(&self) -> Option<(usize, usize)> {
+        self.arena.range()
     }
 
     /// The size class of the small-object span holding `addr`, or 0.
@@ -361,7 +379,10 @@ impl<O: Os> PageHeap<O> {
         } else {
             (GROW_MIN, GROW_MIN)
         };
-        let mem = self.os.map(len, align).ok()?;
+        let (mem, in_arena) = match self.arena.take(&self.os, len, align) {
+            Some(mem) => (mem, true),
+            None => (self.os.map(len, align).ok()?, false),
+        };
         // Past a threshold the heap asks for transparent huge pages: fewer
         // page faults and TLB misses for big heaps, while a small program's
         // first megabytes stay backed by 4 KiB pages (no 2 MiB per touch).
@@ -374,8 +395,13 @@ impl<O: Os> PageHeap<O> {
         let start = mem.as_ptr() as usize >> PAGE_SHIFT;
         let n = len >> PAGE_SHIFT;
         if !self.pagemap.ensure(start, n, &self.os) {
-            // SAFETY: just mapped, never handed out.
-            unsafe { self.os.unmap(mem, len) };
+            // Arena memory stays committed but untouched (unmapping it would
+            // leave a hole in the reservation that another mapping could
+            // take); it costs no memory until touched.
+            if !in_arena {
+                // SAFETY: just mapped, never handed out.
+                unsafe { self.os.unmap(mem, len) };
+            }
             return None;
         }
         self.records.reserve(&self.os, RECORDS_PER_OP);

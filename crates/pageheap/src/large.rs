@@ -146,6 +146,12 @@ impl<O: Os> PageHeap<O> {
             // SAFETY: forwarded contract.
             return unsafe { self.resize_huge(s, new_pages, align) };
         }
+        if new_pages >= crate::huge::HUGE_MIN >> PAGE_SHIFT {
+            // A block of huge size lives in a mapping of its own, so that
+            // later growth moves page tables instead of copying (and the
+            // heap is not pinned by it): move it there once, by copy.
+            return None;
+        }
         // SAFETY: forwarded contract.
         unsafe { self.resize_in_heap(s, new_pages) }.then(|| {
             // SAFETY: addr is the live block's address.

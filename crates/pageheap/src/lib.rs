@@ -47,6 +47,7 @@
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
+mod arena;
 mod decay;
 mod freelists;
 mod heap;

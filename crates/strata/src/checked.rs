@@ -1,9 +1,9 @@
 //! The `checked` build: more bad frees caught, at a price on every small
 //! allocation and free (see `docs/safety.md` for the measured cost).
 //!
-//! - Every `dealloc` is checked against the pagemap: the page must hold
-//!   objects of the layout's class, and the pointer must be at an object
-//!   boundary (`(p - span start) % size == 0`).
+//! - Every `dealloc` is checked against the pagemap
+//!   ([`crate::validate::valid_small_free`]): the page must hold objects of
+//!   the layout's class, and the pointer must be at an object boundary.
 //! - A freed small object gets a *free tag* in its second word (derived from
 //!   its address, its class and a per-process secret) and the rest of it
 //!   (up to [`POISON_MAX`] bytes) is filled with [`POISON`]. Freeing an
@@ -19,7 +19,6 @@
 use strata_central::class_size_of;
 
 use crate::bad_free::{report, BadFreeKind};
-use crate::global::pages;
 
 /// The byte freed memory is filled with.
 pub(crate) const POISON: u8 = 0xDB;
@@ -42,40 +41,12 @@ fn poison_range(p: *mut u8, class: u8) -> (*mut u8, usize) {
     (p.wrapping_add(MIN_SIZE), size - MIN_SIZE)
 }
 
-/// Checks a `dealloc` of `p` with a layout of `class`; reports and returns
-/// false if it must not be freed.
-pub(crate) fn valid_small_free(p: *mut u8, class: u8) -> bool {
-    let page_class = pages().size_class_of(p as usize);
-    if page_class == 0 {
-        let kind = match pages().large_span(p as usize) {
-            Ok(_) => BadFreeKind::WrongLayout,
-            Err(why) => why.into(),
-        };
-        report(p, kind);
-        return false;
-    }
-    if page_class != class {
-        report(p, BadFreeKind::WrongLayout);
-        return false;
-    }
-    let Some(span) = pages().span_of(p as usize) else {
-        report(p, BadFreeKind::NeverAllocated);
-        return false;
-    };
-    // SAFETY: span_of returned a record holding the page.
-    let start = unsafe { span.as_ref().start_addr() };
-    if (p as usize - start) % class_size_of(class) != 0 {
-        report(p, BadFreeKind::Interior);
-        return false;
-    }
-    true
-}
-
 /// Tags and poisons an object being freed; reports a double free (and
 /// returns false) if it already carries its tag and intact poison.
 ///
 /// # Safety
-/// `p` is an object of `class` (validated by [`valid_small_free`]).
+/// `p` is an object of `class` (validated by
+/// [`crate::validate::valid_small_free`]).
 pub(crate) unsafe fn on_free(p: *mut u8, class: u8) -> bool {
     let t = tag(p, class);
     let word = p.wrapping_add(8) as *mut usize;

@@ -108,6 +108,13 @@ pub(crate) unsafe fn free_small(p: *mut u8, _class: u8) {
     unsafe { unmap_block(p) }
 }
 
+/// # Safety
+/// As [`free_small`].
+pub(crate) unsafe fn free_small_known(p: *mut u8, class: u8) {
+    // SAFETY: forwarded contract.
+    unsafe { free_small(p, class) }
+}
+
 /// A block of `size` bytes aligned to `align`; it reads as zero whatever
 /// `zero` says.
 pub(crate) fn alloc_large(size: usize, align: usize, _zero: bool) -> *mut u8 {

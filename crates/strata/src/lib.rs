@@ -50,6 +50,8 @@ mod global;
 pub mod raw;
 mod stats;
 mod sync;
+#[cfg(not(loom))]
+mod validate;
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};

@@ -11,7 +11,7 @@ use strata_central::class_size_of;
 
 use crate::bad_free::BadFreeKind;
 use crate::global::{
-    alloc_large, alloc_small, class_of, free_large, free_small, large_size, resize_large,
+    alloc_large, alloc_small, class_of, free_large, free_small_known, large_size, resize_large,
     size_class_of,
 };
 
@@ -66,7 +66,7 @@ pub unsafe fn free(p: *mut u8) {
         }
         // SAFETY: the pagemap says p lies in an in-use span of this class,
         // and it is aligned as every object is.
-        unsafe { free_small(p, class) }
+        unsafe { free_small_known(p, class) }
     } else {
         // SAFETY: forwarded contract; validated by the page heap.
         unsafe { free_large(p) }
