@@ -92,17 +92,23 @@ pub fn evaluate(results: &[ScenarioResult]) -> Vec<Verdict> {
                     |s, _| Some(s <= 1000.0),
                 ));
             }
+            // Flat: the largest size costs at most 10 µs more than the
+            // smallest (a cost growing with the size would add about 64x
+            // at 4 GiB). An absolute bound, not a ratio: what is left is
+            // one madvise whose page-table walk varies by a few µs with
+            // where the kernel placed the mapping (untouched 1 GiB:
+            // 1.8-5.4 µs, 4 GiB: 0.4 µs, measured in C on this VM).
             let flat = format!(
-                "flat: {} time <= 2x {} time",
+                "flat: {} time <= {} time + 10 µs",
                 bytes(sizes[sizes.len() - 1]),
                 bytes(sizes[0])
             );
             v.push(verdict(
                 "T1",
                 flat,
-                "ratio",
-                |a| Ok(get("T1", a, &hi)? / get("T1", a, &lo)?),
-                |s, _| Some(s <= 2.0),
+                "µs more",
+                |a| Ok(get("T1", a, &hi)? - get("T1", a, &lo)?),
+                |s, _| Some(s <= 10.0),
             ));
         }
     }

@@ -209,8 +209,17 @@ unsafe impl Os for SystemOs {
             self.counters.on_zero_written(len);
             return len;
         }
-        // SAFETY: the caller owns the range.
-        let unused = unsafe { !first_page_resident(ptr.as_ptr(), page, &self.counters) };
+        // The first page is the sample: not resident, or resident but still
+        // all zero, means the program did not use the range since it was
+        // last made zero (pages we cleared ourselves stay resident, so
+        // residency alone would have us clear them again on every reuse: the
+        // calloc loop that re-zeroes memory nobody touched). Dropping the
+        // pages costs page-table work only, and a page the program touches
+        // later faults in zeroed.
+        // SAFETY: the caller owns the range, so its first page is readable.
+        let unused = unsafe {
+            !first_page_resident(ptr.as_ptr(), page, &self.counters) || all_zero(ptr.as_ptr(), page)
+        };
         if unused {
             // SAFETY: the caller owns the range and gives up its contents.
             if unsafe { self.release(ptr, len) }.is_ok() {
@@ -338,6 +347,20 @@ unsafe fn first_page_resident(start: *mut u8, page: usize, counters: &OsCounters
     // SAFETY: one page of the caller's range; one byte of output.
     let rc = unsafe { libc::mincore(start.cast(), page, &mut v as *mut u8 as *mut _) };
     rc != 0 || v & 1 != 0
+}
+
+/// Whether `len` bytes at `p` (8-byte aligned, `len` a multiple of 64) are
+/// all zero. Reads 8 words per step and tests their or, so a page costs a
+/// few dozen instructions; stops at the first non-zero step.
+///
+/// # Safety
+/// The range is mapped and readable.
+unsafe fn all_zero(p: *const u8, len: usize) -> bool {
+    // SAFETY: the caller's readable, 8-byte aligned range.
+    let words = unsafe { core::slice::from_raw_parts(p as *const u64, len / 8) };
+    words
+        .chunks(8)
+        .all(|c| c.iter().fold(0, |acc, &w| acc | w) == 0)
 }
 
 /// Makes `[start, start + len)` read as zero, chunk by chunk: a chunk with at
@@ -524,6 +547,43 @@ mod tests {
                     written >= (pages / 2 + 1) * page && written < len,
                     "wrote {written}"
                 );
+            }
+            os.unmap(p, len);
+        }
+    }
+
+    /// Pages zero() cleared stay resident; if the program does not use them
+    /// before the next zero(), they must not be cleared again (the calloc
+    /// loop that re-zeroes memory nobody touched), only dropped.
+    #[test]
+    fn zero_never_clears_a_range_twice_when_unused_in_between() {
+        let os = SystemOs::new();
+        let len = 8 << 20;
+        let p = os.map(len, 4096).unwrap();
+        // SAFETY: we own the mapping.
+        unsafe {
+            p.as_ptr().write_bytes(0x33, len);
+            let first = os.zero(p, len);
+            assert!(core::slice::from_raw_parts(p.as_ptr(), len)
+                .iter()
+                .all(|&b| b == 0));
+            if nonresident_reads_zero() {
+                assert!(first >= len / 2, "a used range is cleared: wrote {first}");
+            }
+            for _ in 0..3 {
+                assert_eq!(os.zero(p, len), 0, "cleared again although unused");
+                assert!(core::slice::from_raw_parts(p.as_ptr(), len)
+                    .iter()
+                    .all(|&b| b == 0));
+            }
+            // Used again (first page written): cleared again.
+            p.as_ptr().write_bytes(0x44, len);
+            let again = os.zero(p, len);
+            assert!(core::slice::from_raw_parts(p.as_ptr(), len)
+                .iter()
+                .all(|&b| b == 0));
+            if nonresident_reads_zero() {
+                assert!(again >= len / 2, "wrote {again}");
             }
             os.unmap(p, len);
         }

@@ -42,9 +42,14 @@ impl<O: Os> PageHeap<O> {
         self.records.reserve(&self.os, 1);
         let cached = {
             let mut st = self.state.lock();
+            // A zeroed request is not served by growing a smaller mapping:
+            // the grown block would need zeroing where a fresh mapping
+            // reads as zero for free, and the old part's page tables would
+            // make every later drop of the whole block walk them (6 µs
+            // against 1.8 µs for 1 GiB here).
             let found = st.huge_cache.iter().find(|&c| {
                 // SAFETY: members of the cache are valid records.
-                unsafe { (*c).start_addr() % align == 0 }
+                unsafe { (*c).start_addr() % align == 0 && (!zero || (*c).len_bytes() >= len) }
             });
             if let Some(c) = found {
                 // SAFETY: c is in the cache.
@@ -73,7 +78,10 @@ impl<O: Os> PageHeap<O> {
                     if zero && !clean {
                         // The old part may be dirty; what mremap added is zero.
                         // SAFETY: ours, mapped, unused.
-                        unsafe { self.os.zero(p, old_len.min(len)) };
+                        unsafe { self.zero_span(c, p, old_len.min(len)) };
+                    } else if !zero {
+                        // SAFETY: the record is ours.
+                        unsafe { self.forget_unused(c) };
                     }
                     // SAFETY: c is ours; p is a whole mapping of `len` bytes.
                     return unsafe { self.register_huge(c, p, npages, false) };

@@ -38,8 +38,11 @@ impl<O: Os> PageHeap<O> {
         // SAFETY: the address is the start of a mapped span we own.
         let p = unsafe { NonNull::new_unchecked(addr as *mut u8) };
         if zero && !clean {
-            // SAFETY: outside the lock, on pages only we hold.
-            unsafe { self.os.zero(p, npages << PAGE_SHIFT) };
+            // SAFETY: outside the lock, on a span only we hold.
+            unsafe { self.zero_span(s.as_ptr(), p, npages << PAGE_SHIFT) };
+        } else if !zero {
+            // SAFETY: as above.
+            unsafe { self.forget_unused(s.as_ptr()) };
         }
         #[cfg(debug_assertions)]
         if zero {

@@ -58,6 +58,7 @@ mod loom_tests;
 mod pagemap;
 mod span;
 mod sync;
+mod zeroing;
 
 pub use decay::DEFAULT_DECAY_MS;
 pub use heap::{BadPointer, PageHeap, PageHeapStats, Prefer, DEFAULT_HUGE_PAGES_AFTER};

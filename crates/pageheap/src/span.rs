@@ -63,6 +63,12 @@ pub struct Span {
     pub carved: u32,
     /// Central: which occupancy bucket the span sits in.
     pub bucket: u8,
+    /// Zeroed reuse ([`crate::zeroing`]): reuses left that drop the pages
+    /// without first looking whether the program used them.
+    pub(crate) blind_drops: u8,
+    /// Zeroed reuse: how many times in a row the look found the memory
+    /// unused (the next run of blind drops is `2^n - 1` long).
+    pub(crate) unused_runs: u8,
 }
 
 // SAFETY: a span record is plain data; the raw pointers in it are addresses
@@ -86,6 +92,8 @@ impl Span {
             allocated: 0,
             carved: 0,
             bucket: 0,
+            blind_drops: 0,
+            unused_runs: 0,
         }
     }
 

@@ -31,6 +31,32 @@ fn dirty(len: usize, align: usize) -> Layout {
     l
 }
 
+/// The calloc loop of the macOS bug: memory the program used once and then
+/// asks for zeroed again and again, never touching it. strata clears it at
+/// most once; every later reuse only drops pages (page-table work).
+#[test]
+fn a_calloc_loop_of_untouched_memory_clears_it_at_most_once() {
+    let _g = SERIAL.lock().unwrap();
+    for &len in &[1 << 20, 8 << 20, 64 << 20] {
+        let l = dirty(len, 8);
+        let before = strata::stats().zeroed_bytes_written;
+        for _ in 0..20 {
+            // SAFETY: non-zero layout; the block is freed once.
+            unsafe {
+                let p = alloc_zeroed(l);
+                assert!(!p.is_null());
+                assert_eq!(p.read_volatile(), 0);
+                dealloc(p, l);
+            }
+        }
+        let written = strata::stats().zeroed_bytes_written - before;
+        assert!(
+            written <= len as u64,
+            "{len}: wrote {written} bytes in 20 cycles"
+        );
+    }
+}
+
 #[test]
 fn released_memory_comes_back_zero() {
     let _g = SERIAL.lock().unwrap();
