@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   HEAP: ThreadCaches ─▶ Central ─▶ PageHeap ─▶ SystemOs
-//!   SLOT: this thread's cache state (const thread-local, no destructor)
+//!   slot: this thread's cache state (crate::tls: initial-exec TLS word)
 //! ```
 //!
 //! # Initialisation
@@ -19,21 +19,18 @@ use strata_central::Central;
 use strata_os::{Os, SystemOs};
 use strata_pageheap::{BadPointer, PageHeap};
 
-use strata_threadcache::{Slot, ThreadCaches};
+use strata_threadcache::{ThreadCaches, ThreadSlot};
 
 use crate::config::Config;
 use crate::stats::Stats;
 use crate::sync::statics::{AtomicU8, Ordering};
+use crate::tls::this_thread;
 
 pub(crate) type Pages = PageHeap<SystemOs>;
 pub(crate) type Heap = ThreadCaches<Central<Pages>>;
 
 pub(crate) static HEAP: Heap =
     ThreadCaches::with_first_use_hook(Central::new(PageHeap::new(SystemOs::new())), ensure_init);
-
-std::thread_local! {
-    pub(crate) static SLOT: Slot = const { Slot::new() };
-}
 
 const NOT_STARTED: u8 = 0;
 const STARTING: u8 = 1;
@@ -131,7 +128,7 @@ pub(crate) fn class_of(size: usize, align: usize) -> u8 {
 
 #[inline(always)]
 pub(crate) fn alloc_small(class: u8) -> *mut u8 {
-    let p = SLOT.with(|slot| HEAP.alloc(slot, class));
+    let p = HEAP.alloc(this_thread(), class);
     #[cfg(feature = "checked")]
     if !p.is_null() {
         // SAFETY: a small object of `class` just taken from a free list.
@@ -186,7 +183,7 @@ pub(crate) unsafe fn free_small_known(p: *mut u8, class: u8) {
         return;
     }
     // SAFETY: forwarded contract.
-    SLOT.with(|slot| unsafe { HEAP.free(slot, p, class) })
+    unsafe { HEAP.free(this_thread(), p, class) }
 }
 
 // ---- large allocations -----------------------------------------------------
@@ -238,7 +235,7 @@ pub(crate) unsafe fn resize_large(
 
 /// [`crate::release_free_memory`].
 pub(crate) fn release_free_memory() -> usize {
-    SLOT.with(|slot| HEAP.flush_current(slot));
+    HEAP.flush_current(this_thread().slot());
     central().drain_transfer_caches();
     pages().release_free_memory()
 }

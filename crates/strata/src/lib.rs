@@ -51,6 +51,8 @@ pub mod raw;
 mod stats;
 mod sync;
 #[cfg(not(loom))]
+mod tls;
+#[cfg(not(loom))]
 mod validate;
 
 use core::alloc::{GlobalAlloc, Layout};

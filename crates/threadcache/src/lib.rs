@@ -51,7 +51,9 @@ mod loom_tests;
 mod tests;
 
 pub use cache::{ThreadCache, MAX_CLASSES};
-pub use registry::{Slot, ThreadCacheStats, ThreadCaches};
+#[doc(hidden)]
+pub use registry::{Sentinels, SENTINELS};
+pub use registry::{Slot, ThreadCacheStats, ThreadCaches, ThreadSlot};
 
 use strata_os::Os;
 

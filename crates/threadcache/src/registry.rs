@@ -32,13 +32,20 @@ use crate::Backend;
 /// holds a cache pointer, so the fast paths need no state check: an
 /// allocation from a sentinel finds an empty list and a free finds a full
 /// one, and both land on the slow path, which tells the states apart.
-struct Sentinels([ThreadCache; 3]);
+#[repr(C)]
+#[doc(hidden)]
+pub struct Sentinels([ThreadCache; 3]);
 
 // SAFETY: the sentinels are never written: `pop` only reads an empty list and
 // `try_push` refuses a list whose maximum is zero before writing.
 unsafe impl Sync for Sentinels {}
 
-static SENTINELS: Sentinels = Sentinels([
+/// The sentinel caches. A [`Slot`] starts as this static's address (the
+/// `UNINIT` sentinel is the first), so a slot defined outside Rust's
+/// `thread_local!` (strata's initial-exec TLS word, written in assembly) is
+/// initialised with a relocation to this symbol; see [`Slot::INITIAL_IS_SENTINELS`].
+#[doc(hidden)]
+pub static SENTINELS: Sentinels = Sentinels([
     ThreadCache::sentinel(),
     ThreadCache::sentinel(),
     ThreadCache::sentinel(),
@@ -52,14 +59,53 @@ const fn sentinel(state: usize) -> *mut ThreadCache {
     &raw const SENTINELS.0[state] as *mut ThreadCache
 }
 
+/// How the fast paths reach the calling thread's [`Slot`]: `word` reads what
+/// it holds (the only access on the fast path), `slot` gives the slot itself
+/// to the slow paths, which write it. `&Slot` is one (a slot from a
+/// `thread_local!`); an owner with a cheaper way to read its thread-local
+/// word (strata's initial-exec TLS) implements it on a token type.
+///
+/// # Safety
+/// `word` must return the current content of the calling thread's slot, and
+/// `slot` that same slot, which only the calling thread uses.
+pub unsafe trait ThreadSlot<'a>: Copy {
+    /// The slot's current word.
+    fn word(self) -> *mut ThreadCache;
+    /// The slot.
+    fn slot(self) -> &'a Slot;
+}
+
+// SAFETY: a `&Slot` is read and handed on as it is.
+unsafe impl<'a> ThreadSlot<'a> for &'a Slot {
+    #[inline(always)]
+    fn word(self) -> *mut ThreadCache {
+        self.0.get()
+    }
+
+    #[inline(always)]
+    fn slot(self) -> &'a Slot {
+        self
+    }
+}
+
 /// Default byte budget of one thread's cache.
 pub(crate) const DEFAULT_MAX_CACHE_BYTES: usize = 4 << 20;
 
 /// A thread's slot: its cache, or a sentinel saying why it has none. Declare
 /// one per thread with a const-initialised `thread_local!`.
+#[repr(transparent)]
 pub struct Slot(Cell<*mut ThreadCache>);
 
 impl Slot {
+    /// A slot is one pointer-sized word whose initial value is the address
+    /// of [`SENTINELS`]: what a slot defined in assembly must hold (checked
+    /// here at compile time and by a test).
+    pub const INITIAL_IS_SENTINELS: () = {
+        assert!(core::mem::size_of::<Slot>() == core::mem::size_of::<usize>());
+        // sentinel(UNINIT) is &SENTINELS.0[0]: at offset 0 (repr(C)).
+        assert!(UNINIT == 0 && core::mem::offset_of!(Sentinels, 0) == 0);
+    };
+
     /// The slot of a thread that has not used the allocator yet.
     pub const fn new() -> Self {
         Slot(Cell::new(sentinel(UNINIT)))
@@ -227,14 +273,14 @@ impl<B: Backend> ThreadCaches<B> {
 
     /// Allocates an object of `class` for the thread owning `slot`.
     #[inline(always)]
-    pub fn alloc(&'static self, slot: &Slot, class: u8) -> *mut u8 {
-        let c = slot.0.get();
+    pub fn alloc<'a>(&'static self, slot: impl ThreadSlot<'a>, class: u8) -> *mut u8 {
+        let c = slot.word();
         // SAFETY: the slot holds this thread's cache or a sentinel.
         let p = unsafe { ThreadCache::pop(c, class) };
         if !p.is_null() {
             return p;
         }
-        self.alloc_slow(slot, class)
+        self.alloc_slow(slot.slot(), class)
     }
 
     /// Frees an object of `class` on the thread owning `slot` (whichever
@@ -243,13 +289,13 @@ impl<B: Backend> ThreadCaches<B> {
     /// # Safety
     /// `obj` is a live object of `class` from this registry's backend.
     #[inline(always)]
-    pub unsafe fn free(&'static self, slot: &Slot, obj: *mut u8, class: u8) {
-        let c = slot.0.get();
+    pub unsafe fn free<'a>(&'static self, slot: impl ThreadSlot<'a>, obj: *mut u8, class: u8) {
+        let c = slot.word();
         // SAFETY: the slot holds this thread's cache or a sentinel; the
         // object is given up by the caller.
         if unsafe { !ThreadCache::try_push(c, obj, class) } {
             // SAFETY: forwarded contract.
-            unsafe { self.free_slow(slot, obj, class) }
+            unsafe { self.free_slow(slot.slot(), obj, class) }
         }
     }
 
