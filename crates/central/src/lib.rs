@@ -132,6 +132,9 @@ pub struct ClassStats {
     pub span_free_objects: usize,
     /// Free objects in the transfer cache.
     pub transfer_objects: usize,
+    /// Of `span_free_objects`, those never carved from their span (pages
+    /// possibly never touched).
+    pub uncarved_objects: usize,
 }
 
 /// The central layer: per-class transfer caches and central free lists over
@@ -356,6 +359,7 @@ impl<P: PageSource> Central<P> {
             spans: central.spans,
             span_free_objects: central.free_objects,
             transfer_objects: transfer,
+            uncarved_objects: central.uncarved_objects,
         }
     }
 

@@ -121,6 +121,7 @@ fn shadow_model() {
             st.spans * per_span,
             "class {c} lost objects"
         );
+        assert!(st.uncarved_objects <= st.span_free_objects);
     }
 }
 
