@@ -271,6 +271,11 @@ pub(crate) fn stats() -> Stats {
     }
 }
 
+/// Accounting for one size class (1..NUM_CLASSES).
+pub(crate) fn class_stats(class: u8) -> strata_central::ClassStats {
+    central().class_stats(class)
+}
+
 /// Makes `[ptr, ptr + len)` resident now.
 pub(crate) fn populate(ptr: NonNull<u8>, len: usize) -> bool {
     // SAFETY: the caller of the public API promises the range is an

@@ -75,7 +75,7 @@ pub fn class_stats(class: u8) -> Option<(usize, crate::ClassStats)> {
     }
     Some((
         strata_central::class_size_of(class),
-        crate::global::central().class_stats(class),
+        crate::global::class_stats(class),
     ))
 }
 
