@@ -9,6 +9,7 @@
 //! cargo run --release -p strata-benches --example rss_probe -- larson
 //! cargo run --release -p strata-benches --example rss_probe -- mstress
 //! cargo run --release -p strata-benches --example rss_probe -- xmalloc
+//! cargo run --release -p strata-benches --example rss_probe -- randomfree  # faults
 //! ```
 //!
 //! Figures in KiB. `span free` counts free objects inside partly used spans,
@@ -125,6 +126,11 @@ fn main() {
         match which.as_str() {
             "larson" => {
                 workloads::larson(&STRATA, 2, 1_000, 200_000, 5, dl);
+            }
+            "randomfree" => {
+                // Row 3's shape, one round: page faults of a fresh heap.
+                let s = workloads::random_free(&STRATA, 100_000, 1, dl);
+                println!("randomfree: {} minor faults", s.minflt);
             }
             "xmalloc" => {
                 workloads::xmalloc_test(&STRATA, 2, 2, 500_000, dl);
