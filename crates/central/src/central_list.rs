@@ -33,6 +33,9 @@ pub(crate) struct CentralList {
     pub(crate) spans: usize,
     /// Free objects held in spans (linked or uncarved).
     pub(crate) free_objects: usize,
+    /// Of those, objects never carved (their pages may never have been
+    /// touched, so they may cost no memory).
+    pub(crate) uncarved_objects: usize,
 }
 
 impl CentralList {
@@ -41,6 +44,7 @@ impl CentralList {
             buckets: [const { SpanList::new() }; BUCKETS],
             spans: 0,
             free_objects: 0,
+            uncarved_objects: 0,
         }
     }
 
@@ -72,6 +76,7 @@ impl CentralList {
     pub(crate) unsafe fn add_span(&mut self, s: *mut Span, info: &ClassInfo) {
         self.spans += 1;
         self.free_objects += info.objects as usize;
+        self.uncarved_objects += info.objects as usize;
         // SAFETY: caller's contract.
         unsafe { self.file(s, info) };
     }
@@ -92,6 +97,8 @@ impl CentralList {
         }
         self.spans -= 1;
         self.free_objects -= info.objects as usize;
+        // SAFETY: caller's contract.
+        self.uncarved_objects -= (info.objects - unsafe { (*s).carved }) as usize;
         true
     }
 
@@ -112,6 +119,9 @@ impl CentralList {
                 self.buckets[b].remove(s);
                 let span = &mut *s;
                 while got < n && Self::has_free(span, info) {
+                    if span.objects.is_null() {
+                        self.uncarved_objects -= 1;
+                    }
                     let obj = pop_object(span, info);
                     // Build the list in order: head first.
                     strata_os::link::write(obj, ptr::null_mut());
@@ -157,6 +167,7 @@ impl CentralList {
                 }
                 self.spans -= 1;
                 self.free_objects -= info.objects as usize;
+                self.uncarved_objects -= (info.objects - span.carved) as usize;
                 return NonNull::new(s);
             }
             if !had_free {

@@ -14,6 +14,12 @@
 //!                             page heap (PageSource)
 //! ```
 //!
+//! An allocation is served, in order: by a parked batch (a request for a
+//! whole batch), by the fullest spans with free objects, by a parked batch
+//! taken apart (a smaller request: the rest goes back to its spans), and
+//! only then by a new span. So memory parked by the threads before is used
+//! before the heap grows.
+//!
 //! It is generic over [`PageSource`], what it needs from the page heap, which
 //! [`strata_pageheap::PageHeap`] implements; its tests run over a fake.
 //!
@@ -132,6 +138,9 @@ pub struct ClassStats {
     pub span_free_objects: usize,
     /// Free objects in the transfer cache.
     pub transfer_objects: usize,
+    /// Of `span_free_objects`, those never carved from their span (pages
+    /// possibly never touched).
+    pub uncarved_objects: usize,
 }
 
 /// The central layer: per-class transfer caches and central free lists over
@@ -150,7 +159,9 @@ pub struct Central<P> {
 /// producer/consumer program parks there bounded. Measured (main job, one
 /// process, loaded machine): with no shared budget, xmalloc-test peaked at
 /// 17x glibc's RSS; 16 MiB: 5.5x, random-order free 2.8x mimalloc's time;
-/// 32 MiB: 9.8x and 1.9x. Sizing per class by demand is open work.
+/// 32 MiB: 9.8x and 1.9x. Those peaks came mostly from batches parked while
+/// threads in slow start took new spans; since parked batches also serve
+/// partial requests, xmalloc-test peaks at 1.17x glibc with 16 MiB.
 pub const TRANSFER_BUDGET: usize = 16 << 20;
 
 fn batch_bytes(info: &ClassInfo) -> usize {
@@ -208,7 +219,35 @@ impl<P: PageSource> Central<P> {
                 return (head, got);
             }
         }
-        // No span has a free object: get a new one, outside the class lock
+        // No span has a free object, but parked batches may: a thread cache
+        // in slow start (a new thread) asks for fewer than a batch, and
+        // taking a new span while whole batches sit idle here made the
+        // transfer caches fill up with the frees of earlier threads while
+        // their successors carved new spans (mstress: 16 MiB parked at the
+        // peak, 2x jemalloc's RSS). Take a batch, keep `n`, and put the rest
+        // back into its spans.
+        if n > 0 && n < info.batch as usize {
+            let batch = lists.transfer.lock().pop();
+            if !batch.is_null() {
+                self.transfer_bytes
+                    .fetch_sub(batch_bytes(info), Ordering::Relaxed);
+                let mut last = batch;
+                for _ in 1..n {
+                    // SAFETY: a transfer-cache entry links `batch` > n objects.
+                    last = unsafe { strata_os::link::read(last) };
+                }
+                // SAFETY: `last` is the n-th object; the rest of the list
+                // follows it and is null-terminated.
+                unsafe {
+                    let rest = strata_os::link::read(last);
+                    strata_os::link::write(last, ptr::null_mut());
+                    // SAFETY: `batch - n` free objects of this class.
+                    self.release_to_spans(class, rest, info.batch as usize - n);
+                }
+                return (batch, n);
+            }
+        }
+        // No free object anywhere: get a new span, outside the class lock
         // so other threads can keep freeing into this class meanwhile.
         let Some(span) = self.pages.alloc_span(info.pages as usize, class) else {
             return (ptr::null_mut(), 0);
@@ -356,6 +395,7 @@ impl<P: PageSource> Central<P> {
             spans: central.spans,
             span_free_objects: central.free_objects,
             transfer_objects: transfer,
+            uncarved_objects: central.uncarved_objects,
         }
     }
 

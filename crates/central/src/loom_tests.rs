@@ -181,6 +181,31 @@ fn loom_central_batches_conserve_objects() {
     });
 }
 
+/// Requests for less than a batch (thread caches in slow start) while the
+/// only free objects sit in a parked batch: one thread splits the batch
+/// (keeps one object, puts the other back into its span) while the other
+/// splits it first, takes the object put back, or takes a fresh span. No
+/// object is handed out twice, none is lost, the budget stays exact.
+#[test]
+fn loom_central_partial_requests_split_a_parked_batch() {
+    model(|| {
+        let w = World::new();
+        let b = w.alloc(2);
+        w.free(&b); // parked whole: no span has a free object
+        let t = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let one = w.alloc(1);
+                w.free(&one);
+            })
+        };
+        let one = w.alloc(1);
+        w.free(&one);
+        t.join().unwrap();
+        w.conserved();
+    });
+}
+
 /// The cross-thread free path: objects allocated by one thread, freed as a
 /// full batch by another, reach the first thread again through the
 /// transfer cache. The batch travels through a loom `AtomicPtr` (Release /

@@ -121,7 +121,53 @@ fn shadow_model() {
             st.spans * per_span,
             "class {c} lost objects"
         );
+        assert!(st.uncarved_objects <= st.span_free_objects);
     }
+}
+
+/// A request for less than a batch (a thread cache in slow start) when no
+/// span has a free object takes a parked batch apart instead of a new span:
+/// the rest of the batch goes back to its spans.
+#[test]
+fn partial_request_uses_a_parked_batch_before_a_new_span() {
+    let central = Central::new(FakePages::new());
+    // A class whose spans hold at least two batches, so that giving back
+    // part of a batch cannot empty a span.
+    let class = (1..NUM_CLASSES as u8)
+        .find(|&c| {
+            let i = &CLASSES[c as usize];
+            i.batch > 1 && i.objects >= 2 * i.batch as u32
+        })
+        .unwrap();
+    let batch = CLASSES[class as usize].batch as usize;
+    let mut held = Vec::new();
+    // Take full batches until every carved span is used up.
+    while held.len() < batch || central.class_stats(class).span_free_objects > 0 {
+        let (head, got) = central.alloc_batch(class, batch);
+        held.extend(collect(head, got));
+        assert!(held.len() < 100_000);
+    }
+    let spans = central.class_stats(class).spans;
+    let back: Vec<usize> = held.drain(held.len() - batch..).collect();
+    // SAFETY: a full batch of live objects of this class, given up.
+    unsafe { central.free_batch(class, link(&back), batch) };
+    assert_eq!(central.class_stats(class).transfer_objects, batch);
+
+    let (head, got) = central.alloc_batch(class, 1);
+    assert_eq!(got, 1);
+    assert!(back.contains(&(head as usize)));
+    let st = central.class_stats(class);
+    assert_eq!(st.spans, spans, "a new span was taken");
+    assert_eq!(st.transfer_objects, 0);
+    assert_eq!(st.span_free_objects, batch - 1);
+    assert_eq!(st.uncarved_objects, 0);
+    held.push(head as usize);
+    for obj in held {
+        // SAFETY: live objects of this class.
+        unsafe { central.free_one(class, obj as *mut u8) };
+    }
+    central.drain_transfer_caches();
+    assert_eq!(central.pages().live_spans(), 0);
 }
 
 #[test]

@@ -258,12 +258,15 @@ pub(crate) fn stats() -> Stats {
     let ph = pages().stats();
     let os = strata_os::Os::counters(pages().os()).snapshot();
     let tc = HEAP.stats();
-    let mut central_free = 0;
+    let (mut transfer, mut span_free, mut uncarved) = (0, 0, 0);
     for c in 1..strata_central::NUM_CLASSES as u8 {
         let s = central().class_stats(c);
-        central_free +=
-            (s.span_free_objects + s.transfer_objects) * strata_central::class_size_of(c);
+        let size = strata_central::class_size_of(c);
+        transfer += s.transfer_objects * size;
+        span_free += s.span_free_objects * size;
+        uncarved += s.uncarved_objects * size;
     }
+    let central_free = transfer + span_free;
     Stats {
         mapped_bytes: ph.mapped_bytes,
         in_use_bytes: ph.in_use_bytes,
@@ -274,6 +277,9 @@ pub(crate) fn stats() -> Stats {
         free_clean_bytes: ph.free_clean_bytes,
         thread_cache_bytes: tc.cached_bytes,
         central_free_bytes: central_free,
+        transfer_cache_bytes: transfer,
+        span_free_bytes: span_free,
+        uncarved_bytes: uncarved,
         metadata_bytes: ph.metadata_bytes,
         released_bytes_total: os.released_bytes,
         huge_in_use_bytes: ph.huge_in_use_bytes,
@@ -289,6 +295,11 @@ pub(crate) fn stats() -> Stats {
         mincore_calls: os.residency_queries,
         zeroed_bytes_written: os.zeroed_bytes_written,
     }
+}
+
+/// Accounting for one size class (1..NUM_CLASSES).
+pub(crate) fn class_stats(class: u8) -> strata_central::ClassStats {
+    central().class_stats(class)
 }
 
 /// Makes `[ptr, ptr + len)` resident now.

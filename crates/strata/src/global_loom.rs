@@ -176,6 +176,11 @@ pub(crate) fn stats() -> Stats {
     }
 }
 
+/// Statistics are zero here.
+pub(crate) fn class_stats(_class: u8) -> strata_central::ClassStats {
+    strata_central::ClassStats::default()
+}
+
 pub(crate) fn populate(ptr: NonNull<u8>, len: usize) -> bool {
     // SAFETY: the caller of the public API promises the range is an
     // allocation of theirs, which is a mapping of `OS`'s.

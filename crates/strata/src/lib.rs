@@ -62,7 +62,8 @@ use strata_central::class_size_of;
 
 pub use bad_free::{set_bad_free_hook, BadFree, BadFreeKind};
 pub use config::Config;
-pub use stats::{stats, Stats};
+pub use stats::{class_stats, stats, Stats};
+pub use strata_central::ClassStats;
 
 use global::{alloc_large, alloc_small, class_of, free_large, free_small};
 

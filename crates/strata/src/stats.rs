@@ -24,6 +24,13 @@ pub struct Stats {
     pub thread_cache_bytes: usize,
     /// Bytes of free objects in central lists and transfer caches.
     pub central_free_bytes: usize,
+    /// Of `central_free_bytes`, the batches parked in transfer caches.
+    pub transfer_cache_bytes: usize,
+    /// Of `central_free_bytes`, free objects inside partly used spans.
+    pub span_free_bytes: usize,
+    /// Of `span_free_bytes`, objects never carved from their span: pages
+    /// that may never have been touched (not resident).
+    pub uncarved_bytes: usize,
     /// Bytes of metadata (span records, thread caches) mapped from the OS.
     pub metadata_bytes: usize,
     /// Bytes handed back to the OS with `MADV_DONTNEED`, in total.
@@ -59,11 +66,24 @@ pub fn stats() -> Stats {
     crate::global::stats()
 }
 
+/// The object size and accounting of size class `class` (1 up to the number
+/// of classes), or `None` past the last class: where a class's free objects
+/// sit (partly used spans, transfer cache).
+pub fn class_stats(class: u8) -> Option<(usize, crate::ClassStats)> {
+    if class == 0 || class as usize >= strata_central::NUM_CLASSES {
+        return None;
+    }
+    Some((
+        strata_central::class_size_of(class),
+        crate::global::class_stats(class),
+    ))
+}
+
 impl Stats {
     /// Prints the statistics to stderr without allocating.
     pub fn write_to_stderr(&self) {
         strata_os::write_stderr(&[b"strata: statistics\n"]);
-        let rows: [(&[u8], u64); 21] = [
+        let rows: [(&[u8], u64); 24] = [
             (b"  mapped bytes", self.mapped_bytes as u64),
             (b"  in-use span bytes", self.in_use_bytes as u64),
             (b"  allocated bytes (estimate)", self.allocated_bytes as u64),
@@ -71,6 +91,9 @@ impl Stats {
             (b"  free clean bytes", self.free_clean_bytes as u64),
             (b"  thread cache bytes", self.thread_cache_bytes as u64),
             (b"  central free bytes", self.central_free_bytes as u64),
+            (b"    in transfer caches", self.transfer_cache_bytes as u64),
+            (b"    in partly used spans", self.span_free_bytes as u64),
+            (b"      never carved", self.uncarved_bytes as u64),
             (b"  metadata bytes", self.metadata_bytes as u64),
             (b"  released bytes (total)", self.released_bytes_total),
             (b"  huge in-use bytes", self.huge_in_use_bytes as u64),

@@ -115,10 +115,16 @@ fn alloc<O: TestOs>(
         central.alloc_batch(class, n)
     };
     let from_transfer = n == batch && before.transfer_objects > 0;
+    // Less than a batch, no free object in a span: a parked batch is split
+    // (n kept, the rest goes back to its spans) before a new span is taken.
+    let split_transfer =
+        n > 0 && n < batch && before.span_free_objects == 0 && before.transfer_objects > 0;
     let expected = if from_transfer {
         batch
     } else if before.span_free_objects > 0 {
         n.min(before.span_free_objects)
+    } else if split_transfer {
+        n
     } else {
         n.min(info.objects as usize)
     };
@@ -127,7 +133,12 @@ fn alloc<O: TestOs>(
         "objects of class {class} for {n} asked, {before:?}"
     );
     let after = central.class_stats(class);
-    let transfer = before.transfer_objects - if from_transfer { batch } else { 0 };
+    let transfer = before.transfer_objects
+        - if from_transfer || split_transfer {
+            batch
+        } else {
+            0
+        };
     assert_eq!(
         after.transfer_objects, transfer,
         "transfer cache of class {class}"
