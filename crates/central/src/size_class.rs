@@ -212,9 +212,86 @@ pub fn class_size_of(class: u8) -> usize {
     CLASSES[class as usize].size as usize
 }
 
+/// A divisibility test by one class's object size with no division
+/// (Granlund and Montgomery's exact division, with Lemire's rotation): for
+/// `size = odd << shift`, `n` is a multiple of `size` exactly when
+/// `(n * inverse).rotate_right(shift) <= max`, where `inverse` is the odd
+/// part's inverse modulo 2^64 and `max = u64::MAX / size`.
+#[derive(Clone, Copy)]
+struct Divisor {
+    inverse: u64,
+    max: u64,
+    shift: u32,
+}
+
+/// The inverse of odd `d` modulo 2^64 (Newton's iteration: each step
+/// doubles the correct low bits, from 3 bits for `x = d`).
+const fn inverse_mod_2_64(d: u64) -> u64 {
+    let mut x = d;
+    let mut i = 0;
+    while i < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(d.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+}
+
+/// One [`Divisor`] per class, 256 entries so that a `u8` class indexes it
+/// without a bounds check (entries past the last class are never used).
+static DIVISORS: [Divisor; 256] = {
+    let mut t = [Divisor {
+        inverse: 0,
+        max: 0,
+        shift: 0,
+    }; 256];
+    let mut i = 1;
+    while i < NUM_CLASSES {
+        let d = CLASSES[i].size as u64;
+        let shift = d.trailing_zeros();
+        t[i] = Divisor {
+            inverse: inverse_mod_2_64(d >> shift),
+            max: u64::MAX / d,
+            shift,
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Whether `offset` bytes from the start of a span of `class` is where an
+/// object starts (a free of any other address inside the span is an
+/// interior pointer): a multiply, a rotate and a compare.
+#[inline]
+pub fn is_object_offset(class: u8, offset: usize) -> bool {
+    let d = &DIVISORS[class as usize];
+    (offset as u64)
+        .wrapping_mul(d.inverse)
+        .rotate_right(d.shift)
+        <= d.max
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_offsets_without_division_match_division_everywhere_in_a_span() {
+        for (c, &i) in CLASSES.iter().enumerate().skip(1) {
+            let span = i.pages as usize * PAGE_SIZE;
+            // Wrapped offsets (a stale span record) are never object starts.
+            for off in [usize::MAX, usize::MAX - 7, 1 << 63] {
+                assert!(!is_object_offset(c as u8, off) || off % i.size as usize == 0);
+            }
+            for off in 0..span {
+                assert_eq!(
+                    is_object_offset(c as u8, off),
+                    off % i.size as usize == 0,
+                    "class {c} (size {}), offset {off}",
+                    i.size
+                );
+            }
+        }
+    }
 
     #[test]
     fn classes_are_increasing_aligned_and_bounded() {

@@ -220,6 +220,20 @@ impl<O: Os> PageHeap<O> {
         self.arena.range()
     }
 
+    /// The size class of the small-object span holding `addr` (0 if none)
+    /// and, when non-zero, the first address of that span: one pagemap walk.
+    /// Records are never unmapped, so a racing free reads a stale but
+    /// readable record.
+    #[inline]
+    pub fn small_span_of(&self, addr: usize) -> (u8, usize) {
+        let (class, s) = self.pagemap.class_and_span(addr >> PAGE_SHIFT);
+        if class == 0 || s.is_null() {
+            return (0, 0);
+        }
+        // SAFETY: span records are never unmapped.
+        (class, unsafe { (*s).start } << PAGE_SHIFT)
+    }
+
     /// The size class of the small-object span holding `addr`, or 0.
     #[inline]
     pub fn size_class_of(&self, addr: usize) -> u8 {

@@ -159,6 +159,22 @@ impl PageMap {
         }
     }
 
+    /// The size class and the span recorded for `page`, from one walk of the
+    /// tree: `(0, _)` outside in-use small-object spans.
+    #[inline]
+    pub fn class_and_span(&self, page: usize) -> (u8, *mut Span) {
+        match self.leaf(page) {
+            Some(l) => {
+                let i = page & (LEAF_LEN - 1);
+                (
+                    l.classes[i].load(Ordering::Relaxed),
+                    l.spans[i].load(Ordering::Acquire),
+                )
+            }
+            None => (0, ptr::null_mut()),
+        }
+    }
+
     /// Records `span` for `page`. Nodes must exist (`ensure`).
     #[inline]
     pub(crate) fn set(&self, page: usize, span: *mut Span) {

@@ -213,6 +213,18 @@ pub(crate) fn size_class_of(addr: usize) -> u8 {
     pages().size_class_of(addr)
 }
 
+/// The size class of the small-object span holding `addr` (0 if none), and
+/// whether `addr` is where an object of it starts (not an interior
+/// pointer): one pagemap walk and a multiplication
+/// (`strata_central::is_object_offset`).
+#[inline(always)]
+pub(crate) fn small_object_at(addr: usize) -> (u8, bool) {
+    let (class, start) = pages().small_span_of(addr);
+    let at_start =
+        class != 0 && addr >= start && strata_central::is_object_offset(class, addr - start);
+    (class, at_start)
+}
+
 /// The usable size of the large block at `addr`, or why it is not one.
 #[inline]
 pub(crate) fn large_size(addr: usize) -> Result<usize, BadPointer> {

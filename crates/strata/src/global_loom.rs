@@ -135,6 +135,11 @@ pub(crate) fn size_class_of(_addr: usize) -> u8 {
     0
 }
 
+/// No block is in a size-class span.
+pub(crate) fn small_object_at(_addr: usize) -> (u8, bool) {
+    (0, false)
+}
+
 pub(crate) fn large_size(addr: usize) -> Result<usize, BadPointer> {
     // SAFETY: the caller passes a live block, which came from `map_block`.
     let (map, len) = unsafe { mapping_of(addr as *const u8) };

@@ -12,7 +12,7 @@ use strata_central::class_size_of;
 use crate::bad_free::BadFreeKind;
 use crate::global::{
     alloc_large, alloc_small, class_of, free_large, free_small_known, large_size, resize_large,
-    size_class_of,
+    size_class_of, small_object_at,
 };
 
 /// Allocates `size` bytes aligned to `align` (a power of two). Null when out
@@ -59,9 +59,9 @@ pub unsafe fn free(p: *mut u8) {
     if p.is_null() {
         return;
     }
-    let class = size_class_of(p as usize);
+    let (class, at_start) = small_object_at(p as usize);
     if class != 0 {
-        if p as usize & 7 != 0 {
+        if !at_start {
             return crate::bad_free::report(p, BadFreeKind::Interior);
         }
         // SAFETY: the pagemap says p lies in an in-use span of this class,

@@ -132,19 +132,28 @@ fn interior_pointer_of_a_large_block() {
 }
 
 #[test]
-fn misaligned_pointer_into_a_small_object() {
-    let l = Layout::from_size_align(48, 8).unwrap();
-    // SAFETY: non-zero layout.
-    let p = unsafe { alloc(l) };
-    let q = p.wrapping_add(3);
-    // SAFETY: a bad free, refused by strata.
-    one(
-        BadFreeKind::Interior,
-        q as usize,
-        caught(|| unsafe { strata::raw::free(q) }),
-    );
-    // SAFETY: the live block.
-    unsafe { dealloc(p, l) };
+fn interior_pointers_into_small_objects() {
+    for size in [16usize, 48, 64, 1000, 3072, 40 << 10, 200 << 10] {
+        let l = Layout::from_size_align(size, 8).unwrap();
+        // SAFETY: non-zero layout.
+        let p = unsafe { alloc(l) };
+        // Every offset inside the object (`size` itself could be where
+        // the next object starts).
+        for off in [3, 8, 16, size / 2, size - 8]
+            .into_iter()
+            .filter(|&o| o < size)
+        {
+            let q = p.wrapping_add(off);
+            // SAFETY: a bad free, refused by strata.
+            one(
+                BadFreeKind::Interior,
+                q as usize,
+                caught(|| unsafe { strata::raw::free(q) }),
+            );
+        }
+        // SAFETY: the live block, still ours and freed once.
+        unsafe { strata::raw::free(p) };
+    }
 }
 
 /// Runs test `name` alone in a child process (`true` in the child, which
