@@ -293,7 +293,7 @@ impl<B: Backend> ThreadCaches<B> {
             // SAFETY: this thread's cache; forwarded contract.
             unsafe {
                 let c = c.as_mut();
-                c.push(obj, class);
+                c.push(&self.backend, obj, class);
                 c.overflow(&self.backend, class);
             }
             return;
@@ -319,13 +319,23 @@ impl<B: Backend> ThreadCaches<B> {
             return None;
         };
         let c = rec.as_ptr();
-        // SAFETY: a fresh record for this thread.
-        unsafe {
+        // SAFETY: a record of this registry's pool, which holds only caches
+        // of this backend: never used, or freed by `destroy` after a flush.
+        let mapped = unsafe {
             ThreadCache::init(
                 c,
                 &self.backend,
                 self.max_cache_bytes.load(Ordering::Relaxed),
-            );
+            )
+        };
+        if !mapped {
+            // SAFETY: the record is unused.
+            unsafe { self.records.free(rec) };
+            slot.set_state(UNINIT);
+            return None;
+        }
+        // SAFETY: our record, just initialised.
+        unsafe {
             (*c).registry = self as *const Self as *const ();
             (*c).slot = slot as *const Slot;
         }
@@ -333,7 +343,7 @@ impl<B: Backend> ThreadCaches<B> {
         // that allocation is served centrally.
         // SAFETY: a valid key; the value is our record.
         if unsafe { libc::pthread_setspecific(key, c as *const libc::c_void) } != 0 {
-            // SAFETY: the record is unused.
+            // SAFETY: the record is unused and its lists are empty.
             unsafe { self.records.free(rec) };
             slot.set_state(DESTROYED);
             return None;
