@@ -66,6 +66,22 @@ const fn sentinel(state: usize) -> *mut ThreadCache {
 /// its cache instead of filling the transfer caches.
 pub(crate) const DEFAULT_MAX_CACHE_BYTES: usize = 32 << 20;
 
+/// The budget new caches share equally with the live ones: a process with
+/// up to four threads gives each the full default, one with 32 or more
+/// gives new threads the floor, the old per-thread default. (A budget is a
+/// ceiling on what a thread keeps for reuse, not memory set aside.)
+const SHARED_CACHE_BYTES: usize = 128 << 20;
+
+/// The least budget a new cache gets (or the configured budget, if lower):
+/// the per-thread default before the shared split.
+const MIN_CACHE_BYTES: usize = 4 << 20;
+
+/// The budget of a new cache when `live` caches exist and the configured
+/// maximum is `max`: see [`SHARED_CACHE_BYTES`].
+pub(crate) fn cache_budget(max: usize, live: usize) -> usize {
+    (SHARED_CACHE_BYTES / (live + 1)).clamp(MIN_CACHE_BYTES.min(max), max)
+}
+
 /// A thread's slot: its cache, or a sentinel saying why it has none. Declare
 /// one per thread with a const-initialised `thread_local!`.
 pub struct Slot(Cell<*mut ThreadCache>);
@@ -230,7 +246,8 @@ impl<B: Backend> ThreadCaches<B> {
         &self.backend
     }
 
-    /// Sets the byte budget of caches created from now on.
+    /// Sets the largest byte budget of caches created from now on; each gets
+    /// its share of the shared budget within `[min(4 MiB, bytes), bytes]`.
     pub fn set_max_cache_bytes(&self, bytes: usize) {
         self.max_cache_bytes
             .store(bytes.max(64 << 10), Ordering::Relaxed);
@@ -321,13 +338,7 @@ impl<B: Backend> ThreadCaches<B> {
         let c = rec.as_ptr();
         // SAFETY: a record of this registry's pool, which holds only caches
         // of this backend: never used, or freed by `destroy` after a flush.
-        let mapped = unsafe {
-            ThreadCache::init(
-                c,
-                &self.backend,
-                self.max_cache_bytes.load(Ordering::Relaxed),
-            )
-        };
+        let mapped = unsafe { ThreadCache::init(c, &self.backend, self.budget_for_new_cache()) };
         if !mapped {
             // SAFETY: the record is unused.
             unsafe { self.records.free(rec) };
@@ -352,6 +363,15 @@ impl<B: Backend> ThreadCaches<B> {
         unsafe { self.register(c) };
         slot.0.set(c);
         Some(rec)
+    }
+
+    /// The byte budget of a cache about to be created: an equal share of
+    /// [`SHARED_CACHE_BYTES`] with the live caches, between the floor and
+    /// the configured maximum. Fixed for the cache's life (a slow path
+    /// would have to shrink a budget already filled).
+    fn budget_for_new_cache(&self) -> usize {
+        let live = self.list.lock().live;
+        cache_budget(self.max_cache_bytes.load(Ordering::Relaxed), live)
     }
 
     /// Adds a live cache to the registry's list (for `stats` and `fork`).

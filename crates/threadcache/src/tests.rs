@@ -218,3 +218,22 @@ fn stacks_pop_last_freed_first_give_back_overflow_and_are_reused() {
         "the second cache mapped memory instead of reusing the first's record and stacks"
     );
 }
+
+/// A new cache's budget: the configured maximum while few caches live, an
+/// equal share of the shared budget as more do, never below the floor (or
+/// the maximum, if that is lower).
+#[test]
+fn budgets_share_the_total_between_floor_and_maximum() {
+    use crate::registry::cache_budget;
+    const MIB: usize = 1 << 20;
+    for live in 0..4 {
+        assert_eq!(cache_budget(32 * MIB, live), 32 * MIB, "{live} live");
+    }
+    assert_eq!(cache_budget(32 * MIB, 7), 16 * MIB);
+    assert_eq!(cache_budget(32 * MIB, 1000), 4 * MIB);
+    assert_eq!(cache_budget(256 << 10, 0), 256 << 10);
+    assert_eq!(cache_budget(256 << 10, 1000), 256 << 10);
+    for live in 1..1000 {
+        assert!(cache_budget(32 * MIB, live) <= cache_budget(32 * MIB, live - 1));
+    }
+}
