@@ -10,8 +10,10 @@
 //!   object that carries its tag and intact poison is a double free.
 //! - When an object that carries its tag is handed out again, its poison
 //!   must be intact; otherwise freed memory was written (use after free).
-//! - Free-list links are encoded (`strata_os::link`), so a use-after-free
-//!   write cannot redirect allocation.
+//! - Free-list links (in batches moving through the central layer; thread
+//!   caches keep stacks of pointers and read nothing from free objects) are
+//!   encoded (`strata_os::link`), so a use-after-free write cannot redirect
+//!   allocation.
 //!
 //! Objects of 8 bytes have no room for a tag, so this build serves every
 //! request from 16-byte classes and up.

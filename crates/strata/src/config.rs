@@ -4,7 +4,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `STRATA_THREAD_CACHE_BYTES` | byte budget of each thread's cache (`k`, `m`, `g` suffixes) | 4 MiB |
+//! | `STRATA_THREAD_CACHE_BYTES` | largest byte budget of a thread's cache; each new cache gets an equal share of 128 MiB with the live ones, at least 4 MiB (or this, if lower) (`k`, `m`, `g` suffixes) | 32 MiB |
 //! | `STRATA_DECAY_MS` | how long free memory stays resident before it goes back to the OS; `0`: at once | 1000 |
 //! | `STRATA_BACKGROUND_RELEASE` | `1`: a background thread runs decay even when the program is idle | off |
 //! | `STRATA_SHOW_STATS` | `1`: print statistics to stderr at exit | off |

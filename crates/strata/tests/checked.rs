@@ -110,46 +110,32 @@ fn write_after_free_is_found_on_reuse() {
     );
 }
 
-/// A use-after-free write over a free object's link cannot redirect the next
-/// allocation: the encoded link decodes to garbage and strata stops.
+/// A use-after-free write over a free object's first word cannot redirect
+/// the next allocation. A thread cache keeps its free objects as a stack of
+/// pointers and never reads a link out of an object, so the forged word is
+/// simply ignored: the next allocations are the two freed objects, in
+/// last-freed-first order. (Links exist only in batches on their way
+/// through the central layer, and are encoded there: `strata_os::link`.)
 #[test]
-fn overwritten_free_list_link_stops_the_program() {
-    if std::env::var_os("STRATA_LINK_CHILD").is_some() {
-        let l = Layout::from_size_align(48, 8).unwrap();
-        // SAFETY: deliberately corrupts a freed object's link.
-        unsafe {
-            let a = alloc(l);
-            let b = alloc(l);
-            dealloc(b, l);
-            dealloc(a, l);
-            // `a` heads this thread's list; aim its link at a stack address.
-            let target = [0u64; 8];
-            (a as *mut usize).write(target.as_ptr() as usize);
-            let _ = alloc(l);
-            let _ = alloc(l);
-        }
-        unreachable!("strata followed a forged link");
+fn overwritten_first_word_of_a_free_object_does_not_redirect_allocation() {
+    let l = Layout::from_size_align(48, 8).unwrap();
+    let target = [0u64; 8];
+    // SAFETY: deliberately writes into a freed object (its first word, which
+    // the checked build does not poison), then allocates normally.
+    let (a, b, x, y) = unsafe {
+        let a = alloc(l);
+        let b = alloc(l);
+        dealloc(b, l);
+        dealloc(a, l);
+        (a as *mut usize).write(target.as_ptr() as usize);
+        let x = alloc(l);
+        let y = alloc(l);
+        (a, b, x, y)
+    };
+    assert_eq!((x, y), (a, b), "allocation followed a forged word");
+    // SAFETY: both are live blocks of this layout.
+    unsafe {
+        dealloc(x, l);
+        dealloc(y, l);
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "overwritten_free_list_link_stops_the_program",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("STRATA_LINK_CHILD", "1")
-        .output()
-        .unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGABRT),
-        "status {:?}, stderr {err}",
-        out.status
-    );
-    assert!(
-        err.contains("strata: free list corrupted at 0x"),
-        "stderr: {err}"
-    );
 }

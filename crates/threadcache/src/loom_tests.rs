@@ -43,7 +43,7 @@ fn new_cache(reg: &ThreadCaches<FakeBackend>, bytes: usize) -> usize {
     let c = reg.records.alloc(reg.backend().os()).unwrap().as_ptr();
     // SAFETY: a fresh record of ours; then registered once.
     unsafe {
-        ThreadCache::init(c, reg.backend(), 1 << 20);
+        assert!(ThreadCache::init(c, reg.backend(), 1 << 20));
         (*c).published
             .store(bytes, core::sync::atomic::Ordering::Relaxed);
         reg.register(c);

@@ -170,3 +170,70 @@ fn a_thread_after_its_cache_is_destroyed_is_served_centrally() {
     .unwrap();
     assert_eq!(reg.backend().outstanding.load(Ordering::Relaxed), 0);
 }
+
+/// The stacks: objects pop in the reverse order of their frees (the most
+/// recently freed, still in the CPU's caches, first); a list freed far past
+/// the longest a stack holds gives the rest back, losing nothing; and the
+/// next thread's cache reuses the stacks' mapping instead of mapping anew.
+#[test]
+fn stacks_pop_last_freed_first_give_back_overflow_and_are_reused() {
+    use crate::Backend;
+    use strata_os::Os;
+    let reg = registry();
+    reg.set_max_cache_bytes(64 << 20);
+    let run = move || {
+        std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+        SLOT.with(|slot| {
+            // Far more than a stack's room (8192 + 64) of one class.
+            let objs: Vec<usize> = (0..20_000).map(|_| reg.alloc(slot, 1) as usize).collect();
+            assert_eq!(objs.iter().collect::<HashSet<_>>().len(), objs.len());
+            for &p in &objs {
+                // SAFETY: live objects given up once.
+                unsafe { reg.free(slot, p as *mut u8, 1) };
+            }
+            // LIFO: the last object freed is the first handed out again.
+            let again: Vec<usize> = (0..3).map(|_| reg.alloc(slot, 1) as usize).collect();
+            assert_eq!(again, [objs[19_999], objs[19_998], objs[19_997]]);
+            for &p in &again {
+                // SAFETY: live objects given up once.
+                unsafe { reg.free(slot, p as *mut u8, 1) };
+            }
+        });
+        reg.backend().outstanding.load(Ordering::Relaxed)
+    };
+    let held = std::thread::spawn(run)
+        .join()
+        .expect("first thread panicked");
+    assert!(held > 0, "the thread's cache held objects before exit");
+    // Everything the thread cached came back at its exit.
+    assert_eq!(reg.backend().outstanding.load(Ordering::Relaxed), 0);
+    let maps = reg.backend().os().counters().snapshot().maps;
+    std::thread::spawn(run)
+        .join()
+        .expect("second thread panicked");
+    assert_eq!(reg.backend().outstanding.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        reg.backend().os().counters().snapshot().maps,
+        maps,
+        "the second cache mapped memory instead of reusing the first's record and stacks"
+    );
+}
+
+/// A new cache's budget: the configured maximum while few caches live, an
+/// equal share of the shared budget as more do, never below the floor (or
+/// the maximum, if that is lower).
+#[test]
+fn budgets_share_the_total_between_floor_and_maximum() {
+    use crate::registry::cache_budget;
+    const MIB: usize = 1 << 20;
+    for live in 0..4 {
+        assert_eq!(cache_budget(32 * MIB, live), 32 * MIB, "{live} live");
+    }
+    assert_eq!(cache_budget(32 * MIB, 7), 16 * MIB);
+    assert_eq!(cache_budget(32 * MIB, 1000), 4 * MIB);
+    assert_eq!(cache_budget(256 << 10, 0), 256 << 10);
+    assert_eq!(cache_budget(256 << 10, 1000), 256 << 10);
+    for live in 1..1000 {
+        assert!(cache_budget(32 * MIB, live) <= cache_budget(32 * MIB, live - 1));
+    }
+}

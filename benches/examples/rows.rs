@@ -1,0 +1,50 @@
+//! Instruction-count probe for rows 2 and 3 of the main job: runs
+//! `size_sweep` or `random_free` on one allocator, with no deadline, so a
+//! callgrind total can be compared before and after a change:
+//!
+//! ```text
+//! cargo build --release -p strata-benches --example rows
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/rows strata sweep 200000
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/rows strata random 3
+//! ```
+//!
+//! `sweep N`: `N` ops of the size sweep (row 2). `random R`: `R` rounds of
+//! 100,000 objects freed in random order (row 3). The difference of two
+//! totals (e.g. 400,000 and 200,000 ops, or 6 and 3 rounds) divided by the
+//! extra ops is the cost of one op with setup excluded. Allocators: `strata`,
+//! `mimalloc`, `jemalloc`, `glibc`.
+
+use std::alloc::{GlobalAlloc, System};
+
+use strata_benches::measure::Deadline;
+use strata_benches::workloads;
+
+fn run<A: GlobalAlloc>(a: &A, what: &str, n: u64) -> f64 {
+    let s = match what {
+        "sweep" => workloads::size_sweep(a, n, Deadline::never()),
+        "random" => workloads::random_free(a, 100_000, n, Deadline::never()),
+        other => {
+            eprintln!("unknown workload {other}: sweep or random");
+            std::process::exit(2);
+        }
+    };
+    s.wall_per_op()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_else(|| "strata".into());
+    let what = args.next().unwrap_or_else(|| "sweep".into());
+    let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let ns = match which.as_str() {
+        "strata" => run(&strata::Strata, &what, n),
+        "mimalloc" => run(&mimalloc::MiMalloc, &what, n),
+        "jemalloc" => run(&tikv_jemallocator::Jemalloc, &what, n),
+        "glibc" => run(&System, &what, n),
+        other => {
+            eprintln!("unknown allocator {other}: strata, mimalloc, jemalloc or glibc");
+            std::process::exit(2);
+        }
+    };
+    eprintln!("{which} {what}: {ns:.2} ns per op");
+}
