@@ -219,6 +219,54 @@ fn stacks_pop_last_freed_first_give_back_overflow_and_are_reused() {
     );
 }
 
+/// Lists start on small stacks packed side by side (a thread using many
+/// classes a little touches a few pages, not a page per class); a list
+/// whose maximum outgrows its small stack moves to its own, keeping its
+/// objects.
+#[test]
+fn small_lists_share_pages_and_a_growing_list_moves_to_its_own_stack() {
+    std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+    let reg = registry();
+    reg.set_max_cache_bytes(64 << 20);
+    SLOT.with(|slot| {
+        for class in 1..=4u8 {
+            let p = reg.alloc(slot, class);
+            // SAFETY: a live object given up once.
+            unsafe { reg.free(slot, p, class) };
+        }
+        // SAFETY: this thread's live cache.
+        let cache = unsafe { slot.cache().expect("a cache").as_ref() };
+        let (first, cap) = cache.stack_of(1);
+        let (fourth, _) = cache.stack_of(4);
+        assert!(cap < 1024, "a new list starts on a small stack");
+        assert!(
+            fourth - first < 4096,
+            "small stacks are packed: {first:#x} {fourth:#x}"
+        );
+        // Grow class 1 far past a small stack, then check every object.
+        let objs: Vec<usize> = (0..5_000).map(|_| reg.alloc(slot, 1) as usize).collect();
+        for &p in &objs {
+            // SAFETY: live objects given up once.
+            unsafe { reg.free(slot, p as *mut u8, 1) };
+        }
+        // SAFETY: as above.
+        let cache = unsafe { slot.cache().expect("a cache").as_ref() };
+        let (moved, big) = cache.stack_of(1);
+        assert!(
+            big > 1024 && moved != first,
+            "the list moved to its own stack"
+        );
+        let again: Vec<usize> = (0..5_000).map(|_| reg.alloc(slot, 1) as usize).collect();
+        assert_eq!(again[..3], [objs[4_999], objs[4_998], objs[4_997]], "LIFO");
+        assert_eq!(again.iter().collect::<HashSet<_>>().len(), again.len());
+        for p in again {
+            // SAFETY: live objects given up once.
+            unsafe { reg.free(slot, p as *mut u8, 1) };
+        }
+        reg.flush_current(slot);
+    });
+}
+
 /// A new cache's budget: the configured maximum while few caches live, an
 /// equal share of the shared budget as more do, never below the floor (or
 /// the maximum, if that is lower).
