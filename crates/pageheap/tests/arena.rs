@@ -159,3 +159,17 @@ fn a_block_grows_in_place_below_the_huge_threshold_only() {
     }
     assert_eq!(heap.stats().in_use_bytes, 0);
 }
+
+/// A huge block is aligned to the page-table level it spans (2 MiB, or
+/// 1 GiB from 1 GiB up), so dropping it walks no page-table page shared
+/// with a neighbour.
+#[test]
+fn huge_blocks_are_aligned_to_their_page_table_level() {
+    let heap = PageHeap::new(SystemOs::new());
+    for (len, align) in [(HUGE_MIN, 2 << 20), (100_000_000, 2 << 20), (GIB, GIB)] {
+        let p = heap.alloc_large(len, PAGE_SIZE, true).unwrap().as_ptr() as usize;
+        assert_eq!(p % align, 0, "{len} bytes at {p:#x}");
+        // SAFETY: a live block of this heap.
+        unsafe { heap.free_large(p).unwrap() };
+    }
+}
