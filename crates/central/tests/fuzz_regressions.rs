@@ -9,7 +9,7 @@ mod fuzz_ops;
 #[path = "../../pageheap/tests/fuzz_ops/replay.rs"]
 mod replay;
 
-use replay::{regressions_dir, replay_kept, Rng};
+use replay::{replay_kept, Rng};
 
 use fuzz_ops::{class_of, decode, encode, run, run_fake, run_ops, ArenaOs, Op, FUZZ};
 use strata_central::{class_for_size, MAX_SMALL};
@@ -124,22 +124,17 @@ fn kept() -> Vec<(&'static str, Vec<Op>)> {
 
 #[test]
 fn kept_files_are_current() {
-    for (name, ops) in kept() {
-        let bytes = encode(&ops);
-        assert_eq!(decode(&bytes, &FUZZ), ops, "{name} does not round-trip");
-        let kept = std::fs::read(regressions_dir("central").join(name)).unwrap_or_default();
-        assert!(
-            kept == bytes,
-            "{name} is stale: run `cargo test -p strata-central --test \
-             fuzz_regressions -- --ignored write_kept_files`"
-        );
-    }
+    replay::check_kept_files(
+        "central",
+        "strata-central",
+        kept(),
+        |ops| encode(ops),
+        |b| decode(b, &FUZZ),
+    );
 }
 
 #[test]
 #[ignore = "writes the hand-made files into fuzz/regressions/central"]
 fn write_kept_files() {
-    for (name, ops) in kept() {
-        std::fs::write(regressions_dir("central").join(name), encode(&ops)).unwrap();
-    }
+    replay::write_kept_files("central", kept(), |ops| encode(ops));
 }

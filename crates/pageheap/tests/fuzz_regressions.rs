@@ -9,7 +9,7 @@ mod fuzz_ops;
 #[path = "fuzz_ops/replay.rs"]
 mod replay;
 
-use replay::{regressions_dir, replay_kept, Rng};
+use replay::{replay_kept, Rng};
 
 use fuzz_ops::{decode, encode, run, run_fake, run_ops, ArenaOs, BadKind, Limits, Op, FUZZ};
 use strata_os::FakeOs;
@@ -163,24 +163,19 @@ fn kept() -> Vec<(&'static str, Vec<Op>)> {
 
 #[test]
 fn kept_files_are_current() {
-    for (name, ops) in kept() {
-        let bytes = encode(&ops);
-        assert_eq!(decode(&bytes, &FUZZ), ops, "{name} does not round-trip");
-        let kept = std::fs::read(regressions_dir("pageheap").join(name)).unwrap_or_default();
-        assert!(
-            kept == bytes,
-            "{name} is stale: run `cargo test -p strata-pageheap --test \
-             fuzz_regressions -- --ignored write_kept_files`"
-        );
-    }
+    replay::check_kept_files(
+        "pageheap",
+        "strata-pageheap",
+        kept(),
+        |ops| encode(ops),
+        |b| decode(b, &FUZZ),
+    );
 }
 
 #[test]
 #[ignore = "writes the hand-made files into fuzz/regressions/pageheap"]
 fn write_kept_files() {
-    for (name, ops) in kept() {
-        std::fs::write(regressions_dir("pageheap").join(name), encode(&ops)).unwrap();
-    }
+    replay::write_kept_files("pageheap", kept(), |ops| encode(ops));
 }
 
 /// Found by the fuzzer (minimized by hand; the fuzzer's own input depended on
