@@ -126,3 +126,66 @@ fn the_pair_loop_of_the_readme_runs() {
         assert_success("pair_loop", Alloc::Strata, &out);
     }
 }
+
+/// The library's thread slot is initial-exec TLS (`STATIC_TLS`): it must
+/// still load with `dlopen` into a running program, from glibc's static TLS
+/// surplus, and work on threads that existed before it was loaded and on
+/// new ones. (The program's own `malloc` stays glibc's: `RTLD_LOCAL`.)
+#[test]
+fn the_library_loads_with_dlopen_and_serves_every_thread() {
+    use std::ffi::CString;
+    let so = CString::new(common::strata_so().to_str().unwrap()).unwrap();
+    // SAFETY: dlopen of a shared library built by this test run.
+    let handle = unsafe { libc::dlopen(so.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    assert!(!handle.is_null(), "dlopen failed: {:?}", unsafe {
+        // SAFETY: dlerror returns a C string or null.
+        std::ffi::CStr::from_ptr(libc::dlerror())
+    });
+    type Malloc = unsafe extern "C" fn(usize) -> *mut u8;
+    type Free = unsafe extern "C" fn(*mut u8);
+    type Usable = unsafe extern "C" fn(*mut u8) -> usize;
+    // SAFETY: symbols the library exports with these C signatures.
+    let (malloc, free, usable) = unsafe {
+        let sym = |n: &str| {
+            let n = CString::new(n).unwrap();
+            let p = libc::dlsym(handle, n.as_ptr());
+            assert!(!p.is_null(), "{n:?} not exported");
+            p
+        };
+        (
+            std::mem::transmute::<*mut libc::c_void, Malloc>(sym("malloc")),
+            std::mem::transmute::<*mut libc::c_void, Free>(sym("free")),
+            std::mem::transmute::<*mut libc::c_void, Usable>(sym("malloc_usable_size")),
+        )
+    };
+    let work = move |seed: u8| {
+        let mut blocks = Vec::new();
+        for i in 0..2000usize {
+            let size = 1 + (i * 37) % 5000;
+            // SAFETY: the library's malloc; the block is written within its size.
+            let p = unsafe { malloc(size) };
+            assert!(!p.is_null());
+            // SAFETY: as above.
+            unsafe {
+                assert!(usable(p) >= size);
+                p.write_bytes(seed, size);
+            }
+            blocks.push((p as usize, size));
+        }
+        for (p, size) in blocks {
+            // SAFETY: live blocks of the library, freed once.
+            unsafe {
+                let s = std::slice::from_raw_parts(p as *const u8, size);
+                assert!(s.iter().all(|&b| b == seed));
+                free(p as *mut u8);
+            }
+        }
+    };
+    work(1);
+    let threads: Vec<_> = (2..6u8)
+        .map(|s| std::thread::spawn(move || work(s)))
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
