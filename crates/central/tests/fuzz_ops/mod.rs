@@ -18,6 +18,8 @@
 //! # What is checked
 //! See `exec.rs` (per operation) and `model.rs` (after every step).
 
+#[path = "../../../pageheap/tests/fuzz_ops/codec.rs"]
+mod codec;
 mod exec;
 mod model;
 #[path = "../../../pageheap/tests/fuzz_ops/os.rs"]
@@ -103,9 +105,20 @@ fn inv<T: PartialEq + core::fmt::Debug>(f: impl Fn(u8) -> T, v: T) -> u8 {
 }
 
 impl Op {
+    fn arg_len(&self) -> usize {
+        match self {
+            Op::Drain | Op::Release => 0,
+            Op::AllocOne { .. } | Op::Advance { .. } => 1,
+            Op::AllocBatch { .. } | Op::FreeOne { .. } => 2,
+            Op::FreeBatch { .. } => 3,
+        }
+    }
+}
+
+impl codec::Codec for Op {
     /// Decodes one operation from the front of `data`; `None` when too few
     /// bytes are left. Returns the operation and the bytes it used.
-    pub fn decode(data: &[u8]) -> Option<(Op, usize)> {
+    fn decode(data: &[u8]) -> Option<(Op, usize)> {
         let (&tag, rest) = data.split_first()?;
         let arg = |i: usize| rest.get(i).copied();
         let op = match tag % 16 {
@@ -135,17 +148,8 @@ impl Op {
         Some((op, 1 + op.arg_len()))
     }
 
-    fn arg_len(&self) -> usize {
-        match self {
-            Op::Drain | Op::Release => 0,
-            Op::AllocOne { .. } | Op::Advance { .. } => 1,
-            Op::AllocBatch { .. } | Op::FreeOne { .. } => 2,
-            Op::FreeBatch { .. } => 3,
-        }
-    }
-
     /// The bytes that decode to this operation.
-    pub fn encode(&self) -> Vec<u8> {
+    fn encode(&self) -> Vec<u8> {
         match *self {
             Op::AllocBatch { class, n } => vec![0, inv(class_of, class), n],
             Op::FreeBatch {
@@ -167,21 +171,13 @@ impl Op {
 }
 
 /// The operations an input stands for (at most `limits.max_ops`).
-pub fn decode(mut data: &[u8], limits: &Limits) -> Vec<Op> {
-    let mut ops = Vec::new();
-    while ops.len() < limits.max_ops {
-        let Some((op, used)) = Op::decode(data) else {
-            break;
-        };
-        ops.push(op);
-        data = &data[used..];
-    }
-    ops
+pub fn decode(data: &[u8], limits: &Limits) -> Vec<Op> {
+    codec::decode_all(data, limits.max_ops)
 }
 
 /// The bytes of a sequence of operations.
 pub fn encode(ops: &[Op]) -> Vec<u8> {
-    ops.iter().flat_map(Op::encode).collect()
+    codec::encode_all(ops)
 }
 
 /// Runs one input with the fuzz target's limits over [`ArenaOs`].

@@ -17,6 +17,7 @@
 //! # What is checked
 //! See `exec.rs` (per operation) and `model.rs` (after every step).
 
+mod codec;
 mod exec;
 mod model;
 mod os;
@@ -163,9 +164,20 @@ fn inv<T: PartialEq + core::fmt::Debug>(f: impl Fn(u8) -> T, v: T) -> u8 {
 }
 
 impl Op {
+    fn arg_len(&self) -> usize {
+        match self {
+            Op::AdvancePastDecay | Op::Release => 0,
+            Op::Free { .. } | Op::FreeSmall { .. } | Op::Advance { .. } | Op::SetDecay { .. } => 1,
+            Op::BadFree { .. } | Op::AllocSmall { .. } => 2,
+            Op::Alloc { .. } | Op::AllocHuge { .. } | Op::Resize { .. } => 3,
+        }
+    }
+}
+
+impl codec::Codec for Op {
     /// Decodes one operation from the front of `data`; `None` when too few
     /// bytes are left. Returns the operation and the bytes it used.
-    pub fn decode(data: &[u8]) -> Option<(Op, usize)> {
+    fn decode(data: &[u8]) -> Option<(Op, usize)> {
         let (&tag, rest) = data.split_first()?;
         let arg = |i: usize| rest.get(i).copied();
         let op = match tag % 32 {
@@ -209,17 +221,8 @@ impl Op {
         Some((op, 1 + op.arg_len()))
     }
 
-    fn arg_len(&self) -> usize {
-        match self {
-            Op::AdvancePastDecay | Op::Release => 0,
-            Op::Free { .. } | Op::FreeSmall { .. } | Op::Advance { .. } | Op::SetDecay { .. } => 1,
-            Op::BadFree { .. } | Op::AllocSmall { .. } => 2,
-            Op::Alloc { .. } | Op::AllocHuge { .. } | Op::Resize { .. } => 3,
-        }
-    }
-
     /// The bytes that decode to this operation.
-    pub fn encode(&self) -> Vec<u8> {
+    fn encode(&self) -> Vec<u8> {
         let flags = |align: usize, zero: bool, table: &[usize; 8]| {
             inv(|b| (table[(b & 7) as usize], b & 8 != 0), (align, zero))
         };
@@ -269,21 +272,13 @@ impl Op {
 }
 
 /// The operations an input stands for (at most `limits.max_ops`).
-pub fn decode(mut data: &[u8], limits: &Limits) -> Vec<Op> {
-    let mut ops = Vec::new();
-    while ops.len() < limits.max_ops {
-        let Some((op, used)) = Op::decode(data) else {
-            break;
-        };
-        ops.push(op);
-        data = &data[used..];
-    }
-    ops
+pub fn decode(data: &[u8], limits: &Limits) -> Vec<Op> {
+    codec::decode_all(data, limits.max_ops)
 }
 
 /// The bytes of a sequence of operations.
 pub fn encode(ops: &[Op]) -> Vec<u8> {
-    ops.iter().flat_map(Op::encode).collect()
+    codec::encode_all(ops)
 }
 
 /// Runs one input with the fuzz target's limits over [`ArenaOs`].
