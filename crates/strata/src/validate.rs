@@ -6,15 +6,14 @@
 //! large block, in a span of another size class, or not at an object
 //! boundary.
 
-use strata_central::class_size_of;
-
 use crate::bad_free::{report, BadFreeKind};
 use crate::global::pages;
 
 /// Checks a `dealloc` of `p` with a layout of `class`; reports and returns
 /// false if it must not be freed.
 pub(crate) fn valid_small_free(p: *mut u8, class: u8) -> bool {
-    let page_class = pages().size_class_of(p as usize);
+    // The same walk and object-boundary test as `raw::free`.
+    let (page_class, at_start) = crate::global::small_object_at(p as usize);
     if page_class == 0 {
         let kind = match pages().large_span(p as usize) {
             Ok(_) => BadFreeKind::WrongLayout,
@@ -27,13 +26,7 @@ pub(crate) fn valid_small_free(p: *mut u8, class: u8) -> bool {
         report(p, BadFreeKind::WrongLayout);
         return false;
     }
-    let Some(span) = pages().span_of(p as usize) else {
-        report(p, BadFreeKind::NeverAllocated);
-        return false;
-    };
-    // SAFETY: span_of returned a record holding the page.
-    let start = unsafe { span.as_ref().start_addr() };
-    if (p as usize - start) % class_size_of(class) != 0 {
+    if !at_start {
         report(p, BadFreeKind::Interior);
         return false;
     }
