@@ -75,14 +75,9 @@ impl<O: Os> PageHeap<O> {
             };
             match moved {
                 Ok(p) => {
-                    if zero && !clean {
-                        // The old part may be dirty; what mremap added is zero.
-                        // SAFETY: ours, mapped, unused.
-                        unsafe { self.zero_span(c, p, old_len.min(len)) };
-                    } else if !zero {
-                        // SAFETY: the record is ours.
-                        unsafe { self.forget_unused(c) };
-                    }
+                    // The old part may be dirty; what mremap added is zero.
+                    // SAFETY: ours, mapped, unused.
+                    unsafe { self.prepare_reuse(c, p, old_len.min(len), zero, clean) };
                     // SAFETY: c is ours; p is a whole mapping of `len` bytes.
                     return unsafe { self.register_huge(c, p, npages, false) };
                 }

@@ -37,13 +37,8 @@ impl<O: Os> PageHeap<O> {
         let addr = start << PAGE_SHIFT;
         // SAFETY: the address is the start of a mapped span we own.
         let p = unsafe { NonNull::new_unchecked(addr as *mut u8) };
-        if zero && !clean {
-            // SAFETY: outside the lock, on a span only we hold.
-            unsafe { self.zero_span(s.as_ptr(), p, npages << PAGE_SHIFT) };
-        } else if !zero {
-            // SAFETY: as above.
-            unsafe { self.forget_unused(s.as_ptr()) };
-        }
+        // SAFETY: outside the lock, on a span only we hold.
+        unsafe { self.prepare_reuse(s.as_ptr(), p, npages << PAGE_SHIFT, zero, clean) };
         #[cfg(debug_assertions)]
         if zero {
             // SAFETY: the span's memory is ours and mapped.

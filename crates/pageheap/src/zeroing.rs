@@ -30,16 +30,30 @@ use crate::PageHeap;
 const MAX_UNUSED_RUNS: u8 = 4;
 
 impl<O: Os> PageHeap<O> {
-    /// Forgets the span's history of unused zeroed reuses (it is being
-    /// handed out for a plain allocation).
+    /// Readies a span being handed out again: a zeroed request on memory
+    /// that may be dirty makes `[p, p + len)` read as zero
+    /// ([`PageHeap::zero_span`]); a plain request forgets the span's history
+    /// of unused zeroed reuses (the program is expected to write it).
     ///
     /// # Safety
-    /// `s` is an in-use span owned by the caller.
-    pub(crate) unsafe fn forget_unused(&self, s: *mut Span) {
-        // SAFETY: the caller owns the span record.
-        unsafe {
-            (*s).blind_drops = 0;
-            (*s).unused_runs = 0;
+    /// As [`PageHeap::zero_span`].
+    pub(crate) unsafe fn prepare_reuse(
+        &self,
+        s: *mut Span,
+        p: NonNull<u8>,
+        len: usize,
+        zero: bool,
+        clean: bool,
+    ) {
+        if !zero {
+            // SAFETY: the caller owns the span record.
+            unsafe {
+                (*s).blind_drops = 0;
+                (*s).unused_runs = 0;
+            }
+        } else if !clean {
+            // SAFETY: forwarded contract.
+            unsafe { self.zero_span(s, p, len) };
         }
     }
 
@@ -48,7 +62,7 @@ impl<O: Os> PageHeap<O> {
     /// # Safety
     /// `s` is an in-use span owned by the caller; `[p, p + len)` is part of
     /// its memory, whose contents the caller gives up.
-    pub(crate) unsafe fn zero_span(&self, s: *mut Span, p: NonNull<u8>, len: usize) {
+    unsafe fn zero_span(&self, s: *mut Span, p: NonNull<u8>, len: usize) {
         // SAFETY: the caller owns the span record.
         let span = unsafe { &mut *s };
         if span.blind_drops > 0 {
