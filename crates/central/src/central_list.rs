@@ -17,7 +17,7 @@
 //!   transfer caches, or with the program); a span with `allocated == 0`
 //!   goes back to the page heap.
 
-use core::ptr::{self, NonNull};
+use core::ptr::NonNull;
 
 use strata_pageheap::{Span, SpanList};
 
@@ -102,11 +102,13 @@ impl CentralList {
         true
     }
 
-    /// Takes up to `n` objects, linking them into a null-terminated list.
-    /// Returns (head, tail, count); count is 0 when no span has a free object.
-    pub(crate) fn take(&mut self, n: usize, info: &ClassInfo) -> (*mut u8, *mut u8, usize) {
-        let mut head: *mut u8 = ptr::null_mut();
-        let mut tail: *mut u8 = ptr::null_mut();
+    /// Takes up to `out.len()` objects into `out[..count]` and returns the
+    /// count, 0 when no span has a free object. The objects are stored as a
+    /// stack: the last one is the first the span gave (for a fresh span, the
+    /// lowest address), so popping from the end hands them out in address
+    /// order. Nothing is written to the objects.
+    pub(crate) fn take(&mut self, out: &mut [*mut u8], info: &ClassInfo) -> usize {
+        let n = out.len();
         let mut got = 0;
         while got < n {
             let Some(b) = (0..BUCKETS).rev().find(|&b| !self.buckets[b].is_empty()) else {
@@ -122,15 +124,7 @@ impl CentralList {
                     if span.objects.is_null() {
                         self.uncarved_objects -= 1;
                     }
-                    let obj = pop_object(span, info);
-                    // Build the list in order: head first.
-                    strata_os::link::write(obj, ptr::null_mut());
-                    if tail.is_null() {
-                        head = obj;
-                    } else {
-                        strata_os::link::write(tail, obj);
-                    }
-                    tail = obj;
+                    out[got] = pop_object(span, info);
                     got += 1;
                 }
                 if Self::has_free(span, info) {
@@ -139,7 +133,8 @@ impl CentralList {
             }
         }
         self.free_objects -= got;
-        (head, tail, got)
+        out[..got].reverse();
+        got
     }
 
     /// Returns one object to its span. Returns the span if it became entirely

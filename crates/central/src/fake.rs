@@ -5,6 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::boxed::Box;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::vec::Vec;
 
 use core::ptr::NonNull;
 
@@ -14,12 +15,15 @@ use crate::PageSource;
 
 pub(crate) struct FakePages {
     spans: Mutex<BTreeMap<usize, (Box<Span>, usize)>>,
+    /// Tables handed out by `map_table`, freed with the fake.
+    tables: Mutex<Vec<(usize, Layout)>>,
 }
 
 impl FakePages {
     pub(crate) fn new() -> Self {
         FakePages {
             spans: Mutex::new(BTreeMap::new()),
+            tables: Mutex::new(Vec::new()),
         }
     }
 
@@ -72,4 +76,42 @@ unsafe impl PageSource for FakePages {
         let (start, (rec, len)) = map.range_mut(..=addr).next_back()?;
         (addr < start + *len).then(|| NonNull::from(&mut **rec))
     }
+
+    fn map_table(&self, bytes: usize) -> Option<NonNull<u8>> {
+        let layout = Layout::from_size_align(bytes, PAGE_SIZE).ok()?;
+        // SAFETY: non-zero size (a table holds at least one batch).
+        let mem = NonNull::new(unsafe { System.alloc_zeroed(layout) })?;
+        self.tables
+            .lock()
+            .unwrap()
+            .push((mem.as_ptr() as usize, layout));
+        Some(mem)
+    }
+}
+
+impl Drop for FakePages {
+    fn drop(&mut self) {
+        for (addr, layout) in self.tables.get_mut().unwrap().drain(..) {
+            // SAFETY: allocated in `map_table` with this layout; the central
+            // layer that used it is gone with its page source.
+            unsafe { System.dealloc(addr as *mut u8, layout) };
+        }
+    }
+}
+
+/// Takes up to `n` objects of `class` from `central`, as addresses.
+pub(crate) fn alloc(central: &crate::Central<FakePages>, class: u8, n: usize) -> Vec<usize> {
+    let mut out = std::vec![core::ptr::null_mut(); n];
+    let got = central.alloc_batch(class, &mut out);
+    out[..got].iter().map(|&p| p as usize).collect()
+}
+
+/// Gives the objects at `objs` back to `central` as one batch.
+///
+/// # Safety
+/// As for [`crate::Central::free_batch`].
+pub(crate) unsafe fn free(central: &crate::Central<FakePages>, class: u8, objs: &[usize]) {
+    let ptrs: Vec<*mut u8> = objs.iter().map(|&o| o as *mut u8).collect();
+    // SAFETY: forwarded contract.
+    unsafe { central.free_batch(class, &ptrs) }
 }

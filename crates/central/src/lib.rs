@@ -27,7 +27,12 @@
 //! Each class has two locks, the transfer cache's and the central list's;
 //! neither is ever held while taking the other. The central list's lock is
 //! held while asking the page heap for a span (lock order: class, then page
-//! heap).
+//! heap); the transfer cache's while mapping its table of pointers (once
+//! per class, [`PageSource::map_table`]).
+//!
+//! Batches move as arrays of pointers: [`Central::alloc_batch`] fills a
+//! slice, [`Central::free_batch`] takes one, and a parked batch is copied
+//! into and out of its transfer cache without touching the objects.
 //!
 //! # Example: a fixed-size memory pool
 //! [`Central`] works on its own as a pool of fixed-size blocks:
@@ -100,6 +105,10 @@ pub unsafe trait PageSource: Sync {
     /// Called on every batch the central layer moves: a chance for the page
     /// source to do amortised work (decay). Must be cheap when idle.
     fn tick(&self) {}
+    /// Zeroed memory of `bytes` for the central layer's own tables (a
+    /// transfer cache's array of pointers), kept for the life of the
+    /// source; `None` if there is none.
+    fn map_table(&self, bytes: usize) -> Option<NonNull<u8>>;
 }
 
 // SAFETY: the page heap hands out spans exclusively and its pagemap maps every
@@ -121,6 +130,9 @@ unsafe impl<O: Os> PageSource for PageHeap<O> {
     #[inline]
     fn tick(&self) {
         PageHeap::tick(self)
+    }
+    fn map_table(&self, bytes: usize) -> Option<NonNull<u8>> {
+        self.os().map(bytes, 1).ok()
     }
 }
 
@@ -197,26 +209,26 @@ impl<P: PageSource> Central<P> {
         &self.pages
     }
 
-    /// Takes up to `n` objects of `class` (1..NUM_CLASSES) as a
-    /// null-terminated list linked through each object's first word
-    /// ([`strata_os::link`]). Returns
-    /// the head and the count; the count is 0 only when memory ran out.
-    pub fn alloc_batch(&self, class: u8, n: usize) -> (*mut u8, usize) {
+    /// Takes up to `out.len()` objects of `class` (1..NUM_CLASSES) into
+    /// `out[..count]` and returns the count, 0 only when memory ran out. The
+    /// objects form a stack: use them from the end (a fresh span's then come
+    /// in address order). Nothing is written to the objects.
+    pub fn alloc_batch(&self, class: u8, out: &mut [*mut u8]) -> usize {
         self.pages.tick();
+        let n = out.len();
         let info = &CLASSES[class as usize];
         let lists = &self.classes[class as usize];
-        if n == info.batch as usize {
-            let head = lists.transfer.lock().pop();
-            if !head.is_null() {
-                self.transfer_bytes
-                    .fetch_sub(batch_bytes(info), Ordering::Relaxed);
-                return (head, n);
-            }
+        let batch = info.batch as usize;
+        // (The guard of an `if` condition is dropped before its block.)
+        if n == batch && lists.transfer.lock().pop(out) {
+            self.transfer_bytes
+                .fetch_sub(batch_bytes(info), Ordering::Relaxed);
+            return n;
         }
         {
-            let (head, _, got) = lists.central.lock().take(n, info);
+            let got = lists.central.lock().take(out, info);
             if got > 0 {
-                return (head, got);
+                return got;
             }
         }
         // No span has a free object, but parked batches may: a thread cache
@@ -226,36 +238,29 @@ impl<P: PageSource> Central<P> {
         // their successors carved new spans (mstress: 16 MiB parked at the
         // peak, 2x jemalloc's RSS). Take a batch, keep `n`, and put the rest
         // back into its spans.
-        if n > 0 && n < info.batch as usize {
-            let batch = lists.transfer.lock().pop();
-            if !batch.is_null() {
+        if n > 0 && n < batch {
+            let mut parked = [ptr::null_mut(); transfer::MAX_BATCH];
+            if lists.transfer.lock().pop(&mut parked[..batch]) {
                 self.transfer_bytes
                     .fetch_sub(batch_bytes(info), Ordering::Relaxed);
-                let mut last = batch;
-                for _ in 1..n {
-                    // SAFETY: a transfer-cache entry links `batch` > n objects.
-                    last = unsafe { strata_os::link::read(last) };
-                }
-                // SAFETY: `last` is the n-th object; the rest of the list
-                // follows it and is null-terminated.
-                unsafe {
-                    let rest = strata_os::link::read(last);
-                    strata_os::link::write(last, ptr::null_mut());
-                    // SAFETY: `batch - n` free objects of this class.
-                    self.release_to_spans(class, rest, info.batch as usize - n);
-                }
-                return (batch, n);
+                // The top of the batch's stack is handed out; the rest
+                // goes back.
+                out.copy_from_slice(&parked[batch - n..batch]);
+                // SAFETY: `batch - n` free objects of this class, out of
+                // the transfer cache and handed to nobody.
+                unsafe { self.release_to_spans(class, &parked[..batch - n]) };
+                return n;
             }
         }
         // No free object anywhere: get a new span, outside the class lock
         // so other threads can keep freeing into this class meanwhile.
         let Some(span) = self.pages.alloc_span(info.pages as usize, class) else {
-            return (ptr::null_mut(), 0);
+            return 0;
         };
         let mut central = lists.central.lock();
         // SAFETY: a fresh span of this class with nothing carved.
         unsafe { central.add_span(span.as_ptr(), info) };
-        let (head, _, got) = central.take(n, info);
+        let got = central.take(out, info);
         // Objects freed into the class while the span was fetched are taken
         // first (fullest span first), which can leave the fresh span
         // untouched; only a returning object hands a span back to the page
@@ -267,30 +272,36 @@ impl<P: PageSource> Central<P> {
             // SAFETY: none of its objects was handed out.
             unsafe { self.pages.free_span(span) };
         }
-        (head, got)
+        got
     }
 
-    /// Gives back `n` objects of `class`, linked from `head` through their
-    /// first words ([`strata_os::link`]) and null-terminated: a full batch
-    /// may be handed as it is to the next [`Central::alloc_batch`], whose
-    /// callers walk lists to the null.
+    /// Gives back the objects of `class` in `objs`. A full batch is parked
+    /// as it is (its pointers copied) for the next
+    /// [`Central::alloc_batch`] of a batch; nothing is written to the
+    /// objects until they go back to their spans.
     ///
     /// # Safety
-    /// The list holds `n` distinct objects of `class` allocated from this
-    /// central layer and no longer used, and the last one's link is null.
-    pub unsafe fn free_batch(&self, class: u8, head: *mut u8, n: usize) {
+    /// `objs` holds distinct objects of `class` allocated from this central
+    /// layer and no longer used.
+    pub unsafe fn free_batch(&self, class: u8, objs: &[*mut u8]) {
         self.pages.tick();
         let info = &CLASSES[class as usize];
         let lists = &self.classes[class as usize];
-        if n == info.batch as usize && self.reserve_transfer(info) {
-            if lists.transfer.lock().push(head, transfer_capacity(info)) {
+        if objs.len() == info.batch as usize && self.reserve_transfer(info) {
+            let parked = lists
+                .transfer
+                .lock()
+                .push(objs, transfer_capacity(info), |bytes| {
+                    self.pages.map_table(bytes)
+                });
+            if parked {
                 return;
             }
             self.transfer_bytes
                 .fetch_sub(batch_bytes(info), Ordering::Relaxed);
         }
         // SAFETY: forwarded contract.
-        unsafe { self.release_to_spans(class, head, n) }
+        unsafe { self.release_to_spans(class, objs) }
     }
 
     /// Takes room for one batch of `info` in the shared transfer budget.
@@ -303,25 +314,17 @@ impl<P: PageSource> Central<P> {
         false
     }
 
-    /// Returns `n` objects linked from `head` to their spans.
+    /// Returns `objs` to their spans.
     ///
     /// # Safety
     /// As for [`Central::free_batch`].
-    unsafe fn release_to_spans(&self, class: u8, head: *mut u8, n: usize) {
+    unsafe fn release_to_spans(&self, class: u8, objs: &[*mut u8]) {
         let info = &CLASSES[class as usize];
         let lists = &self.classes[class as usize];
         let mut empty = SpanList::new();
         {
             let mut central = lists.central.lock();
-            let mut obj = head;
-            for i in 0..n {
-                // SAFETY: the caller gives n linked objects of this class;
-                // the last one's link is not needed.
-                let next = if i + 1 < n {
-                    unsafe { strata_os::link::read(obj) }
-                } else {
-                    ptr::null_mut()
-                };
+            for &obj in objs {
                 let Some(span) = self.pages.span_of(obj as usize) else {
                     strata_os::fatal(b"strata: central free of an object with no span\n");
                 };
@@ -330,7 +333,6 @@ impl<P: PageSource> Central<P> {
                     // SAFETY: the span left every list in `put`.
                     unsafe { empty.push(s.as_ptr()) };
                 }
-                obj = next;
             }
         }
         // Spans go back to the page heap outside the class lock.
@@ -346,9 +348,9 @@ impl<P: PageSource> Central<P> {
 
     /// One object of `class`, for callers without a thread cache.
     pub fn alloc_one(&self, class: u8) -> Option<NonNull<u8>> {
-        let (head, got) = self.alloc_batch(class, 1);
-        debug_assert!(got <= 1);
-        NonNull::new(head)
+        let mut one = [ptr::null_mut()];
+        self.alloc_batch(class, &mut one);
+        NonNull::new(one[0])
     }
 
     /// Gives back one object of `class`.
@@ -356,11 +358,8 @@ impl<P: PageSource> Central<P> {
     /// # Safety
     /// `obj` is an object of `class` from this central layer, no longer used.
     pub unsafe fn free_one(&self, class: u8, obj: *mut u8) {
-        // SAFETY: forwarded contract; a terminated one-object list.
-        unsafe {
-            strata_os::link::write(obj, ptr::null_mut());
-            self.free_batch(class, obj, 1)
-        }
+        // SAFETY: forwarded contract.
+        unsafe { self.free_batch(class, &[obj]) }
     }
 
     /// Moves every batch parked in the transfer caches back into its spans,
@@ -369,17 +368,19 @@ impl<P: PageSource> Central<P> {
     pub fn drain_transfer_caches(&self) -> usize {
         let mut moved = 0;
         for class in 1..NUM_CLASSES as u8 {
-            let batch = CLASSES[class as usize].batch as usize;
-            loop {
-                let head = self.classes[class as usize].transfer.lock().pop();
-                if head.is_null() {
-                    break;
-                }
+            let info = &CLASSES[class as usize];
+            let batch = info.batch as usize;
+            let mut objs = [ptr::null_mut(); transfer::MAX_BATCH];
+            while self.classes[class as usize]
+                .transfer
+                .lock()
+                .pop(&mut objs[..batch])
+            {
                 self.transfer_bytes
-                    .fetch_sub(batch_bytes(&CLASSES[class as usize]), Ordering::Relaxed);
-                // SAFETY: a transfer-cache entry is a list of `batch` free
-                // objects of this class; `release_to_spans` never parks it again.
-                unsafe { self.release_to_spans(class, head, batch) };
+                    .fetch_sub(batch_bytes(info), Ordering::Relaxed);
+                // SAFETY: a parked batch of free objects of this class;
+                // `release_to_spans` never parks it again.
+                unsafe { self.release_to_spans(class, &objs[..batch]) };
                 moved += batch;
             }
         }
@@ -389,7 +390,7 @@ impl<P: PageSource> Central<P> {
     /// Accounting for one class.
     pub fn class_stats(&self, class: u8) -> ClassStats {
         let lists = &self.classes[class as usize];
-        let transfer = lists.transfer.lock().len() * CLASSES[class as usize].batch as usize;
+        let transfer = lists.transfer.lock().len();
         let central = lists.central.lock();
         ClassStats {
             spans: central.spans,

@@ -8,6 +8,7 @@
 //! (`sync::TRANSFER_SLOTS`), so full caches, partial batches, emptied spans
 //! and fresh spans are all a few steps away.
 
+use std::boxed::Box;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::vec::Vec;
@@ -16,7 +17,7 @@ use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::fake::FakePages;
+use crate::fake::{alloc, free, FakePages};
 use crate::{Central, CLASSES};
 
 /// Runs a model with the preemption bound of `LOOM_MAX_PREEMPTIONS`, or 2.
@@ -69,9 +70,9 @@ impl World {
 
     /// Takes up to `n` objects; checks none of them is live already.
     fn alloc(&self, n: usize) -> Vec<usize> {
-        let (head, got) = self.central.alloc_batch(class(), n);
+        let objs = alloc(&self.central, class(), n);
+        let got = objs.len();
         assert!(got >= 1 && got <= n, "asked {n}, got {got}");
-        let objs = collect(head, got);
         let mut live = self.live.lock().unwrap();
         for &o in &objs {
             assert!(live.insert(o), "object {o:#x} handed out twice");
@@ -87,9 +88,8 @@ impl World {
                 assert!(live.remove(o), "object {o:#x} freed but not live");
             }
         }
-        // SAFETY: live objects of this class, given up, linked and
-        // terminated by `link`.
-        unsafe { self.central.free_batch(class(), link(objs), objs.len()) };
+        // SAFETY: live objects of this class, given up.
+        unsafe { free(&self.central, class(), objs) };
     }
 
     /// With nothing live: every object of every span the class holds is
@@ -121,28 +121,6 @@ impl World {
         assert_eq!(self.central.pages().live_spans(), 0);
         assert_eq!(self.central.transfer_bytes.load(Ordering::Relaxed), 0);
     }
-}
-
-fn collect(head: *mut u8, n: usize) -> Vec<usize> {
-    let mut v = Vec::with_capacity(n);
-    let mut p = head;
-    for _ in 0..n {
-        v.push(p as usize);
-        // SAFETY: a list of n objects from the central layer.
-        p = unsafe { strata_os::link::read(p) };
-    }
-    assert!(p.is_null(), "a batch is not null-terminated");
-    v
-}
-
-fn link(objs: &[usize]) -> *mut u8 {
-    // SAFETY: objects we own; the list must be null-terminated.
-    unsafe { strata_os::link::write(*objs.last().unwrap() as *mut u8, core::ptr::null_mut()) };
-    for w in objs.windows(2) {
-        // SAFETY: objects we own.
-        unsafe { strata_os::link::write(w[0] as *mut u8, w[1] as *mut u8) };
-    }
-    objs[0] as *mut u8
 }
 
 /// Three threads move full and partial batches of one class at once: full
@@ -208,8 +186,9 @@ fn loom_central_partial_requests_split_a_parked_batch() {
 
 /// The cross-thread free path: objects allocated by one thread, freed as a
 /// full batch by another, reach the first thread again through the
-/// transfer cache. The batch travels through a loom `AtomicPtr` (Release /
-/// Acquire), as it would through whatever channel a program uses; the
+/// transfer cache. The batch's addresses travel through a loom `AtomicPtr`
+/// (Release / Acquire), as they would through whatever channel a program
+/// uses; the
 /// allocating thread then asks for a full batch while the freeing thread
 /// may still be on its way: it gets the very batch back (a transfer-cache
 /// hit) or fresh objects, never an object still in use.
@@ -217,33 +196,35 @@ fn loom_central_partial_requests_split_a_parked_batch() {
 fn loom_central_cross_thread_free() {
     model(|| {
         let w = World::new();
-        let mailbox = Arc::new(AtomicPtr::new(core::ptr::null_mut::<u8>()));
+        let mailbox = Arc::new(AtomicPtr::new(core::ptr::null_mut::<Vec<usize>>()));
         let freed = Arc::new(AtomicUsize::new(0));
         let consumer = {
             let (w, mailbox, freed) = (w.clone(), mailbox.clone(), freed.clone());
             thread::spawn(move || {
-                let head = loop {
+                let sent = loop {
                     let h = mailbox.load(Ordering::Acquire);
                     if !h.is_null() {
                         break h;
                     }
                     thread::yield_now();
                 };
-                let objs = collect(head, 2);
+                // SAFETY: the producer's `Box::into_raw`, published with
+                // Release and received once.
+                let objs = unsafe { Box::from_raw(sent) };
                 w.free(&objs);
                 freed.store(1, Ordering::Release);
             })
         };
         // The producer: a full batch, handed over whole.
         let batch = w.alloc(2);
-        let head = batch[0] as *mut u8;
-        mailbox.store(link(&batch), Ordering::Release);
+        let head = batch[0];
+        mailbox.store(Box::into_raw(Box::new(batch.clone())), Ordering::Release);
         let consumer_done = freed.load(Ordering::Acquire) == 1;
         let again = w.alloc(2);
         if consumer_done {
             // The consumer's free finished first: its full batch is the one
             // in the transfer cache, and comes back whole.
-            assert_eq!(again[0], head as usize, "the freed batch did not come back");
+            assert_eq!(again[0], head, "the freed batch did not come back");
             assert_eq!(again, batch);
         }
         w.free(&again);

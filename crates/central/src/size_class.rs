@@ -302,7 +302,9 @@ mod tests {
                 assert!(i.size > CLASSES[c - 1].size);
                 assert_eq!(i.size % 16, 0, "class {c} not 16-aligned");
             }
-            assert!(i.objects >= 1 && i.batch >= 2 && i.batch <= 32);
+            assert!(
+                i.objects >= 1 && i.batch >= 2 && i.batch as usize <= crate::transfer::MAX_BATCH
+            );
             let span = i.pages as usize * PAGE_SIZE;
             assert!(
                 (span - i.objects as usize * i.size as usize) * 8 <= span,

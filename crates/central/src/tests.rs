@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::vec::Vec;
 
-use crate::fake::FakePages;
+use crate::fake::{alloc, free, FakePages};
 use crate::{class_size_of, Central, CLASSES, NUM_CLASSES};
 
 struct Rng(u64);
@@ -15,27 +15,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
-}
-
-fn collect(head: *mut u8, n: usize) -> Vec<usize> {
-    let mut v = Vec::with_capacity(n);
-    let mut p = head;
-    for _ in 0..n {
-        v.push(p as usize);
-        // SAFETY: a list of n objects from the central layer.
-        p = unsafe { strata_os::link::read(p) };
-    }
-    v
-}
-
-fn link(objs: &[usize]) -> *mut u8 {
-    // SAFETY: objects we own; the list must be null-terminated.
-    unsafe { strata_os::link::write(*objs.last().unwrap() as *mut u8, std::ptr::null_mut()) };
-    for w in objs.windows(2) {
-        // SAFETY: objects we own.
-        unsafe { strata_os::link::write(w[0] as *mut u8, w[1] as *mut u8) };
-    }
-    objs[0] as *mut u8
 }
 
 #[test]
@@ -55,9 +34,9 @@ fn shadow_model() {
             } else {
                 1 + rng.below(batch as u64 * 2) as usize
             };
-            let (head, got) = central.alloc_batch(class, n);
-            assert!(got >= 1 && got <= n);
-            for obj in collect(head, got) {
+            let got = alloc(&central, class, n);
+            assert!(!got.is_empty() && got.len() <= n);
+            for obj in got {
                 assert_eq!(obj % if size >= 16 { 16 } else { 8 }, 0);
                 let tag = (step % 251) as u8;
                 // SAFETY: a fresh object of `size` bytes.
@@ -93,7 +72,7 @@ fn shadow_model() {
                 );
             }
             // SAFETY: n live objects of this class, given up.
-            unsafe { central.free_batch(class, link(out), n) };
+            unsafe { free(&central, class, out) };
         }
     }
     // Objects never overlap: sort and compare with sizes.
@@ -143,25 +122,25 @@ fn partial_request_uses_a_parked_batch_before_a_new_span() {
     let mut held = Vec::new();
     // Take full batches until every carved span is used up.
     while held.len() < batch || central.class_stats(class).span_free_objects > 0 {
-        let (head, got) = central.alloc_batch(class, batch);
-        held.extend(collect(head, got));
+        held.extend(alloc(&central, class, batch));
         assert!(held.len() < 100_000);
     }
     let spans = central.class_stats(class).spans;
     let back: Vec<usize> = held.drain(held.len() - batch..).collect();
     // SAFETY: a full batch of live objects of this class, given up.
-    unsafe { central.free_batch(class, link(&back), batch) };
+    unsafe { free(&central, class, &back) };
     assert_eq!(central.class_stats(class).transfer_objects, batch);
 
-    let (head, got) = central.alloc_batch(class, 1);
-    assert_eq!(got, 1);
-    assert!(back.contains(&(head as usize)));
+    let got = alloc(&central, class, 1);
+    assert_eq!(got.len(), 1);
+    let head = got[0];
+    assert!(back.contains(&head));
     let st = central.class_stats(class);
     assert_eq!(st.spans, spans, "a new span was taken");
     assert_eq!(st.transfer_objects, 0);
     assert_eq!(st.span_free_objects, batch - 1);
     assert_eq!(st.uncarved_objects, 0);
-    held.push(head as usize);
+    held.push(head);
     for obj in held {
         // SAFETY: live objects of this class.
         unsafe { central.free_one(class, obj as *mut u8) };
@@ -180,8 +159,7 @@ fn batches_cross_threads() {
         let central = central.clone();
         std::thread::spawn(move || {
             for i in 0..2000usize {
-                let (head, got) = central.alloc_batch(class, batch);
-                let objs = collect(head, got);
+                let objs = alloc(&central, class, batch);
                 for &o in &objs {
                     // SAFETY: fresh objects.
                     unsafe { (o as *mut usize).add(1).write(i) };
@@ -198,7 +176,7 @@ fn batches_cross_threads() {
         }
         seen += objs.len();
         // SAFETY: live objects of this class, given up.
-        unsafe { central.free_batch(class, link(&objs), objs.len()) };
+        unsafe { free(&central, class, &objs) };
     }
     producer.join().unwrap();
     assert!(seen >= 2000);
@@ -207,4 +185,39 @@ fn batches_cross_threads() {
         st.span_free_objects + st.transfer_objects,
         st.spans * CLASSES[class as usize].objects as usize
     );
+}
+
+/// A full batch is parked and handed out again as it is, and neither the
+/// transfer cache nor the move touches the objects: their contents, written
+/// before the free, are intact while parked.
+#[test]
+fn parked_batches_are_pointers_and_leave_objects_alone() {
+    let central = Central::new(FakePages::new());
+    let class = 5u8;
+    let size = class_size_of(class);
+    let batch = CLASSES[class as usize].batch as usize;
+    let objs = alloc(&central, class, batch);
+    assert_eq!(objs.len(), batch);
+    for &o in &objs {
+        // SAFETY: live objects of `size` bytes.
+        unsafe { std::ptr::write_bytes(o as *mut u8, 0xa5, size) };
+    }
+    // SAFETY: a full batch of live objects, given up.
+    unsafe { free(&central, class, &objs) };
+    assert_eq!(central.class_stats(class).transfer_objects, batch);
+    for &o in &objs {
+        // SAFETY: parked objects stay in the fake heap's memory; this
+        // reads what the allocator may have written.
+        let s = unsafe { std::slice::from_raw_parts(o as *const u8, size) };
+        assert!(s.iter().all(|&b| b == 0xa5), "a parked object was written");
+    }
+    let again = alloc(&central, class, batch);
+    assert_eq!(again, objs, "the parked batch, in the same order");
+    assert_eq!(central.class_stats(class).transfer_objects, 0);
+    for &o in &again {
+        // SAFETY: live objects, given back one by one (to their spans).
+        unsafe { central.free_one(class, o as *mut u8) };
+    }
+    central.drain_transfer_caches();
+    assert_eq!(central.pages().live_spans(), 0);
 }

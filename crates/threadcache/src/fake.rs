@@ -44,34 +44,26 @@ unsafe impl Backend for FakeBackend {
     fn batch_size(&self, _class: u8) -> usize {
         8
     }
-    fn alloc_batch(&self, class: u8, n: usize) -> (*mut u8, usize) {
+    fn alloc_batch(&self, class: u8, out: &mut [*mut u8]) -> usize {
         self.batch_calls.fetch_add(1, Ordering::Relaxed);
         let layout = Layout::from_size_align(SIZES[class as usize], 16).unwrap();
-        let mut head = core::ptr::null_mut();
-        for _ in 0..n {
+        for o in out.iter_mut() {
             // SAFETY: non-zero layout.
-            let p = unsafe { System.alloc(layout) };
-            // SAFETY: fresh object, at least 16 bytes.
-            unsafe { strata_os::link::write(p, head) };
-            head = p;
+            *o = unsafe { System.alloc(layout) };
+            assert!(!o.is_null());
         }
-        self.outstanding.fetch_add(n as isize, Ordering::Relaxed);
-        (head, n)
+        self.outstanding
+            .fetch_add(out.len() as isize, Ordering::Relaxed);
+        out.len()
     }
-    unsafe fn free_batch(&self, class: u8, head: *mut u8, n: usize) {
+    unsafe fn free_batch(&self, class: u8, objs: &[*mut u8]) {
         let layout = Layout::from_size_align(SIZES[class as usize], 16).unwrap();
-        let mut p = head;
-        for _ in 0..n {
-            // SAFETY: n linked objects we handed out.
-            let next = unsafe { strata_os::link::read(p) };
-            // SAFETY: allocated with this layout.
+        for &p in objs {
+            assert!(!p.is_null(), "a null pointer handed to the backend");
+            // SAFETY: an object we handed out, allocated with this layout.
             unsafe { System.dealloc(p, layout) };
-            p = next;
         }
-        assert!(
-            p.is_null(),
-            "a list handed to the backend is not null-terminated"
-        );
-        self.outstanding.fetch_sub(n as isize, Ordering::Relaxed);
+        self.outstanding
+            .fetch_sub(objs.len() as isize, Ordering::Relaxed);
     }
 }

@@ -73,14 +73,14 @@ pub unsafe trait Backend: Sync {
     fn class_size(&self, class: u8) -> usize;
     /// Objects moved per batch for `class`.
     fn batch_size(&self, class: u8) -> usize;
-    /// Up to `n` objects as a list linked through their first words; the
-    /// count is 0 only when memory ran out.
-    fn alloc_batch(&self, class: u8, n: usize) -> (*mut u8, usize);
-    /// Takes back `n` objects linked from `head`.
+    /// Up to `out.len()` objects into `out[..count]`, the count 0 only
+    /// when memory ran out. They form a stack: the last is used first.
+    fn alloc_batch(&self, class: u8, out: &mut [*mut u8]) -> usize;
+    /// Takes back the objects in `objs`.
     ///
     /// # Safety
-    /// `n` distinct free objects of `class` from this backend.
-    unsafe fn free_batch(&self, class: u8, head: *mut u8, n: usize);
+    /// `objs` are distinct free objects of `class` from this backend.
+    unsafe fn free_batch(&self, class: u8, objs: &[*mut u8]);
 }
 
 // The central layer's classes must fit a cache's lists.
@@ -107,13 +107,13 @@ unsafe impl<O: Os> Backend for strata_central::Central<strata_pageheap::PageHeap
         strata_central::CLASSES[class as usize].batch as usize
     }
     #[inline]
-    fn alloc_batch(&self, class: u8, n: usize) -> (*mut u8, usize) {
-        strata_central::Central::alloc_batch(self, class, n)
+    fn alloc_batch(&self, class: u8, out: &mut [*mut u8]) -> usize {
+        strata_central::Central::alloc_batch(self, class, out)
     }
     #[inline]
-    unsafe fn free_batch(&self, class: u8, head: *mut u8, n: usize) {
+    unsafe fn free_batch(&self, class: u8, objs: &[*mut u8]) {
         // SAFETY: forwarded contract.
-        unsafe { strata_central::Central::free_batch(self, class, head, n) }
+        unsafe { strata_central::Central::free_batch(self, class, objs) }
     }
 }
 

@@ -342,8 +342,9 @@ impl<B: Backend> ThreadCaches<B> {
         if class as usize >= self.backend.num_classes() || class == 0 {
             return ptr::null_mut();
         }
-        let (head, _) = self.backend.alloc_batch(class, 1);
-        head
+        let mut one = [ptr::null_mut()];
+        self.backend.alloc_batch(class, &mut one);
+        one[0]
     }
 
     #[inline(never)]
@@ -361,11 +362,8 @@ impl<B: Backend> ThreadCaches<B> {
             }
             return;
         }
-        // SAFETY: forwarded contract; a terminated one-object list.
-        unsafe {
-            strata_os::link::write(obj, ptr::null_mut());
-            self.backend.free_batch(class, obj, 1)
-        }
+        // SAFETY: forwarded contract.
+        unsafe { self.backend.free_batch(class, &[obj]) }
     }
 
     /// Creates this thread's cache. Returns `None` (and leaves the thread

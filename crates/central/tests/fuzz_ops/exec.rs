@@ -107,13 +107,19 @@ fn alloc<O: TestOs>(
     let info = &CLASSES[class as usize];
     let batch = info.batch as usize;
     let before = central.class_stats(class);
-    let (head, got) = if one {
+    let objs: Vec<*mut u8> = if one {
         central
             .alloc_one(class)
-            .map_or((ptr::null_mut(), 0), |p| (p.as_ptr(), 1))
+            .map(|p| p.as_ptr())
+            .into_iter()
+            .collect()
     } else {
-        central.alloc_batch(class, n)
+        let mut out = vec![ptr::null_mut(); n];
+        let got = central.alloc_batch(class, &mut out);
+        out.truncate(got);
+        out
     };
+    let got = objs.len();
     let from_transfer = n == batch && before.transfer_objects > 0;
     // Less than a batch, no free object in a span: a parked batch is split
     // (n kept, the rest goes back to its spans) before a new span is taken.
@@ -144,22 +150,12 @@ fn alloc<O: TestOs>(
         "transfer cache of class {class}"
     );
     let size = class_size_of(class);
-    let mut obj = head;
-    for i in 0..got {
-        assert!(!obj.is_null(), "a list of {got} objects ends after {i}");
-        // SAFETY: the list holds `got` objects of `size` >= 8 bytes.
-        let next = unsafe { strata_os::link::read(obj) };
+    for &obj in &objs {
+        assert!(!obj.is_null(), "a null object in a batch of {got}");
         check_object(central, class, obj as usize);
         let tag = m.tag();
         fill(obj as usize, size, tag);
         m.add(class, obj as usize, tag);
-        obj = next;
-    }
-    if !one {
-        assert!(
-            obj.is_null(),
-            "a batch of class {class} is not null-terminated"
-        );
     }
 }
 
@@ -197,15 +193,11 @@ fn free_batch<O: TestOs>(
     if reverse {
         objs.reverse();
     }
-    let next = objs[1..].iter().map(|&o| o as *mut u8);
-    for (&obj, next) in objs.iter().zip(next.chain([ptr::null_mut()])) {
-        // SAFETY: objects we own, at least 8 bytes each and 8-byte aligned.
-        unsafe { strata_os::link::write(obj as *mut u8, next) };
-    }
+    let ptrs: Vec<*mut u8> = objs.iter().map(|&o| o as *mut u8).collect();
     let batch = CLASSES[class as usize].batch as usize;
     let before = central.class_stats(class);
-    // SAFETY: k distinct live objects of this class, linked, given up.
-    unsafe { central.free_batch(class, objs[0] as *mut u8, k) };
+    // SAFETY: k distinct live objects of this class, given up.
+    unsafe { central.free_batch(class, &ptrs) };
     let after = central.class_stats(class);
     assert!(
         after.transfer_objects >= before.transfer_objects,
