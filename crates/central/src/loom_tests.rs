@@ -19,26 +19,7 @@ use loom::thread;
 
 use crate::fake::{alloc, free, FakePages};
 use crate::{Central, CLASSES};
-
-/// Runs a model with the preemption bound of `LOOM_MAX_PREEMPTIONS`, or 2.
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(2);
-    }
-    b.check(f);
-}
-
-/// Runs `f` on a model thread with a stack big enough to build a `Central`
-/// (97 classes of locks; loom's threads have small stacks).
-fn on_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    thread::Builder::new()
-        .stack_size(1 << 20)
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap()
-}
+use strata_os::loom_model::{model, on_big_stack};
 
 /// A class with two objects per span and batches of two (32 KiB objects).
 fn class() -> u8 {

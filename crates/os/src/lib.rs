@@ -37,7 +37,11 @@ mod counters;
 #[cfg(any(test, feature = "fake"))]
 mod fake;
 pub mod link;
+mod list;
 mod lock;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_model;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod meta;
@@ -50,6 +54,7 @@ mod system;
 pub use counters::{OsCounters, OsStats};
 #[cfg(any(test, feature = "fake"))]
 pub use fake::FakeOs;
+pub use list::{Iter as ListIter, Linked, List};
 pub use lock::{Lock, LockGuard};
 pub use meta::{ForkLock, MetaPool};
 pub use report::{fatal, write_stderr, Dec, Hex};

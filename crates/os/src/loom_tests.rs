@@ -8,16 +8,8 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
+use crate::loom_model::model;
 use crate::{FakeOs, Lock, MetaPool};
-
-/// Runs a model with the preemption bound of `LOOM_MAX_PREEMPTIONS`, or 2.
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(2);
-    }
-    b.check(f);
-}
 
 /// Three threads increment a counter under the lock: no increment is lost,
 /// and every critical section is ordered after the previous one (checked by

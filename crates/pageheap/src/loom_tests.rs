@@ -14,27 +14,7 @@ use strata_os::{FakeOs, Os, OsCounters, OsError, SystemOs};
 use crate::decay::DecayClock;
 use crate::pagemap::{publish, published};
 use crate::{PageHeap, SpanState, PAGE_SHIFT, PAGE_SIZE};
-
-/// Runs a model with the preemption bound of `LOOM_MAX_PREEMPTIONS`, or 2.
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(2);
-    }
-    b.check(f);
-}
-
-/// Runs `f` on a model thread with a stack big enough to build a
-/// `PageHeap` (its pagemap root alone is 64 KiB; loom's threads have small
-/// stacks) and returns its result.
-fn on_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    thread::Builder::new()
-        .stack_size(1 << 20)
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap()
-}
+use strata_os::loom_model::{model, on_big_stack};
 
 // ---- pagemap publication ----------------------------------------------------
 

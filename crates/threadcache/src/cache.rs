@@ -517,3 +517,6 @@ impl ThreadCache {
         self.lists[..self.nclasses].iter().all(|l| l.len == 0)
     }
 }
+
+// SAFETY: only the list a cache is in writes its `prev` and `next`.
+strata_os::impl_linked!(unsafe ThreadCache, prev, next);

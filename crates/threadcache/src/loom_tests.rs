@@ -19,22 +19,7 @@ use loom::thread;
 use crate::cache::ThreadCache;
 use crate::fake::FakeBackend;
 use crate::{Backend, ThreadCaches};
-
-/// Runs a model with the preemption bound of `LOOM_MAX_PREEMPTIONS`, or 2.
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(2);
-    }
-    b.check(f);
-}
-
-/// Runs `f` on a model thread with a stack big enough for a `ThreadCache`
-/// value (9 KiB, built on the stack by `init`; loom's threads have small
-/// stacks).
-fn spawn_big<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
-    thread::Builder::new().stack_size(1 << 20).spawn(f).unwrap()
-}
+use strata_os::loom_model::{model, spawn_big};
 
 /// What `create` does for a new thread, minus the slot and the pthread
 /// value: a record from the pool, initialised, publishing `bytes`, linked

@@ -21,7 +21,7 @@
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
 
-use strata_os::{ForkLock, Lock, MetaPool};
+use strata_os::{ForkLock, List, Lock, MetaPool};
 
 use crate::cache::ThreadCache;
 use crate::sync::{AtomicUsize, Ordering};
@@ -171,16 +171,12 @@ impl Default for Slot {
     }
 }
 
-/// Every live cache, linked through `prev`/`next`, and the counts; only
-/// reached under the registry's `list` lock.
+/// Every live cache, linked through `prev`/`next`, and how many were ever
+/// created; only reached under the registry's `list` lock.
 struct CacheList {
-    head: *mut ThreadCache,
-    live: usize,
+    caches: List<ThreadCache>,
     created: u64,
 }
-
-// SAFETY: the list is only reached under its lock.
-unsafe impl Send for CacheList {}
 
 impl CacheList {
     /// Links a new cache at the front.
@@ -189,15 +185,7 @@ impl CacheList {
     /// `c` is a live cache in no list; the list's caches are live.
     unsafe fn insert(&mut self, c: *mut ThreadCache) {
         // SAFETY: caller's contract.
-        unsafe {
-            (*c).prev = ptr::null_mut();
-            (*c).next = self.head;
-            if !self.head.is_null() {
-                (*self.head).prev = c;
-            }
-        }
-        self.head = c;
-        self.live += 1;
+        unsafe { self.caches.push(c) };
         self.created += 1;
     }
 
@@ -206,34 +194,22 @@ impl CacheList {
     /// # Safety
     /// `c` is in this list.
     unsafe fn remove(&mut self, c: *mut ThreadCache) {
-        // SAFETY: caller's contract: `c` and its neighbours are live
-        // members of this list.
-        unsafe {
-            let (p, n) = ((*c).prev, (*c).next);
-            if p.is_null() {
-                self.head = n;
-            } else {
-                (*p).next = n;
-            }
-            if !n.is_null() {
-                (*n).prev = p;
-            }
-        }
-        self.live -= 1;
+        // SAFETY: caller's contract.
+        unsafe { self.caches.remove(c) };
+    }
+
+    /// Caches alive now.
+    fn live(&self) -> usize {
+        self.caches.len()
     }
 
     /// The bytes every cache in the list last published.
     fn cached_bytes(&self) -> usize {
-        let mut cached = 0;
-        let mut c = self.head;
-        while !c.is_null() {
+        self.caches
+            .iter()
             // SAFETY: caches in the list are live; `published` is atomic.
-            unsafe {
-                cached += (*c).published.load(Ordering::Relaxed);
-                c = (*c).next;
-            }
-        }
-        cached
+            .map(|c| unsafe { (*c).published.load(Ordering::Relaxed) })
+            .sum()
     }
 }
 
@@ -277,7 +253,7 @@ impl<B: Backend> ThreadCaches<B> {
             ThreadCaches {
                 backend,
                 records: MetaPool::new(),
-                list: Lock::new(CacheList { head: ptr::null_mut(), live: 0, created: 0 }),
+                list: Lock::new(CacheList { caches: List::new(), created: 0 }),
                 key: AtomicUsize::new(0),
                 key_lock: Lock::new(()),
                 max_cache_bytes: AtomicUsize::new(DEFAULT_MAX_CACHE_BYTES),
@@ -414,7 +390,7 @@ impl<B: Backend> ThreadCaches<B> {
     /// the configured maximum. Fixed for the cache's life (a slow path
     /// would have to shrink a budget already filled).
     fn budget_for_new_cache(&self) -> usize {
-        let live = self.list.lock().live;
+        let live = self.list.lock().live();
         cache_budget(self.max_cache_bytes.load(Ordering::Relaxed), live)
     }
 
@@ -471,7 +447,7 @@ impl<B: Backend> ThreadCaches<B> {
     pub fn stats(&self) -> ThreadCacheStats {
         let list = self.list.lock();
         ThreadCacheStats {
-            live_caches: list.live,
+            live_caches: list.live(),
             created: list.created,
             cached_bytes: list.cached_bytes(),
         }
