@@ -9,7 +9,8 @@
 //! ```
 //!
 //! `sweep N`: `N` ops of the size sweep (row 2). `random R`: `R` rounds of
-//! 100,000 objects freed in random order (row 3). The difference of two
+//! 100,000 objects freed in random order (row 3). `churn T`: `T` threads of
+//! row 9, in waves of 8, 1,000 pairs each. The difference of two
 //! totals (e.g. 400,000 and 200,000 ops, or 6 and 3 rounds) divided by the
 //! extra ops is the cost of one op with setup excluded. Allocators: `strata`,
 //! `mimalloc`, `jemalloc`, `glibc`.
@@ -19,12 +20,13 @@ use std::alloc::{GlobalAlloc, System};
 use strata_benches::measure::Deadline;
 use strata_benches::workloads;
 
-fn run<A: GlobalAlloc>(a: &A, what: &str, n: u64) -> f64 {
+fn run<A: GlobalAlloc + Sync>(a: &A, what: &str, n: u64) -> f64 {
     let s = match what {
         "sweep" => workloads::size_sweep(a, n, Deadline::never()),
         "random" => workloads::random_free(a, 100_000, n, Deadline::never()),
+        "churn" => workloads::thread_churn(a, n as usize, 8, 1_000, Deadline::never()),
         other => {
-            eprintln!("unknown workload {other}: sweep or random");
+            eprintln!("unknown workload {other}: sweep, random or churn");
             std::process::exit(2);
         }
     };

@@ -285,3 +285,31 @@ fn budgets_share_the_total_between_floor_and_maximum() {
         assert!(cache_budget(32 * MIB, live) <= cache_budget(32 * MIB, live - 1));
     }
 }
+
+#[test]
+fn a_list_starts_with_two_cache_lines_and_hands_out_the_last() {
+    std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+    let reg = registry();
+    SLOT.with(|slot| {
+        // Class 1 (16 B): 128 bytes are 8 objects, the fake's batch.
+        let p = reg.alloc(slot, 1);
+        assert!(!p.is_null());
+        assert_eq!(reg.backend().batch_calls.load(Ordering::Relaxed), 1);
+        // SAFETY: this thread's live cache, read on its thread.
+        let held = unsafe { slot.cache().unwrap().as_ref() }.len(1);
+        assert_eq!(held, 7);
+        // The other seven come from the list, with no other backend call.
+        let rest: Vec<_> = (0..7).map(|_| reg.alloc(slot, 1)).collect();
+        assert_eq!(reg.backend().batch_calls.load(Ordering::Relaxed), 1);
+        assert!(rest.iter().all(|&q| q != p));
+        // SAFETY: live objects given up.
+        unsafe {
+            reg.free(slot, p, 1);
+            for q in rest {
+                reg.free(slot, q, 1);
+            }
+        }
+        reg.flush_current(slot);
+        assert_eq!(reg.backend().outstanding.load(Ordering::Relaxed), 0);
+    });
+}
