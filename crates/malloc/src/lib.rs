@@ -266,3 +266,10 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
 pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
     c_int::from(strata::release_free_memory() > 0)
 }
+
+/// glibc's `malloc_stats`: prints strata's statistics (the same report as
+/// `STRATA_SHOW_STATS=1` at exit) to stderr.
+#[no_mangle]
+pub extern "C" fn malloc_stats() {
+    strata::stats().write_to_stderr();
+}

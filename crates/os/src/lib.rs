@@ -155,6 +155,32 @@ pub unsafe trait Os: Sync {
         align: usize,
     ) -> Result<NonNull<u8>, OsError>;
 
+    /// Moves the pages of `[from, from + len)` to `[to, to + len)` without
+    /// copying them through the CPU (Linux: `mremap` with
+    /// `MREMAP_DONTUNMAP`): `to` then holds what `from` held, and `from`
+    /// stays mapped, reads as zero and holds no memory. Implementations
+    /// without it keep the default, and callers copy.
+    ///
+    /// # Safety
+    /// Both ranges are page-aligned, disjoint, inside mappings of this `Os`
+    /// (each inside one mapping), and owned by the caller: the contents of
+    /// `to` are lost.
+    unsafe fn move_pages(
+        &self,
+        from: NonNull<u8>,
+        to: NonNull<u8>,
+        len: usize,
+    ) -> Result<(), OsError> {
+        let _ = (from, to, len);
+        Err(OsError::Unsupported)
+    }
+
+    /// Whether [`Os::move_pages`] is implemented (it may still fail, on an
+    /// old kernel): callers check before preparing a move.
+    fn moves_pages(&self) -> bool {
+        false
+    }
+
     /// A monotonic clock in milliseconds (coarse: a few ms of resolution is
     /// enough for decay).
     fn now_ms(&self) -> u64 {

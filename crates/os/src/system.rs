@@ -309,6 +309,51 @@ unsafe impl Os for SystemOs {
         Ok(target)
     }
 
+    fn moves_pages(&self) -> bool {
+        cfg!(target_os = "linux")
+    }
+
+    #[cfg(target_os = "linux")]
+    unsafe fn move_pages(
+        &self,
+        from: NonNull<u8>,
+        to: NonNull<u8>,
+        len: usize,
+    ) -> Result<(), OsError> {
+        let page = os_page_size();
+        let (f, t) = (from.as_ptr() as usize, to.as_ptr() as usize);
+        if len == 0 || len % page != 0 || f % page != 0 || t % page != 0 {
+            return Err(OsError::InvalidRequest);
+        }
+        // SAFETY: the caller owns both page-aligned, disjoint ranges. The
+        // kernel moves the page-table entries of `from` onto `to` (which it
+        // unmaps first: MREMAP_FIXED), and DONTUNMAP leaves `from` mapped
+        // with no pages, so it reads as zero and no hole opens in the
+        // caller's mapping for another mmap to land in.
+        let p = unsafe {
+            libc::mremap(
+                from.as_ptr().cast(),
+                len,
+                len,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP,
+                to.as_ptr().cast::<libc::c_void>(),
+            )
+        };
+        if p == libc::MAP_FAILED {
+            // EINVAL: a kernel before 5.7 (or a mapping it cannot move);
+            // EFAULT: a range across two mappings; ENOMEM: no room for
+            // another mapping (vm.max_map_count).
+            return Err(match errno() {
+                libc::ENOMEM => OsError::OutOfMemory,
+                libc::EFAULT => OsError::InvalidRequest,
+                _ => OsError::Unsupported,
+            });
+        }
+        // What `to` held was replaced; nothing was mapped or unmapped.
+        self.counters.on_remap(len, len);
+        Ok(())
+    }
+
     unsafe fn hint_huge_pages(&self, ptr: NonNull<u8>, len: usize, huge: bool) {
         #[cfg(target_os = "linux")]
         {
@@ -325,6 +370,13 @@ unsafe impl Os for SystemOs {
     fn counters(&self) -> &OsCounters {
         &self.counters
     }
+}
+
+/// The calling thread's `errno`.
+#[cfg(target_os = "linux")]
+fn errno() -> i32 {
+    // SAFETY: `__errno_location` returns this thread's errno slot.
+    unsafe { *libc::__errno_location() }
 }
 
 /// `MADV_POPULATE_WRITE` (Linux 5.14); spelled out because older libc crates
@@ -642,6 +694,43 @@ mod tests {
             os.populate(p, len).unwrap();
             assert_eq!(p.as_ptr().read(), 42);
             os.unmap(p, len);
+        }
+    }
+
+    /// Pages moved by `move_pages` keep their contents at the target; the
+    /// source stays mapped, reads as zero and holds no memory.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn move_pages_moves_contents_and_leaves_zero() {
+        let os = SystemOs::new();
+        let len = 4 << 20;
+        let m = os.map(2 * len, 4096).unwrap();
+        let (from, to) = (m, NonNull::new(m.as_ptr().wrapping_add(len)).unwrap());
+        // SAFETY: both halves of our mapping.
+        unsafe {
+            for i in (0..len).step_by(4096) {
+                from.as_ptr().add(i).write((i >> 12) as u8 | 1);
+                to.as_ptr().add(i).write(0xee);
+            }
+            os.move_pages(from, to, len).unwrap();
+            for i in (0..len).step_by(4096) {
+                assert_eq!(to.as_ptr().add(i).read(), (i >> 12) as u8 | 1);
+            }
+            let mut vec = std::vec![0u8; len / 4096];
+            assert_eq!(
+                libc::mincore(from.as_ptr().cast(), len, vec.as_mut_ptr()),
+                0
+            );
+            assert!(
+                vec.iter().all(|&v| v & 1 == 0),
+                "source pages still resident"
+            );
+            assert!((0..len)
+                .step_by(4096)
+                .all(|i| from.as_ptr().add(i).read() == 0));
+            // Still mapped and writable: no hole was left.
+            from.as_ptr().write(7);
+            os.unmap(m, 2 * len);
         }
     }
 

@@ -68,6 +68,7 @@ pub(crate) struct Counters {
     pub(crate) huge_cached: usize,
     pub(crate) huge_allocs: u64,
     pub(crate) huge_remaps: u64,
+    pub(crate) large_moves: u64,
     pub(crate) decay_releases: u64,
 }
 
@@ -105,6 +106,9 @@ pub struct PageHeapStats {
     pub huge_allocs: u64,
     /// Huge blocks resized by moving page tables (`mremap`) instead of copying.
     pub huge_remaps: u64,
+    /// Large blocks grown by moving their pages to a new place
+    /// ([`crate::MOVE_MIN`]) instead of copying them.
+    pub large_moves: u64,
     /// Spans returned to the OS by decay (not counting explicit releases).
     pub decay_releases: u64,
     /// The decay delay in force, in milliseconds.
@@ -137,6 +141,9 @@ pub struct PageHeap<O: Os> {
     grown_bytes: AtomicUsize,
     /// Growth beyond this many bytes is hinted for huge pages.
     huge_pages_after: AtomicUsize,
+    /// 1 once the OS refused to move pages ([`Os::move_pages`]): large
+    /// blocks are copied from then on.
+    pub(crate) no_page_moves: AtomicUsize,
 }
 
 impl<O: Os> PageHeap<O> {
@@ -160,6 +167,7 @@ impl<O: Os> PageHeap<O> {
                         huge_cached: 0,
                         huge_allocs: 0,
                         huge_remaps: 0,
+                        large_moves: 0,
                         decay_releases: 0,
                     },
                     huge_cache: SpanList::new(),
@@ -168,6 +176,7 @@ impl<O: Os> PageHeap<O> {
                 arena: crate::arena::Arena::new(),
                 grown_bytes: AtomicUsize::new(0),
                 huge_pages_after: AtomicUsize::new(DEFAULT_HUGE_PAGES_AFTER),
+                no_page_moves: AtomicUsize::new(0),
             }
         }
     }
@@ -558,6 +567,7 @@ impl<O: Os> PageHeap<O> {
             huge_cached_bytes: c.huge_cached << PAGE_SHIFT,
             huge_allocs: c.huge_allocs,
             huge_remaps: c.huge_remaps,
+            large_moves: c.large_moves,
             decay_releases: c.decay_releases,
             decay_ms: self.decay_ms(),
         }

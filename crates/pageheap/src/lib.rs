@@ -63,6 +63,7 @@ mod zeroing;
 pub use decay::DEFAULT_DECAY_MS;
 pub use heap::{BadPointer, PageHeap, PageHeapStats, Prefer, DEFAULT_HUGE_PAGES_AFTER};
 pub use huge::HUGE_MIN;
+pub use large::MOVE_MIN;
 pub use pagemap::PageMap;
 pub use span::{Span, SpanIter, SpanList, SpanState};
 

@@ -297,6 +297,7 @@ pub(crate) fn stats() -> Stats {
         huge_in_use_bytes: ph.huge_in_use_bytes,
         huge_cached_bytes: ph.huge_cached_bytes,
         huge_remaps: ph.huge_remaps,
+        large_moves: ph.large_moves,
         decay_releases: ph.decay_releases,
         decay_ms: ph.decay_ms,
         thread_caches: tc.live_caches,

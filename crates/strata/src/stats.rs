@@ -41,6 +41,9 @@ pub struct Stats {
     pub huge_cached_bytes: usize,
     /// Huge blocks resized by `mremap` instead of copying.
     pub huge_remaps: u64,
+    /// Large blocks grown by moving their pages (`mremap`) to a new block
+    /// instead of copying them.
+    pub large_moves: u64,
     /// Decay passes that released memory.
     pub decay_releases: u64,
     /// The decay delay in force (ms).
@@ -83,7 +86,7 @@ impl Stats {
     /// Prints the statistics to stderr without allocating.
     pub fn write_to_stderr(&self) {
         strata_os::write_stderr(&[b"strata: statistics\n"]);
-        let rows: [(&[u8], u64); 24] = [
+        let rows: [(&[u8], u64); 25] = [
             (b"  mapped bytes", self.mapped_bytes as u64),
             (b"  in-use span bytes", self.in_use_bytes as u64),
             (b"  allocated bytes (estimate)", self.allocated_bytes as u64),
@@ -99,6 +102,7 @@ impl Stats {
             (b"  huge in-use bytes", self.huge_in_use_bytes as u64),
             (b"  huge cached bytes", self.huge_cached_bytes as u64),
             (b"  huge remaps", self.huge_remaps),
+            (b"  large block moves", self.large_moves),
             (b"  decay passes that released", self.decay_releases),
             (b"  decay ms", self.decay_ms),
             (b"  thread caches", self.thread_caches as u64),

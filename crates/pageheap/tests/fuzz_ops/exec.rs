@@ -7,7 +7,7 @@
 //! classes of small-object spans, and that decay and release leave nothing
 //! dirty. After every step, [`Model::check`].
 
-use strata_pageheap::{BadPointer, PageHeap, DEFAULT_DECAY_MS, HUGE_MIN, PAGE_SIZE};
+use strata_pageheap::{BadPointer, PageHeap, DEFAULT_DECAY_MS, HUGE_MIN, MOVE_MIN, PAGE_SIZE};
 
 use super::model::{expect_bytes, expect_prefix, fill, Block, Kind, Model};
 use super::os::TestOs;
@@ -315,6 +315,24 @@ fn resize<O: TestOs>(
     }
     // SAFETY: a live large block of ours.
     match unsafe { heap.resize_large(b.addr, len, align) } {
+        Some(p) if p.as_ptr() as usize != b.addr => {
+            // Moved (`MOVE_MIN` or more, growing, no room after it): the
+            // pages went to a new block, the old place reads as zero.
+            let p = p.as_ptr() as usize;
+            assert!(
+                b.len >= MOVE_MIN && len > b.len,
+                "a heap block of {} bytes moved to grow to {len}",
+                b.len
+            );
+            assert_eq!(p % align.max(PAGE_SIZE), 0, "a moved block is misaligned");
+            expect_prefix(p, b.len, b.len, b.tag, "contents kept by a move");
+            expect_bytes(b.addr, b.len, 0, "the place a block moved from");
+            m.remove(id);
+            m.bury(b.addr);
+            m.large_allocs += 1;
+            m.mark_used(p, p + len);
+            new_block(heap, m, p, len, false, Kind::Large);
+        }
         Some(p) => {
             assert_eq!(p.as_ptr() as usize, b.addr, "a heap block resizes in place");
             expect_prefix(b.addr, b.len, len, b.tag, "contents kept by a resize");

@@ -235,6 +235,32 @@ unsafe impl Os for ArenaOs {
         Ok(q)
     }
 
+    fn moves_pages(&self) -> bool {
+        true
+    }
+
+    /// A copy, then the source released: what the kernel's page move
+    /// leaves behind, checked against the live mappings.
+    unsafe fn move_pages(
+        &self,
+        from: NonNull<u8>,
+        to: NonNull<u8>,
+        len: usize,
+    ) -> Result<(), OsError> {
+        self.covered(from, len, "move_pages source");
+        self.covered(to, len, "move_pages target");
+        let (f, t) = (from.as_ptr() as usize, to.as_ptr() as usize);
+        assert!(
+            f + len <= t || t + len <= f,
+            "ArenaOs: move_pages of overlapping ranges"
+        );
+        // SAFETY: two live, disjoint ranges of the caller's (checked).
+        unsafe {
+            std::ptr::copy_nonoverlapping(from.as_ptr(), to.as_ptr(), len);
+            self.sys.release(from, len)
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         self.clock.load(Ordering::Relaxed)
     }
