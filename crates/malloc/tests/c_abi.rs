@@ -104,6 +104,17 @@ fn show_stats_prints_statistics_at_exit() {
     let (out, _) = run(&mut cmd, Alloc::Strata, None);
     assert_success("abi_test stats", Alloc::Strata, &out);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("strata: statistics"));
+    // `malloc_stats()` prints them on request.
+    let mut cmd = Command::new(&exe);
+    cmd.arg("malloc_stats").env_remove("STRATA_SHOW_STATS");
+    let (out, _) = run(&mut cmd, Alloc::Strata, None);
+    assert_success("abi_test malloc_stats", Alloc::Strata, &out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("strata: statistics") && stderr.contains("large block moves"),
+        "malloc_stats printed no statistics:
+{stderr}"
+    );
 }
 
 #[test]
