@@ -227,15 +227,19 @@ impl<O: Os> PageHeap<O> {
                 self.os.release(old, old_len).is_ok()
             };
             // SAFETY: the old block is ours; released, it reads as zero.
-            unsafe { self.free_large_span(addr, released) }.ok()?;
+            let freed = unsafe { self.free_large_span(addr, released) };
+            // `addr` was validated as an in-use large block above (`s`).
+            debug_assert!(freed.is_ok());
             return Some(q);
         }
         // SAFETY: see above.
         match unsafe { self.os.move_pages(old, q, old_len) } {
             Ok(()) => {
                 // SAFETY: the old block is ours and now reads as zero.
-                unsafe { self.free_large_span(addr, true) }.ok()?;
+                let freed = unsafe { self.free_large_span(addr, true) };
+                debug_assert!(freed.is_ok(), "a validated block");
                 self.state.lock().counters.large_moves += 1;
+                // The contents are at `q` now, whatever happened above.
                 Some(q)
             }
             Err(e) => {
@@ -243,7 +247,8 @@ impl<O: Os> PageHeap<O> {
                     self.no_page_moves.store(1, Ordering::Relaxed);
                 }
                 // SAFETY: the new block was never handed out.
-                unsafe { self.free_large(q.as_ptr() as usize) }.ok()?;
+                let freed = unsafe { self.free_large(q.as_ptr() as usize) };
+                debug_assert!(freed.is_ok(), "a block just allocated");
                 None
             }
         }
