@@ -177,7 +177,7 @@ fn print_smaps() {
             }
         }
     }
-    maps.sort_by(|a, b| b.0.cmp(&a.0));
+    maps.sort_by_key(|m| std::cmp::Reverse(m.0));
     for (kib, name) in maps {
         println!("  {kib:>7} KiB  {name}");
     }
