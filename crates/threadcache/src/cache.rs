@@ -65,13 +65,18 @@ const SLACK: u32 = 64;
 /// Room in a class's own stack: `MAX_LEN` plus the slack.
 const SLOTS_PER_CLASS: u32 = MAX_LEN + SLACK;
 
-/// Room in a class's first stack, one of many packed side by side: a list
-/// whose maximum stays at `SMALL_STACK - SLACK` or below (most of them, in
-/// most threads) touches one shared page instead of a page of its own
-/// (measured: 60-odd classes in use cost every larson thread 256 KiB of
-/// stack pages, 1.14-1.23x glibc's peak RSS instead of about 1.0x). A list
-/// that grows past it moves to its own stack, once.
-const SMALL_STACK: u32 = 128;
+/// Room in a class's first stack, one of many packed side by side (2 KiB
+/// each, two to a page): a list whose maximum stays at `SMALL_STACK -
+/// SLACK` or below (most of them, in most threads) shares a page instead of
+/// touching one of its own (measured: 60-odd classes in use cost every
+/// larson thread 256 KiB of stack pages, 1.14-1.23x glibc's peak RSS
+/// instead of about 1.0x). A list that grows past it moves to its own
+/// stack, once. 256 rather than 128: larson's lists drift to maxima of
+/// 64-128 in a random walk between refills and overflows, and with 128
+/// most of them moved to a page of their own (`rss_probe larson`, median
+/// of 9 runs, twice: 2,532 / 2,596 KiB over the start with 128, 2,448 /
+/// 2,464 with 256).
+const SMALL_STACK: u32 = 256;
 
 /// Slow-path calls between two walks over every list (scavenge, statistics).
 const SCAVENGE_EVERY: u32 = 64;

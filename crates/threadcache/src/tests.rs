@@ -238,10 +238,15 @@ fn small_lists_share_pages_and_a_growing_list_moves_to_its_own_stack() {
         let cache = unsafe { slot.cache().expect("a cache").as_ref() };
         let (first, cap) = cache.stack_of(1);
         let (fourth, _) = cache.stack_of(4);
-        assert!(cap < 1024, "a new list starts on a small stack");
+        let bytes = cap as usize * std::mem::size_of::<*mut u8>();
         assert!(
-            fourth - first < 4096,
-            "small stacks are packed: {first:#x} {fourth:#x}"
+            bytes < 4096,
+            "a new list starts on a stack smaller than a page"
+        );
+        assert_eq!(
+            fourth - first,
+            3 * bytes,
+            "small stacks are packed side by side: {first:#x} {fourth:#x}"
         );
         // Grow class 1 far past a small stack, then check every object.
         let objs: Vec<usize> = (0..5_000).map(|_| reg.alloc(slot, 1) as usize).collect();
