@@ -84,7 +84,7 @@ const SCAVENGE_EVERY: u32 = 64;
 /// Overflows tolerated before a list's maximum is lowered.
 const MAX_OVERAGES: u32 = 3;
 
-/// The least a list takes when it starts (see [`ThreadCache::refill_list`]):
+/// The least a list takes when it starts (see [`ThreadCache::refill`]):
 /// two cache lines' worth of objects, so that the object handed out, the
 /// last of them, is a cache line or more away from what the next thread to
 /// start takes (at most a batch).
@@ -346,6 +346,21 @@ impl ThreadCache {
 
     /// Refills an empty list from the backend and returns one object, or null
     /// when memory ran out (or `class` is not one of the backend's).
+    ///
+    /// A list at the start of its slow start (maximum 0 or 1: the thread
+    /// has allocated at most one object of `class`, or only freed some)
+    /// takes at least [`START_BYTES`] of objects and hands out the last of
+    /// them. One object at a time, the first allocations of threads that
+    /// start together take neighbouring objects (the next carved, or the
+    /// ones just freed: the objects another thread handed them), so objects
+    /// written by different threads share cache lines and every write moves
+    /// the line between cores (passive false sharing; measured on
+    /// cache-scratch, two workers freeing neighbouring objects from the main
+    /// thread and then allocating their own: 1.12-1.2x glibc). The last of
+    /// two lines' worth lies past the line of the first, which is the one
+    /// such a recycled object or a neighbouring thread's object shares. The
+    /// rest stay in the list for later allocations; the cost is at most 128
+    /// bytes per class, and only on this slow path.
     #[inline(never)]
     pub fn refill<B: Backend>(&mut self, backend: &B, class: u8) -> *mut u8 {
         let c = class as usize;
@@ -355,13 +370,20 @@ impl ThreadCache {
         if object_size == 0 {
             return ptr::null_mut();
         }
-        let max_len = self.lists[c].max_len;
-        let want = max_len.min(batch).max(1);
         if self.lists[c].len > 0 {
             // Not empty after all: nothing to fetch.
             // SAFETY: this is an active cache, and the list has an object.
             return unsafe { Self::pop(self, class) };
         }
+        let mut max_len = self.lists[c].max_len;
+        let start = START_BYTES.div_ceil(object_size).min(batch);
+        let starting = max_len <= 1 && start > 1;
+        if starting {
+            // Slow start goes on from here, a batch at most.
+            self.set_max(c, start);
+            max_len = start;
+        }
+        let want = max_len.min(batch).max(1);
         // SAFETY: the list is empty and its stack has room for
         // `cap >= SMALL_STACK` entries (at most that many are asked for).
         let out = unsafe {
@@ -390,59 +412,22 @@ impl ThreadCache {
         if self.capacity + extra <= self.max_size || max_len == 0 {
             self.set_max(c, grown);
         }
-        // The top object is returned; nothing of the refilled batch counts
-        // as idle for the next scavenge.
+        // The top object is returned (a starting list hands out the bottom
+        // one, the last the backend gave, and keeps the top in its place);
+        // nothing of the refilled batch counts as idle for the next
+        // scavenge.
         let l = &mut self.lists[c];
         l.len = got - 1;
         l.low_water = 0;
         // SAFETY: slots[..got] hold the objects the backend gave.
-        unsafe { *l.slots.add(l.len as usize) }
-    }
-
-    /// Refills an empty list, as [`ThreadCache::refill`], but a list at the
-    /// start of its slow start (maximum 0 or 1: the thread has allocated at
-    /// most one object of `class`, or only freed some) takes at least
-    /// [`START_BYTES`] of objects and hands out the last of them.
-    ///
-    /// Why: one object at a time, the first allocations of threads that
-    /// start together take neighbouring objects (the next carved, or the
-    /// ones just freed: the objects another thread handed them), so
-    /// objects written by different threads share cache lines and every
-    /// write moves the line between cores (passive false sharing; measured
-    /// on cache-scratch, two workers freeing neighbouring objects from the
-    /// main thread and then allocating their own: 1.12-1.2x glibc). The last
-    /// of two lines' worth lies past the line of the first, which is the one
-    /// such a recycled object or a neighbouring thread's object shares. The
-    /// rest stay in the list for later allocations; the cost is at most
-    /// 128 bytes per class, and only on this slow path.
-    #[inline(never)]
-    pub fn refill_list<B: Backend>(&mut self, backend: &B, class: u8) -> *mut u8 {
-        let c = class as usize;
-        let ListInfo {
-            object_size, batch, ..
-        } = self.info[c];
-        if object_size == 0 || self.lists[c].max_len > 1 {
-            return self.refill(backend, class);
-        }
-        let start = START_BYTES.div_ceil(object_size).min(batch);
-        if start <= 1 {
-            return self.refill(backend, class);
-        }
-        // `refill` takes `max_len` objects (at most a batch) and raises the
-        // maximum by one, as slow start does from here on.
-        self.set_max(c, start);
-        let first = self.refill(backend, class);
-        let l = &mut self.lists[c];
-        if first.is_null() || l.len == 0 {
-            return first;
-        }
-        // `refill` leaves the objects to pop in list order, the last at the
-        // bottom: swap it with the first.
-        // SAFETY: len > 0, so slots[0] holds a free object of this list.
         unsafe {
-            let last = *l.slots;
-            *l.slots = first;
-            last
+            let top = *l.slots.add(l.len as usize);
+            if starting && got > 1 {
+                let last = *l.slots;
+                *l.slots = top;
+                return last;
+            }
+            top
         }
     }
 

@@ -307,12 +307,12 @@ impl<B: Backend> ThreadCaches<B> {
     fn alloc_slow(&'static self, slot: &Slot, class: u8) -> *mut u8 {
         if let Some(mut c) = slot.cache() {
             // SAFETY: the slot's cache belongs to this thread.
-            return unsafe { c.as_mut() }.refill_list(&self.backend, class);
+            return unsafe { c.as_mut() }.refill(&self.backend, class);
         }
         if slot.is(UNINIT) {
             if let Some(mut c) = self.create(slot) {
                 // SAFETY: just created for this thread; its lists are empty.
-                return unsafe { c.as_mut() }.refill_list(&self.backend, class);
+                return unsafe { c.as_mut() }.refill(&self.backend, class);
             }
         }
         if class as usize >= self.backend.num_classes() || class == 0 {
