@@ -46,9 +46,14 @@ impl TransferCache {
         }
     }
 
+    /// Objects the table holds for `capacity` batches of `batch` objects.
+    fn room(capacity: usize, batch: usize) -> usize {
+        capacity.min(MAX_SLOTS) * batch
+    }
+
     /// Bytes of the table for `capacity` batches of `batch` objects.
-    pub(crate) fn table_bytes(capacity: usize, batch: usize) -> usize {
-        capacity.min(MAX_SLOTS) * batch * core::mem::size_of::<*mut u8>()
+    fn table_bytes(capacity: usize, batch: usize) -> usize {
+        Self::room(capacity, batch) * core::mem::size_of::<*mut u8>()
     }
 
     /// Parks a full batch (`objs.len()` is the class's batch size); false if
@@ -61,7 +66,7 @@ impl TransferCache {
         map: impl FnOnce(usize) -> Option<NonNull<u8>>,
     ) -> bool {
         let batch = objs.len();
-        let room = capacity.min(MAX_SLOTS) * batch;
+        let room = Self::room(capacity, batch);
         if self.len + batch > room {
             return false;
         }
