@@ -132,7 +132,10 @@ unsafe impl<O: Os> PageSource for PageHeap<O> {
         PageHeap::tick(self)
     }
     fn map_table(&self, bytes: usize) -> Option<NonNull<u8>> {
-        self.os().map(bytes, 1).ok()
+        // The OS maps whole pages; a table's size is rarely a multiple of
+        // one (a class of 576 B holds 227 batches of 32: 58,112 bytes).
+        let len = strata_os::align_up(bytes, strata_os::os_page_size())?;
+        self.os().map(len, 1).ok()
     }
 }
 
