@@ -16,7 +16,7 @@ use crate::PageSource;
 pub(crate) struct FakePages {
     spans: Mutex<BTreeMap<usize, (Box<Span>, usize)>>,
     /// Tables handed out by `map_table`, freed with the fake.
-    tables: Mutex<Vec<(usize, Layout)>>,
+    pub(crate) tables: Mutex<Vec<(usize, Layout)>>,
 }
 
 impl FakePages {

@@ -166,6 +166,9 @@ pub struct Central<P> {
     /// Bytes parked in all transfer caches together, kept under
     /// [`TRANSFER_BUDGET`].
     transfer_bytes: AtomicUsize,
+    /// Address of the table every class keeps its first [`transfer::FIRST`]
+    /// parked pointers in (its slice: `class * FIRST`), 0 until mapped.
+    first_tables: AtomicUsize,
 }
 
 /// Bytes all transfer caches together may hold. Each class may hold up to
@@ -202,6 +205,7 @@ impl<P: PageSource> Central<P> {
                     NUM_CLASSES
                 ],
                 transfer_bytes: AtomicUsize::new(0),
+                first_tables: AtomicUsize::new(0),
             }
         }
     }
@@ -291,12 +295,12 @@ impl<P: PageSource> Central<P> {
         let info = &CLASSES[class as usize];
         let lists = &self.classes[class as usize];
         if objs.len() == info.batch as usize && self.reserve_transfer(info) {
-            let parked = lists
-                .transfer
-                .lock()
-                .push(objs, transfer_capacity(info), |bytes| {
-                    self.pages.map_table(bytes)
-                });
+            let parked = lists.transfer.lock().push(
+                objs,
+                transfer_capacity(info),
+                || self.first_table(class),
+                |bytes| self.pages.map_table(bytes),
+            );
             if parked {
                 return;
             }
@@ -305,6 +309,29 @@ impl<P: PageSource> Central<P> {
         }
         // SAFETY: forwarded contract.
         unsafe { self.release_to_spans(class, objs) }
+    }
+
+    /// The slice of the shared first table for `class` (`FIRST` pointers),
+    /// mapping the table on first use. Two threads that map it at once both
+    /// map, one publishes its table and the other's stays unused (address
+    /// space only: a table is never touched before it is published).
+    fn first_table(&self, class: u8) -> Option<NonNull<*mut u8>> {
+        let mut base = self.first_tables.load(Ordering::Acquire);
+        if base == 0 {
+            let bytes = NUM_CLASSES * transfer::FIRST * core::mem::size_of::<*mut u8>();
+            let mine = self.pages.map_table(bytes)?.as_ptr() as usize;
+            base = match self.first_tables.compare_exchange(
+                0,
+                mine,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => mine,
+                Err(theirs) => theirs,
+            };
+        }
+        let slice = base + class as usize * transfer::FIRST * core::mem::size_of::<*mut u8>();
+        NonNull::new(slice as *mut *mut u8)
     }
 
     /// Takes room for one batch of `info` in the shared transfer budget.

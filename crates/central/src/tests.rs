@@ -221,3 +221,43 @@ fn parked_batches_are_pointers_and_leave_objects_alone() {
     central.drain_transfer_caches();
     assert_eq!(central.pages().live_spans(), 0);
 }
+
+/// The first two batches of 32 are parked in the class's slice of the
+/// shared first table (mapped once, for every class); the third maps the
+/// class's own table, and every batch comes back whole, last parked first.
+#[test]
+fn first_batches_share_a_table_then_move_to_their_own() {
+    let central = Central::new(FakePages::new());
+    let tables = || central.pages().tables.lock().unwrap().len();
+    let class = 5u8;
+    let batch = CLASSES[class as usize].batch as usize;
+    assert_eq!(batch, 32, "class 5 moves batches of 32");
+    let batches: Vec<Vec<usize>> = (0..3).map(|_| alloc(&central, class, batch)).collect();
+    for (i, b) in batches.iter().enumerate() {
+        // SAFETY: a full batch of live objects, given up.
+        unsafe { free(&central, class, b) };
+        assert_eq!(tables(), if i < 2 { 1 } else { 2 }, "after batch {i}");
+        assert_eq!(central.class_stats(class).transfer_objects, (i + 1) * batch);
+    }
+    // Another class parks in the shared table: nothing new is mapped.
+    let other = alloc(&central, 6, CLASSES[6].batch as usize);
+    // SAFETY: as above.
+    unsafe { free(&central, 6, &other) };
+    assert_eq!(tables(), 2);
+    for b in batches.iter().rev() {
+        assert_eq!(
+            &alloc(&central, class, batch),
+            b,
+            "a parked batch, in order"
+        );
+    }
+    assert_eq!(central.class_stats(class).transfer_objects, 0);
+    for b in &batches {
+        for &o in b {
+            // SAFETY: live objects, given back one by one (to their spans).
+            unsafe { central.free_one(class, o as *mut u8) };
+        }
+    }
+    central.drain_transfer_caches();
+    assert_eq!(central.pages().live_spans(), 0);
+}

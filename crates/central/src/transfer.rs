@@ -13,12 +13,28 @@
 //! that freed them: a producer/consumer pair spent most of its time there.
 //! Now an object's lines move only when the program touches it.
 //!
+//! # The first batches share pages with other classes
+//! A class's first [`FIRST`] pointers (two batches of 32) live in its slice
+//! of one table shared by all classes (`Central::first_table`: 512 bytes a
+//! class, eight to a page); a table of its own, with room for its capacity,
+//! is mapped only when more are parked at once. Every table is touched from
+//! its first page, so with a table per class from the first batch, each
+//! class a program used cost a resident page (4 KiB) for a few hundred bytes
+//! of pointers (measured: 25 tables, 132 KiB resident, in a two-thread
+//! larson-like run whose whole heap is 1.9 MiB). Kept in the cache itself,
+//! next to the lock, the first slices made the allocator's static 50 KiB
+//! larger, and a static with a lock in it is in `.data`, whose pages the
+//! kernel maps 16 at a time: that cost as much as it saved.
+//!
 //! # Invariants
-//! - `slots[..len]` are free objects of the class; `len` is a multiple of
-//!   the class's batch size and at most `capacity * batch`.
-//! - `slots` is null until the first batch is parked; then it points to
-//!   room for `capacity * batch` pointers, mapped once for the life of the
-//!   process (address space, touched as it fills).
+//! - `slots[..len]` are the parked objects, free objects of the class; `len`
+//!   is a multiple of the class's batch size and at most
+//!   `room(capacity, batch)`, and `len <= cap`.
+//! - `cap` is 0 with `slots` null until the first batch is parked; then
+//!   `FIRST` (the class's slice of the shared table), and once more are
+//!   parked at once, `room(capacity, batch)` (its own table, mapped once
+//!   for the life of the process: address space, touched as it fills). The
+//!   shared slice is not used again after the move.
 
 use core::ptr::{self, NonNull};
 
@@ -28,10 +44,17 @@ pub(crate) const MAX_SLOTS: usize = crate::sync::TRANSFER_SLOTS;
 /// Most objects in a batch of any class (checked by the size-class tests).
 pub(crate) const MAX_BATCH: usize = 32;
 
+/// Pointers a class keeps in its slice of the shared first table: two
+/// batches of the largest size (eight under loom, so that the models move
+/// to tables of their own too).
+pub(crate) const FIRST: usize = if cfg!(loom) { 8 } else { 2 * MAX_BATCH };
+
 pub(crate) struct TransferCache {
     slots: *mut *mut u8,
     /// Objects held (a multiple of the batch size).
     len: usize,
+    /// Room in `slots`: 0, `FIRST` or the class's room.
+    cap: usize,
 }
 
 // SAFETY: the cache is only reached under its lock; the pointers are objects
@@ -43,6 +66,7 @@ impl TransferCache {
         TransferCache {
             slots: ptr::null_mut(),
             len: 0,
+            cap: 0,
         }
     }
 
@@ -57,12 +81,15 @@ impl TransferCache {
     }
 
     /// Parks a full batch (`objs.len()` is the class's batch size); false if
-    /// the cache holds `capacity` batches already, or has no table and
-    /// `map` (asked for [`TransferCache::table_bytes`]) gave none.
+    /// the cache holds `capacity` batches already, or needs a table and got
+    /// none: `first` gives the class's slice of the shared table (`FIRST`
+    /// pointers), `map` a table of its own (asked for
+    /// [`TransferCache::table_bytes`]).
     pub(crate) fn push(
         &mut self,
         objs: &[*mut u8],
         capacity: usize,
+        first: impl FnOnce() -> Option<NonNull<*mut u8>>,
         map: impl FnOnce(usize) -> Option<NonNull<u8>>,
     ) -> bool {
         let batch = objs.len();
@@ -70,14 +97,33 @@ impl TransferCache {
         if self.len + batch > room {
             return false;
         }
-        if self.slots.is_null() {
-            match map(Self::table_bytes(capacity, batch)) {
-                Some(t) => self.slots = t.as_ptr() as *mut *mut u8,
-                None => return false,
+        if self.len + batch > self.cap {
+            let shared = if self.cap == 0 && batch <= FIRST {
+                first()
+            } else {
+                None
+            };
+            if let Some(t) = shared {
+                self.slots = t.as_ptr();
+                self.cap = FIRST;
+            } else {
+                let Some(t) = map(Self::table_bytes(capacity, batch)) else {
+                    return false;
+                };
+                let table = t.as_ptr() as *mut *mut u8;
+                if self.len > 0 {
+                    // SAFETY: `slots[..len]` hold the parked pointers; the
+                    // new table has room for `room >= len` and is another
+                    // mapping.
+                    unsafe { ptr::copy_nonoverlapping(self.slots, table, self.len) };
+                }
+                self.slots = table;
+                self.cap = room;
             }
         }
-        // SAFETY: the table has room for `room` pointers and len + batch <=
-        // room; `objs` is a separate slice.
+        // SAFETY: `slots` has room for `cap >= len + batch` pointers (the
+        // shared slice is taken only when a batch fits, and an own table
+        // holds `room`); `objs` is a separate slice.
         unsafe { ptr::copy_nonoverlapping(objs.as_ptr(), self.slots.add(self.len), batch) };
         self.len += batch;
         true
