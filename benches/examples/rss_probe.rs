@@ -161,22 +161,11 @@ fn main() {
 /// `PROBE_SMAPS=1`: the process's mappings holding 32 KiB or more now,
 /// largest first (which of strata's mappings, thread stacks, the binary).
 fn print_smaps() {
-    let text = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
-    let mut maps: Vec<(u64, String)> = Vec::new();
-    let mut name = String::new();
-    for line in text.lines() {
-        let mut f = line.split_whitespace();
-        let first = f.next().unwrap_or("");
-        if first.contains('-') && first.chars().next().is_some_and(|c| c.is_ascii_hexdigit()) {
-            let rest: Vec<&str> = f.collect();
-            name = format!("{first} {}", rest.get(4).copied().unwrap_or("[anon]"));
-        } else if first == "Rss:" {
-            let kib: u64 = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-            if kib >= 32 {
-                maps.push((kib, name.clone()));
-            }
-        }
-    }
+    let mut maps: Vec<(u64, String)> = strata_benches::measure::mappings_kib()
+        .into_iter()
+        .filter(|m| m.1 >= 32)
+        .map(|(name, kib)| (kib, name))
+        .collect();
     maps.sort_by_key(|m| std::cmp::Reverse(m.0));
     for (kib, name) in maps {
         println!("  {kib:>7} KiB  {name}");

@@ -170,6 +170,27 @@ pub fn hwm_kib() -> Option<u64> {
     status_kib("VmHWM")
 }
 
+/// Every mapping of this process with its resident KiB, from
+/// `/proc/self/smaps`, named `range path` (`range [anon]` when anonymous);
+/// empty if there is no smaps (for the probes in `examples/`).
+pub fn mappings_kib() -> Vec<(String, u64)> {
+    let text = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut out = Vec::new();
+    let mut name = String::new();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if first.contains('-') && first.chars().next().is_some_and(|c| c.is_ascii_hexdigit()) {
+            let rest: Vec<&str> = f.collect();
+            name = format!("{first} {}", rest.get(4).copied().unwrap_or("[anon]"));
+        } else if first == "Rss:" {
+            let kib = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            out.push((name.clone(), kib));
+        }
+    }
+    out
+}
+
 /// Resets the kernel's RSS high-water mark to the current RSS
 /// (`echo 5 > /proc/self/clear_refs`, Linux >= 4.0). Returns false if unsupported.
 pub fn reset_hwm() -> bool {

@@ -10,10 +10,11 @@ use strata_central::{Central, CLASSES, NUM_CLASSES};
 use strata_os::SystemOs;
 use strata_pageheap::PageHeap;
 
-static CENTRAL: Central<PageHeap<SystemOs>> = Central::new(PageHeap::new(SystemOs::new()));
-
 #[test]
 fn every_class_parks_three_batches() {
+    // On the heap, not in a static: under loom `new` is not a `const fn`.
+    let central = Box::new(Central::new(PageHeap::new(SystemOs::new())));
+    let central = &*central;
     for class in 1..NUM_CLASSES as u8 {
         let batch = CLASSES[class as usize].batch as usize;
         let mut batches = Vec::new();
@@ -22,7 +23,7 @@ fn every_class_parks_three_batches() {
             let mut objs = vec![core::ptr::null_mut(); batch];
             let mut got = 0;
             while got < batch {
-                let n = CENTRAL.alloc_batch(class, &mut objs[got..]);
+                let n = central.alloc_batch(class, &mut objs[got..]);
                 assert!(n > 0, "class {class}: out of memory");
                 got += n;
             }
@@ -30,17 +31,17 @@ fn every_class_parks_three_batches() {
         }
         for objs in &batches {
             // SAFETY: a full batch of live objects of this class, given up.
-            unsafe { CENTRAL.free_batch(class, objs) };
+            unsafe { central.free_batch(class, objs) };
         }
         assert_eq!(
-            CENTRAL.class_stats(class).transfer_objects,
+            central.class_stats(class).transfer_objects,
             3 * batch,
             "class {class} ({} B) parked every batch",
             CLASSES[class as usize].size
         );
         // Back to the spans, so that the shared budget never fills.
-        assert_eq!(CENTRAL.drain_transfer_caches(), 3 * batch);
-        let st = CENTRAL.class_stats(class);
+        assert_eq!(central.drain_transfer_caches(), 3 * batch);
+        let st = central.class_stats(class);
         assert_eq!((st.spans, st.transfer_objects), (0, 0), "class {class}");
     }
 }
