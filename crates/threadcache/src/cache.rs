@@ -59,24 +59,32 @@ pub const MAX_CLASSES: usize = 256;
 const MAX_LEN: u32 = 8192;
 
 /// What a slow-path push may put past a list's maximum before `overflow`
-/// gives a batch back: a stack has this much room above `max_len`.
-const SLACK: u32 = 64;
+/// gives a batch back: a stack has this much room above `max_len`. A free
+/// past the maximum pushes one object and `overflow` then gives back at
+/// least the excess, so a list is at most two over its maximum (after an
+/// overflow lowers the maximum by a batch, it may hold one more than the
+/// new maximum); `push` releases a batch first if a stack is ever full.
+/// It was 64, which cost every packed stack a quarter of its room.
+const SLACK: u32 = 4;
 
 /// Room in a class's own stack: `MAX_LEN` plus the slack.
 const SLOTS_PER_CLASS: u32 = MAX_LEN + SLACK;
 
-/// Room in a class's first stack, one of many packed side by side (2 KiB
-/// each, two to a page): a list whose maximum stays at `SMALL_STACK -
+/// Room in a class's first stack, one of many packed side by side (1 KiB
+/// each, four to a page): a list whose maximum stays at `SMALL_STACK -
 /// SLACK` or below (most of them, in most threads) shares a page instead of
 /// touching one of its own (measured: 60-odd classes in use cost every
 /// larson thread 256 KiB of stack pages, 1.14-1.23x glibc's peak RSS
 /// instead of about 1.0x). A list that grows past it moves to its own
-/// stack, once. 256 rather than 128: larson's lists drift to maxima of
-/// 64-128 in a random walk between refills and overflows, and with 128
-/// most of them moved to a page of their own (`rss_probe larson`, median
-/// of 9 runs, twice: 2,532 / 2,596 KiB over the start with 128, 2,448 /
-/// 2,464 with 256).
-const SMALL_STACK: u32 = 256;
+/// stack, once. Larson's lists drift to maxima of 64-128 in a random walk
+/// between refills and overflows. With a slack of 64, 128 entries held
+/// maxima up to 64 only and most lists moved to a page of their own
+/// (`rss_probe larson`, median of 9 runs, twice: 2,532 / 2,596 KiB over
+/// the start), so the stacks were 256 (2,448 / 2,464). With a slack of 4,
+/// 128 entries hold maxima up to 124: the two caches' stacks take 96-108
+/// KiB instead of 128, and `peer_probe strata` grows 2,408 KiB against
+/// 2,452 (medians of 15 alternating runs).
+const SMALL_STACK: u32 = 128;
 
 /// Slow-path calls between two walks over every list (scavenge, statistics).
 const SCAVENGE_EVERY: u32 = 64;
