@@ -23,8 +23,9 @@
 //! of pointers (measured: 25 tables, 132 KiB resident, in a two-thread
 //! larson-like run whose whole heap is 1.9 MiB). Kept in the cache itself,
 //! next to the lock, the first slices made the allocator's static 50 KiB
-//! larger, and a static with a lock in it is in `.data`, whose pages the
-//! kernel maps 16 at a time: that cost as much as it saved.
+//! larger; that static is in `.data` (it holds non-zero defaults and
+//! padding), whose pages the kernel maps 16 at a time on a read fault:
+//! that cost as much as it saved.
 //!
 //! # Invariants
 //! - `slots[..len]` are the parked objects, free objects of the class; `len`
