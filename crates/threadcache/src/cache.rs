@@ -15,9 +15,10 @@
 //! hands out); the program's own first touches of those objects then miss in
 //! parallel. Batches move to and from the central layer as arrays of
 //! pointers too (copied from and onto the stack), so an object's cache lines
-//! move between cores only when the program touches it. Measured: 100k objects of 8..512 B freed in
-//! random order and allocated again, interleaved with mimalloc runs so that
-//! the objects are cold, spent over half its time on that pointer chase.
+//! move between cores only when the program touches it. Measured: 100k
+//! objects of 8..512 B freed in random order and allocated again,
+//! interleaved with mimalloc runs so that the objects are cold, spent over
+//! half its time on that pointer chase.
 //!
 //! # Adapting
 //! - A list that runs dry fetches a batch from the central layer and raises
@@ -102,8 +103,9 @@ const START_BYTES: u32 = 128;
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct FreeList {
-    /// `SLOTS_PER_CLASS` entries in the cache's mapping; null in a sentinel
-    /// (whose `len` and `max_len` are zero, so it is never indexed).
+    /// `cap` entries in the cache's mapping (the packed first stack, or the
+    /// class's own); null in a sentinel (whose `len` and `max_len` are
+    /// zero, so it is never indexed).
     slots: *mut *mut u8,
     /// A full 32-bit field although it never exceeds `MAX_LEN + 1`: a free
     /// stores it and the next allocation loads it, and a narrower store
