@@ -162,9 +162,11 @@ fn populate_makes_memory_resident() {
 fn stats_account_for_large_blocks() {
     let _g = SERIAL.lock().unwrap();
     let l = Layout::from_size_align(10 << 20, 8).unwrap();
-    // SAFETY: non-zero layout.
+    // SAFETY: non-zero layout. `black_box`: an unused allocation may be
+    // elided by the optimiser (release builds).
     unsafe {
-        let p = alloc(l);
+        let p = std::hint::black_box(alloc(l));
+        assert!(!p.is_null());
         let s = strata::stats();
         assert!(s.in_use_bytes >= 10 << 20);
         assert!(s.mapped_bytes >= s.in_use_bytes);
@@ -181,12 +183,13 @@ fn requests_no_machine_could_back_fail() {
     for size in [32usize << 40, 1 << 46] {
         let l = Layout::from_size_align(size, 4096).unwrap();
         // SAFETY: non-zero layouts; a null result is what is expected.
+        // `black_box`: an allocation only compared with null may be elided
+        // by the optimiser and assumed to succeed (release builds).
         unsafe {
-            assert!(alloc(l).is_null(), "alloc of {size} bytes succeeded");
-            assert!(
-                alloc_zeroed(l).is_null(),
-                "alloc_zeroed of {size} bytes succeeded"
-            );
+            let p = std::hint::black_box(alloc(l));
+            assert!(p.is_null(), "alloc of {size} bytes succeeded");
+            let z = std::hint::black_box(alloc_zeroed(l));
+            assert!(z.is_null(), "alloc_zeroed of {size} bytes succeeded");
         }
     }
 }
