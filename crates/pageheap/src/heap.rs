@@ -31,13 +31,22 @@ use crate::{PAGE_SHIFT, PAGE_SIZE};
 /// transparent huge pages can back it when the system wants).
 const GROW_MIN: usize = 2 << 20;
 
-/// Heap growth beyond this is hinted for transparent huge pages. A huge page
-/// is resident whole from its first touch, so below this a heap's RSS
-/// follows the 4 KiB pages it touched. Measured: at 8 MiB, mstress (a heap
-/// of 10-14 MiB) peaked 2-4 MiB higher, in 2 MiB steps, than at 16 MiB;
-/// a fresh heap filled with 100k random-size objects took 2,337 page faults
-/// at 8 MiB and 4,383 at 16 MiB (once per process).
-pub const DEFAULT_HUGE_PAGES_AFTER: usize = 16 << 20;
+/// Heap growth beyond this many bytes is hinted for transparent huge pages;
+/// by default never ([`PageHeap::set_huge_pages_after`] changes it). Growth
+/// for a plain (not zeroed) request of 4 MiB or more is hinted whatever it
+/// says: such a block is most likely written whole.
+///
+/// A huge page cuts page faults 512-fold and TLB misses, but its first touch
+/// clears 2 MiB at once, and on a virtual machine whose host takes back the
+/// guest's free memory (virtio-balloon free page reporting, in 2 MiB blocks,
+/// as on this project's Firecracker VMs) a huge page is made of exactly such
+/// memory: its first touch cost 3-5x what 4 KiB faults cost for the same
+/// bytes (0.4-0.7 GB/s against 2.2 GB/s, measured). A heap that grew by
+/// hundreds of MiB paid more in the kernel than it saved in TLB misses
+/// (CPython with `PYTHONMALLOC=malloc`, 370 MiB: 0.7 s more system time,
+/// 0.3 s less user time; docs/memory.md). glibc, jemalloc and mimalloc do not
+/// ask for huge pages by default either.
+pub const DEFAULT_HUGE_PAGES_AFTER: usize = usize::MAX;
 
 /// Growth for a plain (not zeroed) request at least this large is hinted for
 /// huge pages whatever the heap's size: 2,000 cycles of an 8 MiB
@@ -182,7 +191,9 @@ impl<O: Os> PageHeap<O> {
     }
 
     /// Sets how many bytes the heap grows by before it asks for transparent
-    /// huge pages (`MADV_HUGEPAGE`) on new memory; `usize::MAX` never asks.
+    /// huge pages (`MADV_HUGEPAGE`) on all new memory: `0` asks from the
+    /// start, `usize::MAX` (the default, [`DEFAULT_HUGE_PAGES_AFTER`]) never.
+    /// Growth for a plain request of 4 MiB or more asks either way.
     pub fn set_huge_pages_after(&self, bytes: usize) {
         self.huge_pages_after.store(bytes, Ordering::Relaxed);
     }
@@ -411,12 +422,11 @@ impl<O: Os> PageHeap<O> {
             Some(mem) => (mem, true),
             None => (self.os.map(len, align).ok()?, false),
         };
-        // Past a threshold the heap asks for transparent huge pages: fewer
-        // page faults and TLB misses for big heaps, while a small program's
-        // first megabytes stay backed by 4 KiB pages (no 2 MiB per touch).
+        // Past a threshold (none by default) the heap asks for transparent
+        // huge pages on all its growth; a big plain request gets them anyway.
         let grown = self.grown_bytes.fetch_add(len, Ordering::Relaxed);
         let after = self.huge_pages_after.load(Ordering::Relaxed);
-        if grown >= after || (huge_pages && after != usize::MAX) {
+        if grown >= after || huge_pages {
             // SAFETY: a fresh mapping of ours.
             unsafe { self.os.hint_huge_pages(mem, len, true) };
         }

@@ -8,6 +8,7 @@
 //! | `STRATA_DECAY_MS` | how long free memory stays resident before it goes back to the OS; `0`: at once | 1000 |
 //! | `STRATA_BACKGROUND_RELEASE` | `1`: a background thread runs decay even when the program is idle | off |
 //! | `STRATA_SHOW_STATS` | `1`: print statistics to stderr at exit | off |
+//! | `STRATA_HUGE_PAGES_AFTER` | ask for transparent huge pages on all heap growth once the heap has grown by this much (`0`: from the start); growth for a plain request of 4 MiB or more asks either way | never |
 
 use core::ffi::CStr;
 
@@ -22,6 +23,10 @@ pub struct Config {
     pub decay_ms: u64,
     /// Run decay from a background thread too.
     pub background_release: bool,
+    /// Bytes of heap growth after which all new heap memory is hinted for
+    /// transparent huge pages; `usize::MAX`: never (growth for a plain
+    /// request of 4 MiB or more is hinted regardless).
+    pub huge_pages_after: usize,
 }
 
 impl Config {
@@ -31,6 +36,7 @@ impl Config {
         show_stats: false,
         decay_ms: strata_pageheap::DEFAULT_DECAY_MS,
         background_release: false,
+        huge_pages_after: strata_pageheap::DEFAULT_HUGE_PAGES_AFTER,
     };
 
     /// The defaults overridden by the environment.
@@ -47,6 +53,9 @@ impl Config {
         }
         if let Some(v) = env_usize(c"STRATA_BACKGROUND_RELEASE") {
             c.background_release = v != 0;
+        }
+        if let Some(v) = env_usize(c"STRATA_HUGE_PAGES_AFTER") {
+            c.huge_pages_after = v;
         }
         c
     }
@@ -114,12 +123,14 @@ pub(crate) mod state {
     static SHOW_STATS: AtomicBool = AtomicBool::new(false);
     static BACKGROUND: AtomicBool = AtomicBool::new(false);
     static DECAY_MS: AtomicU64 = AtomicU64::new(Config::DEFAULT.decay_ms);
+    static HUGE_PAGES_AFTER: AtomicUsize = AtomicUsize::new(Config::DEFAULT.huge_pages_after);
 
     pub(crate) fn set(c: Config) {
         THREAD_CACHE_BYTES.store(c.thread_cache_bytes, Ordering::Relaxed);
         SHOW_STATS.store(c.show_stats, Ordering::Relaxed);
         BACKGROUND.store(c.background_release, Ordering::Relaxed);
         DECAY_MS.store(c.decay_ms, Ordering::Relaxed);
+        HUGE_PAGES_AFTER.store(c.huge_pages_after, Ordering::Relaxed);
     }
 
     pub(crate) fn get() -> Config {
@@ -128,11 +139,16 @@ pub(crate) mod state {
             show_stats: SHOW_STATS.load(Ordering::Relaxed),
             decay_ms: DECAY_MS.load(Ordering::Relaxed),
             background_release: BACKGROUND.load(Ordering::Relaxed),
+            huge_pages_after: HUGE_PAGES_AFTER.load(Ordering::Relaxed),
         }
     }
 
     pub(crate) fn set_decay_ms(ms: u64) {
         DECAY_MS.store(ms, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_huge_pages_after(bytes: usize) {
+        HUGE_PAGES_AFTER.store(bytes, Ordering::Relaxed);
     }
 
     pub(crate) fn set_background(on: bool) {

@@ -73,6 +73,7 @@ fn init_slow() {
     crate::config::state::set(config);
     HEAP.set_max_cache_bytes(config.thread_cache_bytes);
     pages().set_decay_ms(config.decay_ms);
+    pages().set_huge_pages_after(config.huge_pages_after);
     // SAFETY: the handlers are plain functions valid for the process lifetime.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     if config.show_stats {
@@ -257,6 +258,13 @@ pub(crate) fn set_decay_ms(ms: u64) {
     ensure_init();
     pages().set_decay_ms(ms);
     crate::config::state::set_decay_ms(ms);
+}
+
+/// [`crate::set_huge_pages_after`].
+pub(crate) fn set_huge_pages_after(bytes: usize) {
+    ensure_init();
+    pages().set_huge_pages_after(bytes);
+    crate::config::state::set_huge_pages_after(bytes);
 }
 
 /// [`crate::start_background_release`].

@@ -167,6 +167,12 @@ pub(crate) fn set_decay_ms(ms: u64) {
     crate::config::state::set_decay_ms(ms);
 }
 
+/// No heap growth in the model: only the setting is kept.
+pub(crate) fn set_huge_pages_after(bytes: usize) {
+    ensure_init();
+    crate::config::state::set_huge_pages_after(bytes);
+}
+
 /// No background thread: there is nothing for it to do.
 pub(crate) fn start_background_release() -> bool {
     ensure_init();

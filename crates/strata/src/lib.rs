@@ -183,6 +183,18 @@ pub fn set_decay_ms(ms: u64) {
     global::set_decay_ms(ms);
 }
 
+/// Sets how much the heap grows before all its new memory is hinted for
+/// transparent huge pages (`STRATA_HUGE_PAGES_AFTER`): `0` from the start,
+/// `usize::MAX` never (the default). Huge pages cut page faults and TLB
+/// misses for a big heap, but each is resident whole from its first touch,
+/// and on a VM whose host reclaims free guest memory that first touch costs
+/// more than 4 KiB faults for the same bytes (docs/memory.md). Growth for a
+/// plain request of 4 MiB or more is hinted whatever this says. Applies to
+/// growth from now on.
+pub fn set_huge_pages_after(bytes: usize) {
+    global::set_huge_pages_after(bytes);
+}
+
 /// Starts a background thread that runs decay even while the program does
 /// not allocate (`STRATA_BACKGROUND_RELEASE=1`). Returns whether it runs.
 pub fn start_background_release() -> bool {

@@ -160,22 +160,7 @@ fn interior_pointers_into_small_objects() {
 /// then runs the test body) and asserts it passed. For tests whose freed
 /// memory must not be reused by other tests between two frees.
 fn alone(name: &str) -> bool {
-    if std::env::var("STRATA_BAD_FREE_ALONE").as_deref() == Ok(name) {
-        return true;
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env("STRATA_BAD_FREE_ALONE", name)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "child {name}: {:?}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    false
+    common::in_child("STRATA_BAD_FREE_ALONE", name, &[])
 }
 
 /// In a child process: with other tests running, the freed block's pages

@@ -21,6 +21,32 @@ pub fn long_tests() -> bool {
     std::env::var_os("STRATA_LONG_TESTS").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
+/// Runs test `name` of this test binary alone in a child process, with `env`
+/// set, and asserts that it passed. Returns `true` in that child (which then
+/// runs the test's body; it finds `marker` set to `name`) and `false` in
+/// the parent. For tests that need a process of their own: settings read
+/// once per process, or memory no other test may reuse meanwhile.
+pub fn in_child(marker: &str, name: &str, env: &[(&str, &str)]) -> bool {
+    if std::env::var(marker).as_deref() == Ok(name) {
+        return true;
+    }
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(marker, name);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "child {name}: {:?}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
 /// Mixes a user seed into the constant part of the pattern.
 fn mix(seed: u64) -> u64 {
     let mut x = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
