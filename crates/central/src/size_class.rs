@@ -310,6 +310,8 @@ mod tests {
                 (span - i.objects as usize * i.size as usize) * 8 <= span,
                 "class {c} wastes > 1/8"
             );
+            // The pagemap keeps a page's index in its span in one byte.
+            assert!(i.pages as usize <= strata_pageheap::MAX_SMALL_SPAN_PAGES);
         }
     }
 

@@ -23,7 +23,7 @@ use strata_os::{ForkLock, Lock, MetaPool, Os};
 use crate::sync::{AtomicUsize, Ordering};
 
 use crate::freelists::FreeLists;
-use crate::pagemap::PageMap;
+use crate::pagemap::{PageMap, MAX_SMALL_SPAN_PAGES};
 use crate::span::{Span, SpanList, SpanState};
 use crate::{PAGE_SHIFT, PAGE_SIZE};
 
@@ -241,17 +241,15 @@ impl<O: Os> PageHeap<O> {
     }
 
     /// The size class of the small-object span holding `addr` (0 if none)
-    /// and, when non-zero, the first address of that span: one pagemap walk.
-    /// Records are never unmapped, so a racing free reads a stale but
-    /// readable record.
+    /// and, when non-zero, the first address of that span: one pagemap walk
+    /// and no span record read (the page's index in its span is in the
+    /// pagemap).
     #[inline]
     pub fn small_span_of(&self, addr: usize) -> (u8, usize) {
-        let (class, s) = self.pagemap.class_and_span(addr >> PAGE_SHIFT);
-        if class == 0 || s.is_null() {
-            return (0, 0);
+        match self.pagemap.small(addr >> PAGE_SHIFT) {
+            (0, _) => (0, 0),
+            (class, first) => (class, first << PAGE_SHIFT),
         }
-        // SAFETY: span records are never unmapped.
-        (class, unsafe { (*s).start } << PAGE_SHIFT)
     }
 
     /// The size class of the small-object span holding `addr`, or 0.
@@ -372,9 +370,9 @@ impl<O: Os> PageHeap<O> {
                 (*s).objects = ptr::null_mut();
                 (*s).allocated = 0;
                 (*s).carved = 0;
-                for p in start..start + n {
+                for (i, p) in (start..start + n).enumerate() {
                     self.pagemap.set(p, s);
-                    self.pagemap.set_class(p, size_class);
+                    self.pagemap.set_small(p, size_class, i);
                 }
             }
         }
@@ -533,9 +531,13 @@ impl<O: Os> PageHeap<O> {
     // ---- small-object spans (for the central layer) ------------------------
 
     /// Takes a span of `npages` pages for objects of `size_class` (non-zero)
-    /// and records the class of every page in the pagemap.
+    /// and records the class of every page in the pagemap. `None` if the
+    /// memory ran out or `npages` is 0 or more than [`MAX_SMALL_SPAN_PAGES`].
     pub fn alloc_small_span(&self, npages: usize, size_class: u8) -> Option<NonNull<Span>> {
         debug_assert!(size_class != 0);
+        if npages == 0 || npages > MAX_SMALL_SPAN_PAGES {
+            return None;
+        }
         self.take(npages, 1, Prefer::Dirty, size_class)
     }
 
@@ -551,7 +553,7 @@ impl<O: Os> PageHeap<O> {
         // invariant that only in-use small spans have a class.
         unsafe {
             for p in (*sp).start..(*sp).start + (*sp).npages {
-                self.pagemap.set_class(p, 0);
+                self.pagemap.set_small(p, 0, 0);
             }
             st.counters.in_use -= (*sp).npages;
             (*sp).clean = false;

@@ -64,7 +64,7 @@ pub use decay::DEFAULT_DECAY_MS;
 pub use heap::{BadPointer, PageHeap, PageHeapStats, Prefer, DEFAULT_HUGE_PAGES_AFTER};
 pub use huge::HUGE_MIN;
 pub use large::MOVE_MIN;
-pub use pagemap::PageMap;
+pub use pagemap::{PageMap, MAX_SMALL_SPAN_PAGES};
 pub use span::{Span, SpanIter, SpanList, SpanState};
 
 /// log2 of the page heap's page size.

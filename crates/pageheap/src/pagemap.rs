@@ -1,5 +1,5 @@
 //! The pagemap: from a page number to the span that owns it, and to the size
-//! class of that span, readable without a lock.
+//! class of that span and the page's place in it, readable without a lock.
 //!
 //! A three-level radix tree over the whole 64-bit address space (51 bits of
 //! page number with 8 KiB pages), so nothing assumes 48-bit (or 57-bit)
@@ -13,7 +13,13 @@
 //! - For an in-use small-object span, every page maps to the span and carries
 //!   its size class. For a large allocation and for a free span, the first and
 //!   last pages map to it, and the first page's class is 0.
-//! - A size class byte is non-zero exactly for pages of in-use small spans.
+//! - A page's small entry (class in the low byte, the page's index in its
+//!   span in the high byte) is non-zero in its class byte exactly for pages
+//!   of in-use small spans; there, page minus index is the span's first
+//!   page. So `free(p)` finds an object's class and span start from one
+//!   2-byte load, without reading the span record (a cache miss of its own
+//!   when frees are spread over many spans). Small spans are at most
+//!   [`MAX_SMALL_SPAN_PAGES`] long, so the index fits.
 //! - Any other entry may be stale: users must check that the span found
 //!   actually contains the page ([`crate::Span::contains_page`]).
 //!
@@ -27,7 +33,7 @@ use core::ptr::{self, NonNull};
 use strata_os::Os;
 
 use crate::span::Span;
-use crate::sync::memory::{AtomicPtr, AtomicU8};
+use crate::sync::memory::{AtomicPtr, AtomicU16};
 use crate::sync::{Ordering, PtrSlot};
 use crate::PAGE_SHIFT;
 
@@ -39,10 +45,15 @@ const LEAF_LEN: usize = 1 << LEAF_BITS;
 const MID_LEN: usize = 1 << MID_BITS;
 const ROOT_LEN: usize = 1 << ROOT_BITS;
 
+/// The most pages a small-object span may have: a page's index in its span
+/// is kept in one byte of the pagemap.
+pub const MAX_SMALL_SPAN_PAGES: usize = 256;
+
 #[repr(C)]
 struct Leaf {
     spans: [AtomicPtr<Span>; LEAF_LEN],
-    classes: [AtomicU8; LEAF_LEN],
+    /// Per page: size class (low byte) and index in its span (high byte).
+    small: [AtomicU16; LEAF_LEN],
 }
 
 #[repr(C)]
@@ -153,25 +164,21 @@ impl PageMap {
     /// small-object span.
     #[inline]
     pub fn class(&self, page: usize) -> u8 {
-        match self.leaf(page) {
-            Some(l) => l.classes[page & (LEAF_LEN - 1)].load(Ordering::Relaxed),
-            None => 0,
-        }
+        self.small(page).0
     }
 
-    /// The size class and the span recorded for `page`, from one walk of the
-    /// tree: `(0, _)` outside in-use small-object spans.
+    /// The size class recorded for `page` and the first page of its span,
+    /// from one load: `(0, _)` outside in-use small-object spans. Possibly
+    /// stale for a page whose span is being freed or made at the same time
+    /// (a caller with a live object of that span never sees that).
     #[inline]
-    pub fn class_and_span(&self, page: usize) -> (u8, *mut Span) {
+    pub fn small(&self, page: usize) -> (u8, usize) {
         match self.leaf(page) {
             Some(l) => {
-                let i = page & (LEAF_LEN - 1);
-                (
-                    l.classes[i].load(Ordering::Relaxed),
-                    l.spans[i].load(Ordering::Acquire),
-                )
+                let e = l.small[page & (LEAF_LEN - 1)].load(Ordering::Relaxed);
+                (e as u8, page.wrapping_sub((e >> 8) as usize))
             }
-            None => (0, ptr::null_mut()),
+            None => (0, 0),
         }
     }
 
@@ -183,11 +190,14 @@ impl PageMap {
         }
     }
 
-    /// Records `class` for `page`. Nodes must exist (`ensure`).
+    /// Records `class` for `page`, the `index`-th page of its span (both 0
+    /// outside small spans). Nodes must exist (`ensure`).
     #[inline]
-    pub(crate) fn set_class(&self, page: usize, class: u8) {
+    pub(crate) fn set_small(&self, page: usize, class: u8, index: usize) {
+        debug_assert!(index < MAX_SMALL_SPAN_PAGES);
         if let Some(l) = self.leaf(page) {
-            l.classes[page & (LEAF_LEN - 1)].store(class, Ordering::Release);
+            let e = class as u16 | ((index as u16) << 8);
+            l.small[page & (LEAF_LEN - 1)].store(e, Ordering::Release);
         }
     }
 }
@@ -219,10 +229,33 @@ mod tests {
             assert!(map.get(page).is_null());
             assert!(map.ensure(page, 1, &os));
             map.set(page, fake);
-            map.set_class(page, 7);
+            map.set_small(page, 7, 0);
             assert_eq!(map.get(page), fake);
             assert_eq!(map.class(page), 7);
+            assert_eq!(map.small(page), (7, page));
             assert!(map.get(page ^ 2).is_null() || page ^ 2 == page);
+        }
+    }
+
+    #[test]
+    fn a_small_entry_gives_the_class_and_first_page_of_its_span() {
+        let os = FakeOs::new();
+        let map = PageMap::new();
+        // A span of the longest kind, across a leaf boundary.
+        let start = LEAF_LEN - 100;
+        let n = MAX_SMALL_SPAN_PAGES;
+        assert!(map.ensure(start, n, &os));
+        for (i, p) in (start..start + n).enumerate() {
+            map.set_small(p, 42, i);
+        }
+        for p in start..start + n {
+            assert_eq!(map.small(p), (42, start));
+            assert_eq!(map.class(p), 42);
+        }
+        assert_eq!(map.small(start + n).0, 0);
+        for p in start..start + n {
+            map.set_small(p, 0, 0);
+            assert_eq!(map.class(p), 0);
         }
     }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use strata_os::FakeOs;
-use strata_pageheap::{BadPointer, PageHeap, PAGE_SIZE};
+use strata_pageheap::{BadPointer, PageHeap, MAX_SMALL_SPAN_PAGES, PAGE_SIZE};
 
 struct Rng(u64);
 impl Rng {
@@ -155,6 +155,28 @@ fn bad_pointers_are_explained() {
     // SAFETY: no object of the span is in use.
     unsafe { heap.free_small_span(s) };
     assert_eq!(heap.size_class_of(a), 0);
+    assert_eq!(heap.small_span_of(a + 9), (0, 0));
+    // Every address of a small span, on any of its pages, leads to its class
+    // and first address (the pagemap keeps each page's index in its span).
+    for pages in [1, 3, MAX_SMALL_SPAN_PAGES] {
+        let s = heap.alloc_small_span(pages, 9).unwrap();
+        // SAFETY: the span is live.
+        let a = unsafe { s.as_ref().start_addr() };
+        let len = pages * PAGE_SIZE;
+        for off in [0, 1, PAGE_SIZE - 1, PAGE_SIZE, len / 2 + 8, len - 8] {
+            if off >= len {
+                continue;
+            }
+            assert_eq!(heap.small_span_of(a + off), (9, a), "{pages} pages, +{off}");
+        }
+        assert_ne!(heap.small_span_of(a + len), (9, a));
+        // SAFETY: no object of the span is in use.
+        unsafe { heap.free_small_span(s) };
+        assert_eq!(heap.small_span_of(a), (0, 0));
+    }
+    // Longer spans cannot be recorded that way: refused.
+    assert!(heap.alloc_small_span(MAX_SMALL_SPAN_PAGES + 1, 9).is_none());
+    assert!(heap.alloc_small_span(0, 9).is_none());
 }
 
 #[test]
