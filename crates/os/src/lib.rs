@@ -48,6 +48,8 @@ mod meta;
 mod report;
 #[cfg(feature = "checked")]
 pub mod secret;
+#[cfg(any(test, feature = "fake"))]
+pub mod smaps;
 mod sync;
 mod system;
 

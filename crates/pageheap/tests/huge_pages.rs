@@ -4,41 +4,11 @@
 //! or more asks; `set_huge_pages_after` makes all growth past a threshold
 //! ask too.
 
-use std::fs;
-
+use strata_os::smaps::huge_page_hinted_bytes as hinted_bytes;
 use strata_os::SystemOs;
 use strata_pageheap::{PageHeap, DEFAULT_HUGE_PAGES_AFTER, PAGE_SIZE};
 
 const MIB: usize = 1 << 20;
-
-/// How many bytes of `[start, start + len)` lie in mappings flagged `hg`.
-/// Panics if some byte of the range is in no mapping at all.
-fn hinted_bytes(start: usize, len: usize) -> usize {
-    let smaps = fs::read_to_string("/proc/self/smaps").expect("reading /proc/self/smaps");
-    let end = start + len;
-    let (mut covered, mut hinted) = (0, 0);
-    let mut current: Option<(usize, usize)> = None;
-    for line in smaps.lines() {
-        let first = line.split_whitespace().next().unwrap_or("");
-        if let Some((a, b)) = first.split_once('-') {
-            if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
-                current = Some((a.max(start), b.min(end)));
-                continue;
-            }
-        }
-        if let (Some(flags), Some((a, b))) = (line.strip_prefix("VmFlags:"), current) {
-            if a < b {
-                covered += b - a;
-                if flags.split_whitespace().any(|f| f == "hg") {
-                    hinted += b - a;
-                }
-            }
-            current = None;
-        }
-    }
-    assert_eq!(covered, len, "{start:#x}+{len:#x} is not all mapped");
-    hinted
-}
 
 fn block(heap: &PageHeap<SystemOs>, len: usize, zero: bool) -> usize {
     heap.alloc_large(len, PAGE_SIZE, zero)

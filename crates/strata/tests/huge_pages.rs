@@ -8,27 +8,9 @@ static GLOBAL: strata::Strata = strata::Strata;
 
 mod common;
 
-use std::fs;
-
 /// Whether the mapping holding `addr` is flagged `hg`.
 fn hinted(addr: usize) -> bool {
-    let smaps = fs::read_to_string("/proc/self/smaps").expect("reading /proc/self/smaps");
-    let mut inside = false;
-    for line in smaps.lines() {
-        let first = line.split_whitespace().next().unwrap_or("");
-        if let Some((a, b)) = first.split_once('-') {
-            if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
-                inside = (a..b).contains(&addr);
-                continue;
-            }
-        }
-        if let Some(flags) = line.strip_prefix("VmFlags:") {
-            if inside {
-                return flags.split_whitespace().any(|f| f == "hg");
-            }
-        }
-    }
-    panic!("{addr:#x} is in no mapping");
+    strata_os::smaps::huge_page_hinted_bytes(addr, 1) == 1
 }
 
 /// 4 MiB of 64 KiB objects (a small size class): the heap grows by 2 MiB at
