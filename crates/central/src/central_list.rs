@@ -48,37 +48,46 @@ impl CentralList {
         }
     }
 
-    fn bucket_of(span: &Span, info: &ClassInfo) -> usize {
-        (span.allocated as usize * BUCKETS / info.objects as usize).min(BUCKETS - 1)
+    fn bucket_of(span: &Span) -> usize {
+        (span.allocated as usize * BUCKETS / span.capacity as usize).min(BUCKETS - 1)
     }
 
-    fn has_free(span: &Span, info: &ClassInfo) -> bool {
-        !span.objects.is_null() || span.carved < info.objects
+    fn has_free(span: &Span) -> bool {
+        !span.objects.is_null() || span.carved < span.capacity
     }
 
     /// Files a span that just gained its first free object or a new span.
     ///
     /// # Safety
     /// `s` is a valid span of this class in no list.
-    pub(crate) unsafe fn file(&mut self, s: *mut Span, info: &ClassInfo) {
+    pub(crate) unsafe fn file(&mut self, s: *mut Span) {
         // SAFETY: caller's contract.
         unsafe {
-            let b = Self::bucket_of(&*s, info);
+            let b = Self::bucket_of(&*s);
             (*s).bucket = b as u8;
             self.buckets[b].push(s);
         }
     }
 
-    /// Adds a fresh span from the page heap.
+    /// Adds a fresh span from the page heap, which holds as many objects
+    /// as fit its pages (the class's count, or more where the page heap
+    /// rounded the span up to whole OS pages).
     ///
     /// # Safety
     /// `s` is a new small-object span of this class with nothing carved.
     pub(crate) unsafe fn add_span(&mut self, s: *mut Span, info: &ClassInfo) {
-        self.spans += 1;
-        self.free_objects += info.objects as usize;
-        self.uncarved_objects += info.objects as usize;
         // SAFETY: caller's contract.
-        unsafe { self.file(s, info) };
+        let objects = unsafe {
+            let objects = ((*s).len_bytes() / info.size as usize) as u32;
+            debug_assert!(objects >= info.objects, "a span shorter than its class's");
+            (*s).capacity = objects;
+            objects as usize
+        };
+        self.spans += 1;
+        self.free_objects += objects;
+        self.uncarved_objects += objects;
+        // SAFETY: caller's contract.
+        unsafe { self.file(s) };
     }
 
     /// Takes span `s` out of the lists if none of its objects is handed out
@@ -87,18 +96,17 @@ impl CentralList {
     ///
     /// # Safety
     /// `s` is a span of this class in one of the lists; the lock is held.
-    pub(crate) unsafe fn withdraw_if_unused(&mut self, s: *mut Span, info: &ClassInfo) -> bool {
+    pub(crate) unsafe fn withdraw_if_unused(&mut self, s: *mut Span) -> bool {
         // SAFETY: caller's contract.
-        unsafe {
-            if (*s).allocated != 0 {
-                return false;
-            }
-            self.buckets[(*s).bucket as usize].remove(s);
+        let span = unsafe { &*s };
+        if span.allocated != 0 {
+            return false;
         }
+        // SAFETY: caller's contract: the span is in its bucket's list.
+        unsafe { self.buckets[span.bucket as usize].remove(s) };
         self.spans -= 1;
-        self.free_objects -= info.objects as usize;
-        // SAFETY: caller's contract.
-        self.uncarved_objects -= (info.objects - unsafe { (*s).carved }) as usize;
+        self.free_objects -= span.capacity as usize;
+        self.uncarved_objects -= (span.capacity - span.carved) as usize;
         true
     }
 
@@ -120,15 +128,15 @@ impl CentralList {
             unsafe {
                 self.buckets[b].remove(s);
                 let span = &mut *s;
-                while got < n && Self::has_free(span, info) {
+                while got < n && Self::has_free(span) {
                     if span.objects.is_null() {
                         self.uncarved_objects -= 1;
                     }
                     out[got] = pop_object(span, info);
                     got += 1;
                 }
-                if Self::has_free(span, info) {
-                    self.file(s, info);
+                if Self::has_free(span) {
+                    self.file(s);
                 }
             }
         }
@@ -142,17 +150,12 @@ impl CentralList {
     ///
     /// # Safety
     /// `obj` is an allocated object of span `s`, which is of this class.
-    pub(crate) unsafe fn put(
-        &mut self,
-        s: *mut Span,
-        obj: *mut u8,
-        info: &ClassInfo,
-    ) -> Option<NonNull<Span>> {
+    pub(crate) unsafe fn put(&mut self, s: *mut Span, obj: *mut u8) -> Option<NonNull<Span>> {
         self.free_objects += 1;
         // SAFETY: caller's contract; the lock is held.
         unsafe {
             let span = &mut *s;
-            let had_free = Self::has_free(span, info);
+            let had_free = Self::has_free(span);
             strata_os::link::write(obj, span.objects);
             span.objects = obj;
             span.allocated -= 1;
@@ -161,14 +164,14 @@ impl CentralList {
                     self.buckets[span.bucket as usize].remove(s);
                 }
                 self.spans -= 1;
-                self.free_objects -= info.objects as usize;
-                self.uncarved_objects -= (info.objects - span.carved) as usize;
+                self.free_objects -= span.capacity as usize;
+                self.uncarved_objects -= (span.capacity - span.carved) as usize;
                 return NonNull::new(s);
             }
             if !had_free {
-                self.file(s, info);
+                self.file(s);
             } else {
-                let b = Self::bucket_of(span, info);
+                let b = Self::bucket_of(span);
                 if b != span.bucket as usize {
                     self.buckets[span.bucket as usize].remove(s);
                     span.bucket = b as u8;

@@ -134,7 +134,7 @@ unsafe impl<O: Os> PageSource for PageHeap<O> {
     fn map_table(&self, bytes: usize) -> Option<NonNull<u8>> {
         // The OS maps whole pages; a table's size is rarely a multiple of
         // one (a class of 576 B holds 227 batches of 32: 58,112 bytes).
-        let len = strata_os::align_up(bytes, strata_os::os_page_size())?;
+        let len = strata_os::align_up(bytes, self.os().page_size())?;
         self.os().map(len, 1).ok()
     }
 }
@@ -274,7 +274,7 @@ impl<P: PageSource> Central<P> {
         // heap, so an untouched one goes back now (found by a loom model,
         // docs/concurrency.md).
         // SAFETY: the span is ours, of this class, and filed by `add_span`.
-        if unsafe { central.withdraw_if_unused(span.as_ptr(), info) } {
+        if unsafe { central.withdraw_if_unused(span.as_ptr()) } {
             drop(central);
             // SAFETY: none of its objects was handed out.
             unsafe { self.pages.free_span(span) };
@@ -349,7 +349,6 @@ impl<P: PageSource> Central<P> {
     /// # Safety
     /// As for [`Central::free_batch`].
     unsafe fn release_to_spans(&self, class: u8, objs: &[*mut u8]) {
-        let info = &CLASSES[class as usize];
         let lists = &self.classes[class as usize];
         let mut empty = SpanList::new();
         {
@@ -359,7 +358,7 @@ impl<P: PageSource> Central<P> {
                     strata_os::fatal(b"strata: central free of an object with no span\n");
                 };
                 // SAFETY: the object belongs to this span and class.
-                if let Some(s) = unsafe { central.put(span.as_ptr(), obj, info) } {
+                if let Some(s) = unsafe { central.put(span.as_ptr(), obj) } {
                     // SAFETY: the span left every list in `put`.
                     unsafe { empty.push(s.as_ptr()) };
                 }

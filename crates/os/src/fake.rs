@@ -1,5 +1,9 @@
 //! A fake OS for the tests of the layers above: memory comes from the system
 //! allocator, "release" and "zero" write zeros, and every call is counted.
+//! Its page size is chosen at construction (4 KiB by default; 16 and 64 KiB
+//! stand for the arm64 and ppc64le kernels that use them), and it holds its
+//! callers to it as the kernel does: lengths of maps and remaps, and whole
+//! ranges of releases, must be multiples of it.
 //!
 //! It keeps a table of live mappings so that tests can assert nothing leaked
 //! and that unmaps match maps exactly.
@@ -17,6 +21,7 @@ pub struct FakeOs {
     counters: OsCounters,
     live: Mutex<Vec<(usize, usize, usize)>>, // (start, len, align)
     limit: usize,
+    page: usize,
     clock_ms: std::sync::atomic::AtomicU64,
 }
 
@@ -28,8 +33,18 @@ impl FakeOs {
             counters: OsCounters::new(),
             live: Mutex::new(Vec::new()),
             limit,
+            page: 4096,
             clock_ms: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// A fake OS whose pages are `page` bytes (a power of two from 4 KiB to
+    /// [`crate::MAX_OS_PAGE`]).
+    pub fn with_page_size(page: usize) -> Self {
+        assert!(page.is_power_of_two() && (4096..=crate::MAX_OS_PAGE).contains(&page));
+        let mut os = Self::new();
+        os.page = page;
+        os
     }
 
     /// A fake OS with no practical limit.
@@ -80,13 +95,13 @@ impl Drop for FakeOs {
 
 unsafe impl Os for FakeOs {
     fn map(&self, len: usize, align: usize) -> Result<NonNull<u8>, OsError> {
-        if len == 0 || !align.is_power_of_two() {
+        if len == 0 || len % self.page != 0 || !align.is_power_of_two() {
             return Err(OsError::InvalidRequest);
         }
         if self.mapped_bytes().saturating_add(len) > self.limit {
             return Err(OsError::OutOfMemory);
         }
-        let align = align.max(4096);
+        let align = align.max(self.page);
         let layout = Layout::from_size_align(len, align).map_err(|_| OsError::OutOfMemory)?;
         // SAFETY: non-zero size.
         let p = unsafe { System.alloc_zeroed(layout) };
@@ -116,6 +131,9 @@ unsafe impl Os for FakeOs {
             self.find(ptr.as_ptr() as usize, len).is_some(),
             "FakeOs: release outside a mapping"
         );
+        if ptr.as_ptr() as usize % self.page != 0 || len % self.page != 0 {
+            return Err(OsError::InvalidRequest);
+        }
         // SAFETY: inside a live mapping (checked above).
         unsafe { ptr.as_ptr().write_bytes(0, len) };
         self.counters.on_release(len);
@@ -148,10 +166,19 @@ unsafe impl Os for FakeOs {
         old_len: usize,
         new_len: usize,
         align: usize,
+        prepare: &mut dyn FnMut(NonNull<u8>, usize) -> bool,
     ) -> Result<NonNull<u8>, OsError> {
         self.find(ptr.as_ptr() as usize, old_len)
             .ok_or(OsError::InvalidRequest)?;
+        if old_len % self.page != 0 || new_len % self.page != 0 {
+            return Err(OsError::InvalidRequest);
+        }
         let q = self.map(new_len, align)?;
+        if !prepare(q, new_len) {
+            // SAFETY: just mapped, unused.
+            unsafe { self.unmap(q, new_len) };
+            return Err(OsError::OutOfMemory);
+        }
         // SAFETY: both ranges are live and distinct.
         unsafe {
             core::ptr::copy_nonoverlapping(ptr.as_ptr(), q.as_ptr(), old_len.min(new_len));
@@ -167,5 +194,9 @@ unsafe impl Os for FakeOs {
 
     fn counters(&self) -> &OsCounters {
         &self.counters
+    }
+
+    fn page_size(&self) -> usize {
+        self.page
     }
 }

@@ -19,7 +19,7 @@
 //!   write per page on kernels without it), so that later writes do not fault.
 //!
 //! ## Contract
-//! - Lengths and addresses passed in are multiples of [`os_page_size`] unless a
+//! - Lengths and addresses passed in are multiples of [`Os::page_size`] unless a
 //!   method says otherwise.
 //! - Nothing here allocates through the global allocator, panics, or formats;
 //!   every failure is an [`OsError`] that the caller turns into a null pointer.
@@ -60,7 +60,7 @@ pub use list::{Iter as ListIter, Linked, List};
 pub use lock::{Lock, LockGuard};
 pub use meta::{ForkLock, MetaPool};
 pub use report::{fatal, write_stderr, Dec, Hex};
-pub use system::{address_space_limit, monotonic_ms, os_page_size, SystemOs};
+pub use system::{address_space_limit, monotonic_ms, os_page_size, SystemOs, MAX_OS_PAGE};
 
 use core::ptr::NonNull;
 
@@ -86,7 +86,7 @@ pub enum OsError {
 pub unsafe trait Os: Sync {
     /// Maps `len` bytes aligned to `align`, reading as zero.
     ///
-    /// `len` is a non-zero multiple of [`os_page_size`]; `align` is a power of
+    /// `len` is a non-zero multiple of [`Os::page_size`]; `align` is a power of
     /// two (any value up to the address-space size; values at or below the OS
     /// page size cost nothing extra).
     fn map(&self, len: usize, align: usize) -> Result<NonNull<u8>, OsError>;
@@ -112,6 +112,15 @@ pub unsafe trait Os: Sync {
         Err(OsError::Unsupported)
     }
 
+    /// Gives back a reservation from [`Os::reserve`] of which nothing was
+    /// committed.
+    ///
+    /// # Safety
+    /// `[ptr, ptr + len)` is a whole reservation of this `Os`, unused.
+    unsafe fn unreserve(&self, ptr: NonNull<u8>, len: usize) {
+        let _ = (ptr, len);
+    }
+
     /// Unmaps a range returned by [`Os::map`] (or a page-aligned part of one).
     ///
     /// # Safety
@@ -121,12 +130,20 @@ pub unsafe trait Os: Sync {
     /// Gives the physical pages of a range back to the kernel. The range stays
     /// mapped and reads as zero afterwards.
     ///
+    /// `ptr` and `len` must be multiples of [`Os::page_size`]: a range that
+    /// is not is refused ([`OsError::InvalidRequest`]) with nothing
+    /// released, so a caller never mistakes a partial release for a whole
+    /// one.
+    ///
     /// # Safety
     /// The range must be mapped by this `Os`, and its contents are lost.
     unsafe fn release(&self, ptr: NonNull<u8>, len: usize) -> Result<(), OsError>;
 
     /// Makes a range read as zero, paying only for the pages that are resident.
-    /// Returns the number of bytes it had to write (for statistics).
+    /// Any range will do; the parts of OS pages at its ends, if it is not
+    /// aligned to [`Os::page_size`], are cleared with stores. Returns the
+    /// number of bytes of whole OS pages it had to write (for statistics,
+    /// and 0 tells that the range was unused).
     ///
     /// # Safety
     /// The range must be mapped by this `Os`; its contents are lost.
@@ -142,46 +159,29 @@ pub unsafe trait Os: Sync {
     /// Resizes a mapping made by [`Os::map`] to `new_len` bytes, keeping it
     /// aligned to `align`: in place when the address space allows, otherwise
     /// by moving the pages (`mremap`), never by copying them through the CPU.
-    /// Pages past the old length read as zero.
+    /// Pages past the old length read as zero. On failure the mapping is
+    /// unchanged.
+    ///
+    /// `prepare(p, new_len)` is called with the place the mapping is about
+    /// to have, before anything moves (possibly more than once, for
+    /// different places): the caller readies its own records there (the
+    /// pagemap's nodes), so that nothing can fail once the pages have moved.
+    /// Returning false gives up the resize.
     ///
     /// # Safety
-    /// `[ptr, ptr + old_len)` must be a whole mapping made by this `Os`,
-    /// already aligned to `align` (a mapping resized in place stays where it
-    /// is); on success it must no longer be used at its old address if it
-    /// moved.
+    /// `[ptr, ptr + old_len)` must be a whole mapping made by this `Os` (or
+    /// returned by a previous `remap`) and never split since (no hint,
+    /// protection change or partial unmap inside it), already aligned to
+    /// `align` (a mapping resized in place stays where it is); on success it
+    /// must no longer be used at its old address if it moved.
     unsafe fn remap(
         &self,
         ptr: NonNull<u8>,
         old_len: usize,
         new_len: usize,
         align: usize,
+        prepare: &mut dyn FnMut(NonNull<u8>, usize) -> bool,
     ) -> Result<NonNull<u8>, OsError>;
-
-    /// Moves the pages of `[from, from + len)` to `[to, to + len)` without
-    /// copying them through the CPU (Linux: `mremap` with
-    /// `MREMAP_DONTUNMAP`): `to` then holds what `from` held, and `from`
-    /// stays mapped, reads as zero and holds no memory. Implementations
-    /// without it keep the default, and callers copy.
-    ///
-    /// # Safety
-    /// Both ranges are page-aligned, disjoint, inside mappings of this `Os`
-    /// (each inside one mapping), and owned by the caller: the contents of
-    /// `to` are lost.
-    unsafe fn move_pages(
-        &self,
-        from: NonNull<u8>,
-        to: NonNull<u8>,
-        len: usize,
-    ) -> Result<(), OsError> {
-        let _ = (from, to, len);
-        Err(OsError::Unsupported)
-    }
-
-    /// Whether [`Os::move_pages`] is implemented (it may still fail, on an
-    /// old kernel): callers check before preparing a move.
-    fn moves_pages(&self) -> bool {
-        false
-    }
 
     /// A monotonic clock in milliseconds (coarse: a few ms of resolution is
     /// enough for decay).
@@ -199,6 +199,12 @@ pub unsafe trait Os: Sync {
 
     /// The counters of system calls made so far.
     fn counters(&self) -> &OsCounters;
+
+    /// The OS page size: the unit of [`Os::map`], [`Os::release`] and
+    /// [`Os::remap`] (4, 16 or 64 KiB; at most [`MAX_OS_PAGE`]).
+    fn page_size(&self) -> usize {
+        os_page_size()
+    }
 }
 
 /// Rounds `n` up to a multiple of `align` (a power of two), or `None` on overflow.

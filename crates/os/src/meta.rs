@@ -87,24 +87,36 @@ impl<T> MetaPool<T> {
 
     /// Makes sure at least `n` records can be handed out without mapping.
     /// Call it before taking a lock under which [`MetaPool::alloc`] will run.
-    pub fn reserve<O: Os + ?Sized>(&self, os: &O, n: usize) {
-        if self.available.load(Ordering::Relaxed) >= n {
-            return;
+    /// Returns false if the OS refused the memory (they cannot be had).
+    pub fn reserve<O: Os + ?Sized>(&self, os: &O, n: usize) -> bool {
+        if self.available() >= n {
+            return true;
         }
         let available = {
             let s = self.state.lock();
             s.free_count + (s.end - s.bump) / Self::SLOT
         };
         if available >= n {
-            return;
+            return true;
         }
-        let len = chunk_len(Self::SLOT * n);
+        let len = chunk_len(Self::SLOT * n, os.page_size());
         // Map outside the lock, then donate the chunk.
-        if let Ok(chunk) = os.map(len, 4096) {
-            let mut s = self.state.lock();
-            Self::donate(&mut s, chunk, len);
-            self.publish(&s);
-        }
+        let Ok(chunk) = os.map(len, 1) else {
+            return false;
+        };
+        let mut s = self.state.lock();
+        Self::donate(&mut s, chunk, len);
+        self.publish(&s);
+        true
+    }
+
+    /// Records that can be handed out without mapping, as of the last
+    /// change. Exact for a caller that serialises every `alloc` of this
+    /// pool under a lock of its own and reads it under that lock: only
+    /// `reserve` can change it meanwhile, and only upwards.
+    #[inline]
+    pub fn available(&self) -> usize {
+        self.available.load(Ordering::Relaxed)
     }
 
     fn donate(s: &mut PoolState, chunk: NonNull<u8>, len: usize) {
@@ -138,9 +150,9 @@ impl<T> MetaPool<T> {
             return NonNull::new(rec.cast());
         }
         if s.end - s.bump < Self::SLOT {
-            let len = chunk_len(Self::SLOT);
+            let len = chunk_len(Self::SLOT, os.page_size());
             // Rare: a caller did not reserve. Correct, only slower.
-            let chunk = os.map(len, 4096).ok()?;
+            let chunk = os.map(len, 1).ok()?;
             Self::donate(&mut s, chunk, len);
         }
         let rec = s.bump as *mut T;
@@ -224,8 +236,7 @@ impl<T> ForkLock for Lock<T> {
     }
 }
 
-fn chunk_len(min: usize) -> usize {
-    let page = crate::os_page_size();
+fn chunk_len(min: usize, page: usize) -> usize {
     align_up(min.max(CHUNK), page).unwrap_or(CHUNK)
 }
 

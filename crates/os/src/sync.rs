@@ -213,5 +213,5 @@ macro_rules! array_unless_loom {
 /// counters). **Not modeled**: never used for the synchronisation the loom
 /// models check.
 pub(crate) mod statics {
-    pub(crate) use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 }

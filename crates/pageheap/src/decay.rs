@@ -187,7 +187,7 @@ impl<O: Os> PageHeap<O> {
             let mut ok = [false; RELEASE_BATCH];
             for (i, &s) in batch[..n].iter().enumerate() {
                 // SAFETY: the span is ours while Releasing; its pages are
-                // mapped and unused.
+                // mapped and unused, and whole OS pages (spans always are).
                 unsafe {
                     let (addr, len) = ((*s).start_addr(), (*s).len_bytes());
                     ok[i] = self
@@ -199,7 +199,6 @@ impl<O: Os> PageHeap<O> {
                     }
                 }
             }
-            self.records.reserve(&self.os, 1);
             let mut st = self.state.lock();
             for (i, &s) in batch[..n].iter().enumerate() {
                 // SAFETY: still ours.

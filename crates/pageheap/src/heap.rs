@@ -18,7 +18,7 @@
 
 use core::ptr::{self, NonNull};
 
-use strata_os::{ForkLock, Lock, MetaPool, Os};
+use strata_os::{ForkLock, Lock, LockGuard, MetaPool, Os};
 
 use crate::sync::{AtomicUsize, Ordering};
 
@@ -115,8 +115,9 @@ pub struct PageHeapStats {
     pub huge_allocs: u64,
     /// Huge blocks resized by moving page tables (`mremap`) instead of copying.
     pub huge_remaps: u64,
-    /// Large blocks grown by moving their pages to a new place
-    /// ([`crate::MOVE_MIN`]) instead of copying them.
+    /// Large blocks that `realloc` grew past [`crate::MOVE_MIN`] out of the
+    /// heap into a mapping of their own (one copy; their later growth is a
+    /// remap, counted in `huge_remaps`).
     pub large_moves: u64,
     /// Spans returned to the OS by decay (not counting explicit releases).
     pub decay_releases: u64,
@@ -150,9 +151,6 @@ pub struct PageHeap<O: Os> {
     grown_bytes: AtomicUsize,
     /// Growth beyond this many bytes is hinted for huge pages.
     huge_pages_after: AtomicUsize,
-    /// 1 once the OS refused to move pages ([`Os::move_pages`]): large
-    /// blocks are copied from then on.
-    pub(crate) no_page_moves: AtomicUsize,
 }
 
 impl<O: Os> PageHeap<O> {
@@ -185,7 +183,6 @@ impl<O: Os> PageHeap<O> {
                 arena: crate::arena::Arena::new(),
                 grown_bytes: AtomicUsize::new(0),
                 huge_pages_after: AtomicUsize::new(DEFAULT_HUGE_PAGES_AFTER),
-                no_page_moves: AtomicUsize::new(0),
             }
         }
     }
@@ -196,6 +193,20 @@ impl<O: Os> PageHeap<O> {
     /// Growth for a plain request of 4 MiB or more asks either way.
     pub fn set_huge_pages_after(&self, bytes: usize) {
         self.huge_pages_after.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Heap pages per OS page: 1 on kernels whose page is not larger than
+    /// the heap's (4 and 8 KiB), 2 or 8 with 16 or 64 KiB pages.
+    #[inline]
+    pub(crate) fn os_page_pages(&self) -> usize {
+        (self.os.page_size() >> PAGE_SHIFT).max(1)
+    }
+
+    /// `npages` rounded up to whole OS pages: the unit of every span, of a
+    /// mapping of its own, and of what can be released.
+    #[inline]
+    pub(crate) fn round_to_os_pages(&self, npages: usize) -> Option<usize> {
+        strata_os::align_up(npages, self.os_page_pages())
     }
 
     /// The OS layer beneath.
@@ -269,11 +280,23 @@ impl<O: Os> PageHeap<O> {
         prefer: Prefer,
         size_class: u8,
     ) -> Option<NonNull<Span>> {
+        // Spans are whole OS pages, so that every release of a free span
+        // covers it exactly: on kernels whose page is larger than the
+        // heap's (16 or 64 KiB), a span of a page or two would otherwise
+        // share an OS page with its neighbours and could never be released,
+        // nor its zero state be known.
+        // Every span starts on an OS page already: a coarser alignment is
+        // the only one that needs finding.
+        let npages = self.round_to_os_pages(npages)?;
+        let align_pages = if align_pages <= self.os_page_pages() {
+            1
+        } else {
+            align_pages
+        };
         let want = npages.checked_add(align_pages - 1)?;
         loop {
-            self.records.reserve(&self.os, RECORDS_PER_OP);
             {
-                let mut st = self.state.lock();
+                let mut st = self.lock_with_records(RECORDS_PER_OP)?;
                 let (first, second) = match prefer {
                     Prefer::Dirty => (
                         &mut st.dirty as *mut FreeLists,
@@ -378,12 +401,31 @@ impl<O: Os> PageHeap<O> {
         }
     }
 
+    /// Takes the heap lock with at least `n` span records ready to be
+    /// handed out under it without mapping ([`PageHeap::new_record`]), or
+    /// `None` when the OS refuses memory for them: the caller fails its
+    /// request (a null pointer), it never aborts. Records are only taken
+    /// under the heap lock, so none of the `n` can go to another thread
+    /// before the guard is dropped.
+    pub(crate) fn lock_with_records(&self, n: usize) -> Option<LockGuard<'_, HeapState>> {
+        loop {
+            if !self.records.reserve(&self.os, n) {
+                return None;
+            }
+            let st = self.state.lock();
+            if self.records.available() >= n {
+                return Some(st);
+            }
+            // Another thread used them between the reserve and the lock.
+        }
+    }
+
+    /// A record for a new span. Call only under a guard from
+    /// [`PageHeap::lock_with_records`] that counted this record.
     pub(crate) fn new_record(&self, start: usize, npages: usize, clean: bool) -> *mut Span {
-        // Reserved ahead of the lock; in the rare race where the reserve ran
-        // dry, the pool maps under the lock rather than fail.
         let Some(rec) = self.records.alloc(&self.os) else {
-            // Out of memory even for metadata: nothing sensible remains.
-            strata_os::fatal(b"strata: out of memory for span metadata\n");
+            // Unreachable: the guard's records were reserved.
+            strata_os::fatal(b"strata: span records ran out under the heap lock\n");
         };
         let rec = rec.as_ptr();
         // SAFETY: a fresh record, exclusively ours.
@@ -440,8 +482,11 @@ impl<O: Os> PageHeap<O> {
             }
             return None;
         }
-        self.records.reserve(&self.os, RECORDS_PER_OP);
-        let mut st = self.state.lock();
+        let Some(mut st) = self.lock_with_records(1) else {
+            // Out of memory for a span record: the new memory stays mapped
+            // (or committed in the arena) and unused; it holds no pages.
+            return None;
+        };
         st.counters.mapped += n;
         let s = self.new_record(start, n, true);
         self.free_locked(&mut st, s);
@@ -547,7 +592,6 @@ impl<O: Os> PageHeap<O> {
     /// `s` came from [`PageHeap::alloc_small_span`] and no object of it is in use.
     pub unsafe fn free_small_span(&self, s: NonNull<Span>) {
         let sp = s.as_ptr();
-        self.records.reserve(&self.os, 1);
         let mut st = self.state.lock();
         // SAFETY: the span is ours; clearing its class bytes keeps the
         // invariant that only in-use small spans have a class.
@@ -592,10 +636,14 @@ impl<O: Os> PageHeap<O> {
         let st = self.state.lock();
         let mut err = None;
         let mut pages = 0;
+        let per = self.os_page_pages();
         let mut check = |s: *mut Span, clean: bool| {
             // SAFETY: members of the free lists are valid records.
             let span = unsafe { &*s };
             pages += span.npages;
+            if span.start % per != 0 || span.npages % per != 0 {
+                err = Some("free span that is not whole OS pages");
+            }
             if span.state != SpanState::Free || span.clean != clean {
                 err = Some("free span with wrong state or zero flag");
             }

@@ -1,6 +1,7 @@
 //! Huge blocks: allocations of [`HUGE_MIN`] bytes or more get a mapping of
 //! their own, so that `realloc` can resize them by moving page tables
 //! (`mremap`) instead of copying, and freeing them never fragments the heap.
+//! So do large blocks that `realloc` grows past [`crate::MOVE_MIN`].
 //!
 //! A freed huge mapping is not unmapped at once: the most recent few are kept
 //! (dirty) and reused, resized with `mremap` to the next huge request, so a
@@ -10,8 +11,13 @@
 //! ([`crate::PageHeap::tick`]) or on [`crate::PageHeap::release_free_memory`].
 //!
 //! # Invariants
-//! - A huge span is a whole mapping (`own_mapping`); it is never split and
-//!   never merged with a neighbour.
+//! - A huge span is a whole mapping (`own_mapping`), one kernel mapping from
+//!   [`strata_os::Os::map`] or a remap of one, a whole number of OS pages;
+//!   it is never split, hinted, or merged with a neighbour, so the kernel
+//!   can always move it.
+//! - Only its first and last pages are in the pagemap, and their nodes
+//!   exist before the mapping is placed (`prepare` of a remap): no failure
+//!   can follow a move.
 //! - A cached huge span is `Free`, in `huge_cache`, and counted in
 //!   `huge_cached`; an in-use one is counted in `huge_in_use`.
 
@@ -37,11 +43,11 @@ impl<O: Os> PageHeap<O> {
         align: usize,
         zero: bool,
     ) -> Option<NonNull<u8>> {
+        let npages = self.round_to_os_pages(npages)?;
         let len = npages.checked_mul(PAGE_SIZE)?;
         let align = align.max(PAGE_SIZE);
-        self.records.reserve(&self.os, 1);
         let cached = {
-            let mut st = self.state.lock();
+            let mut st = self.lock_with_records(1)?;
             // A zeroed request is not served by growing a smaller mapping:
             // the grown block would need zeroing where a fresh mapping
             // reads as zero for free, and the old part's page tables would
@@ -71,7 +77,11 @@ impl<O: Os> PageHeap<O> {
             let moved = if old_len == len {
                 Ok(old_ptr)
             } else {
-                unsafe { self.os.remap(old_ptr, old_len, len, align) }
+                unsafe {
+                    self.os.remap(old_ptr, old_len, len, align, &mut |p, n| {
+                        self.prepare_ends(p, n)
+                    })
+                }
             };
             match moved {
                 Ok(p) => {
@@ -97,10 +107,13 @@ impl<O: Os> PageHeap<O> {
         // aligned, 1.6 µs not). Address space only: the over-map is trimmed.
         let table = if len >= 1 << 30 { 1 << 30 } else { 2 << 20 };
         let p = self.os.map(len, align.max(table)).ok()?;
-        let rec = {
-            let _st = self.state.lock();
-            self.new_record(p.as_ptr() as usize >> PAGE_SHIFT, npages, true)
+        let Some(_st) = self.lock_with_records(1) else {
+            // SAFETY: just mapped, never handed out.
+            unsafe { self.os.unmap(p, len) };
+            return None;
         };
+        let rec = self.new_record(p.as_ptr() as usize >> PAGE_SHIFT, npages, true);
+        drop(_st);
         // SAFETY: rec is ours; p is a fresh mapping of `len` bytes.
         unsafe { self.register_huge(rec, p, npages, true) }
     }
@@ -118,7 +131,7 @@ impl<O: Os> PageHeap<O> {
         fresh: bool,
     ) -> Option<NonNull<u8>> {
         let start = p.as_ptr() as usize >> PAGE_SHIFT;
-        if !self.pagemap.ensure(start, npages, &self.os) {
+        if !self.pagemap.ensure_ends(start, npages, &self.os) {
             // SAFETY: ours, unused.
             unsafe { self.os.unmap(p, npages << PAGE_SHIFT) };
             let _st = self.state.lock();
@@ -206,7 +219,18 @@ impl<O: Os> PageHeap<O> {
         bytes
     }
 
-    /// Resizes a huge block's mapping to `new_pages` pages.
+    /// Readies the pagemap for a huge mapping about to be placed at `p`
+    /// with `len` bytes (a remap's `prepare`).
+    fn prepare_ends(&self, p: NonNull<u8>, len: usize) -> bool {
+        self.pagemap.ensure_ends(
+            p.as_ptr() as usize >> PAGE_SHIFT,
+            len >> PAGE_SHIFT,
+            &self.os,
+        )
+    }
+
+    /// Resizes a huge block's mapping to `new_pages` pages (rounded up to
+    /// whole OS pages).
     ///
     /// # Safety
     /// `s` is an in-use huge span owned by the caller.
@@ -216,22 +240,22 @@ impl<O: Os> PageHeap<O> {
         new_pages: usize,
         align: usize,
     ) -> Option<NonNull<u8>> {
+        let new_pages = self.round_to_os_pages(new_pages)?;
         // SAFETY: caller's contract.
         let (old, old_pages) = unsafe { ((*s).start_addr(), (*s).npages) };
-        // SAFETY: a whole mapping of ours, owned by the caller.
+        // SAFETY: a whole mapping of ours, owned by the caller; the pagemap
+        // is ready wherever it lands.
         let p = unsafe {
             self.os.remap(
                 NonNull::new_unchecked(old as *mut u8),
                 old_pages << PAGE_SHIFT,
                 new_pages.checked_mul(PAGE_SIZE)?,
                 align.max(PAGE_SIZE),
+                &mut |p, n| self.prepare_ends(p, n),
             )
         }
         .ok()?;
         let start = p.as_ptr() as usize >> PAGE_SHIFT;
-        if !self.pagemap.ensure(start, new_pages, &self.os) {
-            strata_os::fatal(b"strata: out of memory for the pagemap during mremap\n");
-        }
         let mut st = self.state.lock();
         // SAFETY: the record is the caller's in-use span; the lock is held.
         unsafe {

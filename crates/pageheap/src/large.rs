@@ -1,6 +1,13 @@
 //! Large allocations: blocks of more than the largest size class, each a
 //! span of whole pages (or, from [`crate::HUGE_MIN`], a mapping of its own).
 //!
+//! A block that `realloc` grows past [`MOVE_MIN`] and that cannot grow in
+//! place is copied once into a mapping of its own; from then on the kernel
+//! resizes that mapping by moving page tables (`mremap`), never its bytes.
+//! Pages inside the heap are never moved: the heap's memory may span several
+//! kernel mappings (huge-page hints split them), and a move of such a range
+//! is refused by every kernel before 6.17, after it unmapped the destination.
+//!
 //! Frees are validated: the address must be the start of an in-use large
 //! span, checked under the heap lock so two racing frees of one block cannot
 //! both pass. Anything else is refused with a [`BadPointer`] reason.
@@ -15,14 +22,17 @@ use strata_os::Os;
 
 use crate::heap::{BadPointer, Prefer};
 use crate::span::{Span, SpanState};
-use crate::sync::Ordering;
 use crate::{PageHeap, PAGE_SHIFT, PAGE_SIZE};
 
-/// Smallest large block that grows by moving its pages to a new place
-/// rather than by a copy (see [`PageHeap::resize_large`]). Below it a copy
-/// is cheap and what it leaves behind is small; and every move splits the
-/// heap's mapping into one more kernel mapping (a VMA; the kernel allows
-/// about 65,000 per process), so moves are kept to blocks at least this big.
+/// A large block that `realloc` grows to at least this size, and that
+/// cannot grow in place, moves into a mapping of its own (one copy), which
+/// later growth resizes with `mremap` (see [`PageHeap::resize_large`]).
+/// Below it a copy is cheap and what it leaves behind is small; above it,
+/// copying a block at every step of its growth (a buffer, a vector, a string
+/// being built) would leave every earlier copy resident in the free lists
+/// until decay (measured: growing a buffer to 30 MiB by 1.25x peaked at
+/// 102 MiB of RSS; glibc, which `mremap`s such blocks, at 38). Each such
+/// block is one kernel mapping (the kernel allows about 65,000).
 pub const MOVE_MIN: usize = 2 << 20;
 
 impl<O: Os> PageHeap<O> {
@@ -40,8 +50,15 @@ impl<O: Os> PageHeap<O> {
         let align_pages = (align >> PAGE_SHIFT).max(1);
         let prefer = if zero { Prefer::Clean } else { Prefer::Dirty };
         let s = self.take(npages, align_pages, prefer, 0)?;
-        // SAFETY: the span is ours and in use.
-        let (start, clean) = unsafe { ((*s.as_ptr()).start, (*s.as_ptr()).clean) };
+        // SAFETY: the span is ours and in use; it may be longer than asked
+        // (whole OS pages), and all of it is the block's.
+        let (start, npages, clean) = unsafe {
+            (
+                (*s.as_ptr()).start,
+                (*s.as_ptr()).npages,
+                (*s.as_ptr()).clean,
+            )
+        };
         let addr = start << PAGE_SHIFT;
         // SAFETY: the address is the start of a mapped span we own.
         let p = unsafe { NonNull::new_unchecked(addr as *mut u8) };
@@ -107,18 +124,6 @@ impl<O: Os> PageHeap<O> {
     /// # Safety
     /// If `addr` is a live large allocation, nobody uses it any more.
     pub unsafe fn free_large(&self, addr: usize) -> Result<(), BadPointer> {
-        // SAFETY: forwarded contract.
-        unsafe { self.free_large_span(addr, false) }
-    }
-
-    /// [`PageHeap::free_large`]; with `zeroed`, the caller knows the block's
-    /// pages read as zero and hold no memory (they were moved away), so a
-    /// heap block is freed clean.
-    ///
-    /// # Safety
-    /// As for [`PageHeap::free_large`].
-    unsafe fn free_large_span(&self, addr: usize, zeroed: bool) -> Result<(), BadPointer> {
-        self.records.reserve(&self.os, 1);
         let mut st = self.state.lock();
         // Checked under the lock so that two racing frees of the same block
         // cannot both pass.
@@ -133,7 +138,7 @@ impl<O: Os> PageHeap<O> {
                 return Ok(());
             }
             st.counters.in_use -= (*s).npages;
-            (*s).clean = zeroed;
+            (*s).clean = false;
         }
         self.free_locked(&mut st, s);
         drop(st);
@@ -141,13 +146,13 @@ impl<O: Os> PageHeap<O> {
         Ok(())
     }
 
-    /// Resizes the large allocation at `addr` to `new_size` bytes without
-    /// copying: a span in the heap shrinks in place or grows into a free right
-    /// neighbour, and a block of [`MOVE_MIN`] or more that cannot grows by
-    /// moving its pages to a new block; a huge block's mapping is resized by
-    /// moving page tables (and may move, keeping `align`). Returns the
-    /// block's address, or `None` if it cannot be done (the block is then
-    /// unchanged, and the caller copies).
+    /// Resizes the large allocation at `addr` to `new_size` bytes: a span in
+    /// the heap shrinks in place or grows into a free right neighbour; a
+    /// block that reaches [`MOVE_MIN`] and cannot grow in place is copied
+    /// once into a mapping of its own; a block in a mapping of its own is
+    /// resized by moving page tables (and may move, keeping `align`).
+    /// Returns the block's address, or `None` if it cannot be done (the block
+    /// is then unchanged, and the caller copies).
     ///
     /// # Safety
     /// `addr` is a live large allocation owned by the caller, allocated with
@@ -166,8 +171,7 @@ impl<O: Os> PageHeap<O> {
             return unsafe { self.resize_huge(s, new_pages, align) };
         }
         // A block of huge size lives in a mapping of its own, so that later
-        // growth resizes its mapping (and the heap is not pinned by it):
-        // it moves there once.
+        // growth resizes its mapping (and the heap is not pinned by it).
         // SAFETY: forwarded contract.
         if new_pages < crate::huge::HUGE_MIN >> PAGE_SHIFT
             && unsafe { self.resize_in_heap(s, new_pages) }
@@ -176,26 +180,19 @@ impl<O: Os> PageHeap<O> {
             return Some(unsafe { NonNull::new_unchecked(addr as *mut u8) });
         }
         // SAFETY: forwarded contract.
-        unsafe { self.move_large(s, addr, new_size, align) }
+        unsafe { self.move_to_own_mapping(s, addr, new_size, align) }
     }
 
-    /// Grows the large block of span `s` at `addr` into a new block of
-    /// `new_size` bytes by moving its pages there ([`Os::move_pages`]), not
-    /// copying them (into a huge block, which must stay one mapping: a copy,
-    /// and the old pages released); the old span is freed clean (it reads
-    /// as zero and holds no memory). `None` for a block under [`MOVE_MIN`],
-    /// a shrink, or when the OS cannot move pages: the caller copies.
-    ///
-    /// Why: copying a block that grows step by step (a buffer, a vector, a
-    /// string being built) leaves every earlier copy resident in the free
-    /// lists until decay (measured: growing a buffer to 30 MiB by 1.25x
-    /// peaked at 102 MiB of RSS, glibc, which `mremap`s such blocks, at 38),
-    /// and the copy itself touches every byte twice.
+    /// Grows the block of in-heap span `s` at `addr` into a new mapping of
+    /// its own of `new_size` bytes: one copy, after which the kernel resizes
+    /// the mapping. The old span goes back to the heap (dirty: its pages are
+    /// resident and the next large request of that size reuses them). `None`
+    /// below [`MOVE_MIN`] or for a shrink: the caller copies.
     ///
     /// # Safety
     /// `s` is the in-use large span (in the heap) of the live block at
     /// `addr`, owned by the caller.
-    unsafe fn move_large(
+    unsafe fn move_to_own_mapping(
         &self,
         s: *mut Span,
         addr: usize,
@@ -204,59 +201,30 @@ impl<O: Os> PageHeap<O> {
     ) -> Option<NonNull<u8>> {
         // SAFETY: caller's contract.
         let old_len = unsafe { (*s).len_bytes() };
-        if old_len < MOVE_MIN || new_size <= old_len {
+        if new_size < MOVE_MIN || new_size <= old_len {
             return None;
         }
-        let huge = new_size >= crate::huge::HUGE_MIN;
-        if !huge && (!self.os.moves_pages() || self.no_page_moves.load(Ordering::Relaxed) != 0) {
-            return None;
+        let npages = new_size.checked_add(PAGE_SIZE - 1)? >> PAGE_SHIFT;
+        let q = self.alloc_huge(npages, align, false)?;
+        // SAFETY: `addr` is the caller's live block of `old_len` bytes and
+        // `q` a new block of more; disjoint, both ours. The old block is
+        // given up after the copy; `addr` was validated as an in-use large
+        // block above (`s`), so its free cannot fail.
+        unsafe {
+            core::ptr::copy_nonoverlapping(addr as *const u8, q.as_ptr(), old_len);
+            let freed = self.free_large(addr);
+            debug_assert!(freed.is_ok(), "a validated block");
         }
-        let q = self.alloc_large(new_size, align, false)?;
-        // SAFETY (both blocks): `addr` is the caller's live block of
-        // `old_len` bytes and `q` a new block of more, both page-aligned
-        // memory of this heap's OS, disjoint, and ours.
-        let old = unsafe { NonNull::new_unchecked(addr as *mut u8) };
-        if huge {
-            // A huge block must stay one kernel mapping for `mremap` to
-            // resize it later, and pages moved in would make it two: copy
-            // into it, and give the old pages back now rather than leave a
-            // copy of up to 32 MiB resident until decay.
-            // SAFETY: see above; the old block is given up after the copy.
-            let released = unsafe {
-                core::ptr::copy_nonoverlapping(old.as_ptr(), q.as_ptr(), old_len);
-                self.os.release(old, old_len).is_ok()
-            };
-            // SAFETY: the old block is ours; released, it reads as zero.
-            let freed = unsafe { self.free_large_span(addr, released) };
-            // `addr` was validated as an in-use large block above (`s`).
-            debug_assert!(freed.is_ok());
-            return Some(q);
-        }
-        // SAFETY: see above.
-        match unsafe { self.os.move_pages(old, q, old_len) } {
-            Ok(()) => {
-                // SAFETY: the old block is ours and now reads as zero.
-                let freed = unsafe { self.free_large_span(addr, true) };
-                debug_assert!(freed.is_ok(), "a validated block");
-                self.state.lock().counters.large_moves += 1;
-                // The contents are at `q` now, whatever happened above.
-                Some(q)
-            }
-            Err(e) => {
-                if e == strata_os::OsError::Unsupported {
-                    self.no_page_moves.store(1, Ordering::Relaxed);
-                }
-                // SAFETY: the new block was never handed out.
-                let freed = unsafe { self.free_large(q.as_ptr() as usize) };
-                debug_assert!(freed.is_ok(), "a block just allocated");
-                None
-            }
-        }
+        self.state.lock().counters.large_moves += 1;
+        Some(q)
     }
 
     /// # Safety
     /// `s` is an in-use large span of the heap (not huge) owned by the caller.
     unsafe fn resize_in_heap(&self, s: *mut Span, new_pages: usize) -> bool {
+        let Some(new_pages) = self.round_to_os_pages(new_pages) else {
+            return false;
+        };
         // The same page count (most steps of a block that grows a little
         // at a time): nothing to do, and no lock to take. The caller owns
         // the in-use span, so its size cannot change meanwhile.
@@ -264,8 +232,9 @@ impl<O: Os> PageHeap<O> {
         if unsafe { (*s).npages } == new_pages {
             return true;
         }
-        self.records.reserve(&self.os, 2);
-        let mut st = self.state.lock();
+        let Some(mut st) = self.lock_with_records(1) else {
+            return false;
+        };
         // SAFETY: s is an in-use large span owned by the caller; the right
         // neighbour is validated before use; the lock is held.
         unsafe {

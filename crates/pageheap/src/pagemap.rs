@@ -88,8 +88,8 @@ pub(crate) fn publish<T, S: PtrSlot<T>, O: Os + ?Sized>(slot: &S, os: &O) -> Opt
     if !cur.is_null() {
         return Some(cur);
     }
-    let len = strata_os::align_up(core::mem::size_of::<T>(), strata_os::os_page_size())?;
-    let fresh = os.map(len, 4096).ok()?.as_ptr().cast::<T>();
+    let len = strata_os::align_up(core::mem::size_of::<T>(), os.page_size())?;
+    let fresh = os.map(len, 1).ok()?.as_ptr().cast::<T>();
     // Zero-filled memory is a valid node: every atomic is null or 0.
     match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => Some(fresh),
@@ -138,6 +138,13 @@ impl PageMap {
             page = (page | (LEAF_LEN - 1)) + 1;
         }
         true
+    }
+
+    /// Makes sure nodes exist for the first and last of pages `[start,
+    /// start + n)`: all a large span or huge block records. Returns false if
+    /// the OS refused memory.
+    pub fn ensure_ends<O: Os + ?Sized>(&self, start: usize, n: usize, os: &O) -> bool {
+        self.ensure(start, 1, os) && self.ensure(start + n - 1, 1, os)
     }
 
     #[inline]

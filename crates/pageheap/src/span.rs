@@ -61,6 +61,8 @@ pub struct Span {
     pub allocated: u32,
     /// Central: objects carved so far from the span's start (bump region).
     pub carved: u32,
+    /// Central: objects the span holds (its pages over the object size).
+    pub capacity: u32,
     /// Central: which occupancy bucket the span sits in.
     pub bucket: u8,
     /// Zeroed reuse ([`crate::zeroing`]): reuses left that drop the pages
@@ -91,6 +93,7 @@ impl Span {
             objects: ptr::null_mut(),
             allocated: 0,
             carved: 0,
+            capacity: 0,
             bucket: 0,
             blind_drops: 0,
             unused_runs: 0,

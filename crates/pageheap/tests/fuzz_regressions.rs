@@ -11,7 +11,9 @@ mod replay;
 
 use replay::{replay_kept, Rng};
 
-use fuzz_ops::{decode, encode, run, run_fake, run_ops, ArenaOs, BadKind, Limits, Op, FUZZ};
+use fuzz_ops::{
+    decode, encode, run, run_fake, run_ops, run_ops_on, ArenaOs, BadKind, Limits, Op, FUZZ,
+};
 use strata_os::FakeOs;
 use strata_pageheap::PAGE_SIZE;
 
@@ -23,6 +25,10 @@ fn kept_inputs_replay() {
         |data| {
             run(data);
             run_fake(data);
+            let ops = decode(data, &FUZZ);
+            for page in [16 << 10, 64 << 10] {
+                run_ops_on(FakeOs::with_page_size(page), &ops, &FUZZ);
+            }
         },
     );
 }
@@ -40,8 +46,11 @@ fn pseudo_random_inputs() {
         };
         let ops = decode(&data, &limits);
         run_ops::<ArenaOs>(&ops, &limits);
-        if i % 4 == 0 {
-            run_ops::<FakeOs>(&ops, &limits);
+        match i % 8 {
+            0 => run_ops::<FakeOs>(&ops, &limits),
+            3 => run_ops_on(FakeOs::with_page_size(16 << 10), &ops, &limits),
+            5 | 7 => run_ops_on(FakeOs::with_page_size(64 << 10), &ops, &limits),
+            _ => {}
         }
     }
 }

@@ -1,8 +1,11 @@
-//! Large blocks that cannot grow in place move their pages to the new block
-//! (`Os::move_pages`) instead of leaving the caller to copy them, and the
-//! old span comes back clean: it reads as zero and holds no memory.
+//! Large blocks that `realloc` grows past `MOVE_MIN` and that cannot grow in
+//! place are copied once into a mapping of their own, which later growth
+//! resizes by moving page tables. Heap memory itself is never moved by the
+//! kernel: it may span several kernel mappings (huge-page hints split
+//! them), and kernels before 6.17 unmap a move's destination before they
+//! refuse such a source.
 
-use strata_os::{FakeOs, SystemOs};
+use strata_os::{FakeOs, Os, SystemOs};
 use strata_pageheap::{PageHeap, HUGE_MIN, MOVE_MIN, PAGE_SIZE};
 
 /// Writes a byte derived from each page's index into every page.
@@ -26,58 +29,56 @@ fn check(p: usize, len: usize) {
     }
 }
 
-/// Pages of `[p, p + len)` resident now.
-fn resident_pages(p: usize, len: usize) -> usize {
-    let page = 4096;
-    let mut v = vec![0u8; len / page];
-    // SAFETY: the range is mapped (a heap span); mincore only reads.
-    assert_eq!(
-        unsafe { libc::mincore(p as *mut _, len, v.as_mut_ptr()) },
-        0
-    );
-    v.iter().filter(|&&b| b & 1 == 1).count()
-}
-
 /// A block of `len` bytes with a live block right after it, so it cannot
-/// grow in place. A fresh heap carves its first growth in address order.
-fn blocked_block<O: strata_os::Os>(heap: &PageHeap<O>, len: usize) -> (usize, usize) {
-    let a = heap.alloc_large(len, PAGE_SIZE, false).unwrap().as_ptr() as usize;
-    let b = heap
-        .alloc_large(PAGE_SIZE, PAGE_SIZE, false)
+/// grow in place: the block is made a page longer and shrunk, and the page
+/// it gave back is the only free one beside it.
+fn blocked_block<O: Os>(heap: &PageHeap<O>, len: usize) -> (usize, usize) {
+    // The heap's unit: its page, or the OS page where that is larger.
+    let unit = heap.os().page_size().max(PAGE_SIZE);
+    let a = heap
+        .alloc_large(len + unit, PAGE_SIZE, false)
         .unwrap()
         .as_ptr() as usize;
-    assert_eq!(b, a + len, "a fresh heap carves its first blocks in order");
+    // SAFETY: our live block; a shrink stays in place.
+    let same = unsafe { heap.resize_large(a, len, PAGE_SIZE) };
+    assert_eq!(same.map(|p| p.as_ptr() as usize), Some(a));
+    let b = heap.alloc_large(unit, PAGE_SIZE, false).unwrap().as_ptr() as usize;
+    assert_eq!(b, a + len, "the page after the block is taken");
     (a, b)
 }
 
-#[test]
-fn a_blocked_large_block_grows_by_moving_its_pages() {
-    let heap = PageHeap::new(SystemOs::new());
+fn grows_into_its_own_mapping_then_remaps<O: Os>(heap: PageHeap<O>) {
     let len = 2 * MOVE_MIN;
     let (a, b) = blocked_block(&heap, len);
     fill(a, len);
     let before = heap.stats();
     // SAFETY: `a` is our live block, allocated with page alignment.
     let q = unsafe { heap.resize_large(a, len + len / 2, PAGE_SIZE) }
-        .expect("a block of MOVE_MIN or more grows by moving")
+        .expect("a block of MOVE_MIN or more grows into a mapping of its own")
         .as_ptr() as usize;
     assert_ne!(q, a, "it could not grow in place");
     check(q, len);
     let after = heap.stats();
     assert_eq!(after.large_moves, before.large_moves + 1);
-    assert!(
-        after.free_clean_bytes >= before.free_clean_bytes + len,
-        "the old span is free and clean: {before:?} -> {after:?}"
+    assert_eq!(
+        after.huge_in_use_bytes,
+        before.huge_in_use_bytes + len + len / 2
     );
-    assert_eq!(resident_pages(a, len), 0, "the old pages hold no memory");
-    // The old place reads as zero, and a zeroed request may take it as is.
-    let z = heap.alloc_large(len, PAGE_SIZE, true).unwrap().as_ptr() as usize;
-    // SAFETY: a live block of `len` bytes.
-    let s = unsafe { std::slice::from_raw_parts(z as *const u8, len) };
-    assert!(s.iter().all(|&x| x == 0));
+    assert!(
+        after.free_dirty_bytes >= before.free_dirty_bytes + len,
+        "the old span is back in the heap for reuse: {before:?} -> {after:?}"
+    );
+    // From now on the kernel resizes it.
+    // SAFETY: `q` is our live block.
+    let r = unsafe { heap.resize_large(q, 4 * len, PAGE_SIZE) }
+        .expect("a block in a mapping of its own grows by remap")
+        .as_ptr() as usize;
+    check(r, len);
+    assert_eq!(heap.stats().huge_remaps, after.huge_remaps + 1);
+    assert_eq!(heap.stats().large_moves, after.large_moves);
     // SAFETY: live blocks of this heap, freed once.
     unsafe {
-        for p in [q, b, z] {
+        for p in [r, b] {
             heap.free_large(p).unwrap();
         }
     }
@@ -85,69 +86,103 @@ fn a_blocked_large_block_grows_by_moving_its_pages() {
 }
 
 #[test]
-fn small_blocks_and_os_layers_that_cannot_move_leave_the_copy_to_the_caller() {
-    // Under MOVE_MIN: the caller copies.
+fn a_blocked_large_block_moves_into_its_own_mapping_then_remaps() {
+    grows_into_its_own_mapping_then_remaps(PageHeap::new(SystemOs::new()));
+    grows_into_its_own_mapping_then_remaps(PageHeap::new(FakeOs::new()));
+    grows_into_its_own_mapping_then_remaps(PageHeap::new(FakeOs::with_page_size(64 << 10)));
+}
+
+#[test]
+fn small_blocks_leave_the_copy_to_the_caller() {
     let heap = PageHeap::new(SystemOs::new());
-    let len = MOVE_MIN / 2;
+    let len = MOVE_MIN / 4;
     let (a, b) = blocked_block(&heap, len);
-    // SAFETY: our live block.
+    // SAFETY: our live block; under MOVE_MIN the caller copies.
     assert!(unsafe { heap.resize_large(a, 2 * len, PAGE_SIZE) }.is_none());
-    // An OS layer without `move_pages` (the fake): never moved, and the
-    // block stays where it is (the fake maps each growth separately, so
-    // there may or may not be room after it: in place or not at all).
-    let fake = PageHeap::new(FakeOs::new());
-    let len = 2 * MOVE_MIN;
-    let c = fake.alloc_large(len, PAGE_SIZE, false).unwrap().as_ptr() as usize;
-    let d = fake
-        .alloc_large(PAGE_SIZE, PAGE_SIZE, false)
-        .unwrap()
-        .as_ptr() as usize;
-    fill(c, len);
-    // SAFETY: our live block.
-    let grown = unsafe { fake.resize_large(c, 2 * len, PAGE_SIZE) };
-    assert!(
-        grown.is_none_or(|q| q.as_ptr() as usize == c),
-        "moved without move_pages"
-    );
-    check(c, len);
-    assert_eq!(fake.stats().large_moves, 0);
+    assert_eq!(heap.stats().large_moves, 0);
     // SAFETY: live blocks, freed once.
     unsafe {
         for p in [a, b] {
             heap.free_large(p).unwrap();
         }
-        for p in [c, d] {
-            fake.free_large(p).unwrap();
-        }
     }
-    fake.check_invariants().unwrap();
+    heap.check_invariants().unwrap();
 }
 
-/// Growing into a huge block copies (the huge block must stay one mapping
-/// so `mremap` can resize it), gives the old pages back at once, and the
-/// huge block then grows by `mremap`.
+/// A heap whose memory spans several kernel mappings (growth hinted for
+/// huge pages from the second chunk on: the hint splits the mapping), with
+/// blocks that straddle the boundaries grown again and again, other blocks
+/// allocated and freed between the steps. Every byte survives and the freed
+/// memory is reusable: on Linux before 6.17 a page move across two
+/// mappings failed after the kernel had unmapped the destination, and the
+/// heap then handed out addresses nothing was mapped at.
 #[test]
-fn growth_into_a_huge_block_releases_the_old_pages_and_remaps_later() {
+fn blocks_across_kernel_mappings_grow_and_keep_their_bytes() {
     let heap = PageHeap::new(SystemOs::new());
-    let len = 2 * MOVE_MIN;
-    let (a, b) = blocked_block(&heap, len);
-    fill(a, len);
-    // SAFETY: our live block.
-    let q = unsafe { heap.resize_large(a, HUGE_MIN, PAGE_SIZE) }
+    heap.set_huge_pages_after(2 << 20);
+    let mut blocks: Vec<(usize, usize)> = Vec::new();
+    for i in 0..4 {
+        let len = (3 << 20) + i * PAGE_SIZE;
+        let p = heap.alloc_large(len, PAGE_SIZE, false).unwrap().as_ptr() as usize;
+        fill(p, len);
+        blocks.push((p, len));
+    }
+    for step in 0..12 {
+        let between = heap.alloc_large(3 << 20, PAGE_SIZE, false).unwrap();
+        fill(between.as_ptr() as usize, 3 << 20);
+        for (p, len) in blocks.iter_mut() {
+            let grown = *len + *len / 4;
+            // SAFETY: our live block.
+            let q = match unsafe { heap.resize_large(*p, grown, PAGE_SIZE) } {
+                Some(q) => q.as_ptr() as usize,
+                None => {
+                    // The caller's copy, as realloc does.
+                    let q = heap.alloc_large(grown, PAGE_SIZE, false).unwrap().as_ptr() as usize;
+                    // SAFETY: two live, distinct blocks.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(*p as *const u8, q as *mut u8, *len);
+                        heap.free_large(*p).unwrap();
+                    }
+                    q
+                }
+            };
+            check(q, *len);
+            fill(q, grown);
+            (*p, *len) = (q, grown);
+        }
+        // Memory freed by the moves is handed out again and must be there.
+        let reuse = heap.alloc_large(4 << 20, PAGE_SIZE, step % 2 == 0).unwrap();
+        fill(reuse.as_ptr() as usize, 4 << 20);
+        check(between.as_ptr() as usize, 3 << 20);
+        // SAFETY: live blocks, freed once.
+        unsafe {
+            heap.free_large(reuse.as_ptr() as usize).unwrap();
+            heap.free_large(between.as_ptr() as usize).unwrap();
+        }
+    }
+    for (p, len) in blocks {
+        check(p, len);
+        // SAFETY: live blocks, freed once.
+        unsafe { heap.free_large(p).unwrap() };
+    }
+    heap.check_invariants().unwrap();
+}
+
+/// A block whose mapping cannot be resized (the OS refuses) stays as it
+/// was, and can still be used and freed.
+#[test]
+fn a_refused_remap_leaves_the_block_as_it_was() {
+    let heap = PageHeap::new(FakeOs::with_limit(200 << 20));
+    let p = heap
+        .alloc_large(HUGE_MIN, PAGE_SIZE, false)
         .unwrap()
         .as_ptr() as usize;
-    check(q, len);
-    assert_eq!(resident_pages(a, len), 0, "the old pages hold no memory");
-    let remaps = heap.stats().huge_remaps;
-    // SAFETY: `q` is our live huge block.
-    let r = unsafe { heap.resize_large(q, 2 * HUGE_MIN, PAGE_SIZE) }
-        .expect("a huge block grows by mremap")
-        .as_ptr() as usize;
-    check(r, len);
-    assert_eq!(heap.stats().huge_remaps, remaps + 1);
-    // SAFETY: live blocks, freed once.
-    unsafe {
-        heap.free_large(r).unwrap();
-        heap.free_large(b).unwrap();
-    }
+    fill(p, HUGE_MIN);
+    // SAFETY: our live block; the fake OS cannot map 8 times as much.
+    assert!(unsafe { heap.resize_large(p, 8 * HUGE_MIN, PAGE_SIZE) }.is_none());
+    check(p, HUGE_MIN);
+    assert_eq!(heap.large_size(p), Ok(HUGE_MIN));
+    // SAFETY: our live block, freed once.
+    unsafe { heap.free_large(p).unwrap() };
+    heap.check_invariants().unwrap();
 }

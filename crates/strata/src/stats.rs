@@ -41,8 +41,8 @@ pub struct Stats {
     pub huge_cached_bytes: usize,
     /// Huge blocks resized by `mremap` instead of copying.
     pub huge_remaps: u64,
-    /// Large blocks grown by moving their pages (`mremap`) to a new block
-    /// instead of copying them.
+    /// Large blocks that `realloc` grew out of the heap into a mapping of
+    /// their own (one copy; their later growth is an `mremap`).
     pub large_moves: u64,
     /// Decay passes that released memory.
     pub decay_releases: u64,

@@ -22,7 +22,12 @@ use super::{Limits, Op};
 /// `O`, checking every step, then frees everything and checks that every
 /// span went back.
 pub fn run_ops<O: TestOs>(ops: &[Op], limits: &Limits) {
-    let central = Central::new(PageHeap::new(O::fresh()));
+    run_ops_on(O::fresh(), ops, limits);
+}
+
+/// [`run_ops`] over a given OS layer (a `FakeOs` with 16 or 64 KiB pages).
+pub fn run_ops_on<O: TestOs>(os: O, ops: &[Op], limits: &Limits) {
+    let central = Central::new(PageHeap::new(os));
     let mut m = Model::new();
     for op in ops {
         step(&central, &mut m, op, limits);
@@ -132,7 +137,7 @@ fn alloc<O: TestOs>(
     } else if split_transfer {
         n
     } else {
-        n.min(info.objects as usize)
+        n.min(super::model::span_bytes_of(central.pages(), class) / info.size as usize)
     };
     assert_eq!(
         got, expected,
@@ -172,13 +177,12 @@ fn check_object<O: TestOs>(central: &Under<O>, class: u8, obj: usize) {
     let s = unsafe { span.as_ref() };
     assert_eq!(s.state(), SpanState::InUse);
     assert_eq!(s.size_class(), class);
-    assert_eq!(s.npages(), info.pages as usize);
+    let bytes = super::model::span_bytes_of(heap, class);
+    assert_eq!(s.npages() * PAGE_SIZE, bytes);
+    assert!(bytes / size >= info.objects as usize);
     let off = obj - s.start_addr();
     assert_eq!(off % size, 0, "object {obj:#x} not at a multiple of {size}");
-    assert!(
-        off / size < info.objects as usize,
-        "object past its span's last"
-    );
+    assert!(off / size < bytes / size, "object past its span's last");
 }
 
 fn free_batch<O: TestOs>(

@@ -25,7 +25,7 @@ mod model;
 #[path = "../../../pageheap/tests/fuzz_ops/os.rs"]
 mod os;
 
-pub use exec::run_ops;
+pub use exec::{run_ops, run_ops_on};
 pub use os::ArenaOs;
 
 use strata_central::{class_for_size, MAX_SMALL, NUM_CLASSES};
@@ -185,7 +185,12 @@ pub fn run(data: &[u8]) {
     run_ops::<ArenaOs>(&decode(data, &FUZZ), &FUZZ);
 }
 
-/// Runs one input with the fuzz target's limits over [`strata_os::FakeOs`].
+/// Runs one input with the fuzz target's limits over [`strata_os::FakeOs`],
+/// with 4, 16 and 64 KiB pages.
 pub fn run_fake(data: &[u8]) {
-    run_ops::<strata_os::FakeOs>(&decode(data, &FUZZ), &FUZZ);
+    let ops = decode(data, &FUZZ);
+    run_ops::<strata_os::FakeOs>(&ops, &FUZZ);
+    for page in [16 << 10, 64 << 10] {
+        run_ops_on(strata_os::FakeOs::with_page_size(page), &ops, &FUZZ);
+    }
 }

@@ -96,9 +96,10 @@ impl Model {
         for class in 1..NUM_CLASSES as u8 {
             let info = &CLASSES[class as usize];
             let st = central.class_stats(class);
+            let bytes = span_bytes_of(heap, class);
             assert_eq!(
                 st.span_free_objects + st.transfer_objects + self.count(class),
-                st.spans * info.objects as usize,
+                st.spans * (bytes / info.size as usize),
                 "class {class} does not conserve its objects: {st:?}, {} live",
                 self.count(class)
             );
@@ -107,7 +108,7 @@ impl Model {
                 0,
                 "class {class}"
             );
-            span_bytes += st.spans * info.pages as usize * PAGE_SIZE;
+            span_bytes += st.spans * bytes;
         }
         let st = heap.stats();
         assert_eq!(
@@ -151,4 +152,11 @@ pub fn expect_bytes(addr: usize, len: usize, tag: u8, what: &str) {
         }
         off += n;
     }
+}
+
+/// Bytes of a span of `class`: the class's pages, rounded up to whole OS
+/// pages by the page heap (on kernels with 16 or 64 KiB pages).
+pub fn span_bytes_of<O: TestOs>(heap: &strata_pageheap::PageHeap<O>, class: u8) -> usize {
+    let pages = CLASSES[class as usize].pages as usize * PAGE_SIZE;
+    pages.next_multiple_of(heap.os().page_size().max(PAGE_SIZE))
 }

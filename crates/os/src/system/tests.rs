@@ -1,6 +1,7 @@
 //! Tests of the system OS layer against the real kernel: mappings,
-//! release, zeroing by residency, populate, remap and page moves.
+//! release, zeroing by residency, populate and remap.
 
+use super::zero::nonresident_reads_zero;
 use super::*;
 
 #[test]
@@ -207,41 +208,154 @@ fn populate_keeps_contents() {
     }
 }
 
-/// Pages moved by `move_pages` keep their contents at the target; the
-/// source stays mapped, reads as zero and holds no memory.
+/// The fallback of `populate` (kernels before 5.14) touches only bytes
+/// inside the range, and loses no store another thread makes meanwhile,
+/// even to the bytes it touches.
 #[test]
-#[cfg(target_os = "linux")]
-fn move_pages_moves_contents_and_leaves_zero() {
+fn touching_pages_keeps_every_concurrent_store() {
+    use std::sync::atomic::{AtomicBool, AtomicU8 as StdAtomicU8};
     let os = SystemOs::new();
-    let len = 4 << 20;
-    let m = os.map(2 * len, 4096).unwrap();
-    let (from, to) = (m, NonNull::new(m.as_ptr().wrapping_add(len)).unwrap());
-    // SAFETY: both halves of our mapping.
-    unsafe {
-        for i in (0..len).step_by(4096) {
-            from.as_ptr().add(i).write((i >> 12) as u8 | 1);
-            to.as_ptr().add(i).write(0xee);
+    let page = os_page_size();
+    let len = 64 * page;
+    let p = os.map(len, 4096).unwrap().as_ptr() as usize;
+    // The range starts 100 bytes into the first page and ends 100 bytes
+    // into the last: the bytes before and after belong to a neighbour.
+    let (first, end) = (p + 100, p + len - page + 100);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // A neighbour counts up in the first byte of the first page (before the range), and the
+        // owner in the first byte of every page of the range.
+        let writer = s.spawn(|| {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) || n < 1000 {
+                for at in [p, first + page - 100, first + 5 * page - 100] {
+                    // SAFETY: inside our mapping; accessed atomically only.
+                    let b = unsafe { StdAtomicU8::from_ptr(at as *mut u8) };
+                    b.fetch_add(1, Ordering::Relaxed);
+                }
+                n += 1;
+            }
+            n
+        });
+        for _ in 0..2000 {
+            // SAFETY: [first, end) is ours, mapped and writable.
+            unsafe { touch_pages(first, end, page) };
         }
-        os.move_pages(from, to, len).unwrap();
-        for i in (0..len).step_by(4096) {
-            assert_eq!(to.as_ptr().add(i).read(), (i >> 12) as u8 | 1);
+        stop.store(true, Ordering::Relaxed);
+        let n = writer.join().unwrap();
+        for at in [p, first + page - 100, first + 5 * page - 100] {
+            // SAFETY: as above.
+            let v = unsafe { StdAtomicU8::from_ptr(at as *mut u8) }.load(Ordering::Relaxed);
+            assert_eq!(v, n as u8, "a store at {:#x} was lost", at - p);
         }
-        let mut vec = std::vec![0u8; len / 4096];
-        assert_eq!(
-            libc::mincore(from.as_ptr().cast(), len, vec.as_mut_ptr()),
-            0
-        );
-        assert!(
-            vec.iter().all(|&v| v & 1 == 0),
-            "source pages still resident"
-        );
-        assert!((0..len)
-            .step_by(4096)
-            .all(|i| from.as_ptr().add(i).read() == 0));
-        // Still mapped and writable: no hole was left.
-        from.as_ptr().write(7);
-        os.unmap(m, 2 * len);
+    });
+    // Everything else reads as before: zero.
+    // SAFETY: our mapping.
+    let bytes = unsafe { core::slice::from_raw_parts(p as *const u8, len) };
+    let touched_by_writer = [0, first + page - 100 - p, first + 5 * page - 100 - p];
+    for (i, &b) in bytes.iter().enumerate() {
+        if !touched_by_writer.contains(&i) {
+            assert_eq!(b, 0, "byte {i} changed");
+        }
     }
+    // And every page of the range is resident now.
+    let mut vec = std::vec![0u8; len / page];
+    // SAFETY: our mapping; one byte per page of output.
+    assert_eq!(
+        unsafe { libc::mincore(p as *mut _, len, vec.as_mut_ptr().cast()) },
+        0
+    );
+    assert!(vec[..63].iter().all(|&v| v & 1 == 1), "{vec:?}");
+    // SAFETY: our mapping.
+    unsafe { os.unmap(NonNull::new(p as *mut u8).unwrap(), len) };
+}
+
+/// `release` refuses a range that is not whole OS pages, and releases
+/// nothing of it: madvise would round the length up into a neighbour.
+#[test]
+fn release_refuses_partial_pages() {
+    let os = SystemOs::new();
+    let page = os_page_size();
+    let p = os.map(4 * page, 4096).unwrap();
+    // SAFETY: our mapping.
+    unsafe {
+        p.as_ptr().write_bytes(0x5A, 4 * page);
+        let mid = NonNull::new(p.as_ptr().add(page / 2)).unwrap();
+        assert_eq!(os.release(mid, 2 * page), Err(OsError::InvalidRequest));
+        assert_eq!(os.release(p, page + 8), Err(OsError::InvalidRequest));
+        assert!(core::slice::from_raw_parts(p.as_ptr(), 4 * page)
+            .iter()
+            .all(|&b| b == 0x5A));
+        os.unmap(p, 4 * page);
+    }
+}
+
+/// `zero` of a range that is not OS-page aligned clears all of it: the
+/// partial pages at the ends by stores, the rest by residency.
+#[test]
+fn zero_of_an_unaligned_range_clears_it_all_and_nothing_more() {
+    let os = SystemOs::new();
+    let page = os_page_size();
+    let len = 4 << 20;
+    let p = os.map(len, 4096).unwrap();
+    // SAFETY: our mapping.
+    unsafe {
+        p.as_ptr().write_bytes(0x77, len);
+        let (off, n) = (page / 2 + 8, len - page - 16);
+        os.zero(NonNull::new(p.as_ptr().add(off)).unwrap(), n);
+        let s = core::slice::from_raw_parts(p.as_ptr(), len);
+        assert!(s[..off].iter().all(|&b| b == 0x77));
+        assert!(s[off..off + n].iter().all(|&b| b == 0));
+        assert!(s[off + n..].iter().all(|&b| b == 0x77));
+        os.unmap(p, len);
+    }
+}
+
+/// After a failed fixed move, a target that the kernel unmapped is taken
+/// back and given up; one that is still mapped is left alone.
+#[test]
+fn a_failed_move_target_is_reclaimed_or_left_alone() {
+    let page = os_page_size();
+    // A hole: reclaimed, then unmapped (mapping it again there works).
+    let hole = raw_map(16 * page, libc::PROT_NONE).unwrap().as_ptr();
+    raw_unmap(hole, 16 * page);
+    reclaim_failed_target(hole, 16 * page);
+    // SAFETY: MAP_FIXED_NOREPLACE maps only where nothing is.
+    let again = unsafe {
+        libc::mmap(
+            hole.cast(),
+            16 * page,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    assert_eq!(again, hole.cast(), "the reclaimed hole was not given up");
+    raw_unmap(hole, 16 * page);
+    // Someone else's mapping in the range: left as it is.
+    let theirs = raw_map(16 * page, libc::PROT_READ | libc::PROT_WRITE)
+        .unwrap()
+        .as_ptr();
+    // SAFETY: a mapping of ours standing for another thread's.
+    unsafe { theirs.add(5 * page).write(42) };
+    reclaim_failed_target(theirs, 16 * page);
+    // SAFETY: still mapped, contents kept.
+    assert_eq!(unsafe { theirs.add(5 * page).read() }, 42);
+    raw_unmap(theirs, 16 * page);
+}
+
+/// A move that the kernel refuses (here: a source that is not mapped)
+/// leaves no trace: no reservation left behind, the caller told.
+#[test]
+fn a_refused_aligned_move_fails_cleanly() {
+    let os = SystemOs::new();
+    let page = os_page_size();
+    let hole = raw_map(64 * page, libc::PROT_NONE).unwrap();
+    raw_unmap(hole.as_ptr(), 64 * page);
+    // SAFETY: deliberately not a mapping: the kernel refuses (EFAULT).
+    let r = unsafe { os.remap(hole, 16 * page, 32 * page, 1 << 21, &mut |_, _| true) };
+    assert!(r.is_err());
 }
 
 #[test]
@@ -251,19 +365,66 @@ fn remap_grows_and_keeps_contents() {
     // SAFETY: we own the mapping.
     unsafe {
         p.as_ptr().add(12345).write(9);
-        let q = os.remap(p, 1 << 20, 64 << 20, 4096).unwrap();
+        let q = os
+            .remap(p, 1 << 20, 64 << 20, 4096, &mut |_, _| true)
+            .unwrap();
         assert_eq!(q.as_ptr().add(12345).read(), 9);
         assert_eq!(q.as_ptr().add((64 << 20) - 1).read(), 0);
         // Keep a strong alignment across a move.
         let blocker = os.map(4096, 4096).unwrap();
-        let r = os.remap(q, 64 << 20, 256 << 20, 1 << 21).unwrap();
+        let r = os
+            .remap(q, 64 << 20, 256 << 20, 1 << 21, &mut |_, _| true)
+            .unwrap();
         assert_eq!(r.as_ptr() as usize % (1 << 21), 0);
         assert_eq!(r.as_ptr().add(12345).read(), 9);
-        let s = os.remap(r, 256 << 20, 8 << 20, 1 << 21).unwrap();
+        let s = os
+            .remap(r, 256 << 20, 8 << 20, 1 << 21, &mut |_, _| true)
+            .unwrap();
         assert_eq!(s, r, "shrinking stays in place");
         assert_eq!(s.as_ptr().add(12345).read(), 9);
         os.unmap(s, 8 << 20);
         os.unmap(blocker, 4096);
+    }
+}
+
+/// `prepare` sees the place the mapping will have before anything moves,
+/// and refusing it leaves the mapping where and as it was.
+#[test]
+fn remap_asks_before_it_moves() {
+    let os = SystemOs::new();
+    let len = 1 << 20;
+    // The page after the mapping is taken (a read-only page split off the
+    // end of the same mapping), so growth has to move.
+    let p = os.map(len + 4096, 1 << 21).unwrap();
+    let after = NonNull::new(p.as_ptr().wrapping_add(len)).unwrap();
+    // SAFETY: the last page of our mapping.
+    assert_eq!(
+        unsafe { libc::mprotect(after.as_ptr().cast(), 4096, libc::PROT_READ) },
+        0
+    );
+    // SAFETY: our mapping, one kernel mapping.
+    unsafe {
+        p.as_ptr().add(777).write(5);
+        let mut asked = std::vec::Vec::new();
+        let r = os.remap(p, len, 4 * len, 1 << 21, &mut |q, n| {
+            asked.push((q.as_ptr() as usize, n));
+            false
+        });
+        assert!(r.is_err());
+        assert!(!asked.is_empty() && asked.iter().all(|&(_, n)| n == 4 * len));
+        assert_eq!(p.as_ptr().add(777).read(), 5, "refused, yet moved");
+        let mut last = 0;
+        let q = os
+            .remap(p, len, 4 * len, 1 << 21, &mut |q, _| {
+                last = q.as_ptr() as usize;
+                true
+            })
+            .unwrap();
+        assert_eq!(q.as_ptr() as usize, last, "moved somewhere not announced");
+        assert_eq!(q.as_ptr() as usize % (1 << 21), 0);
+        assert_eq!(q.as_ptr().add(777).read(), 5);
+        os.unmap(q, 4 * len);
+        raw_unmap(after.as_ptr(), 4096);
     }
 }
 

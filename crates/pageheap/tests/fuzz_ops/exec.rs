@@ -17,7 +17,12 @@ use super::{large_pages, BadKind, Limits, Op};
 /// frees everything and checks that the heap is empty and can give all of it
 /// back.
 pub fn run_ops<O: TestOs>(ops: &[Op], limits: &Limits) {
-    let heap = PageHeap::new(O::fresh());
+    run_ops_on(O::fresh(), ops, limits);
+}
+
+/// [`run_ops`] over a given OS layer (a `FakeOs` with 16 or 64 KiB pages).
+pub fn run_ops_on<O: TestOs>(os: O, ops: &[Op], limits: &Limits) {
+    let heap = PageHeap::new(os);
     let mut m = Model::new(DEFAULT_DECAY_MS);
     let trace = std::env::var_os("FUZZ_OPS_TRACE").is_some();
     for (i, op) in ops.iter().enumerate() {
@@ -51,6 +56,11 @@ pub fn run_ops<O: TestOs>(ops: &[Op], limits: &Limits) {
     assert_eq!(st.free_clean_bytes, st.mapped_bytes);
 }
 
+/// What the heap hands out for `len` bytes: whole OS pages.
+fn heap_len<O: TestOs>(heap: &PageHeap<O>, len: usize) -> usize {
+    len.next_multiple_of(heap.os().page_size().max(PAGE_SIZE))
+}
+
 fn not_small(b: &Block) -> bool {
     !matches!(b.kind, Kind::Small { .. })
 }
@@ -63,11 +73,11 @@ fn step<O: TestOs>(heap: &PageHeap<O>, m: &mut Model, op: &Op, limits: &Limits) 
             align,
             zero,
         } => {
-            let len = pages * PAGE_SIZE;
+            let len = heap_len(heap, pages * PAGE_SIZE);
             if m.heap_bytes() + len > limits.max_heap_bytes {
                 return;
             }
-            let p = heap.alloc_large(len - trim, align, zero);
+            let p = heap.alloc_large(pages * PAGE_SIZE - trim, align, zero);
             let addr = p.expect("the fake OS has no limit").as_ptr() as usize;
             assert_eq!(addr % align.max(PAGE_SIZE), 0, "misaligned: {op:?}");
             m.large_allocs += 1;
@@ -84,8 +94,9 @@ fn step<O: TestOs>(heap: &PageHeap<O>, m: &mut Model, op: &Op, limits: &Limits) 
                 return;
             }
             m.huge_ops += 1;
-            let len = HUGE_MIN + extra * PAGE_SIZE;
-            let size = if extra > 0 { len - trim } else { len };
+            let asked = HUGE_MIN + extra * PAGE_SIZE;
+            let size = if extra > 0 { asked - trim } else { asked };
+            let len = heap_len(heap, asked);
             let p = heap.alloc_large(size, align, zero);
             let addr = p.expect("the fake OS has no limit").as_ptr() as usize;
             assert_eq!(addr % align.max(PAGE_SIZE), 0, "misaligned: {op:?}");
@@ -104,7 +115,7 @@ fn step<O: TestOs>(heap: &PageHeap<O>, m: &mut Model, op: &Op, limits: &Limits) 
             }
         }
         Op::AllocSmall { pages, class } => {
-            let len = pages * PAGE_SIZE;
+            let len = heap_len(heap, pages * PAGE_SIZE);
             if m.heap_bytes() + len > limits.max_heap_bytes {
                 return;
             }
@@ -114,7 +125,7 @@ fn step<O: TestOs>(heap: &PageHeap<O>, m: &mut Model, op: &Op, limits: &Limits) 
             // SAFETY: a span the heap just handed to us.
             let s = unsafe { span.as_ref() };
             let addr = s.start_addr();
-            assert_eq!(s.npages(), pages);
+            assert_eq!(s.npages(), len / PAGE_SIZE);
             assert_eq!(s.size_class(), class);
             assert!(s.state() == strata_pageheap::SpanState::InUse && !s.has_own_mapping());
             assert_eq!(heap.size_class_of(addr + len - 1), class);
@@ -292,7 +303,7 @@ fn resize<O: TestOs>(
         } else {
             HUGE_MIN / PAGE_SIZE + (size % 64) as usize
         };
-        let len = pages * PAGE_SIZE;
+        let len = heap_len(heap, pages * PAGE_SIZE);
         // SAFETY: a live huge block of ours.
         let p = unsafe { heap.resize_large(b.addr, len, align) };
         let p = p.expect("the fake OS can always remap").as_ptr() as usize;
@@ -309,29 +320,28 @@ fn resize<O: TestOs>(
         new_block(heap, m, p, len, false, Kind::Huge);
         return;
     }
-    let len = large_pages(size) * PAGE_SIZE;
+    let len = heap_len(heap, large_pages(size) * PAGE_SIZE);
     if len > b.len && m.heap_bytes() + (len - b.len) > limits.max_heap_bytes {
         return;
     }
     // SAFETY: a live large block of ours.
     match unsafe { heap.resize_large(b.addr, len, align) } {
         Some(p) if p.as_ptr() as usize != b.addr => {
-            // Moved (`MOVE_MIN` or more, growing, no room after it): the
-            // pages went to a new block, the old place reads as zero.
+            // Moved (growing to `MOVE_MIN` or more, no room after it): copied
+            // into a mapping of its own; the old span is freed, dirty.
             let p = p.as_ptr() as usize;
             assert!(
-                b.len >= MOVE_MIN && len > b.len,
+                len >= MOVE_MIN && len > b.len,
                 "a heap block of {} bytes moved to grow to {len}",
                 b.len
             );
             assert_eq!(p % align.max(PAGE_SIZE), 0, "a moved block is misaligned");
             expect_prefix(p, b.len, b.len, b.tag, "contents kept by a move");
-            expect_bytes(b.addr, b.len, 0, "the place a block moved from");
             m.remove(id);
+            m.mark_dirty(b.addr, b.addr + b.len);
             m.bury(b.addr);
-            m.large_allocs += 1;
-            m.mark_used(p, p + len);
-            new_block(heap, m, p, len, false, Kind::Large);
+            m.huge_allocs += 1;
+            new_block(heap, m, p, len, false, Kind::Huge);
         }
         Some(p) => {
             assert_eq!(p.as_ptr() as usize, b.addr, "a heap block resizes in place");

@@ -22,7 +22,7 @@ mod exec;
 mod model;
 mod os;
 
-pub use exec::run_ops;
+pub use exec::{run_ops, run_ops_on};
 pub use os::ArenaOs;
 
 use strata_pageheap::PAGE_SIZE;

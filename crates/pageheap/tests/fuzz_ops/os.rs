@@ -191,12 +191,13 @@ unsafe impl Os for ArenaOs {
         old_len: usize,
         new_len: usize,
         align: usize,
+        prepare: &mut dyn FnMut(NonNull<u8>, usize) -> bool,
     ) -> Result<NonNull<u8>, OsError> {
         if new_len == 0 || new_len % OS_PAGE != 0 || !align.is_power_of_two() {
             return Err(OsError::InvalidRequest);
         }
         let p = self.take(ptr, old_len, "remap");
-        if p % align == 0 {
+        if p % align == 0 && prepare(ptr, new_len) {
             let mut st = self.state.lock().unwrap();
             let in_place = if new_len <= old_len {
                 new_len == old_len || map_fixed(p + new_len, old_len - new_len, false)
@@ -218,6 +219,16 @@ unsafe impl Os for ArenaOs {
                 return Err(e);
             }
         };
+        if !prepare(q, new_len) {
+            let mut st = self.state.lock().unwrap();
+            st.live.retain(|&m| m != (q.as_ptr() as usize, new_len));
+            st.live.push((p, old_len));
+            assert!(
+                map_fixed(q.as_ptr() as usize, new_len, false),
+                "ArenaOs: unmap failed"
+            );
+            return Err(OsError::OutOfMemory);
+        }
         // Copy page by page, skipping pages that read as zero (the new
         // mapping already does): untouched pages of a huge block cost nothing.
         static ZERO: [u8; OS_PAGE] = [0; OS_PAGE];
@@ -233,32 +244,6 @@ unsafe impl Os for ArenaOs {
         }
         assert!(map_fixed(p, old_len, false), "ArenaOs: unmap failed");
         Ok(q)
-    }
-
-    fn moves_pages(&self) -> bool {
-        true
-    }
-
-    /// A copy, then the source released: what the kernel's page move
-    /// leaves behind, checked against the live mappings.
-    unsafe fn move_pages(
-        &self,
-        from: NonNull<u8>,
-        to: NonNull<u8>,
-        len: usize,
-    ) -> Result<(), OsError> {
-        self.covered(from, len, "move_pages source");
-        self.covered(to, len, "move_pages target");
-        let (f, t) = (from.as_ptr() as usize, to.as_ptr() as usize);
-        assert!(
-            f + len <= t || t + len <= f,
-            "ArenaOs: move_pages of overlapping ranges"
-        );
-        // SAFETY: two live, disjoint ranges of the caller's (checked).
-        unsafe {
-            std::ptr::copy_nonoverlapping(from.as_ptr(), to.as_ptr(), len);
-            self.sys.release(from, len)
-        }
     }
 
     fn now_ms(&self) -> u64 {
