@@ -44,6 +44,7 @@
 //!   destructor) and in the registry's statistics, which read the published
 //!   size only.
 
+use core::mem::size_of;
 use core::ptr;
 
 use crate::sync::statics::{AtomicUsize, Ordering};
@@ -152,7 +153,17 @@ pub struct ThreadCache {
     /// The mapping holding every list's stack (null in a sentinel). Never
     /// unmapped: it stays with the record for the next cache, so a program
     /// that creates and ends threads does not map and unmap each time.
+    /// Reserved address space where the OS allows: the packed first stacks
+    /// are committed at once, a class's own stack when its list first moves
+    /// there, so strict overcommit and `RLIMIT_AS` charge a thread for the
+    /// stacks it uses (about 100 KiB), not for all of them (6 MiB).
     slots_map: *mut u8,
+    /// Bytes between two classes' own stacks: whole OS pages, so each
+    /// commits alone.
+    own_stride: usize,
+    /// Own stacks committed, a bit per class; all ones when the mapping
+    /// was made readable and writable whole (an OS without reservations).
+    committed: [u64; MAX_CLASSES / 64],
     /// Classes in use: 1..nclasses (the rest stay empty).
     nclasses: usize,
     /// Slow-path calls since the last scavenge / statistics update.
@@ -167,12 +178,57 @@ pub struct ThreadCache {
 }
 
 impl ThreadCache {
-    /// Bytes of the stacks' mapping for `nclasses` classes.
-    fn slots_bytes(nclasses: usize) -> usize {
-        let slots = SLOTS_PER_CLASS as usize + SMALL_STACK as usize;
-        let bytes = nclasses * slots * core::mem::size_of::<*mut u8>();
-        let page = strata_os::os_page_size();
-        bytes.div_ceil(page) * page
+    /// The stacks' mapping for `nclasses` classes and OS pages of `page`
+    /// bytes: the own stacks' stride, and the offset and length of the
+    /// packed first stacks after them (whole pages).
+    fn slots_layout(nclasses: usize, page: usize) -> (usize, usize, usize) {
+        let word = core::mem::size_of::<*mut u8>();
+        let stride = (SLOTS_PER_CLASS as usize * word).next_multiple_of(page);
+        let small = (nclasses * SMALL_STACK as usize * word).next_multiple_of(page);
+        (stride, nclasses * stride, small)
+    }
+
+    /// Maps the stacks for `nclasses` classes: reserved, with the packed
+    /// first stacks committed, or (an OS without reservations) readable
+    /// and writable whole. Returns the mapping, its own stacks' stride and
+    /// whether the own stacks need committing; `None` if the OS refused.
+    fn map_slots<O: Os>(os: &O, nclasses: usize) -> Option<(*mut u8, usize, bool)> {
+        let (stride, small_at, small) = Self::slots_layout(nclasses, os.page_size());
+        let total = small_at + small;
+        match os.reserve(total, 1) {
+            Ok(m) => {
+                // SAFETY: the packed stacks are a page-aligned, uncommitted
+                // part of the reservation just made.
+                let first = unsafe { ptr::NonNull::new_unchecked(m.as_ptr().add(small_at)) };
+                // SAFETY: as above.
+                if unsafe { os.commit(first, small) }.is_err() {
+                    // SAFETY: our reservation, nothing committed.
+                    unsafe { os.unreserve(m, total) };
+                    return None;
+                }
+                Some((m.as_ptr(), stride, true))
+            }
+            Err(_) => os.map(total, 1).ok().map(|m| (m.as_ptr(), stride, false)),
+        }
+    }
+
+    /// Makes `class`'s own stack usable (committing it on first use).
+    /// False if the OS refused: the list stays on its first stack.
+    fn commit_own_stack<O: Os>(&mut self, os: &O, class: usize) -> bool {
+        let (word, bit) = (class / 64, 1u64 << (class % 64));
+        if self.committed[word] & bit != 0 {
+            return true;
+        }
+        // SAFETY: the class's own stack is a page-aligned part of the
+        // cache's reservation, not committed before (its bit is clear).
+        let ok = unsafe {
+            let at = ptr::NonNull::new_unchecked(self.slots_map.add(class * self.own_stride));
+            os.commit(at, self.own_stride).is_ok()
+        };
+        if ok {
+            self.committed[word] |= bit;
+        }
+        ok
     }
 
     /// Initialises a cache in place. Its stacks are the mapping a previous
@@ -194,20 +250,33 @@ impl ThreadCache {
         let nclasses = backend.num_classes().min(MAX_CLASSES);
         // SAFETY: the record is zero or a former cache of this backend
         // (caller's contract); the pool's link overwrote only `lists[0]`.
-        let old = unsafe { ptr::addr_of!((*this).slots_map).read() };
-        let map = match ptr::NonNull::new(old) {
-            Some(m) => m,
-            None => match backend.os().map(Self::slots_bytes(nclasses), 1) {
-                Ok(m) => m,
-                Err(_) => return false,
-            },
+        let (map, own_stride, committed) = unsafe {
+            let old = ptr::addr_of!((*this).slots_map).read();
+            if old.is_null() {
+                let Some((m, stride, reserved)) = Self::map_slots(backend.os(), nclasses) else {
+                    return false;
+                };
+                (
+                    m,
+                    stride,
+                    [if reserved { 0 } else { u64::MAX }; MAX_CLASSES / 64],
+                )
+            } else {
+                (
+                    old,
+                    ptr::addr_of!((*this).own_stride).read(),
+                    ptr::addr_of!((*this).committed).read(),
+                )
+            }
         };
-        let base = map.as_ptr() as *mut *mut u8;
+        let base = map as *mut *mut u8;
         // SAFETY: writable memory for a ThreadCache; every field is written.
         unsafe {
             this.write(ThreadCache {
                 max_size,
-                slots_map: map.as_ptr(),
+                slots_map: map,
+                own_stride,
+                committed,
                 ..ThreadCache::sentinel()
             });
             let c = &mut *this;
@@ -218,7 +287,8 @@ impl ThreadCache {
                 i.batch = backend.batch_size(class as u8).clamp(1, MAX_LEN as usize) as u32;
                 // In bounds: after nclasses own stacks, the mapping has
                 // SMALL_STACK entries per class.
-                let first = nclasses * SLOTS_PER_CLASS as usize + class * SMALL_STACK as usize;
+                let first =
+                    nclasses * own_stride / size_of::<*mut u8>() + class * SMALL_STACK as usize;
                 c.lists[class].slots = base.add(first);
                 c.lists[class].cap = SMALL_STACK;
             }
@@ -240,6 +310,8 @@ impl ThreadCache {
             capacity: 0,
             max_size: 0,
             slots_map: ptr::null_mut(),
+            own_stride: 0,
+            committed: [0; MAX_CLASSES / 64],
             nclasses: 1,
             slow_calls: 0,
             published: AtomicUsize::new(0),
@@ -333,23 +405,29 @@ impl ThreadCache {
     }
 
     /// Sets a list's maximum, keeping `capacity` in step, and moves the
-    /// list to its own stack if its first one has no room for it.
-    fn set_max(&mut self, class: usize, max_len: u32) {
+    /// list to its own stack if its first one has no room for it (or keeps
+    /// the maximum within the first stack if the OS refuses the own one).
+    fn set_max<O: Os>(&mut self, os: &O, class: usize, max_len: u32) {
         let size = self.info[class].object_size as usize;
-        let own = self.slots_map as *mut *mut u8;
-        let l = &mut self.lists[class];
-        if max_len + SLACK > l.cap {
-            // SAFETY: the class's own stack lies in the cache's mapping
-            // (SLOTS_PER_CLASS entries from `class * SLOTS_PER_CLASS`); the
-            // first stack's `len` entries are copied, and the two never
-            // overlap.
-            unsafe {
-                let to = own.add(class * SLOTS_PER_CLASS as usize);
-                ptr::copy_nonoverlapping(l.slots, to, l.len as usize);
-                l.slots = to;
+        let mut max_len = max_len;
+        if max_len + SLACK > self.lists[class].cap {
+            if self.commit_own_stack(os, class) {
+                let l = &mut self.lists[class];
+                // SAFETY: the class's own stack lies in the cache's mapping
+                // (SLOTS_PER_CLASS entries from `class * own_stride` bytes),
+                // committed; the first stack's `len` entries are copied, and
+                // the two never overlap.
+                unsafe {
+                    let to = self.slots_map.add(class * self.own_stride) as *mut *mut u8;
+                    ptr::copy_nonoverlapping(l.slots, to, l.len as usize);
+                    l.slots = to;
+                }
+                l.cap = SLOTS_PER_CLASS;
+            } else {
+                max_len = self.lists[class].cap - SLACK;
             }
-            l.cap = SLOTS_PER_CLASS;
         }
+        let l = &mut self.lists[class];
         self.capacity = self.capacity - l.max_len as usize * size + max_len as usize * size;
         l.max_len = max_len;
     }
@@ -390,7 +468,7 @@ impl ThreadCache {
         let starting = max_len <= 1 && start > 1;
         if starting {
             // Slow start goes on from here, a batch at most.
-            self.set_max(c, start);
+            self.set_max(backend.os(), c, start);
             max_len = start;
         }
         let want = max_len.min(batch).max(1);
@@ -420,7 +498,7 @@ impl ThreadCache {
             self.scavenge(backend);
         }
         if self.capacity + extra <= self.max_size || max_len == 0 {
-            self.set_max(c, grown);
+            self.set_max(backend.os(), c, grown);
         }
         // The top object is returned (a starting list hands out the bottom
         // one, the last the backend gave, and keeps the top in its place);
@@ -458,14 +536,14 @@ impl ThreadCache {
         if max_len < batch {
             let extra = object_size as usize;
             if self.capacity + extra <= self.max_size {
-                self.set_max(c, max_len + 1);
+                self.set_max(backend.os(), c, max_len + 1);
             }
         } else {
             let i = &mut self.info[c];
             i.overages += 1;
             if i.overages > MAX_OVERAGES {
                 i.overages = 0;
-                self.set_max(c, (max_len - batch).max(batch));
+                self.set_max(backend.os(), c, (max_len - batch).max(batch));
             }
         }
         self.tick();
@@ -525,7 +603,7 @@ impl ThreadCache {
                 } else {
                     max_len.div_ceil(2)
                 };
-                self.set_max(c, lowered.max(self.lists[c].len));
+                self.set_max(backend.os(), c, lowered.max(self.lists[c].len));
             }
             let l = &mut self.lists[c];
             l.low_water = l.len;

@@ -27,6 +27,19 @@ pub fn long_tests() -> bool {
 /// the parent. For tests that need a process of their own: settings read
 /// once per process, or memory no other test may reuse meanwhile.
 pub fn in_child(marker: &str, name: &str, env: &[(&str, &str)]) -> bool {
+    in_child_limited(marker, name, env, None)
+}
+
+/// [`in_child`], with the child's address space limited (`RLIMIT_AS`) to
+/// `limit` bytes from its first instruction, so that strata starts under the
+/// limit as a program run with `ulimit -v` does.
+pub fn in_child_limited(
+    marker: &str,
+    name: &str,
+    env: &[(&str, &str)],
+    limit: Option<usize>,
+) -> bool {
+    use std::os::unix::process::CommandExt;
     if std::env::var(marker).as_deref() == Ok(name) {
         return true;
     }
@@ -35,6 +48,23 @@ pub fn in_child(marker: &str, name: &str, env: &[(&str, &str)]) -> bool {
         .env(marker, name);
     for (k, v) in env {
         cmd.env(k, v);
+    }
+    if let Some(limit) = limit {
+        let r = libc::rlimit {
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: setrlimit is async-signal-safe and reads only `r`, a copy
+        // moved into the closure.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_AS, &r) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
     }
     let out = cmd.output().unwrap();
     assert!(
