@@ -106,7 +106,7 @@ extern "C" fn fork_child() {
     unsafe {
         pages().fork_child();
         central().fork_child();
-        HEAP.fork_child();
+        HEAP.fork_child(this_thread().slot().cache());
     }
     crate::background::forget_after_fork();
 }

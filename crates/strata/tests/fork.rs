@@ -81,3 +81,60 @@ fn child_of_a_multithreaded_parent_can_allocate() {
         w.join().unwrap();
     }
 }
+
+/// The caches of the parent's other threads hold objects that no thread of
+/// the child can ever use: the child takes them back at the fork, and no
+/// longer counts those threads' caches as live.
+#[test]
+fn child_takes_back_what_the_parents_other_threads_cached() {
+    let ready = Arc::new(std::sync::Barrier::new(4));
+    let done = Arc::new(std::sync::Barrier::new(4));
+    let workers: Vec<_> = (0..3)
+        .map(|t| {
+            let (ready, done) = (ready.clone(), done.clone());
+            std::thread::spawn(move || {
+                // Allocate and free in rounds, so the lists grow long and
+                // stay full of free objects.
+                for _ in 0..20 {
+                    let v: Vec<Box<[u64; 6]>> = (0..4000).map(|i| Box::new([i + t; 6])).collect();
+                    assert!(v.iter().enumerate().all(|(i, b)| b[5] == i as u64 + t));
+                }
+                ready.wait();
+                done.wait();
+            })
+        })
+        .collect();
+    ready.wait();
+    let before = strata::stats();
+    assert!(before.thread_caches >= 3, "{before:?}");
+    assert!(before.thread_cache_bytes > 0, "{before:?}");
+    // SAFETY: fork has no preconditions; the child only reads statistics,
+    // allocates a little and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let after = strata::stats();
+        let ok = after.thread_caches <= 1
+            && after.thread_cache_bytes < before.thread_cache_bytes
+            && after.central_free_bytes > before.central_free_bytes
+            && child_work();
+        if !ok {
+            eprintln!("before the fork: {before:?}\nin the child: {after:?}");
+        }
+        // SAFETY: ends the child without the parent's handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child kept the other threads' caches"
+    );
+    done.wait();
+    for w in workers {
+        w.join().unwrap();
+    }
+}

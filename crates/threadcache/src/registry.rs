@@ -473,17 +473,38 @@ impl<B: Backend> ThreadCaches<B> {
         }
     }
 
-    /// Resets them in the child. The caches of the parent's other threads
-    /// stay allocated but unused in the child (their threads do not exist).
+    /// Resets them in the child, and takes back the caches of the parent's
+    /// other threads, which do not exist in the child: their objects go
+    /// back to the backend (they would otherwise stay stranded, counted as
+    /// cached, for the child's lifetime) and their records to the pool.
+    /// `current` is the forking thread's cache, kept.
+    ///
+    /// A thread the fork caught in the middle of its own fast path (no
+    /// lock guards it) leaves at worst an object or a batch neither in its
+    /// list nor in the backend: a leak in the child, never an object held
+    /// twice.
     ///
     /// # Safety
-    /// In the child, after [`ThreadCaches::fork_prepare`] in the parent.
-    pub unsafe fn fork_child(&self) {
+    /// In the child, after [`ThreadCaches::fork_prepare`] in the parent, and
+    /// after the backend's locks were reset.
+    pub unsafe fn fork_child(&self, current: Option<NonNull<ThreadCache>>) {
         // SAFETY: forwarded contract.
         unsafe {
             self.records.lock_for_fork().fork_child();
             self.list.fork_child();
             self.key_lock.fork_child();
+        }
+        let current = current.map_or(core::ptr::null_mut(), NonNull::as_ptr);
+        let mut list = self.list.lock();
+        while let Some(c) = list.caches.iter().find(|&c| c != current) {
+            // SAFETY: a cache of the list whose thread does not exist in
+            // the child: nothing else can touch it; its record came from
+            // this registry's pool.
+            unsafe {
+                list.remove(c);
+                (*c).flush(&self.backend);
+                self.records.free(NonNull::new_unchecked(c));
+            }
         }
     }
 }
