@@ -243,6 +243,12 @@ impl<O: Os> PageHeap<O> {
         let new_pages = self.round_to_os_pages(new_pages)?;
         // SAFETY: caller's contract.
         let (old, old_pages) = unsafe { ((*s).start_addr(), (*s).npages) };
+        if new_pages == old_pages {
+            // The same pages (a block that grows a little at a time):
+            // nothing to ask the kernel, no lock to take.
+            // SAFETY: the caller's live block.
+            return Some(unsafe { NonNull::new_unchecked(old as *mut u8) });
+        }
         // SAFETY: a whole mapping of ours, owned by the caller; the pagemap
         // is ready wherever it lands.
         let p = unsafe {
