@@ -200,3 +200,39 @@ fn the_library_loads_with_dlopen_and_serves_every_thread() {
         t.join().unwrap();
     }
 }
+
+/// Out of memory under an address-space limit set before the program
+/// starts: NULL and `ENOMEM` from every allocation function, no abort, and
+/// the memory comes back after it is freed (`tests/c/out_of_memory.c`).
+#[test]
+fn out_of_memory_is_null_and_enomem_and_memory_comes_back() {
+    use std::os::unix::process::CommandExt;
+    if !have("cc") {
+        eprintln!("SKIPPED: no C compiler `cc` on PATH");
+        return;
+    }
+    let dir = Scratch::new("oom");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/out_of_memory.c");
+    let exe = dir.path().join("out_of_memory");
+    common::compile_c(&src, &exe, &[]);
+    let limit = libc::rlimit {
+        rlim_cur: 768 << 20,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    let mut cmd = Command::new(&exe);
+    // SAFETY: setrlimit is async-signal-safe and reads only `limit`.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let (out, _) = run(&mut cmd, Alloc::Strata, None);
+    assert_success("out_of_memory", Alloc::Strata, &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ALL OK"), "{stdout}");
+    eprintln!("{stdout}");
+}

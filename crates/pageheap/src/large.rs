@@ -45,7 +45,13 @@ impl<O: Os> PageHeap<O> {
             return None;
         }
         if size >= crate::huge::HUGE_MIN {
-            return self.alloc_huge(npages, align, zero);
+            if let Some(p) = self.alloc_huge(npages, align, zero) {
+                return Some(p);
+            }
+            // No address space for a new mapping (RLIMIT_AS, vm.max_map_count):
+            // free heap memory may still hold the block. The heap keeps the
+            // address space it grew into, so after a program freed what it
+            // had, this is where the memory is.
         }
         let align_pages = (align >> PAGE_SHIFT).max(1);
         let prefer = if zero { Prefer::Clean } else { Prefer::Dirty };
