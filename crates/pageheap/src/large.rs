@@ -1,5 +1,6 @@
 //! Large allocations: blocks of more than the largest size class, each a
-//! span of whole pages (or, from [`crate::HUGE_MIN`], a mapping of its own).
+//! span of whole pages (or, from [`crate::HUGE_MIN`] or with an alignment past
+//! 2 MiB, a mapping of its own).
 //!
 //! A block that `realloc` grows past [`MOVE_MIN`] and that cannot grow in
 //! place is copied once into a mapping of its own; from then on the kernel
@@ -35,6 +36,10 @@ use crate::{PageHeap, PAGE_SHIFT, PAGE_SIZE};
 /// block is one kernel mapping (the kernel allows about 65,000).
 pub const MOVE_MIN: usize = 2 << 20;
 
+/// Alignments above this (the arena's growth step) get a mapping of their
+/// own whatever the size.
+const OWN_MAPPING_ALIGN: usize = 2 << 20;
+
 impl<O: Os> PageHeap<O> {
     /// Allocates `size` bytes aligned to `align` as a span of its own. With
     /// `zero`, the memory reads as zero; it is cleared only where it may be
@@ -44,7 +49,10 @@ impl<O: Os> PageHeap<O> {
         if npages > (isize::MAX as usize) >> PAGE_SHIFT {
             return None;
         }
-        if size >= crate::huge::HUGE_MIN {
+        // An alignment past the arena's growth step would leave a gap of up
+        // to `align` committed in the heap for each block; a mapping of its
+        // own is trimmed to the block and charges only the block.
+        if size >= crate::huge::HUGE_MIN || align > OWN_MAPPING_ALIGN {
             if let Some(p) = self.alloc_huge(npages, align, zero) {
                 return Some(p);
             }

@@ -175,3 +175,33 @@ fn huge_blocks_are_aligned_to_their_page_table_level() {
         unsafe { heap.free_large(p).unwrap() };
     }
 }
+
+#[test]
+fn a_small_block_with_a_large_alignment_commits_only_the_block() {
+    let heap = PageHeap::new(SystemOs::new());
+    let align = 256 << 20;
+    let blocks: Vec<usize> = (0..4)
+        .map(|_| {
+            let p = heap.alloc_large(PAGE_SIZE, align, true).unwrap().as_ptr() as usize;
+            assert_eq!(p % align, 0);
+            // SAFETY: a live block of PAGE_SIZE bytes, zeroed.
+            unsafe {
+                assert_eq!(*(p as *const u8), 0);
+                *(p as *mut u8).add(PAGE_SIZE - 1) = 1;
+            }
+            p
+        })
+        .collect();
+    let s = heap.stats();
+    // In the heap, each block would leave a gap of up to 256 MiB committed
+    // (memory the program cannot use, charged under strict overcommit).
+    assert!(
+        s.mapped_bytes < 4 << 20,
+        "4 blocks of one page hold {} bytes",
+        s.mapped_bytes
+    );
+    for b in blocks {
+        // SAFETY: allocated above, freed once.
+        unsafe { heap.free_large(b) }.unwrap();
+    }
+}
