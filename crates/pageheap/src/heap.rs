@@ -460,7 +460,14 @@ impl<O: Os> PageHeap<O> {
         };
         let (mem, in_arena) = match self.arena.take(&self.os, len, align) {
             Some(mem) => (mem, true),
-            None => (self.os.map(len, align).ok()?, false),
+            None => match self.os.map(len, align) {
+                Ok(mem) => (mem, false),
+                // Cached huge mappings hold address space (RLIMIT_AS) and
+                // commit charge (strict overcommit) that the heap needs
+                // more: give every free byte back and try once more.
+                Err(_) if self.release_free_memory() > 0 => (self.os.map(len, align).ok()?, false),
+                Err(_) => return None,
+            },
         };
         // Past a threshold (none by default) the heap asks for transparent
         // huge pages on all its growth; a big plain request gets them anyway.

@@ -236,3 +236,39 @@ fn threads_started_near_the_limit_still_allocate() {
     }
     free_chain(hold);
 }
+
+/// Huge blocks freed and kept for reuse (mappings of their own, cached)
+/// never stand in the way of a larger one: when no room is left for it,
+/// the cache is given back and the request tried again.
+#[test]
+fn cached_huge_blocks_make_room_for_a_larger_one() {
+    if !in_child("cached_huge_blocks_make_room_for_a_larger_one") {
+        return;
+    }
+    strata::set_decay_ms(u64::MAX); // only the shortage may give them back
+    let sizes = [96usize << 20, 100 << 20, 104 << 20, 108 << 20];
+    let blocks: Vec<(*mut u8, Layout)> = sizes
+        .iter()
+        .map(|&n| {
+            let l = Layout::from_size_align(n, ALIGN).unwrap();
+            // SAFETY: a non-zero layout.
+            let p = unsafe { alloc(l) };
+            assert!(!p.is_null(), "{n} bytes under a {LIMIT}-byte limit");
+            (p, l)
+        })
+        .collect();
+    for (p, l) in blocks {
+        // SAFETY: allocated above with `l`.
+        unsafe { dealloc(p, l) };
+    }
+    // 408 MiB are cached; 448 MiB fit in the limit only without them.
+    let l = Layout::from_size_align(448 << 20, ALIGN).unwrap();
+    // SAFETY: a non-zero layout.
+    let p = unsafe { alloc(l) };
+    assert!(!p.is_null(), "no room made for 448 MiB");
+    // SAFETY: a live block of 448 MiB.
+    unsafe {
+        p.add((448 << 20) - 1).write(7);
+        dealloc(p, l);
+    }
+}
