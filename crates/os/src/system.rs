@@ -325,9 +325,10 @@ unsafe impl Os for SystemOs {
         // SAFETY (both mremap calls): the caller passes a whole mapping of
         // ours that is one kernel mapping; the kernel moves page tables,
         // never the data, and leaves the mapping as it was on failure.
-        // In place first: shrinking always works, growing when the address
-        // space after the mapping is free.
-        if prepare(ptr, new_len)
+        // In place first (if the mapping is aligned as asked): shrinking
+        // always works, growing when the address space after it is free.
+        if ptr.as_ptr() as usize % align == 0
+            && prepare(ptr, new_len)
             && unsafe { libc::mremap(old, old_len, new_len, 0) } != libc::MAP_FAILED
         {
             self.counters.on_remap(old_len, new_len);
