@@ -23,10 +23,12 @@ fn dirty(len: usize, align: usize) -> Layout {
     let l = Layout::from_size_align(len, align).unwrap();
     // SAFETY: non-zero layout; the block is written fully then freed.
     unsafe {
-        let p = alloc(l);
+        // black_box: otherwise the compiler may drop the whole allocation
+        // (written, never read, freed) and the test measures nothing.
+        let p = std::hint::black_box(alloc(l));
         assert!(!p.is_null());
         std::ptr::write_bytes(p, 0xEE, len);
-        dealloc(p, l);
+        dealloc(std::hint::black_box(p), l);
     }
     l
 }
