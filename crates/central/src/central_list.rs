@@ -156,7 +156,7 @@ impl CentralList {
         unsafe {
             let span = &mut *s;
             let had_free = Self::has_free(span);
-            strata_os::link::write(obj, span.objects);
+            strata_base::link::write(obj, span.objects);
             span.objects = obj;
             span.allocated -= 1;
             if span.allocated == 0 {
@@ -192,7 +192,7 @@ unsafe fn pop_object(span: &mut Span, info: &ClassInfo) -> *mut u8 {
     if !span.objects.is_null() {
         let obj = span.objects;
         // SAFETY: linked free objects hold the next link in their first word.
-        span.objects = unsafe { strata_os::link::read(obj) };
+        span.objects = unsafe { strata_base::link::read(obj) };
         return obj;
     }
     let obj = span.start_addr() + span.carved as usize * info.size as usize;

@@ -48,7 +48,7 @@ pub(crate) const MAX_BATCH: usize = 32;
 /// Pointers a class keeps in its slice of the shared first table: two
 /// batches of the largest size (eight under loom, so that the models move
 /// to tables of their own too).
-pub(crate) const FIRST: usize = if cfg!(loom) { 8 } else { 2 * MAX_BATCH };
+pub(crate) const FIRST: usize = if cfg!(strata_loom) { 8 } else { 2 * MAX_BATCH };
 
 pub(crate) struct TransferCache {
     slots: *mut *mut u8,

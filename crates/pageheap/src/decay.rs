@@ -40,7 +40,7 @@ pub(crate) struct DecayClock {
 }
 
 impl DecayClock {
-    strata_os::const_unless_loom! {
+    strata_base::const_unless_loom! {
         pub(crate) fn new() -> Self {
             DecayClock { decay_ms: AtomicU64::new(DEFAULT_DECAY_MS), next_at: AtomicU64::new(0) }
         }

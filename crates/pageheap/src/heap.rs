@@ -18,7 +18,8 @@
 
 use core::ptr::{self, NonNull};
 
-use strata_os::{ForkLock, Lock, LockGuard, MetaPool, Os};
+use strata_base::{ForkLock, Lock, LockGuard, MetaPool};
+use strata_os::Os;
 
 use crate::sync::{AtomicUsize, Ordering};
 
@@ -154,7 +155,7 @@ pub struct PageHeap<O: Os> {
 }
 
 impl<O: Os> PageHeap<O> {
-    strata_os::const_unless_loom! {
+    strata_base::const_unless_loom! {
         /// An empty heap over `os`. Maps nothing until first used.
         pub fn new(os: O) -> Self {
             PageHeap {

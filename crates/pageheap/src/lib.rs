@@ -53,7 +53,7 @@ mod freelists;
 mod heap;
 mod huge;
 mod large;
-#[cfg(all(test, loom))]
+#[cfg(all(test, strata_loom))]
 mod loom_tests;
 mod pagemap;
 mod span;

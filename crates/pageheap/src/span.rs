@@ -168,10 +168,10 @@ impl Span {
 ///
 /// Used by the page heap for its free lists and by the central layer for its
 /// lists of partly used spans; a span is in at most one list at a time.
-pub type SpanList = strata_os::List<Span>;
+pub type SpanList = strata_base::List<Span>;
 
 /// Iterator over a [`SpanList`].
-pub type SpanIter = strata_os::ListIter<Span>;
+pub type SpanIter = strata_base::ListIter<Span>;
 
 // SAFETY: only the list a span is in writes its `prev` and `next`.
-strata_os::impl_linked!(unsafe Span, prev, next);
+strata_base::impl_linked!(unsafe Span, prev, next);

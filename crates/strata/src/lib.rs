@@ -26,33 +26,19 @@
 //!   double free of a large block) stops the program with a message on
 //!   stderr instead of corrupting the heap.
 //! - After `fork`, the child can allocate.
-//!
-//! Under `--cfg loom` (the loom models, `docs/concurrency.md`) the facade is
-//! not the allocator; only the layer models run: [`Strata`] and the rest of
-//! the API forward to the C allocator, so that everything still builds.
 
 #![warn(missing_docs)]
 
-#[cfg(not(loom))]
 mod background;
 pub mod bad_free;
-#[cfg(all(feature = "checked", not(loom)))]
+#[cfg(feature = "checked")]
 mod checked;
 mod config;
-// Under `--cfg loom` the facade is not the allocator (its process-wide
-// static heap cannot hold loom's atomics): a stand-in forwards to the C
-// allocator, and only the layer models run (docs/concurrency.md).
-#[cfg(not(loom))]
-mod global;
-#[cfg(loom)]
-#[path = "global_loom.rs"]
 mod global;
 pub mod raw;
 mod stats;
 mod sync;
-#[cfg(not(loom))]
 mod tls;
-#[cfg(not(loom))]
 mod validate;
 
 use core::alloc::{GlobalAlloc, Layout};

@@ -398,7 +398,7 @@ impl ThreadCache {
 
     /// Where a class's stack is and how much room it has (tests; the loom
     /// build runs only the models).
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(strata_loom)))]
     pub(crate) fn stack_of(&self, class: u8) -> (usize, u32) {
         let l = &self.lists[class as usize];
         (l.slots as usize, l.cap)
@@ -650,4 +650,4 @@ impl ThreadCache {
 }
 
 // SAFETY: only the list a cache is in writes its `prev` and `next`.
-strata_os::impl_linked!(unsafe ThreadCache, prev, next);
+strata_base::impl_linked!(unsafe ThreadCache, prev, next);
