@@ -73,9 +73,10 @@ unsafe impl Os for NodeOs {
         old_len: usize,
         new_len: usize,
         align: usize,
+        prepare: &mut dyn FnMut(NonNull<u8>, usize) -> bool,
     ) -> Result<NonNull<u8>, OsError> {
         // SAFETY: forwarded contract.
-        unsafe { self.0.remap(ptr, old_len, new_len, align) }
+        unsafe { self.0.remap(ptr, old_len, new_len, align, prepare) }
     }
     fn counters(&self) -> &OsCounters {
         self.0.counters()
@@ -257,6 +258,7 @@ unsafe impl Os for ClockOs {
         _old_len: usize,
         _new_len: usize,
         _align: usize,
+        _prepare: &mut dyn FnMut(NonNull<u8>, usize) -> bool,
     ) -> Result<NonNull<u8>, OsError> {
         Err(OsError::Unsupported) // no huge blocks in these models
     }
