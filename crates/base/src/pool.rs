@@ -214,8 +214,8 @@ fn chunk_len(min: usize, page: usize) -> usize {
 #[cfg(all(test, not(strata_loom)))]
 mod tests {
     use super::*;
-    use strata_os::FakeOs;
     use std::collections::HashSet;
+    use strata_os::FakeOs;
 
     #[repr(align(64))]
     struct Rec([u8; 100]);

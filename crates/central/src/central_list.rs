@@ -158,6 +158,10 @@ impl CentralList {
             let had_free = Self::has_free(span);
             strata_base::link::write(obj, span.objects);
             span.objects = obj;
+            debug_assert!(
+                span.allocated > 0,
+                "an object returned to a span with none out"
+            );
             span.allocated -= 1;
             if span.allocated == 0 {
                 if had_free {
@@ -188,6 +192,10 @@ impl CentralList {
 /// # Safety
 /// The span has a free object; the class lock is held.
 unsafe fn pop_object(span: &mut Span, info: &ClassInfo) -> *mut u8 {
+    debug_assert!(
+        span.allocated < span.capacity,
+        "more objects out than the span holds"
+    );
     span.allocated += 1;
     if !span.objects.is_null() {
         let obj = span.objects;

@@ -94,6 +94,10 @@ impl TransferCache {
         map: impl FnOnce(usize) -> Option<NonNull<u8>>,
     ) -> bool {
         let batch = objs.len();
+        debug_assert!(
+            batch > 0 && self.len % batch == 0,
+            "a transfer cache holds whole batches"
+        );
         let room = Self::room(capacity, batch);
         if self.len + batch > room {
             return false;
@@ -127,6 +131,7 @@ impl TransferCache {
         // holds `room`); `objs` is a separate slice.
         unsafe { ptr::copy_nonoverlapping(objs.as_ptr(), self.slots.add(self.len), batch) };
         self.len += batch;
+        debug_assert!(self.len <= self.cap && self.len <= room);
         true
     }
 
@@ -134,6 +139,10 @@ impl TransferCache {
     /// batch size); false if there is none.
     pub(crate) fn pop(&mut self, out: &mut [*mut u8]) -> bool {
         let batch = out.len();
+        debug_assert!(
+            batch > 0 && self.len % batch == 0,
+            "a transfer cache holds whole batches"
+        );
         if self.len < batch {
             return false;
         }

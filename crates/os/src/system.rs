@@ -23,8 +23,8 @@
 use core::ptr::NonNull;
 
 use crate::counters::OsCounters;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use crate::{align_down, align_up, Os, OsError};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 mod zero;
 

@@ -52,6 +52,7 @@ mod decay;
 mod freelists;
 mod heap;
 mod huge;
+mod huge_cache;
 mod large;
 #[cfg(all(test, strata_loom))]
 mod loom_tests;

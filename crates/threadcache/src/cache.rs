@@ -371,6 +371,7 @@ impl ThreadCache {
                 return false;
             }
             // In bounds: len < max_len <= cap - SLACK.
+            debug_assert!((*l).max_len + SLACK <= (*l).cap);
             *(*l).slots.add(len as usize) = obj;
             (*l).len = len + 1;
             true
@@ -391,6 +392,7 @@ impl ThreadCache {
             self.release(backend, class, batch);
         }
         let l = &mut self.lists[class as usize];
+        debug_assert!(l.len < l.cap);
         // SAFETY: len < cap, checked above.
         unsafe { *l.slots.add(l.len as usize) = obj };
         l.len += 1;
@@ -428,6 +430,7 @@ impl ThreadCache {
             }
         }
         let l = &mut self.lists[class];
+        debug_assert!(max_len + SLACK <= l.cap, "a list's maximum past its stack");
         self.capacity = self.capacity - l.max_len as usize * size + max_len as usize * size;
         l.max_len = max_len;
     }
@@ -481,6 +484,7 @@ impl ThreadCache {
         if got == 0 {
             return ptr::null_mut();
         }
+        debug_assert!(got <= want.min(SMALL_STACK), "a batch longer than asked");
         // The batch is on the stack: a move to the class's own stack in
         // `set_max` carries it along.
         self.lists[c].len = got;
