@@ -74,6 +74,5 @@ fn corrupted(slot: *mut u8) -> ! {
         a.as_bytes(),
         b" (a freed object was written: use after free?)\n",
     ]);
-    // SAFETY: abort has no preconditions.
-    unsafe { libc::abort() }
+    strata_os::fatal(b"")
 }

@@ -35,6 +35,7 @@ pub mod bad_free;
 mod checked;
 mod config;
 mod global;
+mod layers;
 pub mod raw;
 mod stats;
 mod sync;
@@ -48,7 +49,7 @@ use strata_central::class_size_of;
 
 pub use bad_free::{set_bad_free_hook, BadFree, BadFreeKind};
 pub use config::Config;
-pub use stats::{class_stats, stats, Stats};
+pub use stats::Stats;
 pub use strata_central::ClassStats;
 
 use global::{alloc_large, alloc_small, class_of, free_large, free_small};
@@ -132,6 +133,21 @@ unsafe impl GlobalAlloc for Strata {
         }
         q
     }
+}
+
+/// Reads every layer's accounting.
+pub fn stats() -> Stats {
+    global::stats()
+}
+
+/// The object size and accounting of size class `class` (1 up to the number
+/// of classes), or `None` past the last class: where a class's free objects
+/// sit (partly used spans, transfer cache).
+pub fn class_stats(class: u8) -> Option<(usize, ClassStats)> {
+    if class == 0 || class as usize >= strata_central::NUM_CLASSES {
+        return None;
+    }
+    Some((class_size_of(class), global::class_stats(class)))
 }
 
 /// Returns every free page strata holds to the OS now: flushes the calling
