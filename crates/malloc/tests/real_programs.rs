@@ -69,7 +69,17 @@ fn cpython_test_suite_matches_glibc() {
         let (out, took) = run(&mut cmd, alloc, None);
         eprintln!("python3 -m test under {alloc:?}: {took:?}");
         assert_no_strata_report(&out);
-        verdicts.push(python_verdict(&out));
+        // Both runs must pass, not merely agree: two failures that look
+        // alike (a module missing, a test broken by the environment) would
+        // otherwise hide whatever strata does wrong.
+        assert_success("python3 -m test", alloc, &out);
+        let verdict = python_verdict(&out);
+        assert!(
+            verdict.iter().any(|l| l.contains("SUCCESS")),
+            "python3 -m test under {alloc:?} did not report SUCCESS:\n{}",
+            verdict.join("\n")
+        );
+        verdicts.push(verdict);
     }
     assert_eq!(
         verdicts[0], verdicts[1],
