@@ -48,16 +48,23 @@ extern crate std;
 mod counters;
 #[cfg(any(test, feature = "fake"))]
 mod fake;
+// Elsewhere only the message above: the Linux calls below would add a
+// page of unrelated errors to it.
+#[cfg(target_os = "linux")]
 pub mod futex;
 mod report;
+#[cfg(target_os = "linux")]
 mod secret;
+#[cfg(target_os = "linux")]
 mod system;
 
 pub use counters::{OsCounters, OsStats};
 #[cfg(any(test, feature = "fake"))]
 pub use fake::FakeOs;
 pub use report::{fatal, write_stderr, Dec, Hex};
+#[cfg(target_os = "linux")]
 pub use secret::process_secret;
+#[cfg(target_os = "linux")]
 pub use system::{address_space_limit, monotonic_ms, os_page_size, SystemOs, MAX_OS_PAGE};
 
 use core::ptr::NonNull;
