@@ -40,14 +40,11 @@ const GROW_MIN: usize = 2 << 20;
 ///
 /// A huge page cuts page faults 512-fold and TLB misses, but its first touch
 /// clears 2 MiB at once, and on a virtual machine whose host takes back the
-/// guest's free memory (virtio-balloon free page reporting, in 2 MiB blocks,
-/// as on this project's Firecracker VMs) a huge page is made of exactly such
-/// memory: its first touch cost 3-5x what 4 KiB faults cost for the same
-/// bytes (0.4-0.7 GB/s against 2.2 GB/s, measured). A heap that grew by
-/// hundreds of MiB paid more in the kernel than it saved in TLB misses
-/// (CPython with `PYTHONMALLOC=malloc`, 370 MiB: 0.7 s more system time,
-/// 0.3 s less user time; docs/memory.md). glibc, jemalloc and mimalloc do not
-/// ask for huge pages by default either.
+/// guest's free memory (free page reporting, in 2 MiB blocks) that first
+/// touch costs several times what 4 KiB faults cost for the same bytes:
+/// a heap that grows by hundreds of MiB can pay more in the kernel than it
+/// saves in TLB misses (docs/memory.md). glibc, jemalloc and mimalloc do
+/// not ask for huge pages by default either.
 pub const DEFAULT_HUGE_PAGES_AFTER: usize = usize::MAX;
 
 /// Growth for a plain (not zeroed) request at least this large is hinted for
