@@ -241,7 +241,7 @@ fn run_rounds(
 ) -> Result<Summary, String> {
     let start = Instant::now();
     let rss_before = health::rss();
-    let budget = Budget::new(cfg.budget);
+    let budget = Budget::new(cfg.budget, HUGE_MIN);
     let slots: Vec<Mutex<Option<Block>>> = (0..cfg.slots).map(|_| Mutex::new(None)).collect();
     let stop = AtomicBool::new(false);
     let mut survivors: Vec<Block> = Vec::new();
