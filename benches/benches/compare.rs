@@ -25,15 +25,16 @@
 
 use std::alloc::{GlobalAlloc, System};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use mimalloc::MiMalloc;
 use strata::Strata;
+use strata_benches::cli::{self, Args};
 use strata_benches::measure::{Deadline, Sample};
 use strata_benches::report::{self, AllocRuns, RowResult};
 use strata_benches::rss::{self, PeakRss};
-use strata_benches::suite::{self, Mode, Row};
+use strata_benches::suite::{self, Row};
 use strata_benches::{plot, summary};
 use tikv_jemallocator::Jemalloc;
 
@@ -53,11 +54,8 @@ fn run_with<A: GlobalAlloc + Sync>(a: &'static A) -> impl Fn(&Row, Deadline) -> 
 }
 
 struct Opts {
-    mode: Mode,
-    why: &'static str,
+    args: Args,
     reps: Option<usize>,
-    csv: Option<PathBuf>,
-    filters: Vec<String>,
     write_docs: bool,
     peak_rss: bool,
 }
@@ -74,67 +72,23 @@ const USAGE: &str =
   FILTER         run only matching rows: an id (4b), a number (5 = 5a..5d) or part of a name (calloc)";
 
 fn parse_args() -> Opts {
-    let env_on = |k| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
-    let env_quick = env_on("STRATA_BENCH_QUICK");
-    let (mut quick, mut full, mut smoke, mut bench) = (env_quick, false, false, false);
-    let mut opts = Opts {
-        mode: Mode::Smoke,
-        why: "",
-        reps: None,
-        csv: None,
-        filters: Vec::new(),
-        write_docs: env_on("STRATA_BENCH_WRITE_DOCS"),
-        peak_rss: true,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--quick" => quick = true,
-            "--full" => full = true,
-            "--smoke" => smoke = true,
-            "--bench" => bench = true,
-            "--reps" => opts.reps = args.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0),
-            "--csv" => opts.csv = args.next().map(PathBuf::from),
-            "--write-docs" => opts.write_docs = true,
-            "--no-rss" => opts.peak_rss = false,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            s if s.starts_with('-') => eprintln!("compare: ignoring unknown argument {s}"),
-            s => opts.filters.push(s.to_string()),
+    let (mut reps, mut write_docs, mut peak_rss) =
+        (None, cli::env_on("STRATA_BENCH_WRITE_DOCS"), true);
+    let args = cli::parse("compare", USAGE, |flag, rest| {
+        match flag {
+            "--reps" => reps = rest.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0),
+            "--write-docs" => write_docs = true,
+            "--no-rss" => peak_rss = false,
+            _ => return false,
         }
+        true
+    });
+    Opts {
+        args,
+        reps,
+        write_docs,
+        peak_rss,
     }
-    (opts.mode, opts.why) = if smoke {
-        (Mode::Smoke, "--smoke")
-    } else if quick {
-        (
-            Mode::Quick,
-            if env_quick {
-                "STRATA_BENCH_QUICK"
-            } else {
-                "--quick"
-            },
-        )
-    } else if full || bench {
-        (Mode::Full, if full { "--full" } else { "cargo bench" })
-    } else {
-        (
-            Mode::Smoke,
-            "no --bench: assuming cargo test; pass --full for the real run",
-        )
-    };
-    opts
-}
-
-/// `<target>/strata-bench/<stem>.<ext>` (see [`report::output_dir`]),
-/// `<stem>-smoke.<ext>` for smoke runs so they do not replace real results.
-fn output(mode: Mode, stem: &str, ext: &str) -> PathBuf {
-    let file = match mode {
-        Mode::Smoke => format!("{stem}-smoke.{ext}"),
-        Mode::Full | Mode::Quick => format!("{stem}.{ext}"),
-    };
-    report::output_dir().join(file)
 }
 
 /// Runs `row` on every allocator, `reps` times each, interleaved: each
@@ -211,10 +165,11 @@ fn peak_rss_runs(
 
 /// Writes the plot, and copies it to docs/plots when asked.
 fn write_plot(opts: &Opts, results: &[RowResult]) {
-    let svg = output(opts.mode, "compare", "svg");
+    let mode = opts.args.mode;
+    let svg = report::output_path(mode, "compare", "svg");
     let title = format!(
         "strata-benches compare ({} mode): time relative to the fastest allocator, per workload",
-        opts.mode.name()
+        mode.name()
     );
     let written = std::fs::create_dir_all(report::output_dir())
         .map_err(|e| e.to_string())
@@ -238,14 +193,6 @@ fn write_plot(opts: &Opts, results: &[RowResult]) {
     }
 }
 
-/// The 1-minute load average (other work on the machine skews every number).
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".to_string())
-}
-
 /// A filter selects a row by id ("4b"), by number ("5" = 5a..5d), or by a
 /// case-insensitive piece of its name or title ("larson", "calloc").
 fn selects(filter: &str, row: &Row) -> bool {
@@ -259,10 +206,8 @@ fn selects(filter: &str, row: &Row) -> bool {
 }
 
 fn header(opts: &Opts, allocs: &[(&'static str, &Runner)], rows: &[Row]) {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let names: Vec<&str> = allocs.iter().map(|a| a.0).collect();
-    let m = opts.mode;
+    let m = opts.args.mode;
     let reps = opts
         .reps
         .map_or(format!("{} reps (fewer on heavy rows)", m.reps()), |r| {
@@ -281,14 +226,15 @@ fn header(opts: &Opts, allocs: &[(&'static str, &Runner)], rows: &[Row]) {
     println!(
         "strata-benches compare: {} mode ({}), {reps}, budget per run {:?}{longer}",
         m.name(),
-        opts.why,
+        opts.args.why,
         m.budget()
     );
     println!(
-        "allocators: {} | {cpus} CPUs, Linux {}, load average {}",
+        "allocators: {} | {} CPUs, Linux {}, load average {}",
         names.join(", "),
-        kernel.trim(),
-        loadavg()
+        cli::cpus(),
+        cli::kernel(),
+        cli::loadavg()
     );
     println!(
         "All allocators share ONE process and are called directly through GlobalAlloc; per repetition \
@@ -304,15 +250,17 @@ fn header(opts: &Opts, allocs: &[(&'static str, &Runner)], rows: &[Row]) {
 
 fn main() {
     let opts = parse_args();
+    let mode = opts.args.mode;
     let allocs: [(&'static str, &Runner); 4] = [
         (SUBJECT, &run_with(&STRATA)),
         (BASELINE, &run_with(&GLIBC)),
         ("mimalloc", &run_with(&MIMALLOC)),
         ("jemalloc", &run_with(&JEMALLOC)),
     ];
-    let rows: Vec<Row> = suite::suite(opts.mode)
+    let filters = &opts.args.filters;
+    let rows: Vec<Row> = suite::suite(mode)
         .into_iter()
-        .filter(|r| opts.filters.is_empty() || opts.filters.iter().any(|f| selects(f, r)))
+        .filter(|r| filters.is_empty() || filters.iter().any(|f| selects(f, r)))
         .map(|mut r| {
             r.reps = opts.reps.unwrap_or(r.reps);
             r
@@ -321,11 +269,7 @@ fn main() {
     header(&opts, &allocs, &rows);
 
     let started = Instant::now();
-    let rss_reps = if opts.peak_rss {
-        opts.mode.pick(3, 1, 1)
-    } else {
-        0
-    };
+    let rss_reps = if opts.peak_rss { mode.pick(3, 1, 1) } else { 0 };
     let mut rss = peak_rss_runs(&rows, &allocs, rss_reps).into_iter();
     let mut results = Vec::new();
     for row in &rows {
@@ -338,20 +282,19 @@ fn main() {
     println!("{}", summary::summary_table(&results, SUBJECT, BASELINE));
 
     let csv = opts
+        .args
         .csv
         .clone()
-        .unwrap_or_else(|| output(opts.mode, "results", "csv"));
-    match report::write_csv(&csv, &results, opts.mode.name(), BASELINE) {
-        Ok(()) => println!("CSV: {}", csv.display()),
-        Err(e) => eprintln!("compare: could not write {}: {e}", csv.display()),
-    }
+        .unwrap_or_else(|| report::output_path(mode, "results", "csv"));
+    let text = report::to_csv(&results, mode.name(), BASELINE);
+    report::save_csv("compare", &csv, &text);
     write_plot(&opts, &results);
     println!(
         "{} rows x {} allocators in {:.1} s ({} mode), load average now {}",
         results.len(),
         allocs.len(),
         started.elapsed().as_secs_f64(),
-        opts.mode.name(),
-        loadavg()
+        mode.name(),
+        cli::loadavg()
     );
 }

@@ -20,17 +20,16 @@
 //! `memory-summary.csv`).
 
 use std::alloc::System;
-use std::path::PathBuf;
 use std::ptr::null_mut;
 use std::time::Instant;
 
 use mimalloc::MiMalloc;
 use strata::Strata;
 use strata_benches::child::{run_in_child, ChildResult};
+use strata_benches::cli::{self, Args};
 use strata_benches::memory::report::{self, Outcome, ScenarioResult};
 use strata_benches::memory::{self, targets, Hooks, Spec};
-use strata_benches::report::output_dir;
-use strata_benches::suite::Mode;
+use strata_benches::report::{output_path, save_csv};
 use tikv_jemallocator::Jemalloc;
 
 extern "C" {
@@ -140,13 +139,6 @@ fn entries(spec: &Spec) -> Vec<&'static Entry> {
     }
 }
 
-struct Opts {
-    mode: Mode,
-    why: &'static str,
-    csv: Option<PathBuf>,
-    filters: Vec<String>,
-}
-
 const USAGE: &str = "usage: memory [--quick | --full | --smoke] [--csv PATH] [FILTER...]
   --quick     smaller counts, one run each, T6 for 2 s (also STRATA_BENCH_QUICK=1)
   --full      full run even without --bench
@@ -154,81 +146,35 @@ const USAGE: &str = "usage: memory [--quick | --full | --smoke] [--csv PATH] [FI
   --csv PATH  CSV output (default: <target>/strata-bench/memory.csv)
   FILTER      run only matching scenarios: an id (T3) or part of a name (decay)";
 
-fn parse_args() -> Opts {
-    let env_quick = std::env::var("STRATA_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-    let (mut quick, mut full, mut smoke, mut bench) = (env_quick, false, false, false);
-    let (mut csv, mut filters) = (None, Vec::new());
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--quick" => quick = true,
-            "--full" => full = true,
-            "--smoke" => smoke = true,
-            "--bench" => bench = true,
-            "--csv" => csv = args.next().map(PathBuf::from),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            s if s.starts_with('-') => eprintln!("memory: ignoring unknown argument {s}"),
-            s => filters.push(s.to_ascii_lowercase()),
-        }
-    }
-    let (mode, why) = if smoke {
-        (Mode::Smoke, "--smoke")
-    } else if quick {
-        let why = if env_quick {
-            "STRATA_BENCH_QUICK"
-        } else {
-            "--quick"
-        };
-        (Mode::Quick, why)
-    } else if full || bench {
-        (Mode::Full, if full { "--full" } else { "cargo bench" })
-    } else {
-        (
-            Mode::Smoke,
-            "no --bench: assuming cargo test; pass --full for the real run",
-        )
-    };
-    Opts {
-        mode,
-        why,
-        csv,
-        filters,
-    }
-}
-
+/// A filter selects a scenario by id ("T3") or by a case-insensitive piece
+/// of its name ("decay").
 fn selects(filters: &[String], spec: &Spec) -> bool {
     filters.is_empty()
-        || filters
-            .iter()
-            .any(|f| spec.id.eq_ignore_ascii_case(f) || spec.name.to_ascii_lowercase().contains(f))
+        || filters.iter().any(|f| {
+            spec.id.eq_ignore_ascii_case(f)
+                || spec
+                    .name
+                    .to_ascii_lowercase()
+                    .contains(&f.to_ascii_lowercase())
+        })
 }
 
-fn first_word(path: &str) -> String {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
-
-fn header(opts: &Opts, specs: &[Spec]) {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+fn header(args: &Args, specs: &[Spec]) {
     let thp =
         std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
     let ids: Vec<&str> = specs.iter().map(|s| s.id).collect();
     println!(
         "strata-benches memory: {} mode ({}), scenarios {}",
-        opts.mode.name(),
-        opts.why,
+        args.mode.name(),
+        args.why,
         ids.join(" ")
     );
     println!(
-        "{cpus} CPUs, Linux {}, THP {}, load average {}",
-        first_word("/proc/sys/kernel/osrelease"),
+        "{} CPUs, Linux {}, THP {}, load average {}",
+        cli::cpus(),
+        cli::kernel(),
         thp.trim(),
-        first_word("/proc/loadavg")
+        cli::loadavg()
     );
     let releases: Vec<String> = [&STRATA, &GLIBC, &MIMALLOC, &JEMALLOC]
         .iter()
@@ -279,24 +225,14 @@ fn run_scenario(spec: &Spec) -> ScenarioResult {
     }
 }
 
-fn write(path: &PathBuf, text: &str) {
-    let res = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(path, text));
-    match res {
-        Ok(()) => println!("CSV: {}", path.display()),
-        Err(e) => eprintln!("memory: could not write {}: {e}", path.display()),
-    }
-}
-
 fn main() {
-    let opts = parse_args();
-    let specs: Vec<Spec> = memory::specs(opts.mode)
+    let args = cli::parse("memory", USAGE, |_, _| false);
+    let mode = args.mode;
+    let specs: Vec<Spec> = memory::specs(mode)
         .into_iter()
-        .filter(|s| selects(&opts.filters, s))
+        .filter(|s| selects(&args.filters, s))
         .collect();
-    header(&opts, &specs);
+    header(&args, &specs);
     let started = Instant::now();
     let mut results = Vec::new();
     for spec in &specs {
@@ -307,28 +243,24 @@ fn main() {
     let verdicts = targets::evaluate(&results);
     println!("{}", targets::summary_table(&verdicts));
 
-    let csv = opts.csv.clone().unwrap_or_else(|| {
-        let name = if opts.mode == Mode::Smoke {
-            "memory-smoke.csv"
-        } else {
-            "memory.csv"
-        };
-        output_dir().join(name)
-    });
-    write(&csv, &report::to_csv(&results, opts.mode.name()));
-    write(
-        &csv.with_file_name(format!(
-            "{}-summary.csv",
-            csv.file_stem()
-                .map_or("memory".into(), |s| s.to_string_lossy())
-        )),
-        &targets::summary_csv(&verdicts, opts.mode.name()),
+    let csv = args
+        .csv
+        .clone()
+        .unwrap_or_else(|| output_path(mode, "memory", "csv"));
+    save_csv("memory", &csv, &report::to_csv(&results, mode.name()));
+    let stem = csv
+        .file_stem()
+        .map_or("memory".into(), |s| s.to_string_lossy());
+    save_csv(
+        "memory",
+        &csv.with_file_name(format!("{stem}-summary.csv")),
+        &targets::summary_csv(&verdicts, mode.name()),
     );
     println!(
         "{} scenarios in {:.1} s ({} mode), load average now {}",
         results.len(),
         started.elapsed().as_secs_f64(),
-        opts.mode.name(),
-        first_word("/proc/loadavg")
+        mode.name(),
+        cli::loadavg()
     );
 }

@@ -13,14 +13,18 @@
 //! The memory-behaviour bench (`benches/memory.rs`, run with
 //! `cargo bench -p strata-benches --bench memory`) runs the scenarios of
 //! [`memory`] with each allocator in a child process of its own
-//! ([`child`]).
+//! ([`child`]). Both take the command line of [`cli`] and the run sizes of
+//! [`mode`].
 
 pub mod child;
+pub mod cli;
 pub mod measure;
 pub mod memory;
+pub mod mode;
 pub mod plot;
 pub mod report;
 pub mod rss;
 pub mod suite;
 pub mod summary;
+pub mod units;
 pub mod workloads;

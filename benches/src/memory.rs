@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::child::ChildResult;
 use crate::measure;
-use crate::suite::bytes;
+use crate::units::bytes;
 
 mod grow;
 mod plan;
@@ -32,10 +32,6 @@ mod zeroed;
 
 pub use plan::specs;
 
-/// 1 MiB.
-pub const MIB: usize = 1 << 20;
-/// 1 GiB.
-pub const GIB: usize = 1 << 30;
 /// The page size the scenarios touch memory at (the kernel's).
 pub const PAGE: usize = 4096;
 

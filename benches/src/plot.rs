@@ -144,8 +144,9 @@ fn draw(path: &Path, results: &[RowResult], title: &str) -> Result<(), Err> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mode::Mode;
     use crate::report::tests::fake_result;
-    use crate::suite::{suite, Mode};
+    use crate::suite::suite;
 
     #[test]
     fn writes_an_svg_with_labels() {

@@ -1,9 +1,10 @@
 //! Fixed-width text tables and CSV for the comparison results.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::measure::{median, Metric, Sample};
+use crate::mode::Mode;
 use crate::rss::{fmt_mib, PeakRss};
 use crate::suite::Row;
 
@@ -301,7 +302,7 @@ pub fn to_csv(results: &[RowResult], mode: &str, baseline: &str) -> String {
 /// `<target>/strata-bench`, where bench results go; `<target>` is found from
 /// the running executable's path (`<target>/release/deps/<bench>-*`), else
 /// `../target` next to this crate.
-pub fn output_dir() -> std::path::PathBuf {
+pub fn output_dir() -> PathBuf {
     std::env::current_exe()
         .ok()
         .and_then(|exe| {
@@ -313,17 +314,27 @@ pub fn output_dir() -> std::path::PathBuf {
         .join("strata-bench")
 }
 
-/// Writes [`to_csv`] to `path`, creating parent directories.
-pub fn write_csv(
-    path: &Path,
-    results: &[RowResult],
-    mode: &str,
-    baseline: &str,
-) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// `<output_dir>/<stem>.<ext>`, or `<stem>-smoke.<ext>` for smoke runs so
+/// that they never replace real results.
+pub fn output_path(mode: Mode, stem: &str, ext: &str) -> PathBuf {
+    let file = match mode {
+        Mode::Smoke => format!("{stem}-smoke.{ext}"),
+        Mode::Full | Mode::Quick => format!("{stem}.{ext}"),
+    };
+    output_dir().join(file)
+}
+
+/// Writes the CSV `text` to `path`, creating its directory, and says where
+/// on stdout, or, as bench `tool`, why not on stderr.
+pub fn save_csv(tool: &str, path: &Path, text: &str) {
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(path, text));
+    match written {
+        Ok(()) => println!("CSV: {}", path.display()),
+        Err(e) => eprintln!("{tool}: could not write {}: {e}", path.display()),
     }
-    std::fs::write(path, to_csv(results, mode, baseline))
 }
 
 #[cfg(test)]

@@ -6,16 +6,12 @@ use core::alloc::GlobalAlloc;
 use std::time::Duration;
 
 use crate::measure::{Deadline, Metric, Sample};
+use crate::mode::Mode;
+use crate::units::{bytes, GIB, KIB, MIB};
 use crate::workloads::{self, Growth};
 
-mod mode;
 mod published;
-pub use mode::Mode;
 pub use published::Published;
-
-const KIB: usize = 1 << 10;
-const MIB: usize = 1 << 20;
-const GIB: usize = 1 << 30;
 
 /// One workload with its parameters.
 #[derive(Clone, Copy, Debug)]
@@ -143,17 +139,6 @@ impl Row {
             } => workloads::larson(a, threads, slots, ops_per_thread, generations, dl),
             Kind::Published(p) => p.run(a, dl),
         }
-    }
-}
-
-/// Formats a byte count as "100 MB", "64 MiB", "512 B"...
-pub fn bytes(n: usize) -> String {
-    match n {
-        n if n >= GIB && n % GIB == 0 => format!("{} GiB", n / GIB),
-        n if n >= MIB && n % MIB == 0 => format!("{} MiB", n / MIB),
-        n if n >= KIB && n % KIB == 0 => format!("{} KiB", n / KIB),
-        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{} MB", n / 1_000_000),
-        n => format!("{n} B"),
     }
 }
 

@@ -170,8 +170,9 @@ pub fn summary_table(results: &[RowResult], subject: &str, baseline: &str) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mode::Mode;
     use crate::report::tests::fake_result;
-    use crate::suite::{suite, Mode};
+    use crate::suite::suite;
 
     #[test]
     fn targets_and_table() {

@@ -196,7 +196,7 @@ pub fn to_csv(results: &[ScenarioResult], mode: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::suite::Mode;
+    use crate::mode::Mode;
 
     #[test]
     fn medians_tables_and_csv() {

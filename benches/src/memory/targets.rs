@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::report::ScenarioResult;
 use super::Kind;
-use crate::suite::bytes;
+use crate::units::bytes;
 
 /// The allocator the targets are about.
 pub const SUBJECT: &str = "strata";

@@ -1,7 +1,8 @@
 //! Tests of [`super`].
 
 use super::*;
-use crate::suite::{suite, Mode};
+use crate::mode::Mode;
+use crate::suite::suite;
 
 /// A row result with one sample per allocator at the given ns/op, and peak
 /// RSS (KiB) for the allocators in `peaks`.
