@@ -31,10 +31,10 @@ use std::time::Instant;
 use mimalloc::MiMalloc;
 use strata::Strata;
 use strata_benches::cli::{self, Args};
-use strata_benches::measure::{Deadline, Sample};
+use strata_benches::measure::{interleaved, Deadline, Sample};
 use strata_benches::report::{self, AllocRuns, RowResult};
 use strata_benches::rss::{self, PeakRss};
-use strata_benches::suite::{self, Row};
+use strata_benches::suite::{self, Row, Runner};
 use strata_benches::{plot, summary};
 use tikv_jemallocator::Jemalloc;
 
@@ -42,9 +42,6 @@ static STRATA: Strata = Strata;
 static GLIBC: System = System;
 static MIMALLOC: MiMalloc = MiMalloc;
 static JEMALLOC: Jemalloc = Jemalloc;
-
-/// Runs one row once on one allocator (monomorphised per allocator type).
-type Runner = dyn Fn(&Row, Deadline) -> Sample;
 
 const SUBJECT: &str = "strata";
 const BASELINE: &str = "glibc";
@@ -91,13 +88,11 @@ fn parse_args() -> Opts {
     }
 }
 
-/// Runs `row` on every allocator, `reps` times each, interleaved: each
-/// repetition runs every allocator once, starting with a different one, so
-/// slow drifts in machine noise hit all of them alike. An allocator whose run
-/// hits the budget is not repeated on this row. `rss` is the row's peak RSS
-/// from the child runs (empty when not measured).
+/// Runs `row` on every allocator, `reps` times each, interleaved
+/// ([`interleaved`]). An allocator whose run hits the budget is not
+/// repeated on this row. `rss` is the row's peak RSS from the child runs
+/// (empty when not measured).
 fn run_row(row: &Row, allocs: &[(&'static str, &Runner)], rss: Vec<PeakRss>) -> RowResult {
-    let n = allocs.len();
     let mut runs: Vec<AllocRuns> = allocs
         .iter()
         .map(|&(alloc, _)| AllocRuns {
@@ -105,24 +100,21 @@ fn run_row(row: &Row, allocs: &[(&'static str, &Runner)], rss: Vec<PeakRss>) -> 
             samples: Vec::with_capacity(row.reps),
         })
         .collect();
-    let mut stop = vec![false; n];
-    for rep in 0..row.reps {
-        for k in 0..n {
-            let i = (k + rep) % n;
-            if stop[i] {
-                continue;
-            }
-            let run = || (allocs[i].1)(row, Deadline::after(row.budget));
-            let sample = catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|e| {
-                eprintln!(
-                    "compare: row {} on {} panicked (message above)",
-                    row.id, allocs[i].0
-                );
-                resume_unwind(e)
-            });
-            stop[i] = sample.truncated();
-            runs[i].samples.push(sample);
+    let mut stop = vec![false; allocs.len()];
+    for (_, i) in interleaved(allocs.len(), row.reps) {
+        if stop[i] {
+            continue;
         }
+        let run = || (allocs[i].1)(row, Deadline::after(row.budget));
+        let sample = catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|e| {
+            eprintln!(
+                "compare: row {} on {} panicked (message above)",
+                row.id, allocs[i].0
+            );
+            resume_unwind(e)
+        });
+        stop[i] = sample.truncated();
+        runs[i].samples.push(sample);
     }
     RowResult {
         row: row.clone(),
@@ -131,8 +123,9 @@ fn run_row(row: &Row, allocs: &[(&'static str, &Runner)], rss: Vec<PeakRss>) -> 
     }
 }
 
-/// Runs every `peak_rss` row once per allocator (`reps` times) in a child
-/// of its own. Must run before anything else uses an allocator under test.
+/// Runs every `peak_rss` row on every allocator (`reps` times each) in a
+/// child of its own. Must run before anything else uses an allocator under
+/// test.
 fn peak_rss_runs(
     rows: &[Row],
     allocs: &[(&'static str, &Runner)],
@@ -144,15 +137,7 @@ fn peak_rss_runs(
                 return Vec::new();
             }
             let t = Instant::now();
-            let rss: Vec<PeakRss> = allocs
-                .iter()
-                .map(|&(name, run)| rss::measure(row, name, run, reps))
-                .collect();
-            for p in &rss {
-                for e in p.runs.iter().filter_map(|r| r.as_ref().err()) {
-                    eprintln!("  row {} on {} in a child FAILED: {e}", row.id, p.alloc);
-                }
-            }
+            let rss = rss::measure(row, allocs, reps);
             eprintln!(
                 "  (row {} peak RSS, {reps} child run(s) per allocator: {:.1} s)",
                 row.id,

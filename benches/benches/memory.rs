@@ -25,9 +25,9 @@ use std::time::Instant;
 
 use mimalloc::MiMalloc;
 use strata::Strata;
-use strata_benches::child::{run_in_child, ChildResult};
+use strata_benches::child::{run_interleaved, ChildResult};
 use strata_benches::cli::{self, Args};
-use strata_benches::memory::report::{self, Outcome, ScenarioResult};
+use strata_benches::memory::report::{self, ScenarioResult};
 use strata_benches::memory::{self, targets, Hooks, Spec};
 use strata_benches::report::{output_path, save_csv};
 use tikv_jemallocator::Jemalloc;
@@ -189,39 +189,28 @@ fn header(args: &Args, specs: &[Spec]) {
     );
 }
 
-/// Runs `spec` on every entry, `spec.reps` times each, interleaved with a
-/// rotating start so slow drifts in machine load hit every allocator alike.
+/// Runs `spec` on every entry, `spec.reps` times each, each run in a child
+/// of its own, interleaved so slow drifts in machine load hit every
+/// allocator alike.
 fn run_scenario(spec: &Spec) -> ScenarioResult {
     let list = entries(spec);
-    let mut outcomes: Vec<Outcome> = list
-        .iter()
-        .map(|e| Outcome {
-            alloc: e.name,
-            runs: Vec::new(),
-        })
-        .collect();
-    for rep in 0..spec.reps {
-        for k in 0..list.len() {
-            let i = (k + rep) % list.len();
-            let run = list[i].run;
-            let t = Instant::now();
-            let r = run_in_child(spec.timeout, || run(spec));
-            eprintln!(
-                "  {} {:<20} run {}: {:.2} s{}",
-                spec.id,
-                list[i].name,
-                rep + 1,
-                t.elapsed().as_secs_f64(),
-                r.as_ref()
-                    .err()
-                    .map_or(String::new(), |e| format!(" FAILED: {e}"))
-            );
-            outcomes[i].runs.push(r);
-        }
-    }
+    let names: Vec<&'static str> = list.iter().map(|e| e.name).collect();
+    let run = |i: usize| (list[i].run)(spec);
+    let progress = |i: usize, rep: usize, took: std::time::Duration, r: &ChildResult| {
+        eprintln!(
+            "  {} {:<20} run {}: {:.2} s{}",
+            spec.id,
+            names[i],
+            rep + 1,
+            took.as_secs_f64(),
+            r.as_ref()
+                .err()
+                .map_or(String::new(), |e| format!(" FAILED: {e}"))
+        );
+    };
     ScenarioResult {
         spec: spec.clone(),
-        outcomes,
+        outcomes: run_interleaved(&names, spec.reps, spec.timeout, run, progress),
     }
 }
 

@@ -202,7 +202,7 @@ pub fn row_table(r: &RowResult, subject: &str, baseline: &str) -> String {
             s.runs,
             runs
         );
-        if let Some(p) = r.rss.iter().find(|p| p.alloc == a.alloc) {
+        if let Some(p) = r.rss.iter().find(|p| p.alloc() == a.alloc) {
             let _ = match (p.peak_kib(), p.growth_kib()) {
                 (Ok(v), Ok(g)) => write!(out, " {:>15} {:>11}", fmt_mib(v), fmt_kib(g as i64)),
                 (Err(e), _) | (_, Err(e)) => write!(out, " FAILED: {e}"),
@@ -249,7 +249,7 @@ fn csv_field(s: &str) -> String {
 fn rss_field(r: &RowResult, alloc: &str, f: fn(&PeakRss) -> Result<f64, String>) -> String {
     r.rss
         .iter()
-        .find(|p| p.alloc == alloc)
+        .find(|p| p.alloc() == alloc)
         .and_then(|p| f(p).ok())
         .map_or(String::new(), |v| format!("{v:.0}"))
 }

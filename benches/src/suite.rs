@@ -59,6 +59,9 @@ pub enum Kind {
     Published(Published),
 }
 
+/// Runs a row once on one allocator (a closure over that allocator).
+pub type Runner = dyn Fn(&Row, Deadline) -> Sample;
+
 /// One line of the comparison: a workload, how it is reported, and how often it repeats.
 #[derive(Clone, Debug)]
 pub struct Row {

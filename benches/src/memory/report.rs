@@ -1,54 +1,19 @@
 //! Tables and CSV for the memory scenarios: one table per scenario with a
-//! row per allocator (medians over that allocator's child runs).
+//! row per allocator (medians over that allocator's child runs,
+//! [`ChildRuns`]).
 
 use std::fmt::Write as _;
 
 use super::{Kind, Spec};
-use crate::child::ChildResult;
-use crate::measure::median;
-
-/// Every child run of one allocator on one scenario.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    /// Allocator label, e.g. "glibc" or "strata (no decay)".
-    pub alloc: &'static str,
-    /// One result per child run.
-    pub runs: Vec<ChildResult>,
-}
-
-impl Outcome {
-    /// Per-column medians over the runs; the first error if any run failed.
-    pub fn medians(&self) -> Result<Vec<f64>, String> {
-        let ok: Vec<&Vec<f64>> = self
-            .runs
-            .iter()
-            .map(|r| r.as_ref().map_err(Clone::clone))
-            .collect::<Result<_, _>>()?;
-        let n = ok.first().map_or(0, |v| v.len());
-        if n == 0 || ok.iter().any(|v| v.len() != n) {
-            return Err("no result".into());
-        }
-        Ok((0..n)
-            .map(|c| median(&ok.iter().map(|v| v[c]).collect::<Vec<_>>()))
-            .collect())
-    }
-
-    /// Smallest and largest value of column `c` over the successful runs.
-    pub fn range(&self, c: usize) -> (f64, f64) {
-        let vals = self.runs.iter().flatten().filter_map(|v| v.get(c).copied());
-        vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        })
-    }
-}
+use crate::child::ChildRuns;
 
 /// One scenario's results on every allocator it ran on.
 #[derive(Clone, Debug)]
 pub struct ScenarioResult {
     /// The scenario.
     pub spec: Spec,
-    /// One outcome per allocator, in run order.
-    pub outcomes: Vec<Outcome>,
+    /// One entry per allocator, in run order.
+    pub outcomes: Vec<ChildRuns>,
 }
 
 impl ScenarioResult {
@@ -65,7 +30,7 @@ impl ScenarioResult {
             .iter()
             .find(|o| o.alloc == alloc)
             .ok_or_else(|| format!("{alloc} did not run"))?;
-        Ok(o.medians()?[c])
+        o.median(c)
     }
 }
 
@@ -205,11 +170,11 @@ mod tests {
         let r = ScenarioResult {
             spec,
             outcomes: vec![
-                Outcome {
+                ChildRuns {
                     alloc: "strata",
                     runs: vec![ok(3.0), ok(1.0), ok(2.0)],
                 },
-                Outcome {
+                ChildRuns {
                     alloc: "glibc",
                     runs: vec![ok(4.0), Err("T2: broken".into())],
                 },

@@ -1,6 +1,7 @@
 //! Tests of [`super`].
 
 use super::*;
+use crate::child::ChildRuns;
 use crate::mode::Mode;
 use crate::suite::suite;
 
@@ -22,9 +23,11 @@ pub(crate) fn fake_result(
             .collect(),
         rss: peaks
             .iter()
-            .map(|&(alloc, kib)| PeakRss {
-                alloc,
-                runs: vec![Ok(vec![kib, kib / 2.0, 1.0, 0.0])],
+            .map(|&(alloc, kib)| {
+                PeakRss(ChildRuns {
+                    alloc,
+                    runs: vec![Ok(vec![kib, kib / 2.0, 1.0, 0.0])],
+                })
             })
             .collect(),
     }
@@ -59,14 +62,14 @@ fn tables_ratios_and_csv() {
             },
         ],
         rss: vec![
-            PeakRss {
+            PeakRss(ChildRuns {
                 alloc: "strata",
                 runs: vec![Ok(vec![6144.0, 2048.0, 20.0, 0.0])],
-            },
-            PeakRss {
+            }),
+            PeakRss(ChildRuns {
                 alloc: "glibc",
                 runs: vec![Ok(vec![4096.0, 1024.0, 40.0, 0.0])],
-            },
+            }),
         ],
     };
     let q = r.ratio("strata", "glibc");
