@@ -7,8 +7,9 @@
 //! `cargo bench -p strata-benches --bench compare`) and the criterion micro
 //! benches (`benches/micro.rs`) share the same code. The peers (mimalloc,
 //! jemalloc) are dev-dependencies of this crate only. The main job's rows
-//! are in [`suite`], its peak-RSS child runs in [`rss`], its tables in
-//! [`report`] and [`summary`], its plot in [`plot`]; see `README.md`.
+//! are in [`suite`], its peak-RSS child runs in [`rss`], what they produced
+//! in [`results`], its tables in [`report`] and [`summary`], its plot in
+//! [`plot`]; see `README.md`.
 //!
 //! The memory-behaviour bench (`benches/memory.rs`, run with
 //! `cargo bench -p strata-benches --bench memory`) runs the scenarios of
@@ -23,6 +24,7 @@ pub mod memory;
 pub mod mode;
 pub mod plot;
 pub mod report;
+pub mod results;
 pub mod rss;
 pub mod suite;
 pub mod summary;

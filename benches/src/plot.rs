@@ -11,7 +11,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::report::RowResult;
+use crate::results::RowResult;
 
 /// Ratios above this are drawn cut at it.
 pub const CAP: f64 = 4.0;

@@ -1,119 +1,13 @@
-//! Fixed-width text tables and CSV for the comparison results.
+//! Fixed-width text tables and CSV for the comparison results
+//! ([`crate::results`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::measure::{median, Metric, Sample};
+use crate::measure::Metric;
 use crate::mode::Mode;
-use crate::rss::{fmt_mib, PeakRss};
-use crate::suite::Row;
-
-/// All runs of one allocator on one row.
-#[derive(Clone, Debug)]
-pub struct AllocRuns {
-    /// Allocator name, e.g. "glibc".
-    pub alloc: &'static str,
-    /// One sample per repetition, in the order they ran.
-    pub samples: Vec<Sample>,
-}
-
-/// Summary numbers of one allocator on one row.
-#[derive(Clone, Copy, Debug)]
-pub struct Stats {
-    /// Median of the ranking metric, ns/op.
-    pub median: f64,
-    /// Minimum of the ranking metric, ns/op.
-    pub min: f64,
-    /// Median wall ns/op.
-    pub wall: f64,
-    /// Median CPU ns/op.
-    pub cpu: f64,
-    /// Median minor faults per op.
-    pub faults: f64,
-    /// Largest RSS growth of any run, KiB.
-    pub rss_delta_kib: i64,
-    /// Number of runs.
-    pub runs: usize,
-    /// Some run stopped at its time budget.
-    pub truncated: bool,
-}
-
-impl AllocRuns {
-    /// Summarises the samples, ranking by `metric`.
-    pub fn stats(&self, metric: Metric) -> Stats {
-        let col = |f: fn(&Sample) -> f64| self.samples.iter().map(f).collect::<Vec<_>>();
-        let primary: Vec<f64> = self
-            .samples
-            .iter()
-            .map(|s| s.metric_per_op(metric))
-            .collect();
-        Stats {
-            median: median(&primary),
-            min: primary.iter().copied().fold(f64::INFINITY, f64::min),
-            wall: median(&col(Sample::wall_per_op)),
-            cpu: median(&col(Sample::cpu_per_op)),
-            faults: median(&col(Sample::faults_per_op)),
-            rss_delta_kib: self
-                .samples
-                .iter()
-                .map(|s| s.rss_delta_kib)
-                .max()
-                .unwrap_or(0),
-            runs: self.samples.len(),
-            truncated: self.samples.iter().any(Sample::truncated),
-        }
-    }
-}
-
-/// One row's results on every allocator.
-#[derive(Clone, Debug)]
-pub struct RowResult {
-    /// The row that ran.
-    pub row: Row,
-    /// Per-allocator runs, in the fixed allocator order.
-    pub allocs: Vec<AllocRuns>,
-    /// Per-allocator peak RSS from child runs (empty: not measured).
-    pub rss: Vec<PeakRss>,
-}
-
-/// How the subject allocator compares on one row.
-#[derive(Clone, Copy, Debug)]
-pub struct Ratio<'a> {
-    /// Subject's median ns/op.
-    pub subject: f64,
-    /// Name and median of the fastest other allocator.
-    pub best_peer: Option<(&'a str, f64)>,
-    /// subject / best peer.
-    pub vs_best: f64,
-    /// subject / baseline.
-    pub vs_baseline: f64,
-}
-
-impl RowResult {
-    fn stats_of(&self, name: &str) -> Option<Stats> {
-        let r = self.allocs.iter().find(|r| r.alloc == name)?;
-        Some(r.stats(self.row.metric))
-    }
-
-    /// Median of `name` divided by the best median among the other allocators.
-    pub fn ratio(&self, subject: &str, baseline: &str) -> Ratio<'_> {
-        let s = self.stats_of(subject).map_or(f64::NAN, |s| s.median);
-        let best_peer = self
-            .allocs
-            .iter()
-            .filter(|r| r.alloc != subject)
-            .map(|r| (r.alloc, r.stats(self.row.metric).median))
-            .filter(|(_, v)| v.is_finite())
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        let base = self.stats_of(baseline).map_or(f64::NAN, |s| s.median);
-        Ratio {
-            subject: s,
-            best_peer,
-            vs_best: best_peer.map_or(f64::NAN, |(_, b)| s / b),
-            vs_baseline: s / base,
-        }
-    }
-}
+use crate::results::{RowResult, Stats};
+use crate::rss::PeakRss;
 
 /// Formats nanoseconds with precision that suits the magnitude.
 pub fn fmt_ns(v: f64) -> String {
@@ -148,6 +42,15 @@ pub fn fmt_kib(kib: i64) -> String {
         format!("{sign}{:.1} MiB", k / 1024.0)
     } else {
         format!("{sign}{k:.0} KiB")
+    }
+}
+
+/// KiB as "12.3 MiB".
+pub fn fmt_mib(kib: f64) -> String {
+    if kib.is_finite() {
+        format!("{:.1} MiB", kib / 1024.0)
+    } else {
+        "-".into()
     }
 }
 

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use crate::child::{run_interleaved, ChildResult, ChildRuns};
 use crate::measure::{hwm_kib, Deadline};
-use crate::report::RowResult;
 use crate::suite::{Row, Runner};
 
 /// Columns of a child's result.
@@ -87,44 +86,4 @@ pub fn measure(row: &Row, allocs: &[(&'static str, &Runner)], reps: usize) -> Ve
         .into_iter()
         .map(PeakRss)
         .collect()
-}
-
-/// How the subject's peak RSS compares with the lowest other allocator's.
-#[derive(Clone, Copy, Debug)]
-pub struct RssRatio<'a> {
-    /// Subject's median peak, KiB.
-    pub subject: f64,
-    /// The other allocator with the lowest peak, and that peak.
-    pub lowest_peer: (&'a str, f64),
-    /// subject / lowest peer.
-    pub ratio: f64,
-}
-
-impl RowResult {
-    /// The subject's peak RSS over the lowest peer's; `None` when peak RSS
-    /// was not measured on this row, or the subject's child runs failed.
-    pub fn rss_ratio(&self, subject: &str) -> Option<RssRatio<'_>> {
-        let find = |name: &str| self.rss.iter().find(|r| r.alloc() == name);
-        let s = find(subject)?.peak_kib().ok()?;
-        let lowest_peer = self
-            .rss
-            .iter()
-            .filter(|r| r.alloc() != subject)
-            .filter_map(|r| Some((r.alloc(), r.peak_kib().ok()?)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))?;
-        Some(RssRatio {
-            subject: s,
-            lowest_peer,
-            ratio: s / lowest_peer.1,
-        })
-    }
-}
-
-/// KiB as "12.3 MiB".
-pub fn fmt_mib(kib: f64) -> String {
-    if kib.is_finite() {
-        format!("{:.1} MiB", kib / 1024.0)
-    } else {
-        "-".into()
-    }
 }

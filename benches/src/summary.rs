@@ -8,8 +8,8 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{fmt_ns, fmt_ratio, RowResult};
-use crate::rss::fmt_mib;
+use crate::report::{fmt_mib, fmt_ns, fmt_ratio};
+use crate::results::RowResult;
 use crate::suite::{Kind, Published};
 
 /// The peers small pairs are held to.

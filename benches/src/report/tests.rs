@@ -2,8 +2,11 @@
 
 use super::*;
 use crate::child::ChildRuns;
+use crate::measure::Sample;
 use crate::mode::Mode;
+use crate::results::AllocRuns;
 use crate::suite::suite;
+use crate::suite::Row;
 
 /// A row result with one sample per allocator at the given ns/op, and peak
 /// RSS (KiB) for the allocators in `peaks`.
