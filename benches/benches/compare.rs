@@ -16,7 +16,8 @@
 //! per allocator in a forked child of their own, for each allocator's peak
 //! RSS. Those children are forked first, while this process is still
 //! single-threaded and has not used any allocator under test; the timed
-//! rows come after. Results: the tables and SUMMARY on stdout,
+//! rows come after. Results: the tables and a SUMMARY against the targets
+//! of `strata_benches::targets::COMPARE` on stdout,
 //! `<target>/strata-bench/results.csv` and `compare.svg`.
 //!
 //! Without `--bench` (which `cargo bench` passes), e.g. under
@@ -32,20 +33,18 @@ use mimalloc::MiMalloc;
 use strata::Strata;
 use strata_benches::cli::{self, Args};
 use strata_benches::measure::{interleaved, Deadline, Sample};
-use strata_benches::report;
+use strata_benches::plot;
+use strata_benches::report::{self, rows, summary};
 use strata_benches::results::{AllocRuns, RowResult};
 use strata_benches::rss::{self, PeakRss};
 use strata_benches::suite::{self, Row, Runner};
-use strata_benches::{plot, summary};
+use strata_benches::targets::{BASELINE, SUBJECT};
 use tikv_jemallocator::Jemalloc;
 
 static STRATA: Strata = Strata;
 static GLIBC: System = System;
 static MIMALLOC: MiMalloc = MiMalloc;
 static JEMALLOC: Jemalloc = Jemalloc;
-
-const SUBJECT: &str = "strata";
-const BASELINE: &str = "glibc";
 
 fn run_with<A: GlobalAlloc + Sync>(a: &'static A) -> impl Fn(&Row, Deadline) -> Sample {
     move |row, dl| row.run(a, dl)
@@ -261,19 +260,18 @@ fn main() {
     for row in &rows {
         let t = Instant::now();
         let result = run_row(row, &allocs, rss.next().unwrap_or_default());
-        println!("{}", report::row_table(&result, SUBJECT, BASELINE));
+        println!("{}", rows::row_table(&result));
         eprintln!("  (row {} took {:.1} s)", row.id, t.elapsed().as_secs_f64());
         results.push(result);
     }
-    println!("{}", summary::summary_table(&results, SUBJECT, BASELINE));
+    println!("{}", summary::compare_summary(&results));
 
     let csv = opts
         .args
         .csv
         .clone()
         .unwrap_or_else(|| report::output_path(mode, "results", "csv"));
-    let text = report::to_csv(&results, mode.name(), BASELINE);
-    report::save_csv("compare", &csv, &text);
+    report::save_csv("compare", &csv, &rows::rows_csv(&results, mode.name()));
     write_plot(&opts, &results);
     println!(
         "{} rows x {} allocators in {:.1} s ({} mode), load average now {}",

@@ -16,8 +16,9 @@
 //!
 //! Without `--bench` (which `cargo bench` passes), e.g. under
 //! `cargo test --all-targets`, it does a few-second smoke run; `--full`
-//! forces the full run. Results: `<target>/strata-bench/memory.csv` (and
-//! `memory-summary.csv`).
+//! forces the full run. Results: the tables and a SUMMARY against the
+//! targets of `strata_benches::targets::MEMORY` on stdout,
+//! `<target>/strata-bench/memory.csv` and `memory-summary.csv`.
 
 use std::alloc::System;
 use std::ptr::null_mut;
@@ -27,9 +28,11 @@ use mimalloc::MiMalloc;
 use strata::Strata;
 use strata_benches::child::{run_interleaved, ChildResult};
 use strata_benches::cli::{self, Args};
-use strata_benches::memory::report::{self, ScenarioResult};
-use strata_benches::memory::{self, targets, Hooks, Spec};
-use strata_benches::report::{output_path, save_csv};
+use strata_benches::judge::judge;
+use strata_benches::memory::{self, Hooks, Spec};
+use strata_benches::report::{self, scenarios, summary};
+use strata_benches::results::ScenarioResult;
+use strata_benches::targets;
 use tikv_jemallocator::Jemalloc;
 
 extern "C" {
@@ -226,24 +229,28 @@ fn main() {
     let mut results = Vec::new();
     for spec in &specs {
         let result = run_scenario(spec);
-        println!("{}", report::table(&result));
+        println!("{}", scenarios::scenario_table(&result));
         results.push(result);
     }
-    let verdicts = targets::evaluate(&results);
-    println!("{}", targets::summary_table(&verdicts));
+    let verdicts = judge(&results, targets::MEMORY);
+    println!("{}", summary::memory_summary(&verdicts));
 
     let csv = args
         .csv
         .clone()
-        .unwrap_or_else(|| output_path(mode, "memory", "csv"));
-    save_csv("memory", &csv, &report::to_csv(&results, mode.name()));
+        .unwrap_or_else(|| report::output_path(mode, "memory", "csv"));
+    report::save_csv(
+        "memory",
+        &csv,
+        &scenarios::scenarios_csv(&results, mode.name()),
+    );
     let stem = csv
         .file_stem()
         .map_or("memory".into(), |s| s.to_string_lossy());
-    save_csv(
+    report::save_csv(
         "memory",
         &csv.with_file_name(format!("{stem}-summary.csv")),
-        &targets::summary_csv(&verdicts, mode.name()),
+        &summary::memory_summary_csv(&verdicts, mode.name()),
     );
     println!(
         "{} scenarios in {:.1} s ({} mode), load average now {}",

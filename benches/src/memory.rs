@@ -25,9 +25,7 @@ use crate::units::bytes;
 mod grow;
 mod plan;
 mod release;
-pub mod report;
 mod reuse;
-pub mod targets;
 mod zeroed;
 
 pub use plan::specs;
@@ -186,6 +184,16 @@ impl Spec {
                 col("reallocs", 0),
                 col("moved", 0),
             ],
+        }
+    }
+
+    /// Operations planned per run for scenarios that can stop at a time
+    /// budget (their last column is the count done).
+    pub fn planned(&self) -> Option<u64> {
+        match self.kind {
+            Kind::ZeroedFlat { iters, .. } | Kind::CallocLoop { iters, .. } => Some(iters),
+            Kind::FrameLoop { cycles, .. } | Kind::DirtyCalloc { cycles, .. } => Some(cycles),
+            _ => None,
         }
     }
 

@@ -1,9 +1,15 @@
-//! What the main job produced: every allocator's samples and peak RSS on
-//! each row ([`RowResult`]), and the ratios the tables are built from.
+//! What a bench run produced, and the figures the targets read from it: for
+//! the main job, every allocator's samples and peak RSS on each row
+//! ([`RowResult`]); for the memory bench, every allocator's child runs of
+//! each scenario ([`ScenarioResult`]).
 
+use crate::child::ChildRuns;
+use crate::judge::Figures;
 use crate::measure::{median, Metric, Sample};
+use crate::memory::Spec;
 use crate::rss::PeakRss;
 use crate::suite::Row;
+use crate::targets::{PEAK_RSS, TIME};
 
 /// All runs of one allocator on one row.
 #[derive(Clone, Debug)]
@@ -145,4 +151,124 @@ impl RowResult {
             ratio: s / lowest_peer.1,
         })
     }
+}
+
+/// A row offers its ranking time and, where measured, peak RSS.
+impl Figures for RowResult {
+    fn id(&self) -> &'static str {
+        self.row.id
+    }
+
+    fn allocs(&self) -> Vec<&'static str> {
+        self.allocs.iter().map(|a| a.alloc).collect()
+    }
+
+    fn columns(&self) -> Vec<String> {
+        let mut c = vec![TIME.to_string()];
+        if !self.rss.is_empty() {
+            c.push(PEAK_RSS.to_string());
+        }
+        c
+    }
+
+    fn value(&self, alloc: &str, column: &str) -> Result<f64, String> {
+        let missing = || format!("{alloc} has no {column}");
+        match column {
+            TIME => self.stats_of(alloc).map(|s| s.median).ok_or_else(missing),
+            PEAK_RSS => self.peak_rss_of(alloc).ok_or_else(missing)?.peak_kib(),
+            _ => Err(missing()),
+        }
+    }
+}
+
+/// One scenario's results on every allocator it ran on.
+#[derive(Clone, Debug)]
+pub struct ScenarioResult {
+    /// The scenario.
+    pub spec: Spec,
+    /// One entry per allocator, in run order.
+    pub outcomes: Vec<ChildRuns>,
+}
+
+impl ScenarioResult {
+    /// The median of column `col` for allocator `alloc`.
+    pub fn value(&self, alloc: &str, col: &str) -> Result<f64, String> {
+        let c = self
+            .spec
+            .cols()
+            .iter()
+            .position(|c| c.name == col)
+            .ok_or_else(|| format!("no column {col:?}"))?;
+        let o = self
+            .outcomes
+            .iter()
+            .find(|o| o.alloc == alloc)
+            .ok_or_else(|| format!("{alloc} did not run"))?;
+        o.median(c)
+    }
+}
+
+/// A scenario offers its columns.
+impl Figures for ScenarioResult {
+    fn id(&self) -> &'static str {
+        self.spec.id
+    }
+
+    fn allocs(&self) -> Vec<&'static str> {
+        self.outcomes.iter().map(|o| o.alloc).collect()
+    }
+
+    fn columns(&self) -> Vec<String> {
+        self.spec.cols().into_iter().map(|c| c.name).collect()
+    }
+
+    fn value(&self, alloc: &str, column: &str) -> Result<f64, String> {
+        ScenarioResult::value(self, alloc, column)
+    }
+}
+
+/// A row result with one sample per allocator at the given ns/op, and peak
+/// RSS (KiB) for the allocators in `peaks`.
+#[cfg(test)]
+pub(crate) fn fake_result(
+    row: Row,
+    ns: &[(&'static str, u64)],
+    peaks: &[(&'static str, f64)],
+) -> RowResult {
+    RowResult {
+        row,
+        allocs: ns
+            .iter()
+            .map(|&(alloc, n)| AllocRuns {
+                alloc,
+                samples: vec![fake_sample(n, false)],
+            })
+            .collect(),
+        rss: peaks
+            .iter()
+            .map(|&(alloc, kib)| fake_peak(alloc, kib, kib / 2.0))
+            .collect(),
+    }
+}
+
+/// One sample of 10 ops at `ns_per_op`, cut short when `truncated`.
+#[cfg(test)]
+pub(crate) fn fake_sample(ns_per_op: u64, truncated: bool) -> Sample {
+    Sample {
+        ops: 10,
+        planned: if truncated { 20 } else { 10 },
+        wall_ns: ns_per_op * 10,
+        cpu_ns: ns_per_op * 10,
+        minflt: 5,
+        rss_delta_kib: 2048,
+    }
+}
+
+/// One child run's peak RSS of `peak` KiB, `growth` KiB of it the workload's.
+#[cfg(test)]
+pub(crate) fn fake_peak(alloc: &'static str, peak: f64, growth: f64) -> PeakRss {
+    PeakRss(ChildRuns {
+        alloc,
+        runs: vec![Ok(vec![peak, growth, 1.0, 0.0])],
+    })
 }

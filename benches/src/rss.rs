@@ -31,11 +31,6 @@ impl PeakRss {
         self.0.alloc
     }
 
-    /// The child runs' results (an error for each that failed).
-    pub fn runs(&self) -> &[ChildResult] {
-        &self.0.runs
-    }
-
     /// Median peak RSS (VmHWM) in KiB.
     pub fn peak_kib(&self) -> Result<f64, String> {
         self.0.median(PEAK)
