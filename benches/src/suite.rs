@@ -286,8 +286,8 @@ pub fn suite(mode: Mode) -> Vec<Row> {
             cycles,
         },
     );
-    // An allocator that returns the 8 MiB block to the OS on every free takes
-    // ~4 ms a cycle here (jemalloc does): let its 2000 cycles complete.
+    // An allocator that returns the 8 MiB block to the OS on every free
+    // (jemalloc does) takes milliseconds a cycle: let its cycles complete.
     frame.budget = frame.budget.max(m.pick(
         Duration::from_secs(10),
         Duration::from_secs(3),
@@ -325,9 +325,8 @@ pub fn suite(mode: Mode) -> Vec<Row> {
         },
     ));
 
-    // 2,000 threads: a run of 200 took 15 ms, and its median over 5 runs
-    // moved 0.95x-1.34x glibc between runs on this 2-core VM (thread
-    // start-up scheduling), while CPU time per thread was equal.
+    // 2,000 threads: with a few hundred, thread start-up scheduling, not the
+    // allocator, decides the median.
     let threads = m.pick(2_000, 600, 8);
     rows.push(row(
         "9",
