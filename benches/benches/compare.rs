@@ -16,7 +16,8 @@
 //! per allocator in a forked child of their own, for each allocator's peak
 //! RSS. Those children are forked first, while this process is still
 //! single-threaded and has not used any allocator under test; the timed
-//! rows come after. Results: the tables and SUMMARY on stdout,
+//! rows come after. Results: the tables and a SUMMARY against the targets
+//! of `strata_benches::targets::COMPARE` on stdout,
 //! `<target>/strata-bench/results.csv` and `compare.svg`.
 //!
 //! Without `--bench` (which `cargo bench` passes), e.g. under
@@ -25,16 +26,19 @@
 
 use std::alloc::{GlobalAlloc, System};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use mimalloc::MiMalloc;
 use strata::Strata;
-use strata_benches::measure::{Deadline, Sample};
-use strata_benches::report::{self, AllocRuns, RowResult};
+use strata_benches::cli::{self, Args};
+use strata_benches::measure::{interleaved, Deadline, Sample};
+use strata_benches::plot;
+use strata_benches::report::{self, rows, summary};
+use strata_benches::results::{AllocRuns, RowResult};
 use strata_benches::rss::{self, PeakRss};
-use strata_benches::suite::{self, Mode, Row};
-use strata_benches::{plot, summary};
+use strata_benches::suite::{self, Row, Runner};
+use strata_benches::targets::{BASELINE, SUBJECT};
 use tikv_jemallocator::Jemalloc;
 
 static STRATA: Strata = Strata;
@@ -42,22 +46,13 @@ static GLIBC: System = System;
 static MIMALLOC: MiMalloc = MiMalloc;
 static JEMALLOC: Jemalloc = Jemalloc;
 
-/// Runs one row once on one allocator (monomorphised per allocator type).
-type Runner = dyn Fn(&Row, Deadline) -> Sample;
-
-const SUBJECT: &str = "strata";
-const BASELINE: &str = "glibc";
-
 fn run_with<A: GlobalAlloc + Sync>(a: &'static A) -> impl Fn(&Row, Deadline) -> Sample {
     move |row, dl| row.run(a, dl)
 }
 
 struct Opts {
-    mode: Mode,
-    why: &'static str,
+    args: Args,
     reps: Option<usize>,
-    csv: Option<PathBuf>,
-    filters: Vec<String>,
     write_docs: bool,
     peak_rss: bool,
 }
@@ -74,76 +69,30 @@ const USAGE: &str =
   FILTER         run only matching rows: an id (4b), a number (5 = 5a..5d) or part of a name (calloc)";
 
 fn parse_args() -> Opts {
-    let env_on = |k| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
-    let env_quick = env_on("STRATA_BENCH_QUICK");
-    let (mut quick, mut full, mut smoke, mut bench) = (env_quick, false, false, false);
-    let mut opts = Opts {
-        mode: Mode::Smoke,
-        why: "",
-        reps: None,
-        csv: None,
-        filters: Vec::new(),
-        write_docs: env_on("STRATA_BENCH_WRITE_DOCS"),
-        peak_rss: true,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--quick" => quick = true,
-            "--full" => full = true,
-            "--smoke" => smoke = true,
-            "--bench" => bench = true,
-            "--reps" => opts.reps = args.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0),
-            "--csv" => opts.csv = args.next().map(PathBuf::from),
-            "--write-docs" => opts.write_docs = true,
-            "--no-rss" => opts.peak_rss = false,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            s if s.starts_with('-') => eprintln!("compare: ignoring unknown argument {s}"),
-            s => opts.filters.push(s.to_string()),
+    let (mut reps, mut write_docs, mut peak_rss) =
+        (None, cli::env_on("STRATA_BENCH_WRITE_DOCS"), true);
+    let args = cli::parse("compare", USAGE, |flag, rest| {
+        match flag {
+            "--reps" => reps = rest.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0),
+            "--write-docs" => write_docs = true,
+            "--no-rss" => peak_rss = false,
+            _ => return false,
         }
+        true
+    });
+    Opts {
+        args,
+        reps,
+        write_docs,
+        peak_rss,
     }
-    (opts.mode, opts.why) = if smoke {
-        (Mode::Smoke, "--smoke")
-    } else if quick {
-        (
-            Mode::Quick,
-            if env_quick {
-                "STRATA_BENCH_QUICK"
-            } else {
-                "--quick"
-            },
-        )
-    } else if full || bench {
-        (Mode::Full, if full { "--full" } else { "cargo bench" })
-    } else {
-        (
-            Mode::Smoke,
-            "no --bench: assuming cargo test; pass --full for the real run",
-        )
-    };
-    opts
 }
 
-/// `<target>/strata-bench/<stem>.<ext>` (see [`report::output_dir`]),
-/// `<stem>-smoke.<ext>` for smoke runs so they do not replace real results.
-fn output(mode: Mode, stem: &str, ext: &str) -> PathBuf {
-    let file = match mode {
-        Mode::Smoke => format!("{stem}-smoke.{ext}"),
-        Mode::Full | Mode::Quick => format!("{stem}.{ext}"),
-    };
-    report::output_dir().join(file)
-}
-
-/// Runs `row` on every allocator, `reps` times each, interleaved: each
-/// repetition runs every allocator once, starting with a different one, so
-/// slow drifts in machine noise hit all of them alike. An allocator whose run
-/// hits the budget is not repeated on this row. `rss` is the row's peak RSS
-/// from the child runs (empty when not measured).
+/// Runs `row` on every allocator, `reps` times each, interleaved
+/// ([`interleaved`]). An allocator whose run hits the budget is not
+/// repeated on this row. `rss` is the row's peak RSS from the child runs
+/// (empty when not measured).
 fn run_row(row: &Row, allocs: &[(&'static str, &Runner)], rss: Vec<PeakRss>) -> RowResult {
-    let n = allocs.len();
     let mut runs: Vec<AllocRuns> = allocs
         .iter()
         .map(|&(alloc, _)| AllocRuns {
@@ -151,24 +100,21 @@ fn run_row(row: &Row, allocs: &[(&'static str, &Runner)], rss: Vec<PeakRss>) -> 
             samples: Vec::with_capacity(row.reps),
         })
         .collect();
-    let mut stop = vec![false; n];
-    for rep in 0..row.reps {
-        for k in 0..n {
-            let i = (k + rep) % n;
-            if stop[i] {
-                continue;
-            }
-            let run = || (allocs[i].1)(row, Deadline::after(row.budget));
-            let sample = catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|e| {
-                eprintln!(
-                    "compare: row {} on {} panicked (message above)",
-                    row.id, allocs[i].0
-                );
-                resume_unwind(e)
-            });
-            stop[i] = sample.truncated();
-            runs[i].samples.push(sample);
+    let mut stop = vec![false; allocs.len()];
+    for (_, i) in interleaved(allocs.len(), row.reps) {
+        if stop[i] {
+            continue;
         }
+        let run = || (allocs[i].1)(row, Deadline::after(row.budget));
+        let sample = catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|e| {
+            eprintln!(
+                "compare: row {} on {} panicked (message above)",
+                row.id, allocs[i].0
+            );
+            resume_unwind(e)
+        });
+        stop[i] = sample.truncated();
+        runs[i].samples.push(sample);
     }
     RowResult {
         row: row.clone(),
@@ -177,8 +123,9 @@ fn run_row(row: &Row, allocs: &[(&'static str, &Runner)], rss: Vec<PeakRss>) -> 
     }
 }
 
-/// Runs every `peak_rss` row once per allocator (`reps` times) in a child
-/// of its own. Must run before anything else uses an allocator under test.
+/// Runs every `peak_rss` row on every allocator (`reps` times each) in a
+/// child of its own. Must run before anything else uses an allocator under
+/// test.
 fn peak_rss_runs(
     rows: &[Row],
     allocs: &[(&'static str, &Runner)],
@@ -190,15 +137,7 @@ fn peak_rss_runs(
                 return Vec::new();
             }
             let t = Instant::now();
-            let rss: Vec<PeakRss> = allocs
-                .iter()
-                .map(|&(name, run)| rss::measure(row, name, run, reps))
-                .collect();
-            for p in &rss {
-                for e in p.runs.iter().filter_map(|r| r.as_ref().err()) {
-                    eprintln!("  row {} on {} in a child FAILED: {e}", row.id, p.alloc);
-                }
-            }
+            let rss = rss::measure(row, allocs, reps);
             eprintln!(
                 "  (row {} peak RSS, {reps} child run(s) per allocator: {:.1} s)",
                 row.id,
@@ -211,10 +150,11 @@ fn peak_rss_runs(
 
 /// Writes the plot, and copies it to docs/plots when asked.
 fn write_plot(opts: &Opts, results: &[RowResult]) {
-    let svg = output(opts.mode, "compare", "svg");
+    let mode = opts.args.mode;
+    let svg = report::output_path(mode, "compare", "svg");
     let title = format!(
         "strata-benches compare ({} mode): time relative to the fastest allocator, per workload",
-        opts.mode.name()
+        mode.name()
     );
     let written = std::fs::create_dir_all(report::output_dir())
         .map_err(|e| e.to_string())
@@ -238,14 +178,6 @@ fn write_plot(opts: &Opts, results: &[RowResult]) {
     }
 }
 
-/// The 1-minute load average (other work on the machine skews every number).
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".to_string())
-}
-
 /// A filter selects a row by id ("4b"), by number ("5" = 5a..5d), or by a
 /// case-insensitive piece of its name or title ("larson", "calloc").
 fn selects(filter: &str, row: &Row) -> bool {
@@ -259,10 +191,8 @@ fn selects(filter: &str, row: &Row) -> bool {
 }
 
 fn header(opts: &Opts, allocs: &[(&'static str, &Runner)], rows: &[Row]) {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let names: Vec<&str> = allocs.iter().map(|a| a.0).collect();
-    let m = opts.mode;
+    let m = opts.args.mode;
     let reps = opts
         .reps
         .map_or(format!("{} reps (fewer on heavy rows)", m.reps()), |r| {
@@ -281,14 +211,15 @@ fn header(opts: &Opts, allocs: &[(&'static str, &Runner)], rows: &[Row]) {
     println!(
         "strata-benches compare: {} mode ({}), {reps}, budget per run {:?}{longer}",
         m.name(),
-        opts.why,
+        opts.args.why,
         m.budget()
     );
     println!(
-        "allocators: {} | {cpus} CPUs, Linux {}, load average {}",
+        "allocators: {} | {} CPUs, Linux {}, load average {}",
         names.join(", "),
-        kernel.trim(),
-        loadavg()
+        cli::cpus(),
+        cli::kernel(),
+        cli::loadavg()
     );
     println!(
         "All allocators share ONE process and are called directly through GlobalAlloc; per repetition \
@@ -304,15 +235,17 @@ fn header(opts: &Opts, allocs: &[(&'static str, &Runner)], rows: &[Row]) {
 
 fn main() {
     let opts = parse_args();
+    let mode = opts.args.mode;
     let allocs: [(&'static str, &Runner); 4] = [
         (SUBJECT, &run_with(&STRATA)),
         (BASELINE, &run_with(&GLIBC)),
         ("mimalloc", &run_with(&MIMALLOC)),
         ("jemalloc", &run_with(&JEMALLOC)),
     ];
-    let rows: Vec<Row> = suite::suite(opts.mode)
+    let filters = &opts.args.filters;
+    let rows: Vec<Row> = suite::suite(mode)
         .into_iter()
-        .filter(|r| opts.filters.is_empty() || opts.filters.iter().any(|f| selects(f, r)))
+        .filter(|r| filters.is_empty() || filters.iter().any(|f| selects(f, r)))
         .map(|mut r| {
             r.reps = opts.reps.unwrap_or(r.reps);
             r
@@ -321,37 +254,31 @@ fn main() {
     header(&opts, &allocs, &rows);
 
     let started = Instant::now();
-    let rss_reps = if opts.peak_rss {
-        opts.mode.pick(3, 1, 1)
-    } else {
-        0
-    };
+    let rss_reps = if opts.peak_rss { mode.pick(3, 1, 1) } else { 0 };
     let mut rss = peak_rss_runs(&rows, &allocs, rss_reps).into_iter();
     let mut results = Vec::new();
     for row in &rows {
         let t = Instant::now();
         let result = run_row(row, &allocs, rss.next().unwrap_or_default());
-        println!("{}", report::row_table(&result, SUBJECT, BASELINE));
+        println!("{}", rows::row_table(&result));
         eprintln!("  (row {} took {:.1} s)", row.id, t.elapsed().as_secs_f64());
         results.push(result);
     }
-    println!("{}", summary::summary_table(&results, SUBJECT, BASELINE));
+    println!("{}", summary::compare_summary(&results));
 
     let csv = opts
+        .args
         .csv
         .clone()
-        .unwrap_or_else(|| output(opts.mode, "results", "csv"));
-    match report::write_csv(&csv, &results, opts.mode.name(), BASELINE) {
-        Ok(()) => println!("CSV: {}", csv.display()),
-        Err(e) => eprintln!("compare: could not write {}: {e}", csv.display()),
-    }
+        .unwrap_or_else(|| report::output_path(mode, "results", "csv"));
+    report::save_csv("compare", &csv, &rows::rows_csv(&results, mode.name()));
     write_plot(&opts, &results);
     println!(
         "{} rows x {} allocators in {:.1} s ({} mode), load average now {}",
         results.len(),
         allocs.len(),
         started.elapsed().as_secs_f64(),
-        opts.mode.name(),
-        loadavg()
+        mode.name(),
+        cli::loadavg()
     );
 }

@@ -16,21 +16,23 @@
 //!
 //! Without `--bench` (which `cargo bench` passes), e.g. under
 //! `cargo test --all-targets`, it does a few-second smoke run; `--full`
-//! forces the full run. Results: `<target>/strata-bench/memory.csv` (and
-//! `memory-summary.csv`).
+//! forces the full run. Results: the tables and a SUMMARY against the
+//! targets of `strata_benches::targets::MEMORY` on stdout,
+//! `<target>/strata-bench/memory.csv` and `memory-summary.csv`.
 
 use std::alloc::System;
-use std::path::PathBuf;
 use std::ptr::null_mut;
 use std::time::Instant;
 
 use mimalloc::MiMalloc;
 use strata::Strata;
-use strata_benches::child::{run_in_child, ChildResult};
-use strata_benches::memory::report::{self, Outcome, ScenarioResult};
-use strata_benches::memory::{self, targets, Hooks, Spec};
-use strata_benches::report::output_dir;
-use strata_benches::suite::Mode;
+use strata_benches::child::{run_interleaved, ChildResult};
+use strata_benches::cli::{self, Args};
+use strata_benches::judge::judge;
+use strata_benches::memory::{self, Hooks, Spec};
+use strata_benches::report::{self, scenarios, summary};
+use strata_benches::results::ScenarioResult;
+use strata_benches::targets;
 use tikv_jemallocator::Jemalloc;
 
 extern "C" {
@@ -140,13 +142,6 @@ fn entries(spec: &Spec) -> Vec<&'static Entry> {
     }
 }
 
-struct Opts {
-    mode: Mode,
-    why: &'static str,
-    csv: Option<PathBuf>,
-    filters: Vec<String>,
-}
-
 const USAGE: &str = "usage: memory [--quick | --full | --smoke] [--csv PATH] [FILTER...]
   --quick     smaller counts, one run each, T6 for 2 s (also STRATA_BENCH_QUICK=1)
   --full      full run even without --bench
@@ -154,81 +149,35 @@ const USAGE: &str = "usage: memory [--quick | --full | --smoke] [--csv PATH] [FI
   --csv PATH  CSV output (default: <target>/strata-bench/memory.csv)
   FILTER      run only matching scenarios: an id (T3) or part of a name (decay)";
 
-fn parse_args() -> Opts {
-    let env_quick = std::env::var("STRATA_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-    let (mut quick, mut full, mut smoke, mut bench) = (env_quick, false, false, false);
-    let (mut csv, mut filters) = (None, Vec::new());
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--quick" => quick = true,
-            "--full" => full = true,
-            "--smoke" => smoke = true,
-            "--bench" => bench = true,
-            "--csv" => csv = args.next().map(PathBuf::from),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            s if s.starts_with('-') => eprintln!("memory: ignoring unknown argument {s}"),
-            s => filters.push(s.to_ascii_lowercase()),
-        }
-    }
-    let (mode, why) = if smoke {
-        (Mode::Smoke, "--smoke")
-    } else if quick {
-        let why = if env_quick {
-            "STRATA_BENCH_QUICK"
-        } else {
-            "--quick"
-        };
-        (Mode::Quick, why)
-    } else if full || bench {
-        (Mode::Full, if full { "--full" } else { "cargo bench" })
-    } else {
-        (
-            Mode::Smoke,
-            "no --bench: assuming cargo test; pass --full for the real run",
-        )
-    };
-    Opts {
-        mode,
-        why,
-        csv,
-        filters,
-    }
-}
-
+/// A filter selects a scenario by id ("T3") or by a case-insensitive piece
+/// of its name ("decay").
 fn selects(filters: &[String], spec: &Spec) -> bool {
     filters.is_empty()
-        || filters
-            .iter()
-            .any(|f| spec.id.eq_ignore_ascii_case(f) || spec.name.to_ascii_lowercase().contains(f))
+        || filters.iter().any(|f| {
+            spec.id.eq_ignore_ascii_case(f)
+                || spec
+                    .name
+                    .to_ascii_lowercase()
+                    .contains(&f.to_ascii_lowercase())
+        })
 }
 
-fn first_word(path: &str) -> String {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
-
-fn header(opts: &Opts, specs: &[Spec]) {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+fn header(args: &Args, specs: &[Spec]) {
     let thp =
         std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
     let ids: Vec<&str> = specs.iter().map(|s| s.id).collect();
     println!(
         "strata-benches memory: {} mode ({}), scenarios {}",
-        opts.mode.name(),
-        opts.why,
+        args.mode.name(),
+        args.why,
         ids.join(" ")
     );
     println!(
-        "{cpus} CPUs, Linux {}, THP {}, load average {}",
-        first_word("/proc/sys/kernel/osrelease"),
+        "{} CPUs, Linux {}, THP {}, load average {}",
+        cli::cpus(),
+        cli::kernel(),
         thp.trim(),
-        first_word("/proc/loadavg")
+        cli::loadavg()
     );
     let releases: Vec<String> = [&STRATA, &GLIBC, &MIMALLOC, &JEMALLOC]
         .iter()
@@ -243,92 +192,71 @@ fn header(opts: &Opts, specs: &[Spec]) {
     );
 }
 
-/// Runs `spec` on every entry, `spec.reps` times each, interleaved with a
-/// rotating start so slow drifts in machine load hit every allocator alike.
+/// Runs `spec` on every entry, `spec.reps` times each, each run in a child
+/// of its own, interleaved so slow drifts in machine load hit every
+/// allocator alike.
 fn run_scenario(spec: &Spec) -> ScenarioResult {
     let list = entries(spec);
-    let mut outcomes: Vec<Outcome> = list
-        .iter()
-        .map(|e| Outcome {
-            alloc: e.name,
-            runs: Vec::new(),
-        })
-        .collect();
-    for rep in 0..spec.reps {
-        for k in 0..list.len() {
-            let i = (k + rep) % list.len();
-            let run = list[i].run;
-            let t = Instant::now();
-            let r = run_in_child(spec.timeout, || run(spec));
-            eprintln!(
-                "  {} {:<20} run {}: {:.2} s{}",
-                spec.id,
-                list[i].name,
-                rep + 1,
-                t.elapsed().as_secs_f64(),
-                r.as_ref()
-                    .err()
-                    .map_or(String::new(), |e| format!(" FAILED: {e}"))
-            );
-            outcomes[i].runs.push(r);
-        }
-    }
+    let names: Vec<&'static str> = list.iter().map(|e| e.name).collect();
+    let run = |i: usize| (list[i].run)(spec);
+    let progress = |i: usize, rep: usize, took: std::time::Duration, r: &ChildResult| {
+        eprintln!(
+            "  {} {:<20} run {}: {:.2} s{}",
+            spec.id,
+            names[i],
+            rep + 1,
+            took.as_secs_f64(),
+            r.as_ref()
+                .err()
+                .map_or(String::new(), |e| format!(" FAILED: {e}"))
+        );
+    };
     ScenarioResult {
         spec: spec.clone(),
-        outcomes,
-    }
-}
-
-fn write(path: &PathBuf, text: &str) {
-    let res = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(path, text));
-    match res {
-        Ok(()) => println!("CSV: {}", path.display()),
-        Err(e) => eprintln!("memory: could not write {}: {e}", path.display()),
+        outcomes: run_interleaved(&names, spec.reps, spec.timeout, run, progress),
     }
 }
 
 fn main() {
-    let opts = parse_args();
-    let specs: Vec<Spec> = memory::specs(opts.mode)
+    let args = cli::parse("memory", USAGE, |_, _| false);
+    let mode = args.mode;
+    let specs: Vec<Spec> = memory::specs(mode)
         .into_iter()
-        .filter(|s| selects(&opts.filters, s))
+        .filter(|s| selects(&args.filters, s))
         .collect();
-    header(&opts, &specs);
+    header(&args, &specs);
     let started = Instant::now();
     let mut results = Vec::new();
     for spec in &specs {
         let result = run_scenario(spec);
-        println!("{}", report::table(&result));
+        println!("{}", scenarios::scenario_table(&result));
         results.push(result);
     }
-    let verdicts = targets::evaluate(&results);
-    println!("{}", targets::summary_table(&verdicts));
+    let verdicts = judge(&results, targets::MEMORY);
+    println!("{}", summary::memory_summary(&verdicts));
 
-    let csv = opts.csv.clone().unwrap_or_else(|| {
-        let name = if opts.mode == Mode::Smoke {
-            "memory-smoke.csv"
-        } else {
-            "memory.csv"
-        };
-        output_dir().join(name)
-    });
-    write(&csv, &report::to_csv(&results, opts.mode.name()));
-    write(
-        &csv.with_file_name(format!(
-            "{}-summary.csv",
-            csv.file_stem()
-                .map_or("memory".into(), |s| s.to_string_lossy())
-        )),
-        &targets::summary_csv(&verdicts, opts.mode.name()),
+    let csv = args
+        .csv
+        .clone()
+        .unwrap_or_else(|| report::output_path(mode, "memory", "csv"));
+    report::save_csv(
+        "memory",
+        &csv,
+        &scenarios::scenarios_csv(&results, mode.name()),
+    );
+    let stem = csv
+        .file_stem()
+        .map_or("memory".into(), |s| s.to_string_lossy());
+    report::save_csv(
+        "memory",
+        &csv.with_file_name(format!("{stem}-summary.csv")),
+        &summary::memory_summary_csv(&verdicts, mode.name()),
     );
     println!(
         "{} scenarios in {:.1} s ({} mode), load average now {}",
         results.len(),
         started.elapsed().as_secs_f64(),
-        opts.mode.name(),
-        first_word("/proc/loadavg")
+        mode.name(),
+        cli::loadavg()
     );
 }

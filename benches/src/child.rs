@@ -1,4 +1,5 @@
-//! Runs a closure in a forked child process and brings back a few numbers.
+//! The one child-process runner of both benches: runs a closure in a forked
+//! child process and brings back a few numbers.
 //!
 //! Memory behaviour (RSS, page faults, what an allocator keeps mapped) cannot
 //! be compared inside one process: whatever one allocator left resident is
@@ -6,7 +7,9 @@
 //! closure in the child, sends its result back through a pipe as text (each
 //! `f64` as the hex of its bits, so it round-trips exactly) and leaves with
 //! `_exit`, so nothing of the child's heap, caches or exit handlers touches
-//! the parent.
+//! the parent. [`run_interleaved`] runs every allocator that way, a number
+//! of times each, interleaved; the main job's peak-RSS runs
+//! ([`crate::rss`]) and the memory scenarios both go through it.
 //!
 //! Call it from a single-threaded parent that has not used the allocator
 //! under test: only the calling thread exists in the child, and every
@@ -15,8 +18,83 @@
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
+use crate::measure::{interleaved, median};
+
 /// What a child run produced.
 pub type ChildResult = Result<Vec<f64>, String>;
+
+/// Every child run of one allocator on one workload.
+#[derive(Clone, Debug)]
+pub struct ChildRuns {
+    /// Allocator label, e.g. "glibc" or "strata (no decay)".
+    pub alloc: &'static str,
+    /// One result per child run, in the order they ran.
+    pub runs: Vec<ChildResult>,
+}
+
+impl ChildRuns {
+    /// Per-column medians over the runs; the first error if any run failed.
+    pub fn medians(&self) -> Result<Vec<f64>, String> {
+        if self.runs.is_empty() {
+            return Err("no child run".into());
+        }
+        let ok: Vec<&Vec<f64>> = self
+            .runs
+            .iter()
+            .map(|r| r.as_ref().map_err(Clone::clone))
+            .collect::<Result<_, _>>()?;
+        let n = ok[0].len();
+        if n == 0 || ok.iter().any(|v| v.len() != n) {
+            return Err("no result".into());
+        }
+        Ok((0..n)
+            .map(|c| median(&ok.iter().map(|v| v[c]).collect::<Vec<_>>()))
+            .collect())
+    }
+
+    /// The median of column `c`; the first error if any run failed.
+    pub fn median(&self, c: usize) -> Result<f64, String> {
+        self.medians()?
+            .get(c)
+            .copied()
+            .ok_or_else(|| "no result".into())
+    }
+
+    /// Smallest and largest value of column `c` over the successful runs.
+    pub fn range(&self, c: usize) -> (f64, f64) {
+        let vals = self.runs.iter().flatten().filter_map(|v| v.get(c).copied());
+        vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        })
+    }
+}
+
+/// Runs `run(i)` for every allocator `allocs[i]`, `reps` times each, every
+/// run in a child of its own ([`run_in_child`], killed after `timeout`),
+/// in [`interleaved`] order. `ran` hears of each run as it ends (allocator
+/// index, repetition, time taken, result), for progress lines.
+pub fn run_interleaved(
+    allocs: &[&'static str],
+    reps: usize,
+    timeout: Duration,
+    run: impl Fn(usize) -> ChildResult,
+    mut ran: impl FnMut(usize, usize, Duration, &ChildResult),
+) -> Vec<ChildRuns> {
+    let mut out: Vec<ChildRuns> = allocs
+        .iter()
+        .map(|&alloc| ChildRuns {
+            alloc,
+            runs: Vec::with_capacity(reps),
+        })
+        .collect();
+    for (rep, i) in interleaved(allocs.len(), reps) {
+        let t = Instant::now();
+        let r = run_in_child(timeout, || run(i));
+        ran(i, rep, t.elapsed(), &r);
+        out[i].runs.push(r);
+    }
+    out
+}
 
 /// Encodes a result for the pipe: `ok <hex bits>...` or `err <message>`.
 pub fn encode(r: &ChildResult) -> String {
@@ -201,6 +279,52 @@ mod tests {
             Err("bad thing".into())
         );
         assert!(decode("garbage").is_err());
+    }
+
+    #[test]
+    fn medians_and_ranges_of_runs() {
+        let runs = ChildRuns {
+            alloc: "strata",
+            runs: vec![
+                Ok(vec![3.0, 10.0]),
+                Ok(vec![1.0, 30.0]),
+                Ok(vec![2.0, 20.0]),
+            ],
+        };
+        assert_eq!(runs.medians(), Ok(vec![2.0, 20.0]));
+        assert_eq!(runs.median(1), Ok(20.0));
+        assert_eq!(runs.range(0), (1.0, 3.0));
+        let failed = ChildRuns {
+            alloc: "glibc",
+            runs: vec![Ok(vec![1.0]), Err("T2: broken".into())],
+        };
+        assert_eq!(failed.median(0), Err("T2: broken".into()));
+        assert_eq!(failed.range(0), (1.0, 1.0));
+    }
+
+    #[test]
+    fn runs_every_allocator_in_a_child_interleaved() {
+        let mut order = Vec::new();
+        let runs = run_interleaved(
+            &["a", "b"],
+            2,
+            Duration::from_secs(20),
+            |i| Ok(vec![i as f64, f64::from(std::process::id())]),
+            |i, rep, _, r| order.push((i, rep, r.is_ok())),
+        );
+        assert_eq!(
+            order,
+            [(0, 0, true), (1, 0, true), (1, 1, true), (0, 1, true)]
+        );
+        assert_eq!((runs[1].alloc, runs[1].median(0)), ("b", Ok(1.0)));
+        let mut pids = runs
+            .iter()
+            .flat_map(|r| &r.runs)
+            .map(|r| r.as_ref().unwrap()[1]);
+        assert!(
+            pids.all(|p| p != f64::from(std::process::id())),
+            "ran in the parent"
+        );
     }
 
     #[test]

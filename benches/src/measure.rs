@@ -256,6 +256,14 @@ impl Meter {
     }
 }
 
+/// The order in which `reps` repetitions over `n` allocators run:
+/// `(repetition, allocator)` pairs, every allocator once per repetition,
+/// each repetition starting with the next one, so that slow drifts in
+/// machine load hit every allocator alike.
+pub fn interleaved(n: usize, reps: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..reps).flat_map(move |rep| (0..n).map(move |k| (rep, (k + rep) % n)))
+}
+
 /// Median of a list of numbers (mean of the two middle ones for even counts);
 /// NaN for an empty list.
 pub fn median(values: &[f64]) -> f64 {
@@ -281,6 +289,12 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn interleaved_rotates_the_start() {
+        let order: Vec<(usize, usize)> = interleaved(3, 2).collect();
+        assert_eq!(order, [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (1, 0)]);
     }
 
     #[test]

@@ -20,22 +20,16 @@ use std::time::{Duration, Instant};
 
 use crate::child::ChildResult;
 use crate::measure;
-use crate::suite::bytes;
+use crate::units::bytes;
 
 mod grow;
 mod plan;
 mod release;
-pub mod report;
 mod reuse;
-pub mod targets;
 mod zeroed;
 
 pub use plan::specs;
 
-/// 1 MiB.
-pub const MIB: usize = 1 << 20;
-/// 1 GiB.
-pub const GIB: usize = 1 << 30;
 /// The page size the scenarios touch memory at (the kernel's).
 pub const PAGE: usize = 4096;
 
@@ -190,6 +184,16 @@ impl Spec {
                 col("reallocs", 0),
                 col("moved", 0),
             ],
+        }
+    }
+
+    /// Operations planned per run for scenarios that can stop at a time
+    /// budget (their last column is the count done).
+    pub fn planned(&self) -> Option<u64> {
+        match self.kind {
+            Kind::ZeroedFlat { iters, .. } | Kind::CallocLoop { iters, .. } => Some(iters),
+            Kind::FrameLoop { cycles, .. } | Kind::DirtyCalloc { cycles, .. } => Some(cycles),
+            _ => None,
         }
     }
 

@@ -4,14 +4,16 @@
 //! the file as `<text>` elements and the viewer renders it).
 //!
 //! The scale is linear and capped at [`CAP`]: a bar that reaches the cap is
-//! cut there and labelled with its real ratio.
+//! cut there and labelled with its real ratio. A red line marks the time
+//! target most rows are held to (from [`crate::targets::COMPARE`]).
 
 use std::path::Path;
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::report::RowResult;
+use crate::results::RowResult;
+use crate::targets::{self, Against, TIME};
 
 /// Ratios above this are drawn cut at it.
 pub const CAP: f64 = 4.0;
@@ -85,7 +87,8 @@ fn draw(path: &Path, results: &[RowResult], title: &str) -> Result<(), Err> {
     }
     let x = LEFT as i32 + 120 * names.len() as i32;
     root.draw(&PathElement::new(vec![(x, 46), (x + 14, 46)], RED))?;
-    let note = "1.25x: the target on most rows";
+    let limit = targets::limit_of(targets::COMPARE, TIME, Against::BestPeer).unwrap_or(f64::NAN);
+    let note = format!("{limit}x: the target on most rows");
     root.draw(&Text::new(note, (x + 20, 40), ("sans-serif", 14)))?;
     let mut chart = ChartBuilder::on(&root)
         .margin_top(TOP)
@@ -103,7 +106,7 @@ fn draw(path: &Path, results: &[RowResult], title: &str) -> Result<(), Err> {
         .x_desc("time / fastest allocator on the workload (capped at 4x)")
         .draw()?;
     chart.draw_series(std::iter::once(PathElement::new(
-        vec![(1.25, 0.0), (1.25, slots)],
+        vec![(limit, 0.0), (limit, slots)],
         RED.stroke_width(1),
     )))?;
     let label = ("sans-serif", 11).into_font();
@@ -144,8 +147,9 @@ fn draw(path: &Path, results: &[RowResult], title: &str) -> Result<(), Err> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::fake_result;
-    use crate::suite::{suite, Mode};
+    use crate::mode::Mode;
+    use crate::results::fake_result;
+    use crate::suite::suite;
 
     #[test]
     fn writes_an_svg_with_labels() {

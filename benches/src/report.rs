@@ -1,116 +1,100 @@
-//! Fixed-width text tables and CSV for the comparison results.
+//! Everything both benches print and write: fixed-width tables ([`Table`]),
+//! CSV lines, number formats and where output files go; the main job's row
+//! tables ([`rows`]), the memory scenarios' tables ([`scenarios`]) and the
+//! SUMMARY of each against its targets ([`summary`]).
 
-use std::fmt::Write as _;
-use std::path::Path;
+use std::fmt::{Display, Write as _};
+use std::path::{Path, PathBuf};
 
-use crate::measure::{median, Metric, Sample};
-use crate::rss::{fmt_mib, PeakRss};
-use crate::suite::Row;
+use crate::mode::Mode;
 
-/// All runs of one allocator on one row.
-#[derive(Clone, Debug)]
-pub struct AllocRuns {
-    /// Allocator name, e.g. "glibc".
-    pub alloc: &'static str,
-    /// One sample per repetition, in the order they ran.
-    pub samples: Vec<Sample>,
-}
+pub mod rows;
+pub mod scenarios;
+pub mod summary;
 
-/// Summary numbers of one allocator on one row.
+/// How one column of a [`Table`] is laid out.
 #[derive(Clone, Copy, Debug)]
-pub struct Stats {
-    /// Median of the ranking metric, ns/op.
-    pub median: f64,
-    /// Minimum of the ranking metric, ns/op.
-    pub min: f64,
-    /// Median wall ns/op.
-    pub wall: f64,
-    /// Median CPU ns/op.
-    pub cpu: f64,
-    /// Median minor faults per op.
-    pub faults: f64,
-    /// Largest RSS growth of any run, KiB.
-    pub rss_delta_kib: i64,
-    /// Number of runs.
-    pub runs: usize,
-    /// Some run stopped at its time budget.
-    pub truncated: bool,
+struct Column {
+    width: usize,
+    right: bool,
+    /// Spaces after the column before it.
+    gap: usize,
 }
 
-impl AllocRuns {
-    /// Summarises the samples, ranking by `metric`.
-    pub fn stats(&self, metric: Metric) -> Stats {
-        let col = |f: fn(&Sample) -> f64| self.samples.iter().map(f).collect::<Vec<_>>();
-        let primary: Vec<f64> = self
-            .samples
-            .iter()
-            .map(|s| s.metric_per_op(metric))
-            .collect();
-        Stats {
-            median: median(&primary),
-            min: primary.iter().copied().fold(f64::INFINITY, f64::min),
-            wall: median(&col(Sample::wall_per_op)),
-            cpu: median(&col(Sample::cpu_per_op)),
-            faults: median(&col(Sample::faults_per_op)),
-            rss_delta_kib: self
-                .samples
-                .iter()
-                .map(|s| s.rss_delta_kib)
-                .max()
-                .unwrap_or(0),
-            runs: self.samples.len(),
-            truncated: self.samples.iter().any(Sample::truncated),
+/// A fixed-width text table: lines indented by two spaces, each cell padded
+/// to its column (a wider cell pushes the rest of its line right), and free
+/// lines of text between them.
+#[derive(Debug)]
+pub struct Table {
+    cols: Vec<Column>,
+    out: String,
+}
+
+impl Table {
+    /// An empty table laid out as `spec` says, in the terms of a format
+    /// string: `<w` a column left-aligned in `w` characters, `>w` one
+    /// right-aligned (`w` = 0: not padded), separated by as many spaces as
+    /// stand between them, e.g. `"<10 >19 >13"` or `"<3 >8  <0"`.
+    pub fn new(spec: &str) -> Table {
+        let mut cols = Vec::new();
+        let mut gap = 0;
+        for token in spec.split(' ') {
+            gap += 1;
+            let Some(width) = token.get(1..) else {
+                continue;
+            };
+            let right = token.starts_with('>');
+            assert!(right || token.starts_with('<'), "bad column {token:?}");
+            let width = width.parse().expect("a column width");
+            cols.push(Column { width, right, gap });
+            gap = 0;
+        }
+        Table {
+            cols,
+            out: String::new(),
         }
     }
-}
 
-/// One row's results on every allocator.
-#[derive(Clone, Debug)]
-pub struct RowResult {
-    /// The row that ran.
-    pub row: Row,
-    /// Per-allocator runs, in the fixed allocator order.
-    pub allocs: Vec<AllocRuns>,
-    /// Per-allocator peak RSS from child runs (empty: not measured).
-    pub rss: Vec<PeakRss>,
-}
-
-/// How the subject allocator compares on one row.
-#[derive(Clone, Copy, Debug)]
-pub struct Ratio<'a> {
-    /// Subject's median ns/op.
-    pub subject: f64,
-    /// Name and median of the fastest other allocator.
-    pub best_peer: Option<(&'a str, f64)>,
-    /// subject / best peer.
-    pub vs_best: f64,
-    /// subject / baseline.
-    pub vs_baseline: f64,
-}
-
-impl RowResult {
-    fn stats_of(&self, name: &str) -> Option<Stats> {
-        let r = self.allocs.iter().find(|r| r.alloc == name)?;
-        Some(r.stats(self.row.metric))
+    fn cells(&mut self, cells: &[&dyn Display]) {
+        assert!(cells.len() <= self.cols.len(), "more cells than columns");
+        self.out.push_str("  ");
+        for (i, (cell, c)) in cells.iter().zip(&self.cols).enumerate() {
+            if i > 0 {
+                self.out.extend(std::iter::repeat_n(' ', c.gap));
+            }
+            let w = c.width;
+            let _ = if c.right {
+                write!(self.out, "{cell:>w$}")
+            } else {
+                write!(self.out, "{cell:<w$}")
+            };
+        }
     }
 
-    /// Median of `name` divided by the best median among the other allocators.
-    pub fn ratio(&self, subject: &str, baseline: &str) -> Ratio<'_> {
-        let s = self.stats_of(subject).map_or(f64::NAN, |s| s.median);
-        let best_peer = self
-            .allocs
-            .iter()
-            .filter(|r| r.alloc != subject)
-            .map(|r| (r.alloc, r.stats(self.row.metric).median))
-            .filter(|(_, v)| v.is_finite())
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        let base = self.stats_of(baseline).map_or(f64::NAN, |s| s.median);
-        Ratio {
-            subject: s,
-            best_peer,
-            vs_best: best_peer.map_or(f64::NAN, |(_, b)| s / b),
-            vs_baseline: s / base,
-        }
+    /// A line of cells, one per column from the first (fewer is fine).
+    pub fn row(&mut self, cells: &[&dyn Display]) {
+        self.cells(cells);
+        self.out.push('\n');
+    }
+
+    /// A line of cells, then `rest` unpadded, after the gap of the column
+    /// it stands in.
+    pub fn row_then(&mut self, cells: &[&dyn Display], rest: &str) {
+        self.cells(cells);
+        let gap = self.cols.get(cells.len()).map_or(1, |c| c.gap);
+        self.out.extend(std::iter::repeat_n(' ', gap));
+        self.out.push_str(rest);
+        self.out.push('\n');
+    }
+
+    /// A line of text as it is.
+    pub fn text(&mut self, line: impl Display) {
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    /// The table's text.
+    pub fn finish(self) -> String {
+        self.out
     }
 }
 
@@ -127,16 +111,6 @@ pub fn fmt_ns(v: f64) -> String {
     }
 }
 
-fn fmt_faults(v: f64) -> String {
-    if !v.is_finite() {
-        "-".to_string()
-    } else if v < 10.0 {
-        format!("{v:.3}")
-    } else {
-        format!("{v:.1}")
-    }
-}
-
 /// Formats a signed KiB amount as "+1.5 MiB".
 pub fn fmt_kib(kib: i64) -> String {
     let sign = if kib < 0 { "-" } else { "+" };
@@ -150,6 +124,15 @@ pub fn fmt_kib(kib: i64) -> String {
     }
 }
 
+/// KiB as "12.3 MiB".
+pub fn fmt_mib(kib: f64) -> String {
+    if kib.is_finite() {
+        format!("{:.1} MiB", kib / 1024.0)
+    } else {
+        "-".into()
+    }
+}
+
 /// Formats a ratio as "1.23x" ("-" when not finite).
 pub fn fmt_ratio(r: f64) -> String {
     if r.is_finite() {
@@ -159,83 +142,16 @@ pub fn fmt_ratio(r: f64) -> String {
     }
 }
 
-/// The fixed-width table of one row: per allocator the timing figures and,
-/// where measured, the peak RSS of its own process; then the subject's
-/// ratios.
-pub fn row_table(r: &RowResult, subject: &str, baseline: &str) -> String {
-    let m = r.row.metric;
-    let (main, other) = match m {
-        Metric::Wall => ("ns/op (median)", "cpu ns/op"),
-        Metric::Cpu => ("cpu ns/op (median)", "wall ns/op"),
-    };
-    let mut out = String::new();
-    let _ = writeln!(out, "[{}] {}", r.row.id, r.row.title);
-    let _ = writeln!(out, "     op = {}; ranked by {} time", r.row.op, m.label());
-    let _ = write!(
-        out,
-        "  {:<10} {:>19} {:>13} {:>13} {:>11} {:>12} {:>5}",
-        "allocator", main, "min", other, "faults/op", "RSS delta", "runs"
-    );
-    if !r.rss.is_empty() {
-        let _ = write!(out, " {:>15} {:>11}", "peak RSS alone", "its growth");
+/// `v` with `prec` decimals; "n/a" for NaN.
+pub fn fmt_num(v: f64, prec: usize) -> String {
+    if v.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{v:.prec$}")
     }
-    out.push('\n');
-    let stats: Vec<Stats> = r.allocs.iter().map(|a| a.stats(m)).collect();
-    let best = stats.iter().map(|s| s.median).fold(f64::INFINITY, f64::min);
-    let mut flagged = false;
-    for (a, s) in r.allocs.iter().zip(&stats) {
-        let other_v = if m == Metric::Wall { s.cpu } else { s.wall };
-        let mark = if s.median == best { "*" } else { " " };
-        let runs = if s.truncated { "!" } else { "" };
-        flagged |= s.truncated;
-        let _ = write!(
-            out,
-            "  {:<10} {:>18}{} {:>13} {:>13} {:>11} {:>12} {:>4}{:1}",
-            a.alloc,
-            fmt_ns(s.median),
-            mark,
-            fmt_ns(s.min),
-            fmt_ns(other_v),
-            fmt_faults(s.faults),
-            fmt_kib(s.rss_delta_kib),
-            s.runs,
-            runs
-        );
-        if let Some(p) = r.rss.iter().find(|p| p.alloc == a.alloc) {
-            let _ = match (p.peak_kib(), p.growth_kib()) {
-                (Ok(v), Ok(g)) => write!(out, " {:>15} {:>11}", fmt_mib(v), fmt_kib(g as i64)),
-                (Err(e), _) | (_, Err(e)) => write!(out, " FAILED: {e}"),
-            };
-        }
-        out.push('\n');
-    }
-    if flagged {
-        let _ = writeln!(
-            out,
-            "     ! = a run hit the time budget: ns/op covers the ops done (partial), no further reps"
-        );
-    }
-    let q = r.ratio(subject, baseline);
-    let _ = write!(
-        out,
-        "     {subject}: {} the best peer ({}), {} {baseline}",
-        fmt_ratio(q.vs_best),
-        q.best_peer.map_or("-", |p| p.0),
-        fmt_ratio(q.vs_baseline)
-    );
-    if let Some(x) = r.rss_ratio(subject) {
-        let _ = write!(
-            out,
-            "; peak RSS {} the lowest peer ({}, {})",
-            fmt_ratio(x.ratio),
-            x.lowest_peer.0,
-            fmt_mib(x.lowest_peer.1)
-        );
-    }
-    out.push('\n');
-    out
 }
 
+/// A CSV field, quoted when it holds a comma, a quote or a newline.
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -244,64 +160,16 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// A peak-RSS figure of `alloc` for the CSV (empty when not measured).
-fn rss_field(r: &RowResult, alloc: &str, f: fn(&PeakRss) -> Result<f64, String>) -> String {
-    r.rss
-        .iter()
-        .find(|p| p.alloc == alloc)
-        .and_then(|p| f(p).ok())
-        .map_or(String::new(), |v| format!("{v:.0}"))
-}
-
-/// All results as CSV: one line per (row, allocator).
-pub fn to_csv(results: &[RowResult], mode: &str, baseline: &str) -> String {
-    let mut out = String::from(
-        "mode,row,workload,op,metric,allocator,runs,truncated,median_ns_per_op,min_ns_per_op,\
-         wall_ns_per_op,cpu_ns_per_op,faults_per_op,rss_delta_kib,ratio_vs_best_other,ratio_vs_baseline,\
-         peak_rss_kib,peak_rss_growth_kib\n",
-    );
-    for r in results {
-        let m = r.row.metric;
-        let base = r.stats_of(baseline).map_or(f64::NAN, |s| s.median);
-        for a in &r.allocs {
-            let s = a.stats(m);
-            let best_other = r
-                .allocs
-                .iter()
-                .filter(|o| o.alloc != a.alloc)
-                .map(|o| o.stats(m).median)
-                .fold(f64::INFINITY, f64::min);
-            let fields = [
-                mode.to_string(),
-                r.row.id.to_string(),
-                csv_field(&r.row.title),
-                csv_field(r.row.op),
-                m.label().to_string(),
-                a.alloc.to_string(),
-                s.runs.to_string(),
-                s.truncated.to_string(),
-                format!("{:.3}", s.median),
-                format!("{:.3}", s.min),
-                format!("{:.3}", s.wall),
-                format!("{:.3}", s.cpu),
-                format!("{:.4}", s.faults),
-                s.rss_delta_kib.to_string(),
-                format!("{:.4}", s.median / best_other),
-                format!("{:.4}", s.median / base),
-                rss_field(r, a.alloc, PeakRss::peak_kib),
-                rss_field(r, a.alloc, PeakRss::growth_kib),
-            ];
-            out.push_str(&fields.join(","));
-            out.push('\n');
-        }
-    }
-    out
+/// One CSV line of `fields`, with its newline.
+pub fn csv_line<S: AsRef<str>>(fields: &[S]) -> String {
+    let fields: Vec<String> = fields.iter().map(|f| csv_field(f.as_ref())).collect();
+    fields.join(",") + "\n"
 }
 
 /// `<target>/strata-bench`, where bench results go; `<target>` is found from
 /// the running executable's path (`<target>/release/deps/<bench>-*`), else
 /// `../target` next to this crate.
-pub fn output_dir() -> std::path::PathBuf {
+pub fn output_dir() -> PathBuf {
     std::env::current_exe()
         .ok()
         .and_then(|exe| {
@@ -313,18 +181,28 @@ pub fn output_dir() -> std::path::PathBuf {
         .join("strata-bench")
 }
 
-/// Writes [`to_csv`] to `path`, creating parent directories.
-pub fn write_csv(
-    path: &Path,
-    results: &[RowResult],
-    mode: &str,
-    baseline: &str,
-) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// `<output_dir>/<stem>.<ext>`, or `<stem>-smoke.<ext>` for smoke runs so
+/// that they never replace real results.
+pub fn output_path(mode: Mode, stem: &str, ext: &str) -> PathBuf {
+    let file = match mode {
+        Mode::Smoke => format!("{stem}-smoke.{ext}"),
+        Mode::Full | Mode::Quick => format!("{stem}.{ext}"),
+    };
+    output_dir().join(file)
+}
+
+/// Writes the CSV `text` to `path`, creating its directory, and says where
+/// on stdout, or, as bench `tool`, why not on stderr.
+pub fn save_csv(tool: &str, path: &Path, text: &str) {
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(path, text));
+    match written {
+        Ok(()) => println!("CSV: {}", path.display()),
+        Err(e) => eprintln!("{tool}: could not write {}: {e}", path.display()),
     }
-    std::fs::write(path, to_csv(results, mode, baseline))
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

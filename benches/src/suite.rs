@@ -6,16 +6,12 @@ use core::alloc::GlobalAlloc;
 use std::time::Duration;
 
 use crate::measure::{Deadline, Metric, Sample};
+use crate::mode::Mode;
+use crate::units::{bytes, GIB, KIB, MIB};
 use crate::workloads::{self, Growth};
 
-mod mode;
 mod published;
-pub use mode::Mode;
 pub use published::Published;
-
-const KIB: usize = 1 << 10;
-const MIB: usize = 1 << 20;
-const GIB: usize = 1 << 30;
 
 /// One workload with its parameters.
 #[derive(Clone, Copy, Debug)]
@@ -62,6 +58,9 @@ pub enum Kind {
     /// The workloads written after mimalloc-bench's: see [`Published`].
     Published(Published),
 }
+
+/// Runs a row once on one allocator (a closure over that allocator).
+pub type Runner = dyn Fn(&Row, Deadline) -> Sample;
 
 /// One line of the comparison: a workload, how it is reported, and how often it repeats.
 #[derive(Clone, Debug)]
@@ -143,17 +142,6 @@ impl Row {
             } => workloads::larson(a, threads, slots, ops_per_thread, generations, dl),
             Kind::Published(p) => p.run(a, dl),
         }
-    }
-}
-
-/// Formats a byte count as "100 MB", "64 MiB", "512 B"...
-pub fn bytes(n: usize) -> String {
-    match n {
-        n if n >= GIB && n % GIB == 0 => format!("{} GiB", n / GIB),
-        n if n >= MIB && n % MIB == 0 => format!("{} MiB", n / MIB),
-        n if n >= KIB && n % KIB == 0 => format!("{} KiB", n / KIB),
-        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{} MB", n / 1_000_000),
-        n => format!("{n} B"),
     }
 }
 
@@ -298,8 +286,8 @@ pub fn suite(mode: Mode) -> Vec<Row> {
             cycles,
         },
     );
-    // An allocator that returns the 8 MiB block to the OS on every free takes
-    // ~4 ms a cycle here (jemalloc does): let its 2000 cycles complete.
+    // An allocator that returns the 8 MiB block to the OS on every free
+    // (jemalloc does) takes milliseconds a cycle: let its cycles complete.
     frame.budget = frame.budget.max(m.pick(
         Duration::from_secs(10),
         Duration::from_secs(3),
@@ -337,9 +325,8 @@ pub fn suite(mode: Mode) -> Vec<Row> {
         },
     ));
 
-    // 2,000 threads: a run of 200 took 15 ms, and its median over 5 runs
-    // moved 0.95x-1.34x glibc between runs on this 2-core VM (thread
-    // start-up scheduling), while CPU time per thread was equal.
+    // 2,000 threads: with a few hundred, thread start-up scheduling, not the
+    // allocator, decides the median.
     let threads = m.pick(2_000, 600, 8);
     rows.push(row(
         "9",

@@ -1,14 +1,17 @@
 //! Allocation workloads, generic over any [`GlobalAlloc`].
 //!
 //! Every workload takes the allocator as a parameter (so the library does not
-//! depend on the allocators it is compared with), is deterministic (a tiny
-//! xorshift PRNG with fixed seeds), does its setup outside the timed section,
+//! depend on the allocators it is compared with), is deterministic (the
+//! shared generator, `strata_testkit::rng`, with fixed seeds), does its setup
+//! outside the timed section,
 //! and returns one [`Sample`]. All of them poll a [`Deadline`] and stop early
 //! when it passes; the sample then records fewer `ops` than `planned`.
 
 use core::alloc::{GlobalAlloc, Layout};
 use std::alloc::handle_alloc_error;
 use std::hint::black_box;
+
+use strata_testkit::rng::Rng;
 
 use crate::measure::{Deadline, Meter, Sample};
 
@@ -32,52 +35,6 @@ pub const ALIGN: usize = 8;
 
 /// The frame copied by [`big_frame`]: 1920 x 1080 pixels x 4 bytes.
 pub const FRAME_BYTES: usize = 1920 * 1080 * 4;
-
-/// xorshift64 PRNG: tiny, fast, deterministic.
-#[derive(Clone, Debug)]
-pub struct XorShift(u64);
-
-impl XorShift {
-    /// A generator seeded from `seed` (any value, including 0).
-    pub fn new(seed: u64) -> Self {
-        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03 | 1)
-    }
-
-    /// Next 64 random bits.
-    #[inline]
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    #[inline]
-    pub fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
-    }
-
-    /// Uniform in `lo..=hi`.
-    #[inline]
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Log-uniform in `lo..=hi` (`0 < lo <= hi`): as many draws in 16..32 as
-    /// in 1024..2048.
-    pub fn log_uniform(&mut self, lo: usize, hi: usize) -> usize {
-        let span = (hi as f64 + 1.0) / lo as f64;
-        ((lo as f64 * span.powf(self.unit())) as usize).clamp(lo, hi)
-    }
-}
 
 /// The layout of a `size`-byte benchmark block.
 pub fn layout(size: usize) -> Layout {
@@ -165,7 +122,7 @@ pub fn small_pairs<A: GlobalAlloc + ?Sized>(
 /// a ring of 64 live blocks (each op frees the block it replaces); the first
 /// byte of every new block is written. One op = one (free +) alloc.
 pub fn size_sweep<A: GlobalAlloc + ?Sized>(a: &A, ops: u64, dl: Deadline) -> Sample {
-    let mut rng = XorShift::new(2);
+    let mut rng = Rng::new(2);
     // 3 + 17 * u in log2 space: 2^3 = 8 B .. 2^20 = 1 MiB.
     let sizes: Vec<usize> = (0..4096)
         .map(|_| ((8.0 * (17.0 * rng.unit()).exp2()) as usize).clamp(8, 1 << 20))
@@ -204,7 +161,7 @@ pub fn random_free<A: GlobalAlloc + ?Sized>(
     rounds: u64,
     dl: Deadline,
 ) -> Sample {
-    let mut rng = XorShift::new(3);
+    let mut rng = Rng::new(3);
     let layouts: Vec<Layout> = (0..objects).map(|_| layout(rng.range(8, 512))).collect();
     let mut order: Vec<usize> = (0..objects).collect();
     for i in (1..objects).rev() {
@@ -378,16 +335,6 @@ pub fn big_frame<A: GlobalAlloc + ?Sized>(
 mod tests {
     use super::*;
     use std::alloc::System;
-
-    #[test]
-    fn xorshift_ranges() {
-        let mut r = XorShift::new(0);
-        for _ in 0..10_000 {
-            let v = r.range(8, 512);
-            assert!((8..=512).contains(&v));
-            assert!(r.unit() < 1.0);
-        }
-    }
 
     #[test]
     fn growth_steps() {

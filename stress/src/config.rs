@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::rng::mix;
+use strata_testkit::rng::mix;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;

@@ -23,12 +23,12 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use rayon::prelude::*;
+use strata_testkit::rng::{derive, Rng};
 
 use crate::block::{Block, Kind, HUGE_MIN};
 use crate::config::{Config, Length};
 use crate::health;
 use crate::report::{RoundReport, Summary};
-use crate::rng::{derive, Rng};
 use crate::tally::{Budget, Tally};
 use crate::watchdog::Progress;
 use crate::worker::{self, random_size, Shared};
@@ -56,7 +56,7 @@ fn huge_block(
     let layout = Layout::from_size_align(size, 1 << rng.range(0, 16)).map_err(|e| e.to_string())?;
     let b = Block::new(layout, kind, rng.next_u64(), t)?;
     let new = if rng.one_in(4) {
-        rng.log_uniform(cfg.max_small, HUGE_MIN)
+        rng.log_uniform(cfg.max_small, HUGE_MIN - 1)
     } else {
         rng.range(HUGE_MIN, cfg.max_large)
     };
@@ -241,7 +241,7 @@ fn run_rounds(
 ) -> Result<Summary, String> {
     let start = Instant::now();
     let rss_before = health::rss();
-    let budget = Budget::new(cfg.budget);
+    let budget = Budget::new(cfg.budget, HUGE_MIN);
     let slots: Vec<Mutex<Option<Block>>> = (0..cfg.slots).map(|_| Mutex::new(None)).collect();
     let stop = AtomicBool::new(false);
     let mut survivors: Vec<Block> = Vec::new();

@@ -32,7 +32,6 @@ pub mod engine;
 pub mod health;
 pub mod pattern;
 pub mod report;
-pub mod rng;
 pub mod tally;
 pub mod watchdog;
 pub mod worker;

@@ -13,7 +13,7 @@
 //! alone (what `realloc` keeps). Filling copies the template with `memcpy`
 //! and checking compares with `memcmp`: fast even in debug builds.
 
-use crate::rng::mix;
+use strata_testkit::rng::mix;
 
 /// The template length; also the stamp period.
 pub const CHUNK: usize = 4096;

@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 
-use crate::block::HUGE_MIN;
-
 /// Per-thread counters, summed into the round's and the run's totals.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -52,10 +50,13 @@ impl AddAssign for Tally {
 }
 
 /// Live memory held by the stress engine, bounded by a limit. Every block is
-/// counted from before its allocation to after its free, whoever holds it.
+/// counted from before its allocation to after its free, whoever holds it;
+/// blocks of at least `huge_min` bytes are also counted apart (the health
+/// checks compare them with the allocator's huge-block figures).
 #[derive(Debug)]
 pub struct Budget {
     limit: usize,
+    huge_min: usize,
     bytes: CachePadded<AtomicUsize>,
     blocks: CachePadded<AtomicUsize>,
     huge_bytes: CachePadded<AtomicUsize>,
@@ -63,10 +64,12 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// A budget of `limit` live bytes.
-    pub fn new(limit: usize) -> Self {
+    /// A budget of `limit` live bytes, counting blocks of at least
+    /// `huge_min` bytes as huge.
+    pub fn new(limit: usize, huge_min: usize) -> Self {
         Budget {
             limit,
+            huge_min,
             bytes: CachePadded::new(AtomicUsize::new(0)),
             blocks: CachePadded::new(AtomicUsize::new(0)),
             huge_bytes: CachePadded::new(AtomicUsize::new(0)),
@@ -85,7 +88,7 @@ impl Budget {
     }
 
     fn huge_delta(&self, old: usize, new: usize) {
-        let h = |s: usize| if s >= HUGE_MIN { s } else { 0 };
+        let h = |s: usize| if s >= self.huge_min { s } else { 0 };
         let (o, n) = (h(old), h(new));
         if n > o {
             self.huge_bytes.fetch_add(n - o, Ordering::Relaxed);
@@ -158,7 +161,7 @@ mod tests {
 
     #[test]
     fn budget_refuses_past_the_limit_and_tracks_huge() {
-        let b = Budget::new(100 << 20);
+        let b = Budget::new(100 << 20, 32 << 20);
         assert!(b.try_alloc(40 << 20));
         assert_eq!(b.huge_bytes(), 40 << 20);
         assert!(!b.try_alloc(70 << 20));

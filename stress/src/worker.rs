@@ -10,10 +10,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+use strata_testkit::rng::{derive, Rng};
 
 use crate::block::{Block, Kind};
 use crate::config::Config;
-use crate::rng::{derive, Rng};
 use crate::tally::{Budget, Tally};
 use crate::watchdog::Progress;
 
@@ -68,9 +68,9 @@ impl Drop for Active<'_> {
 /// `large_one_in` log-uniform in `max_small..=max_large`.
 pub fn random_size(cfg: &Config, rng: &mut Rng) -> usize {
     if rng.one_in(cfg.large_one_in) {
-        rng.log_uniform(cfg.max_small, cfg.max_large + 1)
+        rng.log_uniform(cfg.max_small, cfg.max_large)
     } else {
-        rng.log_uniform(1, cfg.max_small + 1)
+        rng.log_uniform(1, cfg.max_small)
     }
 }
 
@@ -206,7 +206,7 @@ impl Worker<'_, '_> {
     /// central lists), or many frees at once (spans going back).
     fn burst(&mut self) -> Result<(), String> {
         if self.rng.one_in(2) {
-            let size = self.rng.log_uniform(1, 2049);
+            let size = self.rng.log_uniform(1, 2048);
             let align = random_align(&mut self.rng).min(64);
             for _ in 0..self.rng.range(16, 128) {
                 self.alloc(size, align)?;

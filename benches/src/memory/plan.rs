@@ -2,21 +2,14 @@
 
 use std::time::Duration;
 
-use super::{Kind, Spec, GIB, MIB};
-use crate::suite::{bytes, Mode};
-
-fn pick<T>(mode: Mode, full: T, quick: T, smoke: T) -> T {
-    match mode {
-        Mode::Full => full,
-        Mode::Quick => quick,
-        Mode::Smoke => smoke,
-    }
-}
+use super::{Kind, Spec};
+use crate::mode::Mode;
+use crate::units::{bytes, GIB, MIB};
 
 /// The scenarios for `mode`, in report order.
 pub fn specs(mode: Mode) -> Vec<Spec> {
-    let reps = pick(mode, 3, 1, 1);
-    let ms = |f, q, s| Duration::from_millis(pick(mode, f, q, s));
+    let reps = mode.pick(3, 1, 1);
+    let ms = |f, q, s| Duration::from_millis(mode.pick(f, q, s));
     // `secs`: how long one child run may take beyond a minute of margin.
     let spec = |id, name, title: String, reps, secs: u64, kind| Spec {
         id,
@@ -33,7 +26,7 @@ pub fn specs(mode: Mode) -> Vec<Spec> {
         _ => vec![64 * MIB, 256 * MIB, GIB, 4 * GIB],
     };
     let labels: Vec<String> = sizes.iter().map(|&s| bytes(s)).collect();
-    let (iters, budget) = (pick(mode, 200, 50, 3), ms(1500, 500, 1000));
+    let (iters, budget) = (mode.pick(200, 50, 3), ms(1500, 500, 1000));
     let title = format!(
         "alloc_zeroed + dealloc of {}, untouched, x {iters} each (budget {budget:?} a size)",
         labels.join(", ")
@@ -48,7 +41,7 @@ pub fn specs(mode: Mode) -> Vec<Spec> {
 
     let (size, iters, budget) = (
         100_000_000,
-        pick(mode, 10_000, 1_000, 10),
+        mode.pick(10_000, 1_000, 10),
         ms(5000, 2000, 1000),
     );
     let title = format!("{iters} x alloc_zeroed(100 MB) + dealloc, never touched");
@@ -59,7 +52,7 @@ pub fn specs(mode: Mode) -> Vec<Spec> {
     };
     v.push(spec("T2", "calloc 100 MB loop", title, reps, 5, kind));
 
-    let (cycles, budget) = (pick(mode, 2_000, 300, 5), ms(6000, 3000, 1000));
+    let (cycles, budget) = (mode.pick(2_000, 300, 5), ms(6000, 3000, 1000));
     let title = format!("{cycles} x (alloc 8 MiB, copy a 1920x1080x4 frame in, dealloc)");
     let kind = Kind::FrameLoop {
         block: 8 * MIB,
@@ -68,7 +61,7 @@ pub fn specs(mode: Mode) -> Vec<Spec> {
     };
     v.push(spec("T3", "8 MB frame loop", title, reps, 15, kind));
 
-    let (cycles, budget) = (pick(mode, 500, 100, 5), ms(5000, 2000, 1000));
+    let (cycles, budget) = (mode.pick(500, 100, 5), ms(5000, 2000, 1000));
     let title =
         format!("{cycles} x (alloc_zeroed(64 MiB), write 1 byte in page (i*37) % 16384, dealloc)");
     let kind = Kind::DirtyCalloc {
@@ -78,7 +71,7 @@ pub fn specs(mode: Mode) -> Vec<Spec> {
     };
     v.push(spec("T4", "dirty calloc 64 MB", title, reps, 5, kind));
 
-    let total = pick(mode, GIB, GIB, 64 * MIB);
+    let total = mode.pick(GIB, GIB, 64 * MIB);
     let title = format!(
         "{} as {} blocks of 64 KiB, every page written, all freed, then release",
         bytes(total),
@@ -90,7 +83,7 @@ pub fn specs(mode: Mode) -> Vec<Spec> {
     };
     v.push(spec("T5", "release 64 KiB blocks", title, reps, 0, kind));
 
-    let seconds = pick(mode, 5, 2, 1);
+    let seconds = mode.pick(5, 2, 1);
     let title = format!(
         "{} as {} blocks of 256 KiB written and freed, then {seconds} s of one retained \
          64 B alloc per ms, no release call",
@@ -104,7 +97,7 @@ pub fn specs(mode: Mode) -> Vec<Spec> {
     };
     v.push(spec("T6", "decay 256 KiB blocks", title, 1, seconds, kind));
 
-    let size = pick(mode, 256 * MIB, 256 * MIB, 8 * MIB);
+    let size = mode.pick(256 * MIB, 256 * MIB, 8 * MIB);
     let title = format!(
         "alloc {}, populate (strata), then write 1 byte per 4 KiB page",
         bytes(size)
@@ -119,8 +112,8 @@ pub fn specs(mode: Mode) -> Vec<Spec> {
     ));
 
     let (from, to) = (
-        pick(mode, 64 * MIB, 64 * MIB, MIB),
-        pick(mode, GIB, GIB, 4 * MIB),
+        mode.pick(64 * MIB, 64 * MIB, MIB),
+        mode.pick(GIB, GIB, 4 * MIB),
     );
     let title = format!(
         "alloc {} with a pattern, realloc doubling to {}, new half written each step, \

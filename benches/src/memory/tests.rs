@@ -6,7 +6,7 @@ use std::alloc::System;
 use std::sync::Mutex;
 
 use super::*;
-use crate::suite::Mode;
+use crate::mode::Mode;
 
 fn smoke(id: &str) -> Spec {
     specs(Mode::Smoke).into_iter().find(|s| s.id == id).unwrap()

@@ -3,8 +3,9 @@
 
 use core::alloc::GlobalAlloc;
 
-use super::{Kind, Mode, Row};
+use super::{Kind, Row};
 use crate::measure::{Deadline, Sample};
+use crate::mode::Mode;
 use crate::workloads;
 
 /// A mimalloc-bench-style workload with its parameters.

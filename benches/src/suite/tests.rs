@@ -28,11 +28,3 @@ fn smoke_suite_runs_on_system_and_strata() {
         }
     }
 }
-
-#[test]
-fn byte_labels() {
-    assert_eq!(bytes(100_000_000), "100 MB");
-    assert_eq!(bytes(64 << 20), "64 MiB");
-    assert_eq!(bytes(1 << 30), "1 GiB");
-    assert_eq!(bytes(24), "24 B");
-}

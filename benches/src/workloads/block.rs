@@ -11,7 +11,9 @@
 
 use core::alloc::GlobalAlloc;
 
-use super::{fresh, layout, XorShift};
+use strata_testkit::rng::Rng;
+
+use super::{fresh, layout};
 
 /// Smallest block that can hold both stamps without them overlapping.
 pub const MIN_BLOCK: usize = 16;
@@ -125,8 +127,8 @@ impl Block {
 /// [`TABLE`] values (sizes, lifetimes) drawn by `draw` from a generator
 /// seeded with `seed`, to index with the low bits of a random number: a draw
 /// in the timed loop is then one load, whatever the distribution.
-pub fn table(seed: u64, draw: impl FnMut(&mut XorShift) -> usize) -> Vec<usize> {
-    let mut rng = XorShift::new(seed);
+pub fn table(seed: u64, draw: impl FnMut(&mut Rng) -> usize) -> Vec<usize> {
+    let mut rng = Rng::new(seed);
     let mut draw = draw;
     (0..TABLE).map(|_| draw(&mut rng)).collect()
 }

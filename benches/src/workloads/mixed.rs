@@ -3,9 +3,10 @@
 
 use core::alloc::GlobalAlloc;
 
+use strata_testkit::rng::Rng;
+
 use super::block::{table, Block, MIN_BLOCK, TABLE};
 use super::threaded::on_threads;
-use super::XorShift;
 use crate::measure::{Deadline, Meter, Sample};
 
 /// Block sizes of [`glibc_simple`].
@@ -46,7 +47,7 @@ pub fn glibc_simple<A: GlobalAlloc + ?Sized>(a: &A, rounds: u64, dl: Deadline) -
 
 /// A Pareto-distributed size (shape 1, scale 16 B) capped at 1 KiB: half the
 /// blocks are under 32 B, one in 64 is 1 KiB.
-fn pareto_size(rng: &mut XorShift) -> usize {
+fn pareto_size(rng: &mut Rng) -> usize {
     let s = MIN_BLOCK as f64 / (1.0 - rng.unit());
     s.min(1024.0) as usize
 }
@@ -61,7 +62,7 @@ fn alloc_test_thread<A: GlobalAlloc + ?Sized>(
     dl: Deadline,
 ) -> u64 {
     let sizes = table(seed, pareto_size);
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::new(seed);
     let mut held: Vec<Option<Block>> = vec![None; slots];
     let mut done = 0u64;
     for i in 0..steps {

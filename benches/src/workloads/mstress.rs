@@ -8,9 +8,10 @@
 use core::alloc::GlobalAlloc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use strata_testkit::rng::Rng;
+
 use super::block::Block;
 use super::threaded::on_threads;
-use super::XorShift;
 use crate::measure::{Deadline, Meter, Sample};
 
 /// Most objects one thread keeps live at once.
@@ -25,7 +26,7 @@ pub fn steps_of(t: usize, steps: u64) -> u64 {
 }
 
 /// A power-of-two size: 16..=1024 B, one in 64 from 2..=64 KiB.
-fn pow2_size(rng: &mut XorShift) -> usize {
+fn pow2_size(rng: &mut Rng) -> usize {
     if rng.below(64) == 0 {
         1 << rng.range(11, 16)
     } else {
@@ -34,12 +35,7 @@ fn pow2_size(rng: &mut XorShift) -> usize {
 }
 
 /// Puts `addr` into a random slot of `shared` and frees what was there.
-fn hand_over<A: GlobalAlloc + ?Sized>(
-    a: &A,
-    shared: &[AtomicUsize],
-    addr: usize,
-    rng: &mut XorShift,
-) {
+fn hand_over<A: GlobalAlloc + ?Sized>(a: &A, shared: &[AtomicUsize], addr: usize, rng: &mut Rng) {
     let theirs = shared[rng.below(shared.len())].swap(addr, Ordering::AcqRel);
     if theirs != 0 {
         // SAFETY: the array only holds live Blocks from `a`; the swap took
@@ -59,7 +55,7 @@ fn stress_thread<A: GlobalAlloc + ?Sized>(
     seed: u64,
     dl: Deadline,
 ) -> u64 {
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::new(seed);
     let mut live: Vec<Block> = Vec::with_capacity(LIVE_CAP);
     let mut done = 0u64;
     for i in 0..steps {

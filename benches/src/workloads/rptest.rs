@@ -5,9 +5,10 @@
 use core::alloc::GlobalAlloc;
 use std::sync::{Mutex, MutexGuard};
 
+use strata_testkit::rng::Rng;
+
 use super::block::{table, Block, TABLE};
 use super::threaded::on_threads;
-use super::XorShift;
 use crate::measure::{Deadline, Meter, Sample};
 
 /// Lifetimes are 1..WHEEL steps (a time wheel of this many buckets).
@@ -43,7 +44,7 @@ fn rptest_thread<A: GlobalAlloc + ?Sized>(
     let seed = 900 + t as u64;
     let sizes = table(seed, |r| r.log_uniform(16, 16_000));
     let lives = table(seed + 1, |r| r.log_uniform(1, WHEEL - 1));
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::new(seed);
     let mut wheel: Vec<Vec<Block>> = (0..WHEEL).map(|_| Vec::new()).collect();
     let (mut inbox, mut outbox) = (Vec::new(), Vec::with_capacity(MAIL_EVERY));
     let next = &mail[(t + 1) % mail.len()];

@@ -7,8 +7,10 @@ use core::alloc::GlobalAlloc;
 use std::sync::{mpsc, Mutex};
 use std::thread;
 
+use strata_testkit::rng::Rng;
+
 use super::block::Block;
-use super::{fresh, layout, poke, XorShift};
+use super::{fresh, layout, poke};
 use crate::measure::{Deadline, Meter, Sample};
 
 /// Number of batches that can wait in the producer/consumer channel.
@@ -57,7 +59,7 @@ pub fn producer_consumer<A: GlobalAlloc + Sync + ?Sized>(
 
 /// Body of one short-lived thread: `pairs` alloc/free pairs of 16..=256 B.
 fn churn_body<A: GlobalAlloc + ?Sized>(a: &A, pairs: usize, seed: u64) {
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::new(seed);
     for i in 0..pairs {
         let l = layout(rng.range(16, 256));
         let p = fresh(a, l);
@@ -121,7 +123,7 @@ fn larson_worker<A: GlobalAlloc + ?Sized>(
     seed: u64,
     dl: Deadline,
 ) -> (Vec<Block>, u64) {
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::new(seed);
     if live.is_empty() {
         live = (0..slots)
             .map(|_| Block::new(a, rng.range(16, 1000)))

@@ -8,9 +8,10 @@ use core::alloc::GlobalAlloc;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 
+use strata_testkit::rng::Rng;
+
 use super::block::{table, Block, TABLE};
 use super::threaded::on_threads;
-use super::XorShift;
 use crate::measure::{Deadline, Meter, Sample};
 
 /// Objects per batch handed from a producer to a consumer.
@@ -101,7 +102,7 @@ fn produce<A: GlobalAlloc + ?Sized>(a: &A, ex: &Exchange, objects: u64, seed: u6
         0 => r.range(129, 1024),
         _ => r.range(16, 128),
     });
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::new(seed);
     let mut batch = Vec::with_capacity(BATCH);
     let mut made = 0u64;
     while made < objects && !dl.expired() {

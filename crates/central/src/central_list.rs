@@ -156,8 +156,12 @@ impl CentralList {
         unsafe {
             let span = &mut *s;
             let had_free = Self::has_free(span);
-            strata_os::link::write(obj, span.objects);
+            strata_base::link::write(obj, span.objects);
             span.objects = obj;
+            debug_assert!(
+                span.allocated > 0,
+                "an object returned to a span with none out"
+            );
             span.allocated -= 1;
             if span.allocated == 0 {
                 if had_free {
@@ -188,11 +192,15 @@ impl CentralList {
 /// # Safety
 /// The span has a free object; the class lock is held.
 unsafe fn pop_object(span: &mut Span, info: &ClassInfo) -> *mut u8 {
+    debug_assert!(
+        span.allocated < span.capacity,
+        "more objects out than the span holds"
+    );
     span.allocated += 1;
     if !span.objects.is_null() {
         let obj = span.objects;
         // SAFETY: linked free objects hold the next link in their first word.
-        span.objects = unsafe { strata_os::link::read(obj) };
+        span.objects = unsafe { strata_base::link::read(obj) };
         return obj;
     }
     let obj = span.start_addr() + span.carved as usize * info.size as usize;

@@ -67,14 +67,15 @@ mod transfer;
 
 #[cfg(test)]
 mod fake;
-#[cfg(all(test, loom))]
+#[cfg(all(test, strata_loom))]
 mod loom_tests;
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(strata_loom)))]
 mod tests;
 
 use core::ptr::{self, NonNull};
 
-use strata_os::{ForkLock, Lock, Os};
+use strata_base::{ForkLock, Lock};
+use strata_os::Os;
 use strata_pageheap::{PageHeap, Span, SpanList};
 
 use central_list::CentralList;
@@ -195,12 +196,12 @@ fn transfer_capacity(info: &ClassInfo) -> usize {
 }
 
 impl<P: PageSource> Central<P> {
-    strata_os::const_unless_loom! {
+    strata_base::const_unless_loom! {
         /// A central layer over `pages`; it allocates nothing until used.
         pub fn new(pages: P) -> Self {
             Central {
                 pages,
-                classes: strata_os::array_unless_loom![
+                classes: strata_base::array_unless_loom![
                     ClassLists { transfer: Lock::new(TransferCache::new()), central: Lock::new(CentralList::new()) };
                     NUM_CLASSES
                 ],

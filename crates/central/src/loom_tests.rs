@@ -1,6 +1,6 @@
 //! Loom models of a class's transfer cache and central list, and of the
 //! cross-thread free path through them. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test --release --workspace loom` (see
+//! `RUSTFLAGS="--cfg strata_loom" cargo test --release --workspace loom` (see
 //! docs/concurrency.md).
 //!
 //! The class is one with two objects per span and batches of two, over
@@ -19,7 +19,7 @@ use loom::thread;
 
 use crate::fake::{alloc, free, FakePages};
 use crate::{Central, CLASSES};
-use strata_os::loom_model::{model, on_big_stack};
+use strata_testkit::loom_model::{model, on_big_stack};
 
 /// A class with two objects per span and batches of two (32 KiB objects).
 fn class() -> u8 {

@@ -4,35 +4,27 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::vec::Vec;
 
+use strata_testkit::rng::Rng;
+
 use crate::fake::{alloc, free, FakePages};
 use crate::{class_size_of, Central, CLASSES, NUM_CLASSES};
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 #[test]
 fn shadow_model() {
     let central = Central::new(FakePages::new());
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
     // live object -> (class, tag)
     let mut live: HashMap<usize, (u8, u8)> = HashMap::new();
     let classes = [1u8, 2, 5, 9, 17, 30, 50, (NUM_CLASSES - 1) as u8];
     for step in 0..4000u32 {
-        let class = classes[rng.below(classes.len() as u64) as usize];
+        let class = classes[rng.below(classes.len())];
         let size = class_size_of(class);
         let batch = CLASSES[class as usize].batch as usize;
         if rng.below(2) == 0 {
             let n = if rng.below(2) == 0 {
                 batch
             } else {
-                1 + rng.below(batch as u64 * 2) as usize
+                1 + rng.below(batch * 2)
             };
             let got = alloc(&central, class, n);
             assert!(!got.is_empty() && got.len() <= n);
@@ -55,7 +47,7 @@ fn shadow_model() {
             if mine.is_empty() {
                 continue;
             }
-            let n = (1 + rng.below(batch as u64 * 2) as usize).min(mine.len());
+            let n = (1 + rng.below(batch * 2)).min(mine.len());
             let n = if rng.below(2) == 0 && mine.len() >= batch {
                 batch
             } else {

@@ -48,7 +48,7 @@ pub(crate) const MAX_BATCH: usize = 32;
 /// Pointers a class keeps in its slice of the shared first table: two
 /// batches of the largest size (eight under loom, so that the models move
 /// to tables of their own too).
-pub(crate) const FIRST: usize = if cfg!(loom) { 8 } else { 2 * MAX_BATCH };
+pub(crate) const FIRST: usize = if cfg!(strata_loom) { 8 } else { 2 * MAX_BATCH };
 
 pub(crate) struct TransferCache {
     slots: *mut *mut u8,
@@ -94,6 +94,10 @@ impl TransferCache {
         map: impl FnOnce(usize) -> Option<NonNull<u8>>,
     ) -> bool {
         let batch = objs.len();
+        debug_assert!(
+            batch > 0 && self.len % batch == 0,
+            "a transfer cache holds whole batches"
+        );
         let room = Self::room(capacity, batch);
         if self.len + batch > room {
             return false;
@@ -127,6 +131,7 @@ impl TransferCache {
         // holds `room`); `objs` is a separate slice.
         unsafe { ptr::copy_nonoverlapping(objs.as_ptr(), self.slots.add(self.len), batch) };
         self.len += batch;
+        debug_assert!(self.len <= self.cap && self.len <= room);
         true
     }
 
@@ -134,6 +139,10 @@ impl TransferCache {
     /// batch size); false if there is none.
     pub(crate) fn pop(&mut self, out: &mut [*mut u8]) -> bool {
         let batch = out.len();
+        debug_assert!(
+            batch > 0 && self.len % batch == 0,
+            "a transfer cache holds whole batches"
+        );
         if self.len < batch {
             return false;
         }

@@ -9,11 +9,12 @@ mod fuzz_ops;
 #[path = "../../pageheap/tests/fuzz_ops/replay.rs"]
 mod replay;
 
-use replay::{replay_kept, Rng};
+use replay::replay_kept;
 
 use fuzz_ops::{class_of, decode, encode, run, run_fake, run_ops, ArenaOs, Op, FUZZ};
 use strata_central::{class_for_size, MAX_SMALL};
 use strata_os::FakeOs;
+use strata_testkit::rng::Rng;
 
 #[test]
 fn kept_inputs_replay() {
@@ -29,10 +30,10 @@ fn kept_inputs_replay() {
 
 #[test]
 fn pseudo_random_inputs() {
-    let mut rng = Rng(0xC0FF_EE15_600D_F00D);
+    let mut rng = Rng::new(0xC0FF_EE15_600D_F00D);
     for i in 0..300 {
-        let len = (rng.next() % 700) as usize;
-        let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let len = rng.below(700);
+        let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         let ops = decode(&data, &FUZZ);
         run_ops::<ArenaOs>(&ops, &FUZZ);
         if i % 4 == 0 {

@@ -1,9 +1,9 @@
 //! System-call counters, shared by every [`crate::Os`] implementation so that a
 //! user (through `strata::stats()`) can see what the allocator asked of the
 //! kernel. Relaxed atomics: these are statistics, never used for control,
-//! so they are always core's (`sync::statics`, not modeled under loom).
+//! so they are core's atomics even where the loom models run.
 
-use crate::sync::statics::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Running totals of what an [`crate::Os`] did.
 pub struct OsCounters {

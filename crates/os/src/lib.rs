@@ -25,10 +25,22 @@
 //!   every failure is an [`OsError`] that the caller turns into a null pointer.
 //! - Implementations count their system calls in [`OsCounters`].
 //!
-//! A [`FakeOs`] (feature `fake`) backs the layers above in their own tests.
+//! Besides the trait, the few things every layer needs from the kernel:
+//! sleeping on a word ([`futex`]), writing a message to stderr without
+//! allocating ([`write_stderr`], [`fatal`]), a per-process random value
+//! ([`process_secret`]), the page size and a coarse clock.
+//!
+//! A [`FakeOs`] (feature `fake`) backs the layers above in their own tests,
+//! with a page size of its choosing.
 
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "strata runs on Linux only: it relies on mremap, MADV_DONTNEED's zero \
+     guarantee, mincore and futexes. Use the system allocator elsewhere."
+);
 
 #[cfg(any(test, feature = "fake"))]
 extern crate std;
@@ -36,30 +48,23 @@ extern crate std;
 mod counters;
 #[cfg(any(test, feature = "fake"))]
 mod fake;
-pub mod link;
-mod list;
-mod lock;
-#[cfg(loom)]
-#[doc(hidden)]
-pub mod loom_model;
-#[cfg(all(test, loom))]
-mod loom_tests;
-mod meta;
+// Elsewhere only the message above: the Linux calls below would add a
+// page of unrelated errors to it.
+#[cfg(target_os = "linux")]
+pub mod futex;
 mod report;
-#[cfg(feature = "checked")]
-pub mod secret;
-#[cfg(any(test, feature = "fake"))]
-pub mod smaps;
-mod sync;
+#[cfg(target_os = "linux")]
+mod secret;
+#[cfg(target_os = "linux")]
 mod system;
 
 pub use counters::{OsCounters, OsStats};
 #[cfg(any(test, feature = "fake"))]
 pub use fake::FakeOs;
-pub use list::{Iter as ListIter, Linked, List};
-pub use lock::{Lock, LockGuard};
-pub use meta::{ForkLock, MetaPool};
 pub use report::{fatal, write_stderr, Dec, Hex};
+#[cfg(target_os = "linux")]
+pub use secret::process_secret;
+#[cfg(target_os = "linux")]
 pub use system::{address_space_limit, monotonic_ms, os_page_size, SystemOs, MAX_OS_PAGE};
 
 use core::ptr::NonNull;

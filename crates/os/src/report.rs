@@ -87,7 +87,7 @@ impl Dec {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(strata_loom)))]
 mod tests {
     use super::*;
 

@@ -1,14 +1,15 @@
-//! A per-process random value for the `checked` build (link encoding, free
-//! tags), read once from the 16 random bytes the kernel gives every process
-//! (`AT_RANDOM` in the auxiliary vector): no system call, no allocation.
+//! A per-process random value (free-list link encoding and free tags in the
+//! checked build), read once from the 16 random bytes the kernel gives every
+//! process (`AT_RANDOM` in the auxiliary vector): no system call, no
+//! allocation.
 
-use crate::sync::statics::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 static SECRET: AtomicUsize = AtomicUsize::new(0);
 
 /// The process's secret (never zero).
 #[inline(always)]
-pub fn secret() -> usize {
+pub fn process_secret() -> usize {
     let s = SECRET.load(Ordering::Relaxed);
     if s != 0 {
         return s;

@@ -23,8 +23,8 @@
 use core::ptr::NonNull;
 
 use crate::counters::OsCounters;
-use crate::sync::statics::{AtomicU8, AtomicUsize, Ordering};
 use crate::{align_down, align_up, Os, OsError};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 mod zero;
 
@@ -416,5 +416,5 @@ unsafe fn touch_pages(first: usize, end: usize, page: usize) {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(strata_loom)))]
 mod tests;

@@ -52,7 +52,7 @@ pub(crate) struct Arena {
 }
 
 impl Arena {
-    strata_os::const_unless_loom! {
+    strata_base::const_unless_loom! {
         pub(crate) fn new() -> Self {
             Arena {
                 mask: AtomicUsize::new(usize::MAX),

@@ -21,7 +21,7 @@ use core::ptr::NonNull;
 
 use strata_os::Os;
 
-use crate::span::{Span, SpanList, SpanState};
+use crate::span::{Span, SpanState};
 use crate::sync::{AtomicU64, Ordering};
 use crate::PageHeap;
 
@@ -40,7 +40,7 @@ pub(crate) struct DecayClock {
 }
 
 impl DecayClock {
-    strata_os::const_unless_loom! {
+    strata_base::const_unless_loom! {
         pub(crate) fn new() -> Self {
             DecayClock { decay_ms: AtomicU64::new(DEFAULT_DECAY_MS), next_at: AtomicU64::new(0) }
         }
@@ -136,27 +136,7 @@ impl<O: Os> PageHeap<O> {
     fn release_idle_since(&self, cutoff: u64) -> usize {
         let mut released = 0;
         // Cached huge mappings first: unmapping them returns the most.
-        let huge = {
-            let mut st = self.state.lock();
-            let mut out = SpanList::new();
-            let idle: [*mut Span; 8] = {
-                let mut a = [core::ptr::null_mut(); 8];
-                // SAFETY: members of the cache are valid records.
-                for (slot, c) in a.iter_mut().zip(
-                    st.huge_cache
-                        .iter()
-                        .filter(|&c| unsafe { (*c).freed_at <= cutoff }),
-                ) {
-                    *slot = c;
-                }
-                a
-            };
-            for c in idle.into_iter().filter(|c| !c.is_null()) {
-                // SAFETY: c is in the cache; the lock is held.
-                unsafe { self.uncache_huge(&mut st, c, &mut out) };
-            }
-            out
-        };
+        let huge = self.state.lock().huge_cache.take_idle(cutoff);
         released += self.unmap_huge_list(huge);
 
         loop {
@@ -176,7 +156,7 @@ impl<O: Os> PageHeap<O> {
                     // madvise runs keeps others from allocating or merging it.
                     unsafe {
                         st.dirty.remove(s);
-                        (*s).state = SpanState::Releasing;
+                        (*s).set_state(SpanState::Releasing);
                         st.releasing += (*s).npages;
                     }
                 }
@@ -213,5 +193,41 @@ impl<O: Os> PageHeap<O> {
             }
         }
         released
+    }
+}
+
+#[cfg(all(test, not(strata_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_is_due_at_once_then_every_quarter_delay() {
+        let clock = DecayClock::new();
+        clock.set_delay(400);
+        let next = clock.due(1000).expect("the first pass is due at once");
+        assert_eq!(clock.claim(1000, next), Some(400));
+        // Claimed: the next pass is a quarter of the delay away.
+        assert_eq!(clock.due(1099), None);
+        let next = clock.due(1100).expect("due after 100 ms");
+        // Only one of the threads that found it due runs it.
+        assert_eq!(clock.claim(1100, next), Some(400));
+        assert_eq!(clock.claim(1100, next), None);
+    }
+
+    #[test]
+    fn the_interval_stays_between_1_ms_and_1_s() {
+        let clock = DecayClock::new();
+        clock.set_delay(0);
+        let next = clock.due(5).unwrap();
+        clock.claim(5, next).unwrap();
+        assert!(
+            clock.due(6).is_some(),
+            "a zero delay passes every millisecond"
+        );
+        clock.set_delay(u64::MAX);
+        let next = clock.due(10).expect("a new delay makes a pass due");
+        clock.claim(10, next).unwrap();
+        assert_eq!(clock.due(1009), None);
+        assert!(clock.due(1010).is_some(), "never more than a second apart");
     }
 }

@@ -18,13 +18,15 @@
 
 use core::ptr::{self, NonNull};
 
-use strata_os::{ForkLock, Lock, LockGuard, MetaPool, Os};
+use strata_base::{ForkLock, Lock, LockGuard, MetaPool};
+use strata_os::Os;
 
 use crate::sync::{AtomicUsize, Ordering};
 
 use crate::freelists::FreeLists;
+use crate::huge_cache::HugeCache;
 use crate::pagemap::{PageMap, MAX_SMALL_SPAN_PAGES};
-use crate::span::{Span, SpanList, SpanState};
+use crate::span::{Span, SpanState};
 use crate::{PAGE_SHIFT, PAGE_SIZE};
 
 /// The heap grows by at least this many bytes at a time (huge-page sized, so
@@ -38,14 +40,11 @@ const GROW_MIN: usize = 2 << 20;
 ///
 /// A huge page cuts page faults 512-fold and TLB misses, but its first touch
 /// clears 2 MiB at once, and on a virtual machine whose host takes back the
-/// guest's free memory (virtio-balloon free page reporting, in 2 MiB blocks,
-/// as on this project's Firecracker VMs) a huge page is made of exactly such
-/// memory: its first touch cost 3-5x what 4 KiB faults cost for the same
-/// bytes (0.4-0.7 GB/s against 2.2 GB/s, measured). A heap that grew by
-/// hundreds of MiB paid more in the kernel than it saved in TLB misses
-/// (CPython with `PYTHONMALLOC=malloc`, 370 MiB: 0.7 s more system time,
-/// 0.3 s less user time; docs/memory.md). glibc, jemalloc and mimalloc do not
-/// ask for huge pages by default either.
+/// guest's free memory (free page reporting, in 2 MiB blocks) that first
+/// touch costs several times what 4 KiB faults cost for the same bytes:
+/// a heap that grows by hundreds of MiB can pay more in the kernel than it
+/// saves in TLB misses (docs/memory.md). glibc, jemalloc and mimalloc do
+/// not ask for huge pages by default either.
 pub const DEFAULT_HUGE_PAGES_AFTER: usize = usize::MAX;
 
 /// Growth for a plain (not zeroed) request at least this large is hinted for
@@ -74,7 +73,6 @@ pub(crate) struct Counters {
     pub(crate) large_allocs: u64,
     pub(crate) small_spans: u64,
     pub(crate) huge_in_use: usize,
-    pub(crate) huge_cached: usize,
     pub(crate) huge_allocs: u64,
     pub(crate) huge_remaps: u64,
     pub(crate) large_moves: u64,
@@ -86,8 +84,8 @@ pub(crate) struct HeapState {
     pub(crate) dirty: FreeLists,
     pub(crate) releasing: usize,
     pub(crate) counters: Counters,
-    /// Free huge mappings kept for reuse, most recently freed first.
-    pub(crate) huge_cache: SpanList,
+    /// Free mappings of their own kept for reuse.
+    pub(crate) huge_cache: HugeCache,
 }
 
 /// A snapshot of the page heap's accounting.
@@ -154,7 +152,7 @@ pub struct PageHeap<O: Os> {
 }
 
 impl<O: Os> PageHeap<O> {
-    strata_os::const_unless_loom! {
+    strata_base::const_unless_loom! {
         /// An empty heap over `os`. Maps nothing until first used.
         pub fn new(os: O) -> Self {
             PageHeap {
@@ -171,13 +169,12 @@ impl<O: Os> PageHeap<O> {
                         large_allocs: 0,
                         small_spans: 0,
                         huge_in_use: 0,
-                        huge_cached: 0,
                         huge_allocs: 0,
                         huge_remaps: 0,
                         large_moves: 0,
                         decay_releases: 0,
                     },
-                    huge_cache: SpanList::new(),
+                    huge_cache: HugeCache::new(),
                 }),
                 decay: crate::decay::DecayClock::new(),
                 arena: crate::arena::Arena::new(),
@@ -356,14 +353,14 @@ impl<O: Os> PageHeap<O> {
             // SAFETY: s is ours.
             unsafe { (*s).npages = lead };
             self.insert_free(st, s);
-            let rest = self.new_record(astart, len - lead, clean);
+            let rest = self.new_record(st, astart, len - lead, clean);
             // SAFETY: a fresh record of ours.
             unsafe { (*rest).freed_at = freed_at };
             // SAFETY: reborrow of a fresh record; recursion has no leading part.
             return unsafe { self.carve(st, rest, npages, 1) };
         }
         if tail > 0 {
-            let t = self.new_record(start + npages, tail, clean);
+            let t = self.new_record(st, start + npages, tail, clean);
             // The remainder keeps its age.
             // SAFETY: a fresh record of ours.
             unsafe { (*t).freed_at = freed_at };
@@ -372,7 +369,7 @@ impl<O: Os> PageHeap<O> {
         // SAFETY: s is ours.
         unsafe {
             (*s).npages = npages;
-            (*s).state = SpanState::InUse;
+            (*s).set_state(SpanState::InUse);
         }
         s
     }
@@ -420,9 +417,15 @@ impl<O: Os> PageHeap<O> {
         }
     }
 
-    /// A record for a new span. Call only under a guard from
+    /// A record for a new span. `_st` is the heap state under a guard from
     /// [`PageHeap::lock_with_records`] that counted this record.
-    pub(crate) fn new_record(&self, start: usize, npages: usize, clean: bool) -> *mut Span {
+    pub(crate) fn new_record(
+        &self,
+        _st: &mut HeapState,
+        start: usize,
+        npages: usize,
+        clean: bool,
+    ) -> *mut Span {
         let Some(rec) = self.records.alloc(&self.os) else {
             // Unreachable: the guard's records were reserved.
             strata_os::fatal(b"strata: span records ran out under the heap lock\n");
@@ -437,7 +440,7 @@ impl<O: Os> PageHeap<O> {
     pub(crate) fn insert_free(&self, st: &mut HeapState, s: *mut Span) {
         // SAFETY: s is a valid free span in no list; the lock is held.
         unsafe {
-            (*s).state = SpanState::Free;
+            (*s).set_state(SpanState::Free);
             (*s).size_class = 0;
             let (start, n) = ((*s).start, (*s).npages);
             self.pagemap.set(start, s);
@@ -495,7 +498,7 @@ impl<O: Os> PageHeap<O> {
             return None;
         };
         st.counters.mapped += n;
-        let s = self.new_record(start, n, true);
+        let s = self.new_record(&mut st, start, n, true);
         self.free_locked(&mut st, s);
         Some(())
     }
@@ -508,7 +511,7 @@ impl<O: Os> PageHeap<O> {
         // the pagemap are checked for containment and state before use, and
         // the lock is held.
         unsafe {
-            (*s).state = SpanState::Free;
+            (*s).set_state(SpanState::Free);
             (*s).size_class = 0;
             if !(*s).clean {
                 // Decay measures from here. Dirty neighbours merge only when
@@ -526,7 +529,7 @@ impl<O: Os> PageHeap<O> {
                     (*s).freed_at = (*s).freed_at.max((*left).freed_at);
                     (*s).start = (*left).start;
                     (*s).npages += (*left).npages;
-                    self.drop_record(left);
+                    self.drop_record(st, left);
                 }
             }
             let end = (*s).start + (*s).npages;
@@ -535,7 +538,7 @@ impl<O: Os> PageHeap<O> {
                 self.unlink_free(st, right);
                 (*s).freed_at = (*s).freed_at.max((*right).freed_at);
                 (*s).npages += (*right).npages;
-                self.drop_record(right);
+                self.drop_record(st, right);
             }
         }
         self.insert_free(st, s);
@@ -570,12 +573,14 @@ impl<O: Os> PageHeap<O> {
         }
     }
 
+    /// Returns a record to the pool (under the heap lock: `_st`).
+    ///
     /// # Safety
     /// `s` is in no list and nothing refers to it any more.
-    pub(crate) unsafe fn drop_record(&self, s: *mut Span) {
+    pub(crate) unsafe fn drop_record(&self, _st: &mut HeapState, s: *mut Span) {
         // SAFETY: caller's contract; a dead record can never pass `mergeable`.
         unsafe {
-            (*s).state = SpanState::Dead;
+            (*s).set_state(SpanState::Dead);
             self.records.free(NonNull::new_unchecked(s));
         }
     }
@@ -619,7 +624,7 @@ impl<O: Os> PageHeap<O> {
         let st = self.state.lock();
         let c = &st.counters;
         PageHeapStats {
-            mapped_bytes: (c.mapped + c.huge_in_use + c.huge_cached) << PAGE_SHIFT,
+            mapped_bytes: (c.mapped + c.huge_in_use + st.huge_cache.pages()) << PAGE_SHIFT,
             in_use_bytes: (c.in_use + c.huge_in_use) << PAGE_SHIFT,
             free_dirty_bytes: (st.dirty.pages + st.releasing) << PAGE_SHIFT,
             free_clean_bytes: st.clean.pages << PAGE_SHIFT,
@@ -627,7 +632,7 @@ impl<O: Os> PageHeap<O> {
             small_spans: c.small_spans,
             metadata_bytes: self.records.mapped_bytes(),
             huge_in_use_bytes: c.huge_in_use << PAGE_SHIFT,
-            huge_cached_bytes: c.huge_cached << PAGE_SHIFT,
+            huge_cached_bytes: st.huge_cache.pages() << PAGE_SHIFT,
             huge_allocs: c.huge_allocs,
             huge_remaps: c.huge_remaps,
             large_moves: c.large_moves,

@@ -3,12 +3,8 @@
 //! (`mremap`) instead of copying, and freeing them never fragments the heap.
 //! So do large blocks that `realloc` grows past [`crate::MOVE_MIN`].
 //!
-//! A freed huge mapping is not unmapped at once: the most recent few are kept
-//! (dirty) and reused, resized with `mremap` to the next huge request, so a
-//! program that allocates and frees the same big buffer over and over keeps
-//! its pages resident instead of faulting them in every time. Kept mappings
-//! go back to the OS when they have been idle for the decay delay
-//! ([`crate::PageHeap::tick`]) or on [`crate::PageHeap::release_free_memory`].
+//! A freed huge mapping is not unmapped at once: the most recent few are
+//! kept in the [`crate::huge_cache`] and reused.
 //!
 //! # Invariants
 //! - A huge span is a whole mapping (`own_mapping`), one kernel mapping from
@@ -18,8 +14,8 @@
 //! - Only its first and last pages are in the pagemap, and their nodes
 //!   exist before the mapping is placed (`prepare` of a remap): no failure
 //!   can follow a move.
-//! - A cached huge span is `Free`, in `huge_cache`, and counted in
-//!   `huge_cached`; an in-use one is counted in `huge_in_use`.
+//! - An in-use huge span is counted in `huge_in_use`; a freed one is in the
+//!   huge cache or being unmapped.
 
 use core::ptr::NonNull;
 
@@ -31,9 +27,6 @@ use crate::{PageHeap, PAGE_SHIFT, PAGE_SIZE};
 
 /// Requests of at least this many bytes get a mapping of their own.
 pub const HUGE_MIN: usize = 32 << 20;
-
-/// Free huge mappings kept for reuse.
-const HUGE_CACHE_MAX: usize = 4;
 
 impl<O: Os> PageHeap<O> {
     /// Allocates a huge block of `npages` pages aligned to `align`.
@@ -48,24 +41,7 @@ impl<O: Os> PageHeap<O> {
         let align = align.max(PAGE_SIZE);
         let cached = {
             let mut st = self.lock_with_records(1)?;
-            // A zeroed request is not served by growing a smaller mapping:
-            // the grown block would need zeroing where a fresh mapping
-            // reads as zero for free, and the old part's page tables would
-            // make every later drop of the whole block walk them (6 µs
-            // against 1.8 µs for 1 GiB here).
-            let found = st.huge_cache.iter().find(|&c| {
-                // SAFETY: members of the cache are valid records.
-                unsafe { (*c).start_addr() % align == 0 && (!zero || (*c).len_bytes() >= len) }
-            });
-            if let Some(c) = found {
-                // SAFETY: c is in the cache.
-                unsafe {
-                    st.huge_cache.remove(c);
-                    st.counters.huge_cached -= (*c).npages;
-                    (*c).state = SpanState::Releasing;
-                }
-            }
-            found
+            st.huge_cache.take_fit(len, align, zero)
         };
         if let Some(c) = cached {
             // SAFETY: the record is ours now (out of the cache).
@@ -94,9 +70,8 @@ impl<O: Os> PageHeap<O> {
                 Err(_) => {
                     // SAFETY: still a whole mapping of ours, unused.
                     unsafe { self.os.unmap(old_ptr, old_len) };
-                    let _st = self.state.lock();
                     // SAFETY: nothing refers to the record any more.
-                    unsafe { self.drop_record(c) };
+                    unsafe { self.drop_record(&mut self.state.lock(), c) };
                 }
             }
         }
@@ -114,13 +89,13 @@ impl<O: Os> PageHeap<O> {
             Err(_) if self.release_free_memory() > 0 => self.os.map(len, align.max(table)).ok()?,
             Err(_) => return None,
         };
-        let Some(_st) = self.lock_with_records(1) else {
+        let Some(mut st) = self.lock_with_records(1) else {
             // SAFETY: just mapped, never handed out.
             unsafe { self.os.unmap(p, len) };
             return None;
         };
-        let rec = self.new_record(p.as_ptr() as usize >> PAGE_SHIFT, npages, true);
-        drop(_st);
+        let rec = self.new_record(&mut st, p.as_ptr() as usize >> PAGE_SHIFT, npages, true);
+        drop(st);
         // SAFETY: rec is ours; p is a fresh mapping of `len` bytes.
         unsafe { self.register_huge(rec, p, npages, true) }
     }
@@ -141,9 +116,8 @@ impl<O: Os> PageHeap<O> {
         if !self.pagemap.ensure_ends(start, npages, &self.os) {
             // SAFETY: ours, unused.
             unsafe { self.os.unmap(p, npages << PAGE_SHIFT) };
-            let _st = self.state.lock();
             // SAFETY: nothing refers to the record.
-            unsafe { self.drop_record(rec) };
+            unsafe { self.drop_record(&mut self.state.lock(), rec) };
             return None;
         }
         let mut st = self.state.lock();
@@ -151,7 +125,7 @@ impl<O: Os> PageHeap<O> {
         unsafe {
             (*rec).start = start;
             (*rec).npages = npages;
-            (*rec).state = SpanState::InUse;
+            (*rec).set_state(SpanState::InUse);
             (*rec).clean = fresh;
             (*rec).own_mapping = true;
             (*rec).size_class = 0;
@@ -165,44 +139,16 @@ impl<O: Os> PageHeap<O> {
         Some(p)
     }
 
-    /// Files a freed huge span in the cache; returns the mappings pushed out
-    /// of it (to unmap outside the lock).
+    /// Keeps a freed huge span in the cache; returns the mappings pushed
+    /// out of it (to unmap outside the lock).
     ///
     /// # Safety
-    /// `s` is an in-use huge span given up by its owner; the lock is held.
+    /// `s` is an in-use huge span given up by its owner.
     pub(crate) unsafe fn cache_huge(&self, st: &mut HeapState, s: *mut Span) -> SpanList {
         // SAFETY: caller's contract.
         unsafe {
-            (*s).state = SpanState::Free;
-            (*s).clean = false;
-            (*s).freed_at = self.os.now_ms();
             st.counters.huge_in_use -= (*s).npages;
-            st.counters.huge_cached += (*s).npages;
-            st.huge_cache.push(s);
-        }
-        let mut evicted = SpanList::new();
-        while st.huge_cache.len() > HUGE_CACHE_MAX {
-            // The oldest is last.
-            let Some(oldest) = st.huge_cache.iter().last() else {
-                break;
-            };
-            // SAFETY: oldest is in the cache; moved to our local list.
-            unsafe { self.uncache_huge(st, oldest, &mut evicted) };
-        }
-        evicted
-    }
-
-    /// Takes a cached huge span out of the cache into `out`.
-    ///
-    /// # Safety
-    /// `c` is in the cache; the lock is held.
-    pub(crate) unsafe fn uncache_huge(&self, st: &mut HeapState, c: *mut Span, out: &mut SpanList) {
-        // SAFETY: caller's contract.
-        unsafe {
-            st.huge_cache.remove(c);
-            st.counters.huge_cached -= (*c).npages;
-            (*c).state = SpanState::Releasing;
-            out.push(c);
+            st.huge_cache.keep(s, self.os.now_ms())
         }
     }
 
@@ -219,8 +165,7 @@ impl<O: Os> PageHeap<O> {
                 self.os
                     .unmap(NonNull::new_unchecked((*c).start_addr() as *mut u8), len);
                 bytes += len;
-                let _st = self.state.lock();
-                self.drop_record(c);
+                self.drop_record(&mut self.state.lock(), c);
             }
         }
         bytes

@@ -259,7 +259,7 @@ impl<O: Os> PageHeap<O> {
             if new_pages < old {
                 (*s).npages = new_pages;
                 self.pagemap.set(start + new_pages - 1, s);
-                let t = self.new_record(start + new_pages, old - new_pages, false);
+                let t = self.new_record(&mut st, start + new_pages, old - new_pages, false);
                 st.counters.in_use -= old - new_pages;
                 self.free_locked(&mut st, t);
                 return true;
@@ -281,7 +281,7 @@ impl<O: Os> PageHeap<O> {
                 (*right).npages = rest;
                 self.insert_free(&mut st, right);
             } else {
-                self.drop_record(right);
+                self.drop_record(&mut st, right);
             }
             (*s).npages = new_pages;
             (*s).clean = false;

@@ -52,8 +52,9 @@ mod decay;
 mod freelists;
 mod heap;
 mod huge;
+mod huge_cache;
 mod large;
-#[cfg(all(test, loom))]
+#[cfg(all(test, strata_loom))]
 mod loom_tests;
 mod pagemap;
 mod span;

@@ -1,6 +1,6 @@
 //! Loom models of the page heap's shared structures: pagemap publication,
 //! the decay clock, and release racing frees. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test --release --workspace loom` (see
+//! `RUSTFLAGS="--cfg strata_loom" cargo test --release --workspace loom` (see
 //! docs/concurrency.md).
 
 use core::ptr::{self, NonNull};
@@ -14,7 +14,7 @@ use strata_os::{FakeOs, Os, OsCounters, OsError, SystemOs};
 use crate::decay::DecayClock;
 use crate::pagemap::{publish, published};
 use crate::{PageHeap, SpanState, PAGE_SHIFT, PAGE_SIZE};
-use strata_os::loom_model::{model, on_big_stack};
+use strata_testkit::loom_model::{model, on_big_stack};
 
 // ---- pagemap publication ----------------------------------------------------
 

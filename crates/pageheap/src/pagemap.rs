@@ -215,7 +215,7 @@ impl Default for PageMap {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(strata_loom)))]
 mod tests {
     use super::*;
     use strata_os::FakeOs;

@@ -78,6 +78,32 @@ pub struct Span {
 unsafe impl Send for Span {}
 
 impl Span {
+    /// Moves the span to state `to`. The transitions a span may make are
+    /// checked in debug builds:
+    ///
+    /// ```text
+    ///   Free ─▶ InUse ─▶ Free          (handed out, given back)
+    ///   Free ─▶ Releasing ─▶ Free      (released to the OS outside the lock)
+    ///   Free ─▶ Releasing ─▶ InUse     (a kept mapping of its own reused)
+    ///   Free ─▶ Free                   (filed again after a split or merge)
+    ///   any but Dead ─▶ Dead           (the record goes back to the pool)
+    /// ```
+    #[inline]
+    pub(crate) fn set_state(&mut self, to: SpanState) {
+        use SpanState::*;
+        debug_assert!(
+            matches!(
+                (self.state, to),
+                (Free, InUse | Free | Releasing | Dead)
+                    | (InUse, Free | Dead)
+                    | (Releasing, Free | InUse | Dead)
+            ),
+            "span state {:?} -> {to:?}",
+            self.state
+        );
+        self.state = to;
+    }
+
     /// A record describing `npages` pages from `start`, in no list.
     pub(crate) fn new(start: usize, npages: usize, state: SpanState, clean: bool) -> Span {
         Span {
@@ -168,10 +194,10 @@ impl Span {
 ///
 /// Used by the page heap for its free lists and by the central layer for its
 /// lists of partly used spans; a span is in at most one list at a time.
-pub type SpanList = strata_os::List<Span>;
+pub type SpanList = strata_base::List<Span>;
 
 /// Iterator over a [`SpanList`].
-pub type SpanIter = strata_os::ListIter<Span>;
+pub type SpanIter = strata_base::ListIter<Span>;
 
 // SAFETY: only the list a span is in writes its `prev` and `next`.
-strata_os::impl_linked!(unsafe Span, prev, next);
+strata_base::impl_linked!(unsafe Span, prev, next);

@@ -1,8 +1,8 @@
-//! The one place that chooses between loom's atomics (under `--cfg loom`) and
+//! The one place that chooses between loom's atomics (under `--cfg strata_loom`) and
 //! core's. Nothing else in this crate names either directly.
 //!
 //! - The modeled family (`AtomicU64`, `AtomicUsize`) is loom's under
-//!   `--cfg loom`: the decay clock and the heap's growth counters, which live
+//!   `--cfg strata_loom`: the decay clock and the heap's growth counters, which live
 //!   in the `PageHeap` value itself.
 //! - [`memory`] is always core's: the pagemap's slots. Its mid and leaf
 //!   nodes are memory mapped from the OS, zero-filled, and read as arrays of
@@ -15,10 +15,10 @@
 //!
 //! The default build gets exactly core's atomics.
 
-#[cfg(loom)]
+#[cfg(strata_loom)]
 pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-#[cfg(not(loom))]
+#[cfg(not(strata_loom))]
 pub(crate) use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Atomics inside memory mapped from the OS and reinterpreted (the
@@ -58,7 +58,7 @@ impl<T> PtrSlot<T> for memory::AtomicPtr<T> {
     }
 }
 
-#[cfg(loom)]
+#[cfg(strata_loom)]
 impl<T> PtrSlot<T> for loom::sync::atomic::AtomicPtr<T> {
     fn load(&self, order: Ordering) -> *mut T {
         loom::sync::atomic::AtomicPtr::load(self, order)

@@ -9,13 +9,14 @@ mod fuzz_ops;
 #[path = "fuzz_ops/replay.rs"]
 mod replay;
 
-use replay::{replay_kept, Rng};
+use replay::replay_kept;
 
 use fuzz_ops::{
     decode, encode, run, run_fake, run_ops, run_ops_on, ArenaOs, BadKind, Limits, Op, FUZZ,
 };
 use strata_os::FakeOs;
 use strata_pageheap::PAGE_SIZE;
+use strata_testkit::rng::Rng;
 
 #[test]
 fn kept_inputs_replay() {
@@ -35,10 +36,10 @@ fn kept_inputs_replay() {
 
 #[test]
 fn pseudo_random_inputs() {
-    let mut rng = Rng(0x5EED_0FFA_110C_4700);
+    let mut rng = Rng::new(0x5EED_0FFA_110C_4700);
     for i in 0..300u64 {
-        let len = (rng.next() % 800) as usize;
-        let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let len = rng.below(800);
+        let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         // Huge blocks cost 32 MiB of real memory each: only in some inputs.
         let limits = Limits {
             max_huge_ops: if i % 25 == 0 { 2 } else { 0 },

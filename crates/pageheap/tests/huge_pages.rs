@@ -4,9 +4,9 @@
 //! or more asks; `set_huge_pages_after` makes all growth past a threshold
 //! ask too.
 
-use strata_os::smaps::huge_page_hinted_bytes as hinted_bytes;
 use strata_os::SystemOs;
 use strata_pageheap::{PageHeap, DEFAULT_HUGE_PAGES_AFTER, PAGE_SIZE};
+use strata_testkit::smaps::huge_page_hinted_bytes as hinted_bytes;
 
 const MIB: usize = 1 << 20;
 

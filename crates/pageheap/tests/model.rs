@@ -7,19 +7,7 @@ use std::collections::BTreeMap;
 
 use strata_os::FakeOs;
 use strata_pageheap::{BadPointer, PageHeap, MAX_SMALL_SPAN_PAGES, PAGE_SIZE};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use strata_testkit::rng::Rng;
 
 struct Block {
     len: usize,
@@ -39,14 +27,14 @@ fn check(addr: usize, len: usize, tag: u8) {
 
 fn run(seed: u64, steps: usize) {
     let heap = PageHeap::new(FakeOs::new());
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut live: BTreeMap<usize, Block> = BTreeMap::new();
     for step in 0..steps {
         match rng.below(10) {
             0..=4 => {
                 let span = if rng.below(8) == 0 { 400 } else { 20 };
-                let pages = 1 + rng.below(span) as usize;
-                let len = pages * PAGE_SIZE - rng.below(PAGE_SIZE as u64) as usize;
+                let pages = 1 + rng.below(span);
+                let len = pages * PAGE_SIZE - rng.below(PAGE_SIZE);
                 let shift = if rng.below(4) == 0 { 6 } else { 1 };
                 let align = PAGE_SIZE << rng.below(shift);
                 let zero = rng.below(2) == 0;
@@ -70,10 +58,7 @@ fn run(seed: u64, steps: usize) {
                 live.insert(addr, Block { len, tag });
             }
             5..=7 if !live.is_empty() => {
-                let k = *live
-                    .keys()
-                    .nth(rng.below(live.len() as u64) as usize)
-                    .unwrap();
+                let k = *live.keys().nth(rng.below(live.len())).unwrap();
                 let b = live.remove(&k).unwrap();
                 check(k, b.len, b.tag);
                 // SAFETY: a live block we give up.
@@ -85,11 +70,8 @@ fn run(seed: u64, steps: usize) {
                 );
             }
             8 if !live.is_empty() => {
-                let k = *live
-                    .keys()
-                    .nth(rng.below(live.len() as u64) as usize)
-                    .unwrap();
-                let new_len = (1 + rng.below(40) as usize) * PAGE_SIZE;
+                let k = *live.keys().nth(rng.below(live.len())).unwrap();
+                let new_len = (1 + rng.below(40)) * PAGE_SIZE;
                 let b = live.get_mut(&k).unwrap();
                 // SAFETY: a live block we own.
                 if let Some(p) = unsafe { heap.resize_large(k, new_len, PAGE_SIZE) } {
@@ -123,7 +105,7 @@ fn run(seed: u64, steps: usize) {
 #[test]
 fn shadow_model_many_seeds() {
     for seed in 1..=12u64 {
-        run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 1500);
+        run(seed, 1500);
     }
 }
 

@@ -13,13 +13,13 @@
 //! takes a signal meant for the program. A `fork` child has no such thread;
 //! it may start one with [`crate::start_background_release`].
 
-use crate::global::pages;
+use crate::layers::Pages;
 use crate::sync::statics::{AtomicBool, Ordering};
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 
-/// Starts the thread once. Returns whether it runs.
-pub(crate) fn start() -> bool {
+/// Starts the thread once, ticking `pages`. Returns whether it runs.
+pub(crate) fn start(pages: &'static Pages) -> bool {
     if STARTED.swap(true, Ordering::AcqRel) {
         return true;
     }
@@ -40,7 +40,8 @@ pub(crate) fn start() -> bool {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut tid: libc::pthread_t = core::mem::zeroed();
-        let rc = libc::pthread_create(&mut tid, &attr, run, core::ptr::null_mut());
+        let arg = pages as *const Pages as *mut libc::c_void;
+        let rc = libc::pthread_create(&mut tid, &attr, run, arg);
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         libc::pthread_attr_destroy(&mut attr);
         if rc != 0 {
@@ -58,18 +59,20 @@ pub(crate) fn forget_after_fork() {
     STARTED.store(false, Ordering::Release);
 }
 
-extern "C" fn run(_: *mut libc::c_void) -> *mut libc::c_void {
+extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: `start` passes the process-wide page heap, a 'static.
+    let pages = unsafe { &*(arg as *const Pages) };
     // A name for ps, top and debuggers (15 bytes at most).
     // SAFETY: a NUL-terminated name for this thread.
     unsafe { libc::pthread_setname_np(libc::pthread_self(), c"strata-release".as_ptr()) };
     loop {
-        let ms = (pages().decay_ms() / 4).clamp(10, 1000);
+        let ms = (pages.decay_ms() / 4).clamp(10, 1000);
         let ts = libc::timespec {
             tv_sec: (ms / 1000) as libc::time_t,
             tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
         };
         // SAFETY: nanosleep reads the request and may write the remainder.
         unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
-        pages().tick();
+        pages.tick();
     }
 }

@@ -12,7 +12,7 @@
 //!   must be intact; otherwise freed memory was written (use after free).
 //! - Free-list links (in batches moving through the central layer; thread
 //!   caches keep stacks of pointers and read nothing from free objects) are
-//!   encoded (`strata_os::link`), so a use-after-free write cannot redirect
+//!   encoded (`strata_base::link`), so a use-after-free write cannot redirect
 //!   allocation.
 //!
 //! Objects of 8 bytes have no room for a tag, so this build serves every
@@ -34,7 +34,7 @@ pub(crate) const MIN_SIZE: usize = 16;
 fn tag(p: *const u8, class: u8) -> usize {
     (p as usize).rotate_left(29)
         ^ (class as usize).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ strata_os::secret::secret()
+        ^ strata_os::process_secret()
 }
 
 fn poison_range(p: *mut u8, class: u8) -> (*mut u8, usize) {

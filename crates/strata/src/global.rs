@@ -22,12 +22,9 @@ use strata_pageheap::{BadPointer, PageHeap};
 use strata_threadcache::{ThreadCaches, ThreadSlot};
 
 use crate::config::Config;
-use crate::stats::Stats;
+use crate::layers::{Heap, Pages};
 use crate::sync::statics::{AtomicU8, Ordering};
 use crate::tls::this_thread;
-
-pub(crate) type Pages = PageHeap<SystemOs>;
-pub(crate) type Heap = ThreadCaches<Central<Pages>>;
 
 pub(crate) static HEAP: Heap =
     ThreadCaches::with_first_use_hook(Central::new(PageHeap::new(SystemOs::new())), ensure_init);
@@ -82,7 +79,7 @@ fn init_slow() {
     }
     INIT.store(READY, Ordering::Release);
     if config.background_release {
-        crate::background::start();
+        crate::background::start(pages());
     }
 }
 
@@ -112,7 +109,7 @@ extern "C" fn fork_child() {
 }
 
 extern "C" fn print_stats_at_exit() {
-    crate::stats::stats().write_to_stderr();
+    crate::stats::collect(&HEAP).write_to_stderr();
 }
 
 // ---- small objects ---------------------------------------------------------
@@ -164,7 +161,7 @@ pub(crate) unsafe fn free_small(p: *mut u8, class: u8) {
 #[cold]
 #[inline(never)]
 unsafe fn free_small_outside(p: *mut u8, class: u8) {
-    if crate::validate::valid_small_free(p, class) {
+    if crate::validate::valid_small_free(pages(), p, class) {
         // SAFETY: the pagemap says p is an object of `class` in a live span.
         unsafe { free_small_known(p, class) }
     }
@@ -179,7 +176,8 @@ unsafe fn free_small_outside(p: *mut u8, class: u8) {
 pub(crate) unsafe fn free_small_known(p: *mut u8, class: u8) {
     // SAFETY: validated first; on_free runs on a valid object.
     #[cfg(feature = "checked")]
-    if !crate::validate::valid_small_free(p, class) || unsafe { !crate::checked::on_free(p, class) }
+    if !crate::validate::valid_small_free(pages(), p, class)
+        || unsafe { !crate::checked::on_free(p, class) }
     {
         return;
     }
@@ -212,18 +210,6 @@ pub(crate) unsafe fn free_large(p: *mut u8) {
 #[inline(always)]
 pub(crate) fn size_class_of(addr: usize) -> u8 {
     pages().size_class_of(addr)
-}
-
-/// The size class of the small-object span holding `addr` (0 if none), and
-/// whether `addr` is where an object of it starts (not an interior
-/// pointer): one pagemap walk and a multiplication
-/// (`strata_central::is_object_offset`).
-#[inline(always)]
-pub(crate) fn small_object_at(addr: usize) -> (u8, bool) {
-    let (class, start) = pages().small_span_of(addr);
-    let at_start =
-        class != 0 && addr >= start && strata_central::is_object_offset(class, addr - start);
-    (class, at_start)
 }
 
 /// The usable size of the large block at `addr`, or why it is not one.
@@ -270,52 +256,12 @@ pub(crate) fn set_huge_pages_after(bytes: usize) {
 /// [`crate::start_background_release`].
 pub(crate) fn start_background_release() -> bool {
     ensure_init();
-    crate::background::start()
+    crate::background::start(pages())
 }
 
 /// Reads every layer's accounting ([`crate::stats`]).
-pub(crate) fn stats() -> Stats {
-    let ph = pages().stats();
-    let os = strata_os::Os::counters(pages().os()).snapshot();
-    let tc = HEAP.stats();
-    let (mut transfer, mut span_free, mut uncarved) = (0, 0, 0);
-    for c in 1..strata_central::NUM_CLASSES as u8 {
-        let s = central().class_stats(c);
-        let size = strata_central::class_size_of(c);
-        transfer += s.transfer_objects * size;
-        span_free += s.span_free_objects * size;
-        uncarved += s.uncarved_objects * size;
-    }
-    let central_free = transfer + span_free;
-    Stats {
-        mapped_bytes: ph.mapped_bytes,
-        in_use_bytes: ph.in_use_bytes,
-        allocated_bytes: ph
-            .in_use_bytes
-            .saturating_sub(central_free + tc.cached_bytes),
-        free_dirty_bytes: ph.free_dirty_bytes,
-        free_clean_bytes: ph.free_clean_bytes,
-        thread_cache_bytes: tc.cached_bytes,
-        central_free_bytes: central_free,
-        transfer_cache_bytes: transfer,
-        span_free_bytes: span_free,
-        uncarved_bytes: uncarved,
-        metadata_bytes: ph.metadata_bytes,
-        released_bytes_total: os.released_bytes,
-        huge_in_use_bytes: ph.huge_in_use_bytes,
-        huge_cached_bytes: ph.huge_cached_bytes,
-        huge_remaps: ph.huge_remaps,
-        large_moves: ph.large_moves,
-        decay_releases: ph.decay_releases,
-        decay_ms: ph.decay_ms,
-        thread_caches: tc.live_caches,
-        mmap_calls: os.maps,
-        munmap_calls: os.unmaps,
-        release_calls: os.releases,
-        mremap_calls: os.remaps,
-        mincore_calls: os.residency_queries,
-        zeroed_bytes_written: os.zeroed_bytes_written,
-    }
+pub(crate) fn stats() -> crate::Stats {
+    crate::stats::collect(&HEAP)
 }
 
 /// Accounting for one size class (1..NUM_CLASSES).

@@ -26,33 +26,20 @@
 //!   double free of a large block) stops the program with a message on
 //!   stderr instead of corrupting the heap.
 //! - After `fork`, the child can allocate.
-//!
-//! Under `--cfg loom` (the loom models, `docs/concurrency.md`) the facade is
-//! not the allocator; only the layer models run: [`Strata`] and the rest of
-//! the API forward to the C allocator, so that everything still builds.
 
 #![warn(missing_docs)]
 
-#[cfg(not(loom))]
 mod background;
 pub mod bad_free;
-#[cfg(all(feature = "checked", not(loom)))]
+#[cfg(feature = "checked")]
 mod checked;
 mod config;
-// Under `--cfg loom` the facade is not the allocator (its process-wide
-// static heap cannot hold loom's atomics): a stand-in forwards to the C
-// allocator, and only the layer models run (docs/concurrency.md).
-#[cfg(not(loom))]
 mod global;
-#[cfg(loom)]
-#[path = "global_loom.rs"]
-mod global;
+mod layers;
 pub mod raw;
 mod stats;
 mod sync;
-#[cfg(not(loom))]
 mod tls;
-#[cfg(not(loom))]
 mod validate;
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -62,7 +49,7 @@ use strata_central::class_size_of;
 
 pub use bad_free::{set_bad_free_hook, BadFree, BadFreeKind};
 pub use config::Config;
-pub use stats::{class_stats, stats, Stats};
+pub use stats::Stats;
 pub use strata_central::ClassStats;
 
 use global::{alloc_large, alloc_small, class_of, free_large, free_small};
@@ -146,6 +133,21 @@ unsafe impl GlobalAlloc for Strata {
         }
         q
     }
+}
+
+/// Reads every layer's accounting.
+pub fn stats() -> Stats {
+    global::stats()
+}
+
+/// The object size and accounting of size class `class` (1 up to the number
+/// of classes), or `None` past the last class: where a class's free objects
+/// sit (partly used spans, transfer cache).
+pub fn class_stats(class: u8) -> Option<(usize, ClassStats)> {
+    if class == 0 || class as usize >= strata_central::NUM_CLASSES {
+        return None;
+    }
+    Some((class_size_of(class), global::class_stats(class)))
 }
 
 /// Returns every free page strata holds to the OS now: flushes the calling

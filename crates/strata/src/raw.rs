@@ -11,9 +11,10 @@ use strata_central::class_size_of;
 
 use crate::bad_free::BadFreeKind;
 use crate::global::{
-    alloc_large, alloc_small, class_of, free_large, free_small_known, large_size, resize_large,
-    size_class_of, small_object_at,
+    alloc_large, alloc_small, class_of, free_large, free_small_known, large_size, pages,
+    resize_large, size_class_of,
 };
+use crate::validate::small_object_at;
 
 /// Allocates `size` bytes aligned to `align` (a power of two). Null when out
 /// of memory or when the request cannot be met.
@@ -59,7 +60,7 @@ pub unsafe fn free(p: *mut u8) {
     if p.is_null() {
         return;
     }
-    let (class, at_start) = small_object_at(p as usize);
+    let (class, at_start) = small_object_at(pages(), p as usize);
     if class != 0 {
         if !at_start {
             return crate::bad_free::report(p, BadFreeKind::Interior);

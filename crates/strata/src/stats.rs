@@ -3,6 +3,8 @@
 
 use strata_os::Dec;
 
+use crate::layers::Heap;
+
 /// A snapshot of strata's accounting. Byte counts are exact at the moment
 /// each layer was read; layers are read one after another, so totals taken
 /// while other threads allocate can disagree slightly.
@@ -16,7 +18,7 @@ pub struct Stats {
     /// estimate of what the program holds.
     pub allocated_bytes: usize,
     /// Bytes in free spans that may be resident (returned to the OS after
-    /// the decay delay or by [`crate::release_free_memory`]).
+    /// the decay delay or by `release_free_memory`).
     pub free_dirty_bytes: usize,
     /// Bytes in free spans known to read as zero, not resident.
     pub free_clean_bytes: usize,
@@ -64,22 +66,50 @@ pub struct Stats {
     pub zeroed_bytes_written: u64,
 }
 
-/// Reads every layer's accounting.
-pub fn stats() -> Stats {
-    crate::global::stats()
-}
-
-/// The object size and accounting of size class `class` (1 up to the number
-/// of classes), or `None` past the last class: where a class's free objects
-/// sit (partly used spans, transfer cache).
-pub fn class_stats(class: u8) -> Option<(usize, crate::ClassStats)> {
-    if class == 0 || class as usize >= strata_central::NUM_CLASSES {
-        return None;
+/// Reads the accounting of every layer of `heap`.
+pub(crate) fn collect(heap: &Heap) -> Stats {
+    let pages = heap.backend().pages();
+    let ph = pages.stats();
+    let os = strata_os::Os::counters(pages.os()).snapshot();
+    let tc = heap.stats();
+    let (mut transfer, mut span_free, mut uncarved) = (0, 0, 0);
+    for c in 1..strata_central::NUM_CLASSES as u8 {
+        let s = heap.backend().class_stats(c);
+        let size = strata_central::class_size_of(c);
+        transfer += s.transfer_objects * size;
+        span_free += s.span_free_objects * size;
+        uncarved += s.uncarved_objects * size;
     }
-    Some((
-        strata_central::class_size_of(class),
-        crate::global::class_stats(class),
-    ))
+    let central_free = transfer + span_free;
+    Stats {
+        mapped_bytes: ph.mapped_bytes,
+        in_use_bytes: ph.in_use_bytes,
+        allocated_bytes: ph
+            .in_use_bytes
+            .saturating_sub(central_free + tc.cached_bytes),
+        free_dirty_bytes: ph.free_dirty_bytes,
+        free_clean_bytes: ph.free_clean_bytes,
+        thread_cache_bytes: tc.cached_bytes,
+        central_free_bytes: central_free,
+        transfer_cache_bytes: transfer,
+        span_free_bytes: span_free,
+        uncarved_bytes: uncarved,
+        metadata_bytes: ph.metadata_bytes,
+        released_bytes_total: os.released_bytes,
+        huge_in_use_bytes: ph.huge_in_use_bytes,
+        huge_cached_bytes: ph.huge_cached_bytes,
+        huge_remaps: ph.huge_remaps,
+        large_moves: ph.large_moves,
+        decay_releases: ph.decay_releases,
+        decay_ms: ph.decay_ms,
+        thread_caches: tc.live_caches,
+        mmap_calls: os.maps,
+        munmap_calls: os.unmaps,
+        release_calls: os.releases,
+        mremap_calls: os.remaps,
+        mincore_calls: os.residency_queries,
+        zeroed_bytes_written: os.zeroed_bytes_written,
+    }
 }
 
 impl Stats {

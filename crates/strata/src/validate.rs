@@ -7,15 +7,27 @@
 //! boundary.
 
 use crate::bad_free::{report, BadFreeKind};
-use crate::global::pages;
+use crate::layers::Pages;
+
+/// The size class of the small-object span holding `addr` (0 if none), and
+/// whether `addr` is where an object of it starts (not an interior
+/// pointer): one pagemap walk and a multiplication
+/// (`strata_central::is_object_offset`).
+#[inline(always)]
+pub(crate) fn small_object_at(pages: &Pages, addr: usize) -> (u8, bool) {
+    let (class, start) = pages.small_span_of(addr);
+    let at_start =
+        class != 0 && addr >= start && strata_central::is_object_offset(class, addr - start);
+    (class, at_start)
+}
 
 /// Checks a `dealloc` of `p` with a layout of `class`; reports and returns
 /// false if it must not be freed.
-pub(crate) fn valid_small_free(p: *mut u8, class: u8) -> bool {
+pub(crate) fn valid_small_free(pages: &Pages, p: *mut u8, class: u8) -> bool {
     // The same walk and object-boundary test as `raw::free`.
-    let (page_class, at_start) = crate::global::small_object_at(p as usize);
+    let (page_class, at_start) = small_object_at(pages, p as usize);
     if page_class == 0 {
-        let kind = match pages().large_span(p as usize) {
+        let kind = match pages.large_span(p as usize) {
             Ok(_) => BadFreeKind::WrongLayout,
             Err(why) => why.into(),
         };

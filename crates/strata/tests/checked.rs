@@ -115,7 +115,7 @@ fn write_after_free_is_found_on_reuse() {
 /// pointers and never reads a link out of an object, so the forged word is
 /// simply ignored: the next allocations are the two freed objects, in
 /// last-freed-first order. (Links exist only in batches on their way
-/// through the central layer, and are encoded there: `strata_os::link`.)
+/// through the central layer, and are encoded there: `strata_base::link`.)
 #[test]
 fn overwritten_first_word_of_a_free_object_does_not_redirect_allocation() {
     let l = Layout::from_size_align(48, 8).unwrap();

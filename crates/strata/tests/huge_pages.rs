@@ -10,7 +10,7 @@ mod common;
 
 /// Whether the mapping holding `addr` is flagged `hg`.
 fn hinted(addr: usize) -> bool {
-    strata_os::smaps::huge_page_hinted_bytes(addr, 1) == 1
+    strata_testkit::smaps::huge_page_hinted_bytes(addr, 1) == 1
 }
 
 /// 4 MiB of 64 KiB objects (a small size class): the heap grows by 2 MiB at

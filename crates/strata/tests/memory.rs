@@ -1,4 +1,4 @@
-//! Issue 3's paths through the real allocator: memory that was dirtied and
+//! The memory lifecycle through the real allocator: memory that was dirtied and
 //! then released, decayed, cached as a huge mapping or moved by mremap must
 //! come back as zeros from `alloc_zeroed`; populate and release do what they
 //! say; stats see it all.

@@ -66,7 +66,7 @@ const MAX_LEN: u32 = 8192;
 /// least the excess, so a list is at most two over its maximum (after an
 /// overflow lowers the maximum by a batch, it may hold one more than the
 /// new maximum); `push` releases a batch first if a stack is ever full.
-/// It was 64, which cost every packed stack a quarter of its room.
+/// Small, because every packed stack pays it.
 const SLACK: u32 = 4;
 
 /// Room in a class's own stack: `MAX_LEN` plus the slack.
@@ -75,17 +75,10 @@ const SLOTS_PER_CLASS: u32 = MAX_LEN + SLACK;
 /// Room in a class's first stack, one of many packed side by side (1 KiB
 /// each, four to a page): a list whose maximum stays at `SMALL_STACK -
 /// SLACK` or below (most of them, in most threads) shares a page instead of
-/// touching one of its own (measured: 60-odd classes in use cost every
-/// larson thread 256 KiB of stack pages, 1.14-1.23x glibc's peak RSS
-/// instead of about 1.0x). A list that grows past it moves to its own
-/// stack, once. Larson's lists drift to maxima of 64-128 in a random walk
-/// between refills and overflows. With a slack of 64, 128 entries held
-/// maxima up to 64 only and most lists moved to a page of their own
-/// (`rss_probe larson`, median of 9 runs, twice: 2,532 / 2,596 KiB over
-/// the start), so the stacks were 256 (2,448 / 2,464). With a slack of 4,
-/// 128 entries hold maxima up to 124: the two caches' stacks take 96-108
-/// KiB instead of 128, and `peer_probe strata` grows 2,408 KiB against
-/// 2,452 (medians of 15 alternating runs).
+/// touching one of its own, which keeps a thread's stack pages near its
+/// working set. A list that grows past it moves to its own stack, once.
+/// 128 holds the maxima of 64-128 that busy lists drift to between refills
+/// and overflows (measurements: docs/performance.md, "Thread-cache stacks").
 const SMALL_STACK: u32 = 128;
 
 /// Slow-path calls between two walks over every list (scavenge, statistics).
@@ -371,6 +364,7 @@ impl ThreadCache {
                 return false;
             }
             // In bounds: len < max_len <= cap - SLACK.
+            debug_assert!((*l).max_len + SLACK <= (*l).cap);
             *(*l).slots.add(len as usize) = obj;
             (*l).len = len + 1;
             true
@@ -391,6 +385,7 @@ impl ThreadCache {
             self.release(backend, class, batch);
         }
         let l = &mut self.lists[class as usize];
+        debug_assert!(l.len < l.cap);
         // SAFETY: len < cap, checked above.
         unsafe { *l.slots.add(l.len as usize) = obj };
         l.len += 1;
@@ -398,7 +393,7 @@ impl ThreadCache {
 
     /// Where a class's stack is and how much room it has (tests; the loom
     /// build runs only the models).
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(strata_loom)))]
     pub(crate) fn stack_of(&self, class: u8) -> (usize, u32) {
         let l = &self.lists[class as usize];
         (l.slots as usize, l.cap)
@@ -428,6 +423,7 @@ impl ThreadCache {
             }
         }
         let l = &mut self.lists[class];
+        debug_assert!(max_len + SLACK <= l.cap, "a list's maximum past its stack");
         self.capacity = self.capacity - l.max_len as usize * size + max_len as usize * size;
         l.max_len = max_len;
     }
@@ -442,9 +438,8 @@ impl ThreadCache {
     /// start together take neighbouring objects (the next carved, or the
     /// ones just freed: the objects another thread handed them), so objects
     /// written by different threads share cache lines and every write moves
-    /// the line between cores (passive false sharing; measured on
-    /// cache-scratch, two workers freeing neighbouring objects from the main
-    /// thread and then allocating their own: 1.12-1.2x glibc). The last of
+    /// the line between cores (passive false sharing, as in the
+    /// cache-scratch benchmark). The last of
     /// two lines' worth lies past the line of the first, which is the one
     /// such a recycled object or a neighbouring thread's object shares. The
     /// rest stay in the list for later allocations; the cost is at most 128
@@ -481,6 +476,7 @@ impl ThreadCache {
         if got == 0 {
             return ptr::null_mut();
         }
+        debug_assert!(got <= want.min(SMALL_STACK), "a batch longer than asked");
         // The batch is on the stack: a move to the class's own stack in
         // `set_max` carries it along.
         self.lists[c].len = got;
@@ -650,4 +646,4 @@ impl ThreadCache {
 }
 
 // SAFETY: only the list a cache is in writes its `prev` and `next`.
-strata_os::impl_linked!(unsafe ThreadCache, prev, next);
+strata_base::impl_linked!(unsafe ThreadCache, prev, next);

@@ -33,7 +33,7 @@
 //!
 //! # Invariants
 //! - A cache is touched only by its thread (and its destructor).
-//! - Cache records come from OS memory ([`strata_os::MetaPool`]), never from
+//! - Cache records come from OS memory ([`strata_base::MetaPool`]), never from
 //!   the global allocator.
 
 #![cfg_attr(not(test), no_std)]
@@ -45,9 +45,9 @@ mod sync;
 
 #[cfg(test)]
 mod fake;
-#[cfg(all(test, loom))]
+#[cfg(all(test, strata_loom))]
 mod loom_tests;
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(strata_loom)))]
 mod tests;
 
 pub use cache::{ThreadCache, MAX_CLASSES};

@@ -1,5 +1,5 @@
 //! Loom models of the registry of thread caches. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test --release --workspace loom` (see
+//! `RUSTFLAGS="--cfg strata_loom" cargo test --release --workspace loom` (see
 //! docs/concurrency.md).
 //!
 //! What is modeled: the list of live caches (linked in when a thread's cache
@@ -19,7 +19,7 @@ use loom::thread;
 use crate::cache::ThreadCache;
 use crate::fake::FakeBackend;
 use crate::{Backend, ThreadCaches};
-use strata_os::loom_model::{model, spawn_big};
+use strata_testkit::loom_model::{model, spawn_big};
 
 /// What `create` does for a new thread, minus the slot and the pthread
 /// value: a record from the pool, initialised, publishing `bytes`, linked

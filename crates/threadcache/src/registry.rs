@@ -21,7 +21,7 @@
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
 
-use strata_os::{ForkLock, List, Lock, MetaPool};
+use strata_base::{ForkLock, List, Lock, MetaPool};
 
 use crate::cache::ThreadCache;
 use crate::sync::{AtomicUsize, Ordering};
@@ -237,14 +237,14 @@ pub struct ThreadCaches<B: Backend> {
 }
 
 impl<B: Backend> ThreadCaches<B> {
-    strata_os::const_unless_loom! {
+    strata_base::const_unless_loom! {
         /// Thread caches over `backend`. Nothing is created until first use.
         pub fn new(backend: B) -> Self {
             Self::with_first_use_hook(backend, || {})
         }
     }
 
-    strata_os::const_unless_loom! {
+    strata_base::const_unless_loom! {
         /// Like [`ThreadCaches::new`], calling `hook` whenever a thread sets up
         /// its cache (the owner's one-time initialisation goes there; it must
         /// be cheap once done, and may allocate: the thread is served

@@ -1,7 +1,7 @@
-//! The one place that chooses between loom's atomics (under `--cfg loom`) and
+//! The one place that chooses between loom's atomics (under `--cfg strata_loom`) and
 //! core's. Nothing else in this crate names either directly.
 //!
-//! - The modeled family (`AtomicUsize`) is loom's under `--cfg loom`: the
+//! - The modeled family (`AtomicUsize`) is loom's under `--cfg strata_loom`: the
 //!   registry's own words (its pthread key, the cache budget), in the
 //!   `ThreadCaches` value.
 //! - [`statics`] is always core's: a cache's published size, a statistic
@@ -11,10 +11,10 @@
 //!
 //! The default build gets exactly core's atomics.
 
-#[cfg(loom)]
+#[cfg(strata_loom)]
 pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
 
-#[cfg(not(loom))]
+#[cfg(not(strata_loom))]
 pub(crate) use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Atomics in process-wide statics and statistics: always core's, not

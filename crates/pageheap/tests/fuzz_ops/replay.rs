@@ -1,7 +1,6 @@
 //! Replaying kept fuzz inputs in `cargo test`, shared by the page heap's and
 //! the central layer's `fuzz_regressions.rs` (included with `#[path]`, like
-//! `os.rs`): every file under `fuzz/regressions/<target>/`, and a small
-//! deterministic generator for the pseudo-random batch.
+//! `os.rs`): every file under `fuzz/regressions/<target>/`.
 
 use std::path::PathBuf;
 
@@ -65,18 +64,5 @@ pub fn write_kept_files<T>(
 ) {
     for (name, ops) in kept {
         std::fs::write(regressions_dir(target).join(name), encode(&ops)).unwrap();
-    }
-}
-
-/// xorshift64: deterministic pseudo-random inputs.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the strata integration tests: position-dependent fill
-//! patterns with precise mismatch reports, a fast all-zero check, a small
-//! deterministic PRNG, and the `STRATA_LONG_TESTS` switch.
+//! patterns with precise mismatch reports, a fast all-zero check, the shared
+//! deterministic PRNG (`strata_testkit::rng`), and the `STRATA_LONG_TESTS`
+//! switch.
 //!
 //! Every test binary includes this with `mod common;` and uses a subset of it.
 #![allow(dead_code)]
@@ -10,6 +11,9 @@ pub mod hook;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
+
+/// The shared deterministic generator, for shuffles and size choices.
+pub use strata_testkit::rng::Rng;
 
 pub const KIB: usize = 1024;
 pub const MIB: usize = 1024 * 1024;
@@ -79,10 +83,7 @@ pub fn in_child_limited(
 
 /// Mixes a user seed into the constant part of the pattern.
 fn mix(seed: u64) -> u64 {
-    let mut x = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+    Rng::new(seed).next_u64()
 }
 
 /// Word `idx` (< 512) of the 4 KiB template of a pattern whose mixed seed is
@@ -192,32 +193,6 @@ pub fn assert_zero(buf: &[u8], what: &str) {
             off / 4096,
             buf[off],
         );
-    }
-}
-
-/// A tiny deterministic PRNG (splitmix64), for shuffles and size choices.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix(self.0)
-    }
-
-    /// A value in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i + 1);
-            v.swap(i, j);
-        }
     }
 }
 

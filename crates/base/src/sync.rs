@@ -1,45 +1,42 @@
-//! The one place that chooses between loom's types (under `--cfg loom`) and
-//! core's. Nothing else in this crate names either directly.
+//! The one place in this crate that chooses between loom's types (under
+//! `--cfg strata_loom`, the loom models' own cfg) and core's. Nothing else
+//! here names either directly.
 //!
-//! - The modeled family (`AtomicU32`, `AtomicUsize`, [`LockCheck`]) is loom's
-//!   under `--cfg loom`, so the models in `loom_tests.rs` explore every
-//!   interleaving of the lock and the metadata pool.
-//! - [`statics`] is always core's: process-wide statics and statistics,
-//!   which loom cannot model (see its docs). Not modeled.
-//!
-//! The default build gets exactly core's atomics and zero-sized stand-ins
-//! for the loom-only checks: nothing here costs anything outside loom.
+//! The modeled family (`AtomicU32`, `AtomicUsize`, [`LockCheck`]) is loom's
+//! under `--cfg strata_loom`, so the models in `loom_tests.rs` explore every
+//! interleaving of the lock and the metadata pool. The default build gets
+//! exactly core's atomics and zero-sized stand-ins for the loom-only checks:
+//! nothing here costs anything outside the models.
 
-#[cfg(loom)]
+#[cfg(strata_loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-#[cfg(not(loom))]
+#[cfg(not(strata_loom))]
 pub(crate) use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// Spins a contended lock tries before it sleeps. Under loom, one: the spin
 /// phase and the sleeping phase are both explored, and a model does not
 /// spend its branches on a hundred identical spins.
-pub(crate) const LOCK_SPINS: u32 = if cfg!(loom) { 1 } else { 100 };
+pub(crate) const LOCK_SPINS: u32 = if cfg!(strata_loom) { 1 } else { 100 };
 
 /// Spin-wait hint; under loom, a yield so the model can make progress.
 #[inline]
 pub(crate) fn spin_hint() {
-    #[cfg(loom)]
+    #[cfg(strata_loom)]
     loom::thread::yield_now();
-    #[cfg(not(loom))]
+    #[cfg(not(strata_loom))]
     core::hint::spin_loop();
 }
 
 /// Sleeping on a lock word until another thread wakes it: the futex
-/// (`FUTEX_WAIT` / `FUTEX_WAKE`) on Linux, spinning with yields elsewhere;
-/// zero-sized. Under loom, loom's mutex and condition variable with the
+/// ([`strata_os::futex`]); zero-sized. Under loom, loom's mutex and condition variable with the
 /// futex's semantics (a waiter sleeps only if the word still holds the
 /// expected value, checked under the mutex a waker takes), so a model never
 /// spins: a spinning waiter would let loom starve the holder forever.
-#[cfg(not(loom))]
+#[cfg(not(strata_loom))]
 pub(crate) struct Parking;
 
-#[cfg(not(loom))]
+#[cfg(not(strata_loom))]
 impl Parking {
     #[inline(always)]
     pub(crate) const fn new() -> Self {
@@ -47,57 +44,23 @@ impl Parking {
     }
 
     /// Sleeps while `word` holds `expected` (may return spuriously).
-    #[cfg(target_os = "linux")]
     pub(crate) fn wait(&self, word: &AtomicU32, expected: u32) {
-        // SAFETY: FUTEX_WAIT reads the 32-bit word at a valid, aligned
-        // address and sleeps only while it still equals `expected`; spurious
-        // returns are fine because the caller loops.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                expected,
-                core::ptr::null::<libc::timespec>(),
-            );
-        }
+        strata_os::futex::wait(word, expected);
     }
 
     /// Wakes one thread sleeping on `word`.
-    #[cfg(target_os = "linux")]
     pub(crate) fn wake_one(&self, word: &AtomicU32) {
-        // SAFETY: FUTEX_WAKE only uses the address as a key.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                1,
-            );
-        }
+        strata_os::futex::wake_one(word);
     }
-
-    /// Sleeps while `word` holds `expected` (may return spuriously).
-    #[cfg(not(target_os = "linux"))]
-    pub(crate) fn wait(&self, word: &AtomicU32, expected: u32) {
-        while word.load(Ordering::Relaxed) == expected {
-            spin_hint();
-            std::thread::yield_now();
-        }
-    }
-
-    /// Wakes one thread sleeping on `word`.
-    #[cfg(not(target_os = "linux"))]
-    pub(crate) fn wake_one(&self, _word: &AtomicU32) {}
 }
 
-#[cfg(loom)]
+#[cfg(strata_loom)]
 pub(crate) struct Parking {
     mutex: loom::sync::Mutex<()>,
     wakeups: loom::sync::Condvar,
 }
 
-#[cfg(loom)]
+#[cfg(strata_loom)]
 impl Parking {
     pub(crate) fn new() -> Self {
         Parking {
@@ -127,15 +90,15 @@ impl Parking {
 /// one (a lock that lets two threads in, or one whose orderings are too weak
 /// to publish the data) makes the model fail with a causality violation.
 /// Otherwise nothing: a zero-sized type whose methods do nothing.
-#[cfg(loom)]
+#[cfg(strata_loom)]
 pub(crate) struct LockCheck(loom::cell::UnsafeCell<()>);
 
 /// A critical section in progress, as seen by [`LockCheck`]; ended by
 /// [`LockSection::end`] before the lock is released.
-#[cfg(loom)]
+#[cfg(strata_loom)]
 pub(crate) struct LockSection(Option<loom::cell::MutPtr<()>>);
 
-#[cfg(loom)]
+#[cfg(strata_loom)]
 impl LockCheck {
     pub(crate) fn new() -> Self {
         LockCheck(loom::cell::UnsafeCell::new(()))
@@ -147,7 +110,7 @@ impl LockCheck {
     }
 }
 
-#[cfg(loom)]
+#[cfg(strata_loom)]
 impl LockSection {
     /// Ends the critical section (the lock is about to be released).
     pub(crate) fn end(&mut self) {
@@ -155,13 +118,13 @@ impl LockSection {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(strata_loom))]
 pub(crate) struct LockCheck;
 
-#[cfg(not(loom))]
+#[cfg(not(strata_loom))]
 pub(crate) struct LockSection;
 
-#[cfg(not(loom))]
+#[cfg(not(strata_loom))]
 impl LockCheck {
     #[inline(always)]
     pub(crate) const fn new() -> Self {
@@ -174,44 +137,35 @@ impl LockCheck {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(strata_loom))]
 impl LockSection {
     #[inline(always)]
     pub(crate) fn end(&mut self) {}
 }
 
-/// Declares a function `const` except under `--cfg loom`, where the atomics it
+/// Declares a function `const` except under `--cfg strata_loom`, where the atomics it
 /// builds are loom's and cannot be created in a constant.
 #[macro_export]
 macro_rules! const_unless_loom {
     ($(#[$meta:meta])* $vis:vis fn $name:ident $(<$($gen:tt),*>)? ($($args:tt)*) -> $ret:ty $body:block) => {
-        #[cfg(not(loom))]
+        #[cfg(not(strata_loom))]
         $(#[$meta])* $vis const fn $name $(<$($gen),*>)? ($($args)*) -> $ret $body
-        #[cfg(loom)]
+        #[cfg(strata_loom)]
         $(#[$meta])* $vis fn $name $(<$($gen),*>)? ($($args)*) -> $ret $body
     };
 }
 
 /// An array of `$n` copies of `$value`: `[const { $value }; $n]`, except
-/// under `--cfg loom`, where `$value` holds loom's atomics, which are not
+/// under `--cfg strata_loom`, where `$value` holds loom's atomics, which are not
 /// constants, and each element is built in turn (`core::array::from_fn`).
 /// For the bodies of [`const_unless_loom`] functions.
 #[macro_export]
 macro_rules! array_unless_loom {
     ($value:expr; $n:expr) => {{
-        #[cfg(not(loom))]
+        #[cfg(not(strata_loom))]
         let a = [const { $value }; $n];
-        #[cfg(loom)]
+        #[cfg(strata_loom)]
         let a = ::core::array::from_fn(|_| $value);
         a
     }};
-}
-
-/// Atomics that loom cannot model, always core's: process-wide statics
-/// (loom's atomics are not `const` and exist only inside one model run),
-/// caches of constants, configuration, and statistics (the system-call
-/// counters). **Not modeled**: never used for the synchronisation the loom
-/// models check.
-pub(crate) mod statics {
-    pub(crate) use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 }

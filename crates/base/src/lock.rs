@@ -19,7 +19,7 @@
 //!   [`Lock::raw_lock`] and [`Lock::raw_unlock`].
 //! - Nothing here allocates, panics or formats.
 //!
-//! Under `--cfg loom` the futex becomes loom's mutex and condition variable
+//! Under `--cfg strata_loom` the futex becomes loom's mutex and condition variable
 //! (`sync::Parking`, same semantics: sleep only while the word still holds
 //! the expected value), and every guard's critical section is checked by
 //! loom (`sync::LockCheck`): the models fail if two sections are not ordered
@@ -184,7 +184,37 @@ impl<T> Drop for LockGuard<'_, T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+/// The operations a `fork` handler needs from a lock.
+pub trait ForkLock {
+    /// Takes the lock (prepare handler).
+    fn fork_prepare(&self);
+    /// Releases it in the parent.
+    ///
+    /// # Safety
+    /// After `fork_prepare` in this thread.
+    unsafe fn fork_parent(&self);
+    /// Resets it in the child.
+    ///
+    /// # Safety
+    /// In the child of a fork whose parent called `fork_prepare`.
+    unsafe fn fork_child(&self);
+}
+
+impl<T> ForkLock for Lock<T> {
+    fn fork_prepare(&self) {
+        self.raw_lock();
+    }
+    unsafe fn fork_parent(&self) {
+        // SAFETY: forwarded contract.
+        unsafe { self.raw_unlock() }
+    }
+    unsafe fn fork_child(&self) {
+        // SAFETY: forwarded contract.
+        unsafe { self.reset_in_child() }
+    }
+}
+
+#[cfg(all(test, not(strata_loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

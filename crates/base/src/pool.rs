@@ -17,9 +17,10 @@ use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 
+use strata_os::{align_up, Os};
+
 use crate::lock::Lock;
 use crate::sync::{AtomicUsize, Ordering};
-use crate::{align_up, Os};
 
 /// Records are carved from chunks of at least this size.
 const CHUNK: usize = 64 * 1024;
@@ -195,7 +196,7 @@ impl<T> MetaPool<T> {
     }
 
     /// The pool's lock, for `fork` handling.
-    pub fn lock_for_fork(&self) -> &impl ForkLock {
+    pub fn lock_for_fork(&self) -> &impl crate::ForkLock {
         &self.state
     }
 }
@@ -206,45 +207,15 @@ impl<T> Default for MetaPool<T> {
     }
 }
 
-/// The operations a `fork` handler needs from a lock.
-pub trait ForkLock {
-    /// Takes the lock (prepare handler).
-    fn fork_prepare(&self);
-    /// Releases it in the parent.
-    ///
-    /// # Safety
-    /// After `fork_prepare` in this thread.
-    unsafe fn fork_parent(&self);
-    /// Resets it in the child.
-    ///
-    /// # Safety
-    /// In the child of a fork whose parent called `fork_prepare`.
-    unsafe fn fork_child(&self);
-}
-
-impl<T> ForkLock for Lock<T> {
-    fn fork_prepare(&self) {
-        self.raw_lock();
-    }
-    unsafe fn fork_parent(&self) {
-        // SAFETY: forwarded contract.
-        unsafe { self.raw_unlock() }
-    }
-    unsafe fn fork_child(&self) {
-        // SAFETY: forwarded contract.
-        unsafe { self.reset_in_child() }
-    }
-}
-
 fn chunk_len(min: usize, page: usize) -> usize {
     align_up(min.max(CHUNK), page).unwrap_or(CHUNK)
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(strata_loom)))]
 mod tests {
     use super::*;
-    use crate::FakeOs;
     use std::collections::HashSet;
+    use strata_os::FakeOs;
 
     #[repr(align(64))]
     struct Rec([u8; 100]);

@@ -1,5 +1,5 @@
 //! Loom models of the lock and the metadata pool. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test --release --workspace loom` (see
+//! `RUSTFLAGS="--cfg strata_loom" cargo test --release --workspace loom` (see
 //! docs/concurrency.md).
 
 use std::vec::Vec;
@@ -8,8 +8,10 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::loom_model::model;
-use crate::{FakeOs, Lock, MetaPool};
+use strata_os::FakeOs;
+use strata_testkit::loom_model::model;
+
+use crate::{Lock, MetaPool};
 
 /// Three threads increment a counter under the lock: no increment is lost,
 /// and every critical section is ordered after the previous one (checked by

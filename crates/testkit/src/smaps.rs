@@ -1,6 +1,6 @@
-//! Test support (feature `fake`): what the kernel says about this process's
-//! mappings, from `/proc/self/smaps`. The layers above check their
-//! huge-page policy with it (the `hg` flag `MADV_HUGEPAGE` sets).
+//! What the kernel says about this process's mappings, from
+//! `/proc/self/smaps`. The layers check their huge-page policy with it (the
+//! `hg` flag `MADV_HUGEPAGE` sets).
 
 use std::fs;
 

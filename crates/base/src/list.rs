@@ -167,7 +167,7 @@ impl<T: Linked> Iterator for Iter<T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(strata_loom)))]
 mod tests {
     use super::*;
     use std::vec::Vec;

@@ -1,4 +1,4 @@
-//! What every crate's loom models share (built only under `--cfg loom`):
+//! What every crate's loom models share (built only under `--cfg strata_loom`):
 //! the model runner with its default preemption bound, and model threads
 //! with stacks big enough for the allocator's structures (loom's own
 //! threads have small stacks; a `PageHeap`'s pagemap root alone is 64 KiB).

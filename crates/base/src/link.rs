@@ -50,13 +50,13 @@ fn decode(_slot: *mut u8, stored: usize) -> *mut u8 {
 #[cfg(feature = "checked")]
 #[inline(always)]
 fn encode(slot: *mut u8, next: *mut u8) -> usize {
-    next as usize ^ (slot as usize >> 12) ^ crate::secret::secret()
+    next as usize ^ (slot as usize >> 12) ^ strata_os::process_secret()
 }
 
 #[cfg(feature = "checked")]
 #[inline(always)]
 fn decode(slot: *mut u8, stored: usize) -> *mut u8 {
-    let next = stored ^ (slot as usize >> 12) ^ crate::secret::secret();
+    let next = stored ^ (slot as usize >> 12) ^ strata_os::process_secret();
     // A real link is null or an 8-aligned user-space address (below 2^57
     // even with 5-level page tables).
     if next & 7 != 0 || next >> 57 != 0 {
@@ -68,12 +68,11 @@ fn decode(slot: *mut u8, stored: usize) -> *mut u8 {
 #[cfg(feature = "checked")]
 #[cold]
 fn corrupted(slot: *mut u8) -> ! {
-    let a = crate::Hex::new(slot as usize);
-    crate::write_stderr(&[
+    let a = strata_os::Hex::new(slot as usize);
+    strata_os::write_stderr(&[
         b"strata: free list corrupted at ",
         a.as_bytes(),
         b" (a freed object was written: use after free?)\n",
     ]);
-    // SAFETY: abort has no preconditions.
-    unsafe { libc::abort() }
+    strata_os::fatal(b"")
 }

@@ -1,0 +1,19 @@
+//! # strata-testkit: what strata's tests share
+//!
+//! Never a dependency of an allocator crate, only a dev-dependency of those
+//! (the stress suite and the benchmarks depend on it directly):
+//! - [`smaps`]: what the kernel says about this process's mappings (the
+//!   huge-page tests read the `hg` flag back);
+//! - [`loom_model`] (under `--cfg strata_loom`): the model runner every
+//!   crate's loom models use, with its default preemption bound, and model
+//!   threads with stacks big enough for the allocator's structures;
+//! - [`rng`]: the one deterministic random-number generator (splitmix64)
+//!   and the seed derivations of the tests, the stress suite and the
+//!   benchmarks.
+
+#![warn(missing_docs)]
+
+#[cfg(strata_loom)]
+pub mod loom_model;
+pub mod rng;
+pub mod smaps;
