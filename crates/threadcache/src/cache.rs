@@ -146,11 +146,13 @@ impl FreeList {
 /// byte accounting at all.
 #[repr(C)]
 pub struct ThreadCache {
+    /// At offset 0, so that a list's address is the cache's plus its index
+    /// times 24: one `lea`, no add.
+    lists: [FreeList; MAX_CLASSES],
     /// Allocations served from the lists until the next idle check
     /// ([`ThreadCache::count_event`]); 0 in a sentinel, which is never
     /// counted.
     events_left: u32,
-    lists: [FreeList; MAX_CLASSES],
     info: [ListInfo; MAX_CLASSES],
     capacity: usize,
     max_size: usize,
@@ -314,8 +316,8 @@ impl ThreadCache {
     /// are all zero, so the sentinels cost nothing until read.
     pub(crate) const fn sentinel() -> ThreadCache {
         ThreadCache {
-            events_left: 0,
             lists: [FreeList::EMPTY; MAX_CLASSES],
+            events_left: 0,
             info: [ListInfo {
                 object_size: 0,
                 batch: 0,
