@@ -105,7 +105,11 @@ pub unsafe trait PageSource: Sync {
     fn span_of(&self, addr: usize) -> Option<NonNull<Span>>;
     /// Called on every batch the central layer moves: a chance for the page
     /// source to do amortised work (decay). Must be cheap when idle.
-    fn tick(&self) {}
+    /// Returns true when it ran a pass: the central layer then gives back
+    /// what sat idle in its transfer caches.
+    fn tick(&self) -> bool {
+        false
+    }
     /// Zeroed memory of `bytes` for the central layer's own tables (a
     /// transfer cache's array of pointers), kept for the life of the
     /// source; `None` if there is none.
@@ -129,7 +133,7 @@ unsafe impl<O: Os> PageSource for PageHeap<O> {
         PageHeap::span_of(self, addr)
     }
     #[inline]
-    fn tick(&self) {
+    fn tick(&self) -> bool {
         PageHeap::tick(self)
     }
     fn map_table(&self, bytes: usize) -> Option<NonNull<u8>> {
@@ -222,7 +226,7 @@ impl<P: PageSource> Central<P> {
     /// objects form a stack: use them from the end (a fresh span's then come
     /// in address order). Nothing is written to the objects.
     pub fn alloc_batch(&self, class: u8, out: &mut [*mut u8]) -> usize {
-        self.pages.tick();
+        self.tick();
         let n = out.len();
         let info = &CLASSES[class as usize];
         let lists = &self.classes[class as usize];
@@ -292,7 +296,7 @@ impl<P: PageSource> Central<P> {
     /// `objs` holds distinct objects of `class` allocated from this central
     /// layer and no longer used.
     pub unsafe fn free_batch(&self, class: u8, objs: &[*mut u8]) {
-        self.pages.tick();
+        self.tick();
         let info = &CLASSES[class as usize];
         let lists = &self.classes[class as usize];
         if objs.len() == info.batch as usize && self.reserve_transfer(info) {
@@ -310,6 +314,20 @@ impl<P: PageSource> Central<P> {
         }
         // SAFETY: forwarded contract.
         unsafe { self.release_to_spans(class, objs) }
+    }
+
+    /// Gives back the objects of `class` in `objs` straight to their spans,
+    /// never parking them: for caches that go away (an exiting thread's),
+    /// whose objects no thread is waiting for.
+    ///
+    /// # Safety
+    /// As for [`Central::free_batch`].
+    pub unsafe fn free_to_spans(&self, class: u8, objs: &[*mut u8]) {
+        self.tick();
+        for chunk in objs.chunks(transfer::MAX_BATCH * 8) {
+            // SAFETY: forwarded contract.
+            unsafe { self.release_to_spans(class, chunk) };
+        }
     }
 
     /// The slice of the shared first table for `class` (`FIRST` pointers),
@@ -392,27 +410,74 @@ impl<P: PageSource> Central<P> {
         unsafe { self.free_batch(class, &[obj]) }
     }
 
+    /// Amortised idle work, on every batch moved and whenever a thread
+    /// cache's periodic check calls it: when the page source runs a decay
+    /// pass (at most every quarter of the delay), batches that sat in a
+    /// transfer cache since the previous pass go back to their spans, so
+    /// that spans left empty return to the page heap and decay with it.
+    #[inline]
+    pub fn tick(&self) {
+        if self.pages.tick() {
+            self.drain_idle_transfer_caches();
+        }
+    }
+
+    /// Gives back to their spans one `parts`th of the batches parked in
+    /// every transfer cache (rounded up; all of them for 0 or 1): called
+    /// when a thread exits with `parts` threads left, so that what the
+    /// threads parked shrinks with them and is all back once one is left,
+    /// at a cost spread over the exits. Returns the objects moved.
+    pub fn drain_share(&self, parts: usize) -> usize {
+        (1..NUM_CLASSES as u8)
+            .map(|class| {
+                let batch = CLASSES[class as usize].batch as usize;
+                let parked = self.classes[class as usize].transfer.lock().len() / batch;
+                self.drain_class(class, parked.div_ceil(parts.max(1)))
+            })
+            .sum()
+    }
+
+    /// Gives back to their spans the batches every transfer cache held
+    /// unused since the last call. Returns the objects moved.
+    #[cold]
+    pub fn drain_idle_transfer_caches(&self) -> usize {
+        (1..NUM_CLASSES as u8)
+            .map(|class| {
+                let batch = CLASSES[class as usize].batch as usize;
+                let idle = self.classes[class as usize]
+                    .transfer
+                    .lock()
+                    .take_idle(batch);
+                self.drain_class(class, idle)
+            })
+            .sum()
+    }
+
     /// Moves every batch parked in the transfer caches back into its spans,
     /// so that spans left empty return to the page heap (and can be
     /// released to the OS). Returns the objects moved.
     pub fn drain_transfer_caches(&self) -> usize {
+        (1..NUM_CLASSES as u8)
+            .map(|class| self.drain_class(class, usize::MAX))
+            .sum()
+    }
+
+    /// Moves up to `batches` parked batches of `class` back into their
+    /// spans. Returns the objects moved.
+    fn drain_class(&self, class: u8, mut batches: usize) -> usize {
+        let info = &CLASSES[class as usize];
+        let batch = info.batch as usize;
+        let lists = &self.classes[class as usize];
+        let mut objs = [ptr::null_mut(); transfer::MAX_BATCH];
         let mut moved = 0;
-        for class in 1..NUM_CLASSES as u8 {
-            let info = &CLASSES[class as usize];
-            let batch = info.batch as usize;
-            let mut objs = [ptr::null_mut(); transfer::MAX_BATCH];
-            while self.classes[class as usize]
-                .transfer
-                .lock()
-                .pop(&mut objs[..batch])
-            {
-                self.transfer_bytes
-                    .fetch_sub(batch_bytes(info), Ordering::Relaxed);
-                // SAFETY: a parked batch of free objects of this class;
-                // `release_to_spans` never parks it again.
-                unsafe { self.release_to_spans(class, &objs[..batch]) };
-                moved += batch;
-            }
+        while batches > 0 && lists.transfer.lock().pop(&mut objs[..batch]) {
+            batches -= 1;
+            self.transfer_bytes
+                .fetch_sub(batch_bytes(info), Ordering::Relaxed);
+            // SAFETY: a parked batch of free objects of this class;
+            // `release_to_spans` never parks it again.
+            unsafe { self.release_to_spans(class, &objs[..batch]) };
+            moved += batch;
         }
         moved
     }

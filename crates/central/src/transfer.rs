@@ -56,6 +56,9 @@ pub(crate) struct TransferCache {
     len: usize,
     /// Room in `slots`: 0, `FIRST` or the class's room.
     cap: usize,
+    /// The fewest objects held since the last idle pass: that many sat
+    /// unused the whole time ([`TransferCache::take_idle`]).
+    low_water: usize,
 }
 
 // SAFETY: the cache is only reached under its lock; the pointers are objects
@@ -68,6 +71,7 @@ impl TransferCache {
             slots: ptr::null_mut(),
             len: 0,
             cap: 0,
+            low_water: 0,
         }
     }
 
@@ -147,6 +151,7 @@ impl TransferCache {
             return false;
         }
         self.len -= batch;
+        self.low_water = self.low_water.min(self.len);
         // SAFETY: `slots[len..len + batch]` hold a parked batch; `out` is a
         // separate slice of that length.
         unsafe { ptr::copy_nonoverlapping(self.slots.add(self.len), out.as_mut_ptr(), batch) };
@@ -156,5 +161,14 @@ impl TransferCache {
     /// Objects parked.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Batches (of `batch` objects) that sat unused since the last call,
+    /// and starts the next period: the caller pops that many and gives them
+    /// back to their spans.
+    pub(crate) fn take_idle(&mut self, batch: usize) -> usize {
+        let idle = self.low_water.min(self.len) / batch.max(1);
+        self.low_water = self.len - idle * batch;
+        idle
     }
 }

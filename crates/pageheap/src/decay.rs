@@ -102,20 +102,23 @@ impl<O: Os> PageHeap<O> {
         self.decay.delay()
     }
 
-    /// Runs a decay pass if one is due. Cheap otherwise (a clock read and a
-    /// load); safe to call from any thread at any time outside the heap lock.
+    /// Runs a decay pass if one is due, and returns whether this call ran
+    /// one (the layers above run their own idle work on the same beat).
+    /// Cheap otherwise (a clock read and a load); safe to call from any
+    /// thread at any time outside the heap lock.
     #[inline]
-    pub fn tick(&self) {
+    pub fn tick(&self) -> bool {
         let now = self.os.now_ms();
-        if let Some(next) = self.decay.due(now) {
-            self.tick_slow(now, next);
+        match self.decay.due(now) {
+            Some(next) => self.tick_slow(now, next),
+            None => false,
         }
     }
 
     #[cold]
-    fn tick_slow(&self, now: u64, next: u64) {
+    fn tick_slow(&self, now: u64, next: u64) -> bool {
         let Some(decay) = self.decay.claim(now, next) else {
-            return; // another thread runs this pass
+            return false; // another thread runs this pass
         };
         if let Some(cutoff) = now.checked_sub(decay) {
             let released = self.release_idle_since(cutoff);
@@ -123,6 +126,7 @@ impl<O: Os> PageHeap<O> {
                 self.state.lock().counters.decay_releases += 1;
             }
         }
+        true
     }
 
     /// Gives every free page back to the OS now: dirty spans are released
@@ -131,26 +135,67 @@ impl<O: Os> PageHeap<O> {
         self.release_idle_since(u64::MAX)
     }
 
+    /// Sets the most free dirty memory the heap keeps resident whatever
+    /// the decay delay says (`STRATA_DIRTY_MAX`); the heap keeps at least a
+    /// quarter of the memory in use in spans besides. `usize::MAX`: no
+    /// limit, decay alone decides.
+    pub fn set_dirty_max(&self, bytes: usize) {
+        self.dirty_max
+            .store(bytes >> crate::PAGE_SHIFT, crate::sync::Ordering::Relaxed);
+    }
+
+    /// The free dirty pages kept at most, given the pages in use.
+    #[inline]
+    pub(crate) fn dirty_cap_pages(&self, in_use: usize) -> usize {
+        self.dirty_max
+            .load(crate::sync::Ordering::Relaxed)
+            .max(in_use / 4)
+    }
+
+    /// Releases free dirty spans, any age, until half the cap is left:
+    /// called after a free that took the heap over its cap, so that memory
+    /// a program freed goes back even if it never calls in again (decay
+    /// needs a later call to run). Huge mappings are left to decay.
+    #[cold]
+    pub(crate) fn trim_dirty(&self) {
+        let keep = {
+            let st = self.state.lock();
+            self.dirty_cap_pages(st.counters.in_use) / 2
+        };
+        self.release_dirty(u64::MAX, keep);
+    }
+
     /// Releases dirty spans and cached huge mappings freed at or before
     /// `cutoff` (heap clock, ms). Returns the bytes given back.
     fn release_idle_since(&self, cutoff: u64) -> usize {
-        let mut released = 0;
         // Cached huge mappings first: unmapping them returns the most.
         let huge = self.state.lock().huge_cache.take_idle(cutoff);
-        released += self.unmap_huge_list(huge);
+        self.unmap_huge_list(huge) + self.release_dirty(cutoff, 0)
+    }
 
+    /// Releases dirty spans freed at or before `cutoff` (heap clock, ms)
+    /// while more than `keep` dirty pages are free. Returns the bytes given
+    /// back.
+    fn release_dirty(&self, cutoff: u64, keep: usize) -> usize {
+        let mut released = 0;
         loop {
             let mut batch = [core::ptr::null_mut::<Span>(); RELEASE_BATCH];
             let mut n = 0;
             {
                 let mut st = self.state.lock();
-                st.dirty.for_each(|s| {
-                    // SAFETY: members of the free lists are valid records.
-                    if n < RELEASE_BATCH && unsafe { (*s).freed_at } <= cutoff {
-                        batch[n] = s;
-                        n += 1;
-                    }
-                });
+                let mut over = st.dirty.pages.saturating_sub(keep);
+                if over > 0 {
+                    st.dirty.for_each_longest_first(|s| {
+                        // SAFETY: members of the free lists are valid records.
+                        if unsafe { (*s).freed_at } <= cutoff {
+                            batch[n] = s;
+                            n += 1;
+                            // SAFETY: as above.
+                            over = over.saturating_sub(unsafe { (*s).npages });
+                        }
+                        n < RELEASE_BATCH && over > 0
+                    });
+                }
                 for &s in &batch[..n] {
                     // SAFETY: s is a dirty free span; taking it out while the
                     // madvise runs keeps others from allocating or merging it.

@@ -98,4 +98,17 @@ impl FreeLists {
             }
         }
     }
+
+    /// Calls `f` on spans from the longest list down while it returns true
+    /// (the set must not change meanwhile): releases take the largest first,
+    /// fewest system calls for the most memory.
+    pub(crate) fn for_each_longest_first(&self, mut f: impl FnMut(*mut Span) -> bool) {
+        for l in core::iter::once(&self.long).chain(self.exact.iter().rev()) {
+            for s in l.iter() {
+                if !f(s) {
+                    return;
+                }
+            }
+        }
+    }
 }

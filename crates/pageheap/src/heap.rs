@@ -77,6 +77,8 @@ pub(crate) struct Counters {
     pub(crate) huge_remaps: u64,
     pub(crate) large_moves: u64,
     pub(crate) decay_releases: u64,
+    /// The most pages ever possibly resident at once ([`HeapState::resident`]).
+    pub(crate) peak_resident: usize,
 }
 
 pub(crate) struct HeapState {
@@ -86,6 +88,28 @@ pub(crate) struct HeapState {
     pub(crate) counters: Counters,
     /// Free mappings of their own kept for reuse.
     pub(crate) huge_cache: HugeCache,
+}
+
+impl HeapState {
+    /// Pages that may be resident: in use, free but dirty (or being
+    /// released), and huge mappings in use or cached. Free clean pages were
+    /// never written or were released, so they are not.
+    pub(crate) fn resident(&self) -> usize {
+        self.counters.in_use
+            + self.dirty.pages
+            + self.releasing
+            + self.counters.huge_in_use
+            + self.huge_cache.pages()
+    }
+
+    /// Records a new peak after pages were handed out.
+    #[inline]
+    pub(crate) fn note_peak(&mut self) {
+        let now = self.resident();
+        if now > self.counters.peak_resident {
+            self.counters.peak_resident = now;
+        }
+    }
 }
 
 /// A snapshot of the page heap's accounting.
@@ -119,6 +143,11 @@ pub struct PageHeapStats {
     pub large_moves: u64,
     /// Spans returned to the OS by decay (not counting explicit releases).
     pub decay_releases: u64,
+    /// Bytes of the heap that may be resident now: in use, free but dirty,
+    /// huge blocks in use or cached (metadata not included).
+    pub resident_bytes: usize,
+    /// The most `resident_bytes` has been.
+    pub peak_resident_bytes: usize,
     /// The decay delay in force, in milliseconds.
     pub decay_ms: u64,
 }
@@ -149,7 +178,16 @@ pub struct PageHeap<O: Os> {
     grown_bytes: AtomicUsize,
     /// Growth beyond this many bytes is hinted for huge pages.
     huge_pages_after: AtomicUsize,
+    /// Free dirty pages kept at most (besides a quarter of the pages in
+    /// use); see [`PageHeap::set_dirty_max`].
+    pub(crate) dirty_max: AtomicUsize,
 }
+
+/// The free dirty memory the heap keeps at most by default (besides a
+/// quarter of the memory in use): enough for a program's frame loop (an
+/// 8 MB block freed and allocated again), small beside what the peers
+/// leave resident after a burst.
+pub const DEFAULT_DIRTY_MAX: usize = 16 << 20;
 
 impl<O: Os> PageHeap<O> {
     strata_base::const_unless_loom! {
@@ -173,6 +211,7 @@ impl<O: Os> PageHeap<O> {
                         huge_remaps: 0,
                         large_moves: 0,
                         decay_releases: 0,
+                        peak_resident: 0,
                     },
                     huge_cache: HugeCache::new(),
                 }),
@@ -180,6 +219,7 @@ impl<O: Os> PageHeap<O> {
                 arena: crate::arena::Arena::new(),
                 grown_bytes: AtomicUsize::new(0),
                 huge_pages_after: AtomicUsize::new(DEFAULT_HUGE_PAGES_AFTER),
+                dirty_max: AtomicUsize::new(DEFAULT_DIRTY_MAX >> PAGE_SHIFT),
             }
         }
     }
@@ -318,6 +358,7 @@ impl<O: Os> PageHeap<O> {
                     // SAFETY: s is ours now, unlinked.
                     let s = unsafe { self.carve(&mut st, s, npages, align_pages) };
                     st.counters.in_use += npages;
+                    st.note_peak();
                     self.record_in_use(&mut st, s, size_class);
                     return NonNull::new(s);
                 }
@@ -615,6 +656,17 @@ impl<O: Os> PageHeap<O> {
             (*sp).clean = false;
         }
         self.free_locked(&mut st, sp);
+        let over = self.over_dirty_cap(&st);
+        drop(st);
+        if over {
+            self.trim_dirty();
+        }
+    }
+
+    /// Whether the free dirty memory is over its cap (under the lock).
+    #[inline]
+    pub(crate) fn over_dirty_cap(&self, st: &HeapState) -> bool {
+        st.dirty.pages > self.dirty_cap_pages(st.counters.in_use)
     }
 
     // ---- accounting and fork ---------------------------------------------
@@ -637,6 +689,8 @@ impl<O: Os> PageHeap<O> {
             huge_remaps: c.huge_remaps,
             large_moves: c.large_moves,
             decay_releases: c.decay_releases,
+            resident_bytes: st.resident() << PAGE_SHIFT,
+            peak_resident_bytes: c.peak_resident.max(st.resident()) << PAGE_SHIFT,
             decay_ms: self.decay_ms(),
         }
     }

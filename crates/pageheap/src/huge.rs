@@ -134,6 +134,7 @@ impl<O: Os> PageHeap<O> {
         self.pagemap.set(start + npages - 1, rec);
         st.counters.huge_in_use += npages;
         st.counters.huge_allocs += 1;
+        st.note_peak();
         drop(st);
         self.tick();
         Some(p)

@@ -155,7 +155,11 @@ impl<O: Os> PageHeap<O> {
             (*s).clean = false;
         }
         self.free_locked(&mut st, s);
+        let over = self.over_dirty_cap(&st);
         drop(st);
+        if over {
+            self.trim_dirty();
+        }
         self.tick();
         Ok(())
     }
@@ -287,6 +291,7 @@ impl<O: Os> PageHeap<O> {
             (*s).clean = false;
             self.pagemap.set(start + new_pages - 1, s);
             st.counters.in_use += extra;
+            st.note_peak();
         }
         true
     }

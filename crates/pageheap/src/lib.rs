@@ -62,7 +62,9 @@ mod sync;
 mod zeroing;
 
 pub use decay::DEFAULT_DECAY_MS;
-pub use heap::{BadPointer, PageHeap, PageHeapStats, Prefer, DEFAULT_HUGE_PAGES_AFTER};
+pub use heap::{
+    BadPointer, PageHeap, PageHeapStats, Prefer, DEFAULT_DIRTY_MAX, DEFAULT_HUGE_PAGES_AFTER,
+};
 pub use huge::HUGE_MIN;
 pub use large::MOVE_MIN;
 pub use pagemap::{PageMap, MAX_SMALL_SPAN_PAGES};

@@ -186,3 +186,53 @@ fn huge_cache_is_bounded() {
     );
     assert_eq!(st.huge_in_use_bytes, 0);
 }
+
+/// Free dirty memory past the cap goes back at the free that crossed it,
+/// with no later call needed, down to half the cap; under the cap the heap
+/// keeps what it may reuse, and a quarter of the memory in use is always
+/// allowed besides.
+#[test]
+fn free_dirty_memory_past_the_cap_goes_back_at_once() {
+    let heap = PageHeap::new(FakeOs::new());
+    heap.set_dirty_max(16 << 20);
+    let len = 1 << 20;
+    let blocks: Vec<usize> = (0..40)
+        .map(|_| heap.alloc_large(len, PAGE_SIZE, false).unwrap().as_ptr() as usize)
+        .collect();
+    for (i, &b) in blocks.iter().enumerate() {
+        // SAFETY: live blocks, written then given up.
+        unsafe {
+            std::ptr::write_bytes(b as *mut u8, 0xAB, len);
+            heap.free_large(b).unwrap();
+        }
+        let s = heap.stats();
+        // Still in use: 40 - i - 1 MiB; a quarter of it may stay dirty too.
+        let cap = (16 << 20usize).max((39 - i) * len / 4);
+        assert!(s.free_dirty_bytes <= cap, "after {} frees: {s:?}", i + 1);
+        if i < 15 {
+            assert_eq!(s.free_dirty_bytes, (i + 1) * len, "kept for reuse: {s:?}");
+        }
+    }
+    let s = heap.stats();
+    assert!(s.free_dirty_bytes >= 8 << 20, "half the cap is kept: {s:?}");
+    // Released memory reads as zero when handed out again.
+    let p = heap
+        .alloc_large(32 * len, PAGE_SIZE, true)
+        .unwrap()
+        .as_ptr() as usize;
+    assert!(all_zero(p, 32 * len));
+    // SAFETY: allocated above.
+    unsafe { heap.free_large(p).unwrap() };
+    // No cap: decay alone decides.
+    heap.set_dirty_max(usize::MAX);
+    let q = heap
+        .alloc_large(24 * len, PAGE_SIZE, false)
+        .unwrap()
+        .as_ptr() as usize;
+    // SAFETY: allocated above, written then given up.
+    unsafe {
+        std::ptr::write_bytes(q as *mut u8, 0xAB, 24 * len);
+        heap.free_large(q).unwrap();
+    }
+    assert!(heap.stats().free_dirty_bytes >= 24 * len);
+}

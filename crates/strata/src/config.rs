@@ -4,7 +4,9 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `STRATA_THREAD_CACHE_BYTES` | largest byte budget of a thread's cache; each new cache gets an equal share of 128 MiB with the live ones, at least 4 MiB (or this, if lower) (`k`, `m`, `g` suffixes) | 32 MiB |
+//! | `STRATA_THREAD_CACHE_BYTES` | largest byte budget of one thread's cache (`k`, `m`, `g` suffixes) | 32 MiB |
+//! | `STRATA_THREAD_CACHES_TOTAL` | bytes all threads' caches may hold together: each cache's budget is an equal share of it, at least 128 KiB, at most `STRATA_THREAD_CACHE_BYTES`, refitted as threads come and go | 64 MiB |
+//! | `STRATA_DIRTY_MAX` | free memory kept resident for reuse at most, besides a quarter of the memory in use, whatever the decay delay; more is released at once | 16 MiB |
 //! | `STRATA_DECAY_MS` | how long free memory stays resident before it goes back to the OS; `0`: at once | 1000 |
 //! | `STRATA_BACKGROUND_RELEASE` | `1`: a background thread runs decay even when the program is idle | off |
 //! | `STRATA_SHOW_STATS` | `1`: print statistics to stderr at exit | off |
@@ -15,8 +17,13 @@ use core::ffi::CStr;
 /// The settings in force.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Byte budget of each thread's cache.
+    /// Byte budget of each thread's cache at most.
     pub thread_cache_bytes: usize,
+    /// Bytes all threads' caches may hold together.
+    pub thread_caches_total: usize,
+    /// Free dirty bytes the page heap keeps at most (besides a quarter of
+    /// the bytes in use).
+    pub dirty_max: usize,
     /// Print statistics to stderr at exit.
     pub show_stats: bool,
     /// Milliseconds a free dirty span stays resident before decay releases it.
@@ -33,6 +40,8 @@ impl Config {
     /// The defaults, before the environment is read.
     pub const DEFAULT: Config = Config {
         thread_cache_bytes: strata_threadcache::registry_defaults::MAX_CACHE_BYTES,
+        thread_caches_total: strata_threadcache::registry_defaults::TOTAL_CACHE_BYTES,
+        dirty_max: strata_pageheap::DEFAULT_DIRTY_MAX,
         show_stats: false,
         decay_ms: strata_pageheap::DEFAULT_DECAY_MS,
         background_release: false,
@@ -44,6 +53,12 @@ impl Config {
         let mut c = Config::DEFAULT;
         if let Some(v) = env_usize(c"STRATA_THREAD_CACHE_BYTES") {
             c.thread_cache_bytes = v;
+        }
+        if let Some(v) = env_usize(c"STRATA_THREAD_CACHES_TOTAL") {
+            c.thread_caches_total = v;
+        }
+        if let Some(v) = env_usize(c"STRATA_DIRTY_MAX") {
+            c.dirty_max = v;
         }
         if let Some(v) = env_usize(c"STRATA_SHOW_STATS") {
             c.show_stats = v != 0;
@@ -120,6 +135,8 @@ pub(crate) mod state {
     use crate::sync::statics::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
     static THREAD_CACHE_BYTES: AtomicUsize = AtomicUsize::new(Config::DEFAULT.thread_cache_bytes);
+    static THREAD_CACHES_TOTAL: AtomicUsize = AtomicUsize::new(Config::DEFAULT.thread_caches_total);
+    static DIRTY_MAX: AtomicUsize = AtomicUsize::new(Config::DEFAULT.dirty_max);
     static SHOW_STATS: AtomicBool = AtomicBool::new(false);
     static BACKGROUND: AtomicBool = AtomicBool::new(false);
     static DECAY_MS: AtomicU64 = AtomicU64::new(Config::DEFAULT.decay_ms);
@@ -127,6 +144,8 @@ pub(crate) mod state {
 
     pub(crate) fn set(c: Config) {
         THREAD_CACHE_BYTES.store(c.thread_cache_bytes, Ordering::Relaxed);
+        THREAD_CACHES_TOTAL.store(c.thread_caches_total, Ordering::Relaxed);
+        DIRTY_MAX.store(c.dirty_max, Ordering::Relaxed);
         SHOW_STATS.store(c.show_stats, Ordering::Relaxed);
         BACKGROUND.store(c.background_release, Ordering::Relaxed);
         DECAY_MS.store(c.decay_ms, Ordering::Relaxed);
@@ -136,6 +155,8 @@ pub(crate) mod state {
     pub(crate) fn get() -> Config {
         Config {
             thread_cache_bytes: THREAD_CACHE_BYTES.load(Ordering::Relaxed),
+            thread_caches_total: THREAD_CACHES_TOTAL.load(Ordering::Relaxed),
+            dirty_max: DIRTY_MAX.load(Ordering::Relaxed),
             show_stats: SHOW_STATS.load(Ordering::Relaxed),
             decay_ms: DECAY_MS.load(Ordering::Relaxed),
             background_release: BACKGROUND.load(Ordering::Relaxed),
@@ -149,6 +170,10 @@ pub(crate) mod state {
 
     pub(crate) fn set_huge_pages_after(bytes: usize) {
         HUGE_PAGES_AFTER.store(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_dirty_max(bytes: usize) {
+        DIRTY_MAX.store(bytes, Ordering::Relaxed);
     }
 
     pub(crate) fn set_background(on: bool) {

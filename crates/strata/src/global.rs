@@ -69,7 +69,9 @@ fn init_slow() {
     let config = Config::from_env();
     crate::config::state::set(config);
     HEAP.set_max_cache_bytes(config.thread_cache_bytes);
+    HEAP.set_total_cache_bytes(config.thread_caches_total);
     pages().set_decay_ms(config.decay_ms);
+    pages().set_dirty_max(config.dirty_max);
     pages().set_huge_pages_after(config.huge_pages_after);
     // SAFETY: the handlers are plain functions valid for the process lifetime.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
@@ -244,6 +246,13 @@ pub(crate) fn set_decay_ms(ms: u64) {
     ensure_init();
     pages().set_decay_ms(ms);
     crate::config::state::set_decay_ms(ms);
+}
+
+/// [`crate::set_dirty_max`].
+pub(crate) fn set_dirty_max(bytes: usize) {
+    ensure_init();
+    pages().set_dirty_max(bytes);
+    crate::config::state::set_dirty_max(bytes);
 }
 
 /// [`crate::set_huge_pages_after`].

@@ -197,6 +197,15 @@ pub fn set_huge_pages_after(bytes: usize) {
     global::set_huge_pages_after(bytes);
 }
 
+/// Sets the most free memory strata keeps resident for reuse
+/// (`STRATA_DIRTY_MAX`, 16 MiB by default), besides a quarter of the memory
+/// in use: a free that takes the heap past it gives the excess back at
+/// once, so a program that frees a burst and then goes idle does not keep
+/// it until its next call. `usize::MAX` leaves it all to decay.
+pub fn set_dirty_max(bytes: usize) {
+    global::set_dirty_max(bytes);
+}
+
 /// Starts a background thread that runs decay even while the program does
 /// not allocate (`STRATA_BACKGROUND_RELEASE=1`). Returns whether it runs.
 pub fn start_background_release() -> bool {

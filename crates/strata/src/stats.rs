@@ -35,6 +35,14 @@ pub struct Stats {
     pub uncarved_bytes: usize,
     /// Bytes of metadata (span records, thread caches) mapped from the OS.
     pub metadata_bytes: usize,
+    /// Bytes of strata's memory that may be resident now: spans in use
+    /// (less objects never carved from them), free spans not yet given back,
+    /// huge blocks in use or cached, and metadata. An upper estimate from
+    /// strata's own accounting, with no system call: memory the kernel has
+    /// not yet backed (a block allocated and never touched) counts too.
+    pub resident_bytes: usize,
+    /// The most `resident_bytes` has been since start (metadata as now).
+    pub peak_resident_bytes: usize,
     /// Bytes handed back to the OS with `MADV_DONTNEED`, in total.
     pub released_bytes_total: u64,
     /// Bytes in huge blocks (mappings of their own) in use.
@@ -95,6 +103,8 @@ pub(crate) fn collect(heap: &Heap) -> Stats {
         span_free_bytes: span_free,
         uncarved_bytes: uncarved,
         metadata_bytes: ph.metadata_bytes,
+        resident_bytes: (ph.resident_bytes + ph.metadata_bytes).saturating_sub(uncarved),
+        peak_resident_bytes: ph.peak_resident_bytes + ph.metadata_bytes,
         released_bytes_total: os.released_bytes,
         huge_in_use_bytes: ph.huge_in_use_bytes,
         huge_cached_bytes: ph.huge_cached_bytes,
@@ -116,7 +126,7 @@ impl Stats {
     /// Prints the statistics to stderr without allocating.
     pub fn write_to_stderr(&self) {
         strata_os::write_stderr(&[b"strata: statistics\n"]);
-        let rows: [(&[u8], u64); 25] = [
+        let rows: [(&[u8], u64); 27] = [
             (b"  mapped bytes", self.mapped_bytes as u64),
             (b"  in-use span bytes", self.in_use_bytes as u64),
             (b"  allocated bytes (estimate)", self.allocated_bytes as u64),
@@ -128,6 +138,11 @@ impl Stats {
             (b"    in partly used spans", self.span_free_bytes as u64),
             (b"      never carved", self.uncarved_bytes as u64),
             (b"  metadata bytes", self.metadata_bytes as u64),
+            (b"  resident bytes (estimate)", self.resident_bytes as u64),
+            (
+                b"  peak resident bytes (estimate)",
+                self.peak_resident_bytes as u64,
+            ),
             (b"  released bytes (total)", self.released_bytes_total),
             (b"  huge in-use bytes", self.huge_in_use_bytes as u64),
             (b"  huge cached bytes", self.huge_cached_bytes as u64),

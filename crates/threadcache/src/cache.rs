@@ -50,6 +50,7 @@ use core::ptr;
 use crate::sync::statics::{AtomicUsize, Ordering};
 use strata_os::Os;
 
+use crate::budget::Budget;
 use crate::Backend;
 
 /// Size classes a cache has room for: every value of a `u8`, so indexing by
@@ -83,6 +84,12 @@ const SMALL_STACK: u32 = 128;
 
 /// Slow-path calls between two walks over every list (scavenge, statistics).
 const SCAVENGE_EVERY: u32 = 64;
+
+/// Allocations served from a cache between two reads of the clock: about
+/// a second apart for a program that allocates once a millisecond, a few
+/// microseconds apart (one coarse clock read, well under 1% of the time)
+/// for one that allocates as fast as it can.
+pub const EVENT_EVERY: u32 = 1024;
 
 /// Overflows tolerated before a list's maximum is lowered.
 const MAX_OVERAGES: u32 = 3;
@@ -139,7 +146,13 @@ impl FreeList {
 /// byte accounting at all.
 #[repr(C)]
 pub struct ThreadCache {
+    /// At offset 0, so that a list's address is the cache's plus its index
+    /// times 24: one `lea`, no add.
     lists: [FreeList; MAX_CLASSES],
+    /// Allocations served from the lists until the next idle check
+    /// ([`ThreadCache::count_event`]); 0 in a sentinel, which is never
+    /// counted.
+    events_left: u32,
     info: [ListInfo; MAX_CLASSES],
     capacity: usize,
     max_size: usize,
@@ -161,6 +174,11 @@ pub struct ThreadCache {
     nclasses: usize,
     /// Slow-path calls since the last scavenge / statistics update.
     slow_calls: u32,
+    /// When the next idle pass is due (the OS layer's clock, ms).
+    next_pass_at: u64,
+    /// The budget pool this cache draws `max_size` from (see
+    /// [`crate::budget`]); null in a sentinel.
+    budget: *const Budget,
     /// The bytes held, as last computed on a slow path (for statistics;
     /// always core's atomic, `sync::statics`).
     pub(crate) published: AtomicUsize,
@@ -238,7 +256,7 @@ impl ThreadCache {
     pub(crate) unsafe fn init<B: Backend>(
         this: *mut ThreadCache,
         backend: &B,
-        max_size: usize,
+        budget: &'static Budget,
     ) -> bool {
         let nclasses = backend.num_classes().min(MAX_CLASSES);
         // SAFETY: the record is zero or a former cache of this backend
@@ -266,7 +284,9 @@ impl ThreadCache {
         // SAFETY: writable memory for a ThreadCache; every field is written.
         unsafe {
             this.write(ThreadCache {
-                max_size,
+                events_left: EVENT_EVERY,
+                max_size: 0,
+                budget,
                 slots_map: map,
                 own_stride,
                 committed,
@@ -285,6 +305,8 @@ impl ThreadCache {
                 c.lists[class].slots = base.add(first);
                 c.lists[class].cap = SMALL_STACK;
             }
+            c.max_size = budget.join();
+            c.refresh_budget();
         }
         true
     }
@@ -295,6 +317,7 @@ impl ThreadCache {
     pub(crate) const fn sentinel() -> ThreadCache {
         ThreadCache {
             lists: [FreeList::EMPTY; MAX_CLASSES],
+            events_left: 0,
             info: [ListInfo {
                 object_size: 0,
                 batch: 0,
@@ -307,6 +330,8 @@ impl ThreadCache {
             committed: [0; MAX_CLASSES / 64],
             nclasses: 1,
             slow_calls: 0,
+            next_pass_at: 0,
+            budget: ptr::null(),
             published: AtomicUsize::new(0),
             registry: ptr::null(),
             slot: ptr::null(),
@@ -368,6 +393,111 @@ impl ThreadCache {
             *(*l).slots.add(len as usize) = obj;
             (*l).len = len + 1;
             true
+        }
+    }
+
+    /// Counts an allocation served from a list; true every
+    /// [`EVENT_EVERY`]th, when the caller runs [`ThreadCache::on_event`].
+    /// One decrement of a word the allocation's cache lines already hold:
+    /// the clock is read only on the event.
+    ///
+    /// # Safety
+    /// `c` is this thread's live cache (a pop from it just succeeded: a
+    /// sentinel's lists are always empty).
+    #[inline(always)]
+    pub unsafe fn count_event(c: *mut ThreadCache) -> bool {
+        // SAFETY: caller's contract: a live cache only this thread touches.
+        unsafe {
+            let left = (*c).events_left.wrapping_sub(1);
+            (*c).events_left = left;
+            left == 0
+        }
+    }
+
+    /// The periodic check of an active thread: every [`EVENT_EVERY`]
+    /// allocations it reads the clock, and once per idle interval (a quarter
+    /// of the decay delay) it gives back what its lists held unused since
+    /// the last pass, fits the cache to its present share of the budget,
+    /// and lets the backend do its own idle work (decay). So memory a
+    /// thread stopped using goes back even when every allocation it still
+    /// makes is a cache hit.
+    #[cold]
+    #[inline(never)]
+    pub fn on_event<B: Backend>(&mut self, backend: &B) {
+        self.events_left = EVENT_EVERY;
+        let now = backend.os().now_ms();
+        if now < self.next_pass_at {
+            return;
+        }
+        self.next_pass_at = now.saturating_add(backend.idle_interval_ms());
+        self.refresh_budget();
+        self.release_idle(backend);
+        self.fit_budget(backend, 0);
+        self.publish();
+        backend.tick();
+    }
+
+    /// Moves the cache's budget towards its fair share now.
+    fn refresh_budget(&mut self) {
+        if !self.budget.is_null() {
+            // SAFETY: the registry's budget, which outlives its caches.
+            self.max_size = unsafe { (*self.budget).refit(self.max_size) };
+        }
+    }
+
+    /// Gives the cache's budget back (the cache is going away, flushed).
+    pub(crate) fn leave_budget(&mut self) {
+        if !self.budget.is_null() {
+            // SAFETY: as above.
+            unsafe { (*self.budget).leave(self.max_size) };
+            self.max_size = 0;
+        }
+    }
+
+    /// Gives back every object a list held unused since the last pass (its
+    /// low-water mark) and lowers that list's maximum to what it kept.
+    fn release_idle<B: Backend>(&mut self, backend: &B) {
+        for c in 1..self.nclasses {
+            let l = self.lists[c];
+            if l.max_len == 0 {
+                continue;
+            }
+            let idle = l.low_water.min(l.len);
+            if idle > 0 {
+                self.release(backend, c as u8, idle);
+                let kept = self.lists[c].len;
+                let lowered = l.max_len.saturating_sub(idle).max(kept);
+                self.set_max(backend.os(), c, lowered);
+            }
+            let l = &mut self.lists[c];
+            l.low_water = l.len;
+        }
+    }
+
+    /// Halves list maxima (giving back what no longer fits) until the
+    /// cache's capacity is within its budget: a cache made when few
+    /// threads were alive shrinks to its share when many are. List `busy`
+    /// (0: none) is left alone.
+    fn fit_budget<B: Backend>(&mut self, backend: &B, busy: usize) {
+        while self.capacity > self.max_size {
+            let before = self.capacity;
+            for c in 1..self.nclasses {
+                if self.capacity <= self.max_size {
+                    break;
+                }
+                let l = self.lists[c];
+                if l.max_len == 0 || c == busy {
+                    continue;
+                }
+                let half = l.max_len / 2;
+                if l.len > half {
+                    self.release(backend, c as u8, l.len - half);
+                }
+                self.set_max(backend.os(), c, half);
+            }
+            if self.capacity == before {
+                break;
+            }
         }
     }
 
@@ -488,8 +618,7 @@ impl ThreadCache {
             (max_len + batch).min(MAX_LEN)
         };
         let extra = (grown - max_len) as usize * object_size as usize;
-        let periodic = self.tick();
-        if self.capacity + extra > self.max_size && periodic {
+        if self.tick(backend, c) && self.capacity + extra > self.max_size {
             // Scavenging walks every list: only every SCAVENGE_EVERY slow calls.
             self.scavenge(backend);
         }
@@ -542,18 +671,22 @@ impl ThreadCache {
                 self.set_max(backend.os(), c, (max_len - batch).max(batch));
             }
         }
-        self.tick();
+        self.tick(backend, 0);
     }
 
-    /// Counts a slow-path call; every [`SCAVENGE_EVERY`] calls it publishes the
-    /// cache's size for statistics and returns true (time to scavenge, if
-    /// the cache is over budget).
-    fn tick(&mut self) -> bool {
+    /// Counts a slow-path call; every [`SCAVENGE_EVERY`] calls it takes the
+    /// present budget (fitting the cache to it if it shrank as threads
+    /// arrived), publishes the cache's size for statistics and returns true
+    /// (time to scavenge, if the cache is over budget).
+    /// List `busy` (a refill in progress) is left as it is.
+    fn tick<B: Backend>(&mut self, backend: &B, busy: usize) -> bool {
         self.slow_calls += 1;
         if self.slow_calls < SCAVENGE_EVERY {
             return false;
         }
         self.slow_calls = 0;
+        self.refresh_budget();
+        self.fit_budget(backend, busy);
         self.publish();
         true
     }
@@ -606,12 +739,22 @@ impl ThreadCache {
         }
     }
 
-    /// Gives every cached object back (thread exit, or on request).
+    /// Gives every cached object back (thread exit, or on request), past
+    /// the transfer caches straight to their spans: nobody is waiting for
+    /// a dying thread's batches, and parked there they would keep their
+    /// spans (and the pages around them) resident.
     pub fn flush<B: Backend>(&mut self, backend: &B) {
         for c in 1..self.nclasses {
-            let n = self.lists[c].len;
-            if n > 0 {
-                self.release(backend, c as u8, n);
+            let l = &mut self.lists[c];
+            if l.len > 0 {
+                let n = l.len as usize;
+                l.len = 0;
+                // SAFETY: `slots[..n]` held free objects of this class, now
+                // given away; the backend is done with the slice on return.
+                unsafe {
+                    let objs = core::slice::from_raw_parts(l.slots, n);
+                    backend.free_batch_to_spans(c as u8, objs);
+                }
             }
             self.lists[c].low_water = 0;
         }

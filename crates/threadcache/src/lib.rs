@@ -39,6 +39,7 @@
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
+mod budget;
 mod cache;
 mod registry;
 mod sync;
@@ -50,7 +51,7 @@ mod loom_tests;
 #[cfg(all(test, not(strata_loom)))]
 mod tests;
 
-pub use cache::{ThreadCache, MAX_CLASSES};
+pub use cache::{ThreadCache, EVENT_EVERY, MAX_CLASSES};
 #[doc(hidden)]
 pub use registry::{Sentinels, SENTINELS};
 pub use registry::{Slot, ThreadCacheStats, ThreadCaches, ThreadSlot};
@@ -81,6 +82,28 @@ pub unsafe trait Backend: Sync {
     /// # Safety
     /// `objs` are distinct free objects of `class` from this backend.
     unsafe fn free_batch(&self, class: u8, objs: &[*mut u8]);
+    /// Takes back objects from a cache that is going away (thread exit,
+    /// an explicit flush): they need not be kept for another thread.
+    ///
+    /// # Safety
+    /// As for [`Backend::free_batch`].
+    unsafe fn free_batch_to_spans(&self, class: u8, objs: &[*mut u8]) {
+        // SAFETY: forwarded contract.
+        unsafe { self.free_batch(class, objs) }
+    }
+    /// A thread's cache went away and `live` caches remain: the backend
+    /// may give back its share of what it keeps for the threads (all of it
+    /// when one cache, or none, is left).
+    fn thread_exited(&self, live: usize) {
+        let _ = live;
+    }
+    /// How often an active cache gives back what it held unused (ms).
+    fn idle_interval_ms(&self) -> u64 {
+        250
+    }
+    /// The backend's own idle work (decay), called by a cache's idle pass.
+    /// Must be cheap when there is nothing to do.
+    fn tick(&self) {}
 }
 
 // The central layer's classes must fit a cache's lists.
@@ -115,10 +138,26 @@ unsafe impl<O: Os> Backend for strata_central::Central<strata_pageheap::PageHeap
         // SAFETY: forwarded contract.
         unsafe { strata_central::Central::free_batch(self, class, objs) }
     }
+    unsafe fn free_batch_to_spans(&self, class: u8, objs: &[*mut u8]) {
+        // SAFETY: forwarded contract.
+        unsafe { strata_central::Central::free_to_spans(self, class, objs) }
+    }
+    fn thread_exited(&self, live: usize) {
+        strata_central::Central::drain_share(self, live);
+    }
+    fn idle_interval_ms(&self) -> u64 {
+        // The page heap's decay pass interval: a quarter of the delay.
+        (self.pages().decay_ms() / 4).clamp(1, 1000)
+    }
+    fn tick(&self) {
+        strata_central::Central::tick(self)
+    }
 }
 
 /// Defaults of the registry, for owners that expose configuration.
 pub mod registry_defaults {
     /// Default byte budget of one thread's cache.
     pub const MAX_CACHE_BYTES: usize = crate::registry::DEFAULT_MAX_CACHE_BYTES;
+    /// Default byte budget of all threads' caches together.
+    pub const TOTAL_CACHE_BYTES: usize = crate::registry::DEFAULT_TOTAL_CACHE_BYTES;
 }

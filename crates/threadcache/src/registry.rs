@@ -23,6 +23,7 @@ use core::ptr::{self, NonNull};
 
 use strata_base::{ForkLock, List, Lock, MetaPool};
 
+use crate::budget::{fair_share, Budget};
 use crate::cache::ThreadCache;
 use crate::sync::{AtomicUsize, Ordering};
 use crate::Backend;
@@ -102,21 +103,10 @@ unsafe impl<'a> ThreadSlot<'a> for &'a Slot {
 /// its cache instead of filling the transfer caches.
 pub(crate) const DEFAULT_MAX_CACHE_BYTES: usize = 32 << 20;
 
-/// The budget new caches share equally with the live ones: a process with
-/// up to four threads gives each the full default, one with 32 or more
-/// gives new threads the floor, the old per-thread default. (A budget is a
-/// ceiling on what a thread keeps for reuse, not memory set aside.)
-const SHARED_CACHE_BYTES: usize = 128 << 20;
-
-/// The least budget a new cache gets (or the configured budget, if lower):
-/// the per-thread default before the shared split.
-const MIN_CACHE_BYTES: usize = 4 << 20;
-
-/// The budget of a new cache when `live` caches exist and the configured
-/// maximum is `max`: see [`SHARED_CACHE_BYTES`].
-pub(crate) fn cache_budget(max: usize, live: usize) -> usize {
-    (SHARED_CACHE_BYTES / (live + 1)).clamp(MIN_CACHE_BYTES.min(max), max)
-}
+/// The bytes all caches together may hold by default (see
+/// [`crate::budget`]): up to two busy threads get the full per-thread
+/// maximum, 512 threads the floor each.
+pub(crate) const DEFAULT_TOTAL_CACHE_BYTES: usize = 64 << 20;
 
 /// A thread's slot: its cache, or a sentinel saying why it has none. Declare
 /// one per thread with a const-initialised `thread_local!`.
@@ -233,6 +223,9 @@ pub struct ThreadCaches<B: Backend> {
     key: AtomicUsize,
     key_lock: Lock<()>,
     max_cache_bytes: AtomicUsize,
+    total_cache_bytes: AtomicUsize,
+    /// The budgets the caches share, refitted on their periodic checks.
+    budget: Budget,
     on_first_use: fn(),
 }
 
@@ -257,6 +250,8 @@ impl<B: Backend> ThreadCaches<B> {
                 key: AtomicUsize::new(0),
                 key_lock: Lock::new(()),
                 max_cache_bytes: AtomicUsize::new(DEFAULT_MAX_CACHE_BYTES),
+                total_cache_bytes: AtomicUsize::new(DEFAULT_TOTAL_CACHE_BYTES),
+                budget: Budget::new(DEFAULT_TOTAL_CACHE_BYTES, DEFAULT_MAX_CACHE_BYTES),
                 on_first_use: hook,
             }
         }
@@ -268,11 +263,36 @@ impl<B: Backend> ThreadCaches<B> {
         &self.backend
     }
 
-    /// Sets the largest byte budget of caches created from now on; each gets
-    /// its share of the shared budget within `[min(4 MiB, bytes), bytes]`.
+    /// Sets the largest byte budget of one cache; each gets its share of
+    /// the total within `[min(128 KiB, bytes), bytes]`. Caches refit
+    /// themselves on their next periodic check.
     pub fn set_max_cache_bytes(&self, bytes: usize) {
         self.max_cache_bytes
             .store(bytes.max(64 << 10), Ordering::Relaxed);
+        self.update_budget(self.list.lock().live());
+    }
+
+    /// Sets the bytes all caches together may hold (see
+    /// [`ThreadCaches::set_max_cache_bytes`] for one cache's ceiling).
+    pub fn set_total_cache_bytes(&self, bytes: usize) {
+        let bytes = bytes.max(64 << 10);
+        let old = self.total_cache_bytes.swap(bytes, Ordering::Relaxed);
+        self.budget.grow_total(bytes as isize - old as isize);
+        self.update_budget(self.list.lock().live());
+    }
+
+    /// Sets each cache's fair share for `live` caches.
+    fn update_budget(&self, live: usize) {
+        self.budget.set_fair(fair_share(
+            self.max_cache_bytes.load(Ordering::Relaxed),
+            self.total_cache_bytes.load(Ordering::Relaxed),
+            live,
+        ));
+    }
+
+    /// Each cache's fair share of the budget now.
+    pub fn cache_budget_now(&self) -> usize {
+        self.budget.fair()
     }
 
     /// Allocates an object of `class` for the thread owning `slot`.
@@ -282,9 +302,23 @@ impl<B: Backend> ThreadCaches<B> {
         // SAFETY: the slot holds this thread's cache or a sentinel.
         let p = unsafe { ThreadCache::pop(c, class) };
         if !p.is_null() {
+            // SAFETY: the pop succeeded, so `c` is this thread's live cache.
+            if unsafe { ThreadCache::count_event(c) } {
+                self.event(slot.slot());
+            }
             return p;
         }
         self.alloc_slow(slot.slot(), class)
+    }
+
+    /// Every [`crate::EVENT_EVERY`]th allocation of a thread.
+    #[cold]
+    #[inline(never)]
+    fn event(&'static self, slot: &Slot) {
+        if let Some(mut c) = slot.cache() {
+            // SAFETY: the slot's cache belongs to this thread.
+            unsafe { c.as_mut() }.on_event(&self.backend);
+        }
     }
 
     /// Frees an object of `class` on the thread owning `slot` (whichever
@@ -358,7 +392,8 @@ impl<B: Backend> ThreadCaches<B> {
         let c = rec.as_ptr();
         // SAFETY: a record of this registry's pool, which holds only caches
         // of this backend: never used, or freed by `destroy` after a flush.
-        let mapped = unsafe { ThreadCache::init(c, &self.backend, self.budget_for_new_cache()) };
+        self.update_budget(self.list.lock().live() + 1);
+        let mapped = unsafe { ThreadCache::init(c, &self.backend, &self.budget) };
         if !mapped {
             // SAFETY: the record is unused.
             unsafe { self.records.free(rec) };
@@ -375,7 +410,10 @@ impl<B: Backend> ThreadCaches<B> {
         // SAFETY: a valid key; the value is our record.
         if unsafe { libc::pthread_setspecific(key, c as *const libc::c_void) } != 0 {
             // SAFETY: the record is unused and its lists are empty.
-            unsafe { self.records.free(rec) };
+            unsafe {
+                (*c).leave_budget();
+                self.records.free(rec);
+            }
             slot.set_state(DESTROYED);
             return None;
         }
@@ -385,22 +423,15 @@ impl<B: Backend> ThreadCaches<B> {
         Some(rec)
     }
 
-    /// The byte budget of a cache about to be created: an equal share of
-    /// [`SHARED_CACHE_BYTES`] with the live caches, between the floor and
-    /// the configured maximum. Fixed for the cache's life (a slow path
-    /// would have to shrink a budget already filled).
-    fn budget_for_new_cache(&self) -> usize {
-        let live = self.list.lock().live();
-        cache_budget(self.max_cache_bytes.load(Ordering::Relaxed), live)
-    }
-
     /// Adds a live cache to the registry's list (for `stats` and `fork`).
     ///
     /// # Safety
     /// `c` is a live cache of this registry, in no list.
     pub(crate) unsafe fn register(&self, c: *mut ThreadCache) {
+        let mut list = self.list.lock();
         // SAFETY: forwarded contract.
-        unsafe { self.list.lock().insert(c) }
+        unsafe { list.insert(c) };
+        self.update_budget(list.live());
     }
 
     /// Takes a cache out of the registry's list; its record may then go
@@ -410,8 +441,10 @@ impl<B: Backend> ThreadCaches<B> {
     /// `c` was registered with [`ThreadCaches::register`] and not since
     /// unregistered.
     pub(crate) unsafe fn unregister(&self, c: *mut ThreadCache) {
+        let mut list = self.list.lock();
         // SAFETY: forwarded contract.
-        unsafe { self.list.lock().remove(c) }
+        unsafe { list.remove(c) };
+        self.update_budget(list.live());
     }
 
     pub(crate) fn key(&'static self) -> Option<libc::pthread_key_t> {
@@ -503,6 +536,7 @@ impl<B: Backend> ThreadCaches<B> {
             unsafe {
                 list.remove(c);
                 (*c).flush(&self.backend);
+                (*c).leave_budget();
                 self.records.free(NonNull::new_unchecked(c));
             }
         }
@@ -524,7 +558,9 @@ extern "C" fn destroy<B: Backend>(arg: *mut libc::c_void) {
         // From now on this thread is served centrally.
         slot.set_state(DESTROYED);
         (*c).flush(&reg.backend);
+        (*c).leave_budget();
         reg.unregister(c);
         reg.records.free(NonNull::new_unchecked(c));
+        reg.backend.thread_exited(reg.list.lock().live());
     }
 }

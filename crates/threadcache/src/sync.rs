@@ -20,5 +20,5 @@ pub(crate) use core::sync::atomic::{AtomicUsize, Ordering};
 /// Atomics in process-wide statics and statistics: always core's, not
 /// modeled (see the module docs).
 pub(crate) mod statics {
-    pub(crate) use core::sync::atomic::{AtomicUsize, Ordering};
+    pub(crate) use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::vec::Vec;
 
 use crate::fake::{FakeBackend, SIZES};
-use crate::{Slot, ThreadCaches};
+use crate::{Backend, Slot, ThreadCaches};
 
 fn registry() -> &'static ThreadCaches<FakeBackend> {
     Box::leak(Box::new(ThreadCaches::new(FakeBackend::new())))
@@ -272,25 +272,6 @@ fn small_lists_share_pages_and_a_growing_list_moves_to_its_own_stack() {
     });
 }
 
-/// A new cache's budget: the configured maximum while few caches live, an
-/// equal share of the shared budget as more do, never below the floor (or
-/// the maximum, if that is lower).
-#[test]
-fn budgets_share_the_total_between_floor_and_maximum() {
-    use crate::registry::cache_budget;
-    const MIB: usize = 1 << 20;
-    for live in 0..4 {
-        assert_eq!(cache_budget(32 * MIB, live), 32 * MIB, "{live} live");
-    }
-    assert_eq!(cache_budget(32 * MIB, 7), 16 * MIB);
-    assert_eq!(cache_budget(32 * MIB, 1000), 4 * MIB);
-    assert_eq!(cache_budget(256 << 10, 0), 256 << 10);
-    assert_eq!(cache_budget(256 << 10, 1000), 256 << 10);
-    for live in 1..1000 {
-        assert!(cache_budget(32 * MIB, live) <= cache_budget(32 * MIB, live - 1));
-    }
-}
-
 #[test]
 fn a_list_starts_with_two_cache_lines_and_hands_out_the_last() {
     std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
@@ -316,5 +297,88 @@ fn a_list_starts_with_two_cache_lines_and_hands_out_the_last() {
         }
         reg.flush_current(slot);
         assert_eq!(reg.backend().outstanding.load(Ordering::Relaxed), 0);
+    });
+}
+
+/// Allocates and frees `n` objects of `class`, leaving them in the cache
+/// (and what overflows with the backend).
+fn fill(reg: &'static ThreadCaches<FakeBackend>, slot: &Slot, class: u8, n: usize) {
+    let v: Vec<_> = (0..n).map(|_| reg.alloc(slot, class)).collect();
+    for p in v {
+        assert!(!p.is_null());
+        // SAFETY: live objects given up.
+        unsafe { reg.free(slot, p, class) };
+    }
+}
+
+/// A thread whose every allocation is a cache hit still gives back what
+/// it stopped using: the periodic check on the allocation path releases
+/// lists left unused over an idle interval.
+#[test]
+fn cache_hits_alone_give_back_lists_left_idle() {
+    std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+    let reg = registry();
+    SLOT.with(|slot| {
+        for _ in 0..4 {
+            fill(reg, slot, 3, 2000);
+        }
+        let held = reg.backend().outstanding.load(Ordering::Relaxed);
+        assert!(held > 500, "the cache kept a working set ({held})");
+        for _ in 0..3 {
+            reg.backend().os().advance_ms(300);
+            for _ in 0..2 * crate::EVENT_EVERY {
+                let p = reg.alloc(slot, 1);
+                // SAFETY: live object given up.
+                unsafe { reg.free(slot, p, 1) };
+            }
+        }
+        let left = reg.backend().outstanding.load(Ordering::Relaxed);
+        assert!(left <= 16, "{left} objects still cached");
+        reg.flush_current(slot);
+    });
+}
+
+/// Each cache fits itself to its share of the total as threads arrive: a
+/// cache filled while it was alone shrinks to a quarter when three more
+/// threads have caches.
+#[test]
+fn caches_refit_to_their_share_as_threads_arrive() {
+    std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+    let reg = registry();
+    reg.set_max_cache_bytes(2 << 20);
+    reg.set_total_cache_bytes(2 << 20);
+    SLOT.with(|slot| {
+        for _ in 0..8 {
+            fill(reg, slot, 4, 400);
+        }
+        let alone = reg.backend().outstanding.load(Ordering::Relaxed) as usize * 4096;
+        assert!(alone > 1 << 20, "{alone} bytes cached alone");
+        let go = std::sync::Barrier::new(4);
+        let done = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    SLOT.with(|slot| {
+                        // SAFETY: a live object given up at once.
+                        unsafe { reg.free(slot, reg.alloc(slot, 1), 1) };
+                        go.wait();
+                        done.wait();
+                        reg.flush_current(slot);
+                    });
+                });
+            }
+            go.wait();
+            assert_eq!(reg.cache_budget_now(), 512 << 10);
+            reg.backend().os().advance_ms(300);
+            for _ in 0..crate::EVENT_EVERY {
+                let p = reg.alloc(slot, 1);
+                // SAFETY: live object given up.
+                unsafe { reg.free(slot, p, 1) };
+            }
+            let cached = reg.stats().cached_bytes;
+            assert!(cached <= 512 << 10, "{cached} bytes after refitting");
+            done.wait();
+        });
+        reg.flush_current(slot);
     });
 }
