@@ -83,7 +83,7 @@ pub use size_class::{
     class_for, class_for_size, class_index, class_size_of, is_object_offset, ClassInfo, CLASSES,
     MAX_SMALL, NUM_CLASSES,
 };
-use sync::{AtomicUsize, Ordering};
+use sync::{AtomicU32, AtomicUsize, Ordering};
 use transfer::TransferCache;
 
 /// What the central layer needs from the page heap.
@@ -110,6 +110,11 @@ pub unsafe trait PageSource: Sync {
     fn tick(&self) -> bool {
         false
     }
+    /// Changes whenever the page source nears its memory limit and wants
+    /// what the layers above cache back.
+    fn pressure_epoch(&self) -> u32 {
+        0
+    }
     /// Zeroed memory of `bytes` for the central layer's own tables (a
     /// transfer cache's array of pointers), kept for the life of the
     /// source; `None` if there is none.
@@ -135,6 +140,10 @@ unsafe impl<O: Os> PageSource for PageHeap<O> {
     #[inline]
     fn tick(&self) -> bool {
         PageHeap::tick(self)
+    }
+    #[inline]
+    fn pressure_epoch(&self) -> u32 {
+        PageHeap::pressure_epoch(self)
     }
     fn map_table(&self, bytes: usize) -> Option<NonNull<u8>> {
         // The OS maps whole pages; a table's size is rarely a multiple of
@@ -174,6 +183,8 @@ pub struct Central<P> {
     /// Address of the table every class keeps its first [`transfer::FIRST`]
     /// parked pointers in (its slice: `class * FIRST`), 0 until mapped.
     first_tables: AtomicUsize,
+    /// The page source's pressure epoch last acted on.
+    pressure_seen: AtomicU32,
 }
 
 /// Bytes all transfer caches together may hold. Each class may hold up to
@@ -211,6 +222,7 @@ impl<P: PageSource> Central<P> {
                 ],
                 transfer_bytes: AtomicUsize::new(0),
                 first_tables: AtomicUsize::new(0),
+                pressure_seen: AtomicU32::new(0),
             }
         }
     }
@@ -419,6 +431,21 @@ impl<P: PageSource> Central<P> {
     pub fn tick(&self) {
         if self.pages.tick() {
             self.drain_idle_transfer_caches();
+        }
+        let epoch = self.pages.pressure_epoch();
+        if epoch != self.pressure_seen.load(Ordering::Relaxed) {
+            self.relieve(epoch);
+        }
+    }
+
+    /// The page source neared its memory limit: everything parked goes
+    /// back to its spans (once per epoch, by whichever thread sees it
+    /// first), and the spans left empty to the page source.
+    #[cold]
+    fn relieve(&self, epoch: u32) {
+        let seen = self.pressure_seen.swap(epoch, Ordering::Relaxed);
+        if seen != epoch {
+            self.drain_transfer_caches();
         }
     }
 

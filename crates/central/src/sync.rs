@@ -7,10 +7,10 @@
 //! limit in a few steps.
 
 #[cfg(strata_loom)]
-pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 #[cfg(not(strata_loom))]
-pub(crate) use core::sync::atomic::{AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// Most batches a transfer cache holds: 256, or 2 under loom, so that a
 /// model fills a class's transfer cache with two batches and the third goes

@@ -51,6 +51,8 @@ mod fake;
 // Elsewhere only the message above: the Linux calls below would add a
 // page of unrelated errors to it.
 #[cfg(target_os = "linux")]
+mod cgroup;
+#[cfg(target_os = "linux")]
 pub mod futex;
 mod report;
 #[cfg(target_os = "linux")]
@@ -58,6 +60,8 @@ mod secret;
 #[cfg(target_os = "linux")]
 mod system;
 
+#[cfg(target_os = "linux")]
+pub use cgroup::cgroup_memory_limit;
 pub use counters::{OsCounters, OsStats};
 #[cfg(any(test, feature = "fake"))]
 pub use fake::FakeOs;
@@ -204,6 +208,13 @@ pub unsafe trait Os: Sync {
 
     /// The counters of system calls made so far.
     fn counters(&self) -> &OsCounters;
+
+    /// The memory the process may use, as its environment limits it (the
+    /// cgroup's `memory.max` / `memory.high`), if any. Asked now and then,
+    /// never on a fast path.
+    fn memory_limit(&self) -> Option<usize> {
+        None
+    }
 
     /// The OS page size: the unit of [`Os::map`], [`Os::release`] and
     /// [`Os::remap`] (4, 16 or 64 KiB; at most [`MAX_OS_PAGE`]).

@@ -372,6 +372,10 @@ unsafe impl Os for SystemOs {
     fn counters(&self) -> &OsCounters {
         &self.counters
     }
+
+    fn memory_limit(&self) -> Option<usize> {
+        crate::cgroup_memory_limit()
+    }
 }
 
 /// The calling thread's `errno`.

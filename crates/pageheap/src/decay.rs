@@ -120,6 +120,7 @@ impl<O: Os> PageHeap<O> {
         let Some(decay) = self.decay.claim(now, next) else {
             return false; // another thread runs this pass
         };
+        self.limit_pass();
         if let Some(cutoff) = now.checked_sub(decay) {
             let released = self.release_idle_since(cutoff);
             if released > 0 {

@@ -181,6 +181,8 @@ pub struct PageHeap<O: Os> {
     /// Free dirty pages kept at most (besides a quarter of the pages in
     /// use); see [`PageHeap::set_dirty_max`].
     pub(crate) dirty_max: AtomicUsize,
+    /// The soft limit on what the heap holds (see [`crate::limit`]).
+    pub(crate) limit: crate::limit::MemoryLimit,
 }
 
 /// The free dirty memory the heap keeps at most by default (besides a
@@ -220,6 +222,7 @@ impl<O: Os> PageHeap<O> {
                 grown_bytes: AtomicUsize::new(0),
                 huge_pages_after: AtomicUsize::new(DEFAULT_HUGE_PAGES_AFTER),
                 dirty_max: AtomicUsize::new(DEFAULT_DIRTY_MAX >> PAGE_SHIFT),
+                limit: crate::limit::MemoryLimit::new(),
             }
         }
     }
@@ -502,6 +505,7 @@ impl<O: Os> PageHeap<O> {
         } else {
             (GROW_MIN, GROW_MIN)
         };
+        self.make_room(len);
         let (mem, in_arena) = match self.arena.take(&self.os, len, align) {
             Some(mem) => (mem, true),
             None => match self.os.map(len, align) {

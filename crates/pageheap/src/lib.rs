@@ -54,6 +54,7 @@ mod heap;
 mod huge;
 mod huge_cache;
 mod large;
+mod limit;
 #[cfg(all(test, strata_loom))]
 mod loom_tests;
 mod pagemap;

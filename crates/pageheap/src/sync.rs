@@ -2,8 +2,8 @@
 //! core's. Nothing else in this crate names either directly.
 //!
 //! - The modeled family (`AtomicU64`, `AtomicUsize`) is loom's under
-//!   `--cfg strata_loom`: the decay clock and the heap's growth counters, which live
-//!   in the `PageHeap` value itself.
+//!   `--cfg strata_loom`: the decay clock, the heap's growth counters and its
+//!   memory limit, which live in the `PageHeap` value itself.
 //! - [`memory`] is always core's: the pagemap's slots. Its mid and leaf
 //!   nodes are memory mapped from the OS, zero-filled, and read as arrays of
 //!   atomics, which is valid for core's atomics (all-zero is null / 0) and
@@ -16,10 +16,10 @@
 //! The default build gets exactly core's atomics.
 
 #[cfg(strata_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(not(strata_loom))]
-pub(crate) use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Atomics inside memory mapped from the OS and reinterpreted (the
 /// pagemap's nodes): always core's. **Not modeled** (see the module docs).

@@ -9,6 +9,7 @@
 //! | `STRATA_DIRTY_MAX` | free memory kept resident for reuse at most, besides a quarter of the memory in use, whatever the decay delay; more is released at once | 16 MiB |
 //! | `STRATA_DECAY_MS` | how long free memory stays resident before it goes back to the OS; `0`: at once | 1000 |
 //! | `STRATA_BACKGROUND_RELEASE` | `1`: a background thread runs decay even when the program is idle | off |
+//! | `STRATA_MEMORY_LIMIT` | a soft limit on the memory strata holds: near it (and near the cgroup's `memory.max` / `memory.high`, read by itself), free memory and the caches go back to the OS before the heap grows | none |
 //! | `STRATA_SHOW_STATS` | `1`: print statistics to stderr at exit | off |
 //! | `STRATA_HUGE_PAGES_AFTER` | ask for transparent huge pages on all heap growth once the heap has grown by this much (`0`: from the start); growth for a plain request of 4 MiB or more asks either way | never |
 
@@ -24,6 +25,8 @@ pub struct Config {
     /// Free dirty bytes the page heap keeps at most (besides a quarter of
     /// the bytes in use).
     pub dirty_max: usize,
+    /// A soft limit on the memory strata holds (0: none but the cgroup's).
+    pub memory_limit: usize,
     /// Print statistics to stderr at exit.
     pub show_stats: bool,
     /// Milliseconds a free dirty span stays resident before decay releases it.
@@ -42,6 +45,7 @@ impl Config {
         thread_cache_bytes: strata_threadcache::registry_defaults::MAX_CACHE_BYTES,
         thread_caches_total: strata_threadcache::registry_defaults::TOTAL_CACHE_BYTES,
         dirty_max: strata_pageheap::DEFAULT_DIRTY_MAX,
+        memory_limit: 0,
         show_stats: false,
         decay_ms: strata_pageheap::DEFAULT_DECAY_MS,
         background_release: false,
@@ -59,6 +63,9 @@ impl Config {
         }
         if let Some(v) = env_usize(c"STRATA_DIRTY_MAX") {
             c.dirty_max = v;
+        }
+        if let Some(v) = env_usize(c"STRATA_MEMORY_LIMIT") {
+            c.memory_limit = v;
         }
         if let Some(v) = env_usize(c"STRATA_SHOW_STATS") {
             c.show_stats = v != 0;
@@ -137,6 +144,7 @@ pub(crate) mod state {
     static THREAD_CACHE_BYTES: AtomicUsize = AtomicUsize::new(Config::DEFAULT.thread_cache_bytes);
     static THREAD_CACHES_TOTAL: AtomicUsize = AtomicUsize::new(Config::DEFAULT.thread_caches_total);
     static DIRTY_MAX: AtomicUsize = AtomicUsize::new(Config::DEFAULT.dirty_max);
+    static MEMORY_LIMIT: AtomicUsize = AtomicUsize::new(0);
     static SHOW_STATS: AtomicBool = AtomicBool::new(false);
     static BACKGROUND: AtomicBool = AtomicBool::new(false);
     static DECAY_MS: AtomicU64 = AtomicU64::new(Config::DEFAULT.decay_ms);
@@ -146,6 +154,7 @@ pub(crate) mod state {
         THREAD_CACHE_BYTES.store(c.thread_cache_bytes, Ordering::Relaxed);
         THREAD_CACHES_TOTAL.store(c.thread_caches_total, Ordering::Relaxed);
         DIRTY_MAX.store(c.dirty_max, Ordering::Relaxed);
+        MEMORY_LIMIT.store(c.memory_limit, Ordering::Relaxed);
         SHOW_STATS.store(c.show_stats, Ordering::Relaxed);
         BACKGROUND.store(c.background_release, Ordering::Relaxed);
         DECAY_MS.store(c.decay_ms, Ordering::Relaxed);
@@ -157,6 +166,7 @@ pub(crate) mod state {
             thread_cache_bytes: THREAD_CACHE_BYTES.load(Ordering::Relaxed),
             thread_caches_total: THREAD_CACHES_TOTAL.load(Ordering::Relaxed),
             dirty_max: DIRTY_MAX.load(Ordering::Relaxed),
+            memory_limit: MEMORY_LIMIT.load(Ordering::Relaxed),
             show_stats: SHOW_STATS.load(Ordering::Relaxed),
             decay_ms: DECAY_MS.load(Ordering::Relaxed),
             background_release: BACKGROUND.load(Ordering::Relaxed),
@@ -170,6 +180,10 @@ pub(crate) mod state {
 
     pub(crate) fn set_huge_pages_after(bytes: usize) {
         HUGE_PAGES_AFTER.store(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_memory_limit(bytes: usize) {
+        MEMORY_LIMIT.store(bytes, Ordering::Relaxed);
     }
 
     pub(crate) fn set_dirty_max(bytes: usize) {

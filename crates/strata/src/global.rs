@@ -72,6 +72,7 @@ fn init_slow() {
     HEAP.set_total_cache_bytes(config.thread_caches_total);
     pages().set_decay_ms(config.decay_ms);
     pages().set_dirty_max(config.dirty_max);
+    pages().set_memory_limit(Some(config.memory_limit).filter(|&b| b > 0));
     pages().set_huge_pages_after(config.huge_pages_after);
     // SAFETY: the handlers are plain functions valid for the process lifetime.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
@@ -246,6 +247,19 @@ pub(crate) fn set_decay_ms(ms: u64) {
     ensure_init();
     pages().set_decay_ms(ms);
     crate::config::state::set_decay_ms(ms);
+}
+
+/// [`crate::set_memory_limit`].
+pub(crate) fn set_memory_limit(bytes: Option<usize>) {
+    ensure_init();
+    pages().set_memory_limit(bytes);
+    crate::config::state::set_memory_limit(bytes.unwrap_or(0));
+}
+
+/// [`crate::memory_limit`].
+pub(crate) fn memory_limit() -> Option<usize> {
+    ensure_init();
+    pages().memory_limit()
 }
 
 /// [`crate::set_dirty_max`].

@@ -197,6 +197,23 @@ pub fn set_huge_pages_after(bytes: usize) {
     global::set_huge_pages_after(bytes);
 }
 
+/// Sets a soft limit on the memory strata holds (`STRATA_MEMORY_LIMIT`;
+/// `None`: only the cgroup's). Near it (seven eighths), and near the
+/// cgroup's `memory.max` or `memory.high`, which strata reads on its own,
+/// strata gives free memory back to the OS and has the thread and transfer
+/// caches give back what they hold, before the heap grows: a program in a
+/// container returns what it does not use before the OOM killer acts. A
+/// request that does not fit is still served if the kernel allows it.
+pub fn set_memory_limit(bytes: Option<usize>) {
+    global::set_memory_limit(bytes);
+}
+
+/// The memory limit in force: the one set, or the cgroup's, whichever is
+/// lower (the cgroup's as last read, every few seconds of activity).
+pub fn memory_limit() -> Option<usize> {
+    global::memory_limit()
+}
+
 /// Sets the most free memory strata keeps resident for reuse
 /// (`STRATA_DIRTY_MAX`, 16 MiB by default), besides a quarter of the memory
 /// in use: a free that takes the heap past it gives the excess back at

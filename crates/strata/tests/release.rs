@@ -235,3 +235,173 @@ fn stats_report_resident_bytes_and_their_peak() {
     assert!(s.resident_bytes < 16 * MIB, "{s:?}");
     assert!(s.peak_resident_bytes >= 64 * MIB, "{s:?}");
 }
+
+/// Frees 192 MiB (kept: no decay, no cap), then takes a 128 MiB block:
+/// returns the resident bytes above the start at the end.
+fn free_then_grow() -> usize {
+    let start = rss();
+    let layout = Layout::from_size_align(64 << 10, 16).unwrap();
+    let blocks: Vec<*mut u8> = (0..192 * MIB / (64 << 10))
+        .map(|_| {
+            // SAFETY: a non-zero layout.
+            let p = unsafe { alloc(layout) };
+            assert!(!p.is_null());
+            // SAFETY: our block.
+            unsafe { p.write_bytes(5, 64 << 10) };
+            p
+        })
+        .collect();
+    for p in blocks {
+        // SAFETY: allocated above with `layout`.
+        unsafe { dealloc(p, layout) };
+    }
+    let big = Layout::from_size_align(128 * MIB, 16).unwrap();
+    // SAFETY: a non-zero layout; written whole, then freed.
+    unsafe {
+        let p = alloc(big);
+        assert!(!p.is_null());
+        p.write_bytes(6, 128 * MIB);
+        let above = rss().saturating_sub(start);
+        dealloc(p, big);
+        above
+    }
+}
+
+const NEVER_RELEASE: [(&str, &str); 2] = [
+    ("STRATA_DECAY_MS", "100000000"),
+    ("STRATA_DIRTY_MAX", "1024g"),
+];
+
+/// Near a soft limit, free memory goes back before the heap grows.
+#[test]
+fn near_a_soft_limit_free_memory_goes_back_before_the_heap_grows() {
+    let env = [
+        NEVER_RELEASE[0],
+        NEVER_RELEASE[1],
+        ("STRATA_MEMORY_LIMIT", "256m"),
+    ];
+    if !in_child(
+        "near_a_soft_limit_free_memory_goes_back_before_the_heap_grows",
+        &env,
+    ) {
+        return;
+    }
+    assert_eq!(strata::memory_limit(), Some(256 * MIB));
+    let above = free_then_grow();
+    println!(
+        "with a 256 MiB soft limit: {} MiB above the start",
+        above / MIB
+    );
+    // Seven eighths of the limit is where strata starts giving back.
+    assert!(
+        above <= 224 * MIB,
+        "{} MiB resident with a 256 MiB limit",
+        above / MIB
+    );
+}
+
+/// The same under a cgroup's memory limit that the test sets up (as root,
+/// where the cgroup file system is writable; skipped elsewhere): strata
+/// reads the limit itself and the program is not killed.
+#[test]
+fn under_a_cgroup_limit_the_program_gives_back_before_the_oom_killer_acts() {
+    const NAME: &str = "under_a_cgroup_limit_the_program_gives_back_before_the_oom_killer_acts";
+    if std::env::var("STRATA_RELEASE_TEST").as_deref() == Ok(NAME) {
+        // A large block freed runs a decay pass, which reads the limit.
+        drop(std::hint::black_box(vec![0u8; 4 * MIB]));
+        std::thread::sleep(Duration::from_millis(5));
+        drop(std::hint::black_box(vec![0u8; 4 * MIB]));
+        let limit = strata::memory_limit();
+        assert!(
+            limit.is_some_and(|l| l <= 256 * MIB),
+            "cgroup limit read: {limit:?}"
+        );
+        let above = free_then_grow();
+        println!("in a 256 MiB cgroup: {} MiB above the start", above / MIB);
+        assert!(
+            above <= 224 * MIB,
+            "{} MiB resident in a 256 MiB cgroup",
+            above / MIB
+        );
+        return;
+    }
+    let Some(group) = MemoryCgroup::create(256 * MIB) else {
+        println!("skipped: no writable memory cgroup here (needs root)");
+        return;
+    };
+    use std::os::unix::process::CommandExt;
+    let procs = group.procs.clone();
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env("STRATA_RELEASE_TEST", NAME)
+        .envs(NEVER_RELEASE);
+    // SAFETY: only async-signal-safe calls in the child before exec: open,
+    // write and close of a path prepared beforehand.
+    unsafe {
+        cmd.pre_exec(move || {
+            let pid = format!("{}\n", std::process::id());
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, pid.as_ptr().cast(), pid.len()) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "child in a 256 MiB cgroup: {:?}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A memory cgroup made for one test, removed when dropped.
+struct MemoryCgroup {
+    dir: std::path::PathBuf,
+    procs: std::ffi::CString,
+}
+
+impl MemoryCgroup {
+    /// A child of this process's memory cgroup (v2 or v1) limited to
+    /// `limit` bytes; `None` if none can be made here.
+    fn create(limit: usize) -> Option<MemoryCgroup> {
+        let groups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        for line in groups.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let (base, file) = if controllers.is_empty() {
+                ("/sys/fs/cgroup", "memory.max")
+            } else if controllers.split(',').any(|c| c == "memory") {
+                ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
+            } else {
+                continue;
+            };
+            let dir = std::path::PathBuf::from(format!(
+                "{base}{}/strata-test-{}",
+                path.trim_end_matches('/'),
+                std::process::id()
+            ));
+            if std::fs::create_dir(&dir).is_err() {
+                continue;
+            }
+            let group = MemoryCgroup {
+                procs: std::ffi::CString::new(dir.join("cgroup.procs").to_str()?).ok()?,
+                dir,
+            };
+            if std::fs::write(group.dir.join(file), limit.to_string()).is_ok() {
+                return Some(group);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}

@@ -176,6 +176,8 @@ pub struct ThreadCache {
     slow_calls: u32,
     /// When the next idle pass is due (the OS layer's clock, ms).
     next_pass_at: u64,
+    /// The backend's pressure epoch when this cache last looked.
+    pressure_seen: u32,
     /// The budget pool this cache draws `max_size` from (see
     /// [`crate::budget`]); null in a sentinel.
     budget: *const Budget,
@@ -307,6 +309,7 @@ impl ThreadCache {
             }
             c.max_size = budget.join();
             c.refresh_budget();
+            c.pressure_seen = backend.pressure_epoch();
         }
         true
     }
@@ -331,6 +334,7 @@ impl ThreadCache {
             nclasses: 1,
             slow_calls: 0,
             next_pass_at: 0,
+            pressure_seen: 0,
             budget: ptr::null(),
             published: AtomicUsize::new(0),
             registry: ptr::null(),
@@ -425,6 +429,12 @@ impl ThreadCache {
     #[inline(never)]
     pub fn on_event<B: Backend>(&mut self, backend: &B) {
         self.events_left = EVENT_EVERY;
+        let epoch = backend.pressure_epoch();
+        if epoch != self.pressure_seen {
+            // The memory beneath neared its limit: everything goes back.
+            self.pressure_seen = epoch;
+            self.flush(backend);
+        }
         let now = backend.os().now_ms();
         if now < self.next_pass_at {
             return;

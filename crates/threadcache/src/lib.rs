@@ -101,6 +101,11 @@ pub unsafe trait Backend: Sync {
     fn idle_interval_ms(&self) -> u64 {
         250
     }
+    /// Changes whenever the memory beneath nears its limit: a cache that
+    /// sees it change gives back everything it holds.
+    fn pressure_epoch(&self) -> u32 {
+        0
+    }
     /// The backend's own idle work (decay), called by a cache's idle pass.
     /// Must be cheap when there is nothing to do.
     fn tick(&self) {}
@@ -141,6 +146,10 @@ unsafe impl<O: Os> Backend for strata_central::Central<strata_pageheap::PageHeap
     unsafe fn free_batch_to_spans(&self, class: u8, objs: &[*mut u8]) {
         // SAFETY: forwarded contract.
         unsafe { strata_central::Central::free_to_spans(self, class, objs) }
+    }
+    #[inline]
+    fn pressure_epoch(&self) -> u32 {
+        self.pages().pressure_epoch()
     }
     fn thread_exited(&self, live: usize) {
         strata_central::Central::drain_share(self, live);
