@@ -146,12 +146,15 @@ fn idle_and_exited_threads_hold_little() {
         return;
     }
     let start = rss();
-    let churned = std::sync::Barrier::new(THREADS + 1);
-    let go = std::sync::Barrier::new(THREADS + 1);
-    std::thread::scope(|s| {
-        for t in 0..THREADS {
-            let (churned, go) = (&churned, &go);
-            s.spawn(move || {
+    let churned = std::sync::Arc::new(std::sync::Barrier::new(THREADS + 1));
+    let go = std::sync::Arc::new(std::sync::Barrier::new(THREADS + 1));
+    // Spawned and joined (pthread_join), not scoped: a scope returns when
+    // the threads' closures have ended, before their TLS destructors (and
+    // strata's cache flush among them) have run.
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (churned, go) = (churned.clone(), go.clone());
+            std::thread::spawn(move || {
                 let mut rng = common::Rng::new(t as u64 + 1);
                 let mut held: Vec<Vec<u8>> = Vec::new();
                 let mut bytes = 0;
@@ -169,32 +172,35 @@ fn idle_and_exited_threads_hold_little() {
                 drop(held);
                 churned.wait();
                 go.wait();
-            });
-        }
-        churned.wait();
-        std::thread::sleep(Duration::from_millis(50));
-        let idle = rss().saturating_sub(start);
-        let stats = strata::stats();
-        println!(
-            "{THREADS} idle threads: {} MiB resident above the start, {} MiB in their caches",
-            idle / MIB,
-            stats.thread_cache_bytes / MIB
-        );
-        go.wait();
-        // The caches draw from a pool of 64 MiB (a floor of 128 KiB each
-        // when it is empty); the rest went back as it was freed.
-        assert!(
-            stats.thread_cache_bytes <= 64 * MIB + THREADS * (128 << 10),
-            "{} MiB in thread caches",
-            stats.thread_cache_bytes / MIB
-        );
-        assert!(
-            idle <= 160 * MIB,
-            "{} MiB resident while {THREADS} threads idle ({} MiB in their caches)",
-            idle / MIB,
-            stats.thread_cache_bytes / MIB
-        );
-    });
+            })
+        })
+        .collect();
+    churned.wait();
+    std::thread::sleep(Duration::from_millis(50));
+    let idle = rss().saturating_sub(start);
+    let stats = strata::stats();
+    println!(
+        "{THREADS} idle threads: {} MiB resident above the start, {} MiB in their caches",
+        idle / MIB,
+        stats.thread_cache_bytes / MIB
+    );
+    go.wait();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // The caches draw from a pool of 64 MiB (a floor of 128 KiB each
+    // when it is empty); the rest went back as it was freed.
+    assert!(
+        stats.thread_cache_bytes <= 64 * MIB + THREADS * (128 << 10),
+        "{} MiB in thread caches",
+        stats.thread_cache_bytes / MIB
+    );
+    assert!(
+        idle <= 160 * MIB,
+        "{} MiB resident while {THREADS} threads idle ({} MiB in their caches)",
+        idle / MIB,
+        stats.thread_cache_bytes / MIB
+    );
     let after = rss().saturating_sub(start);
     println!(
         "after they exited: {} MiB; {:?}",
