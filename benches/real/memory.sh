@@ -1,0 +1,48 @@
+#!/bin/bash
+# Memory behaviour of C programs under LD_PRELOAD, strata beside glibc and
+# whichever peers are installed as shared libraries (Debian: apt-get install
+# libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4):
+#
+#   burst SIZE        1 GiB in blocks of SIZE written and freed, then one
+#                     small malloc/free a millisecond: RSS 5 s later
+#   idle_threads      256 threads churn ~2 MB each, free all and wait: RSS
+#                     while they idle and after they exit
+#   small_footprint   4,000 live objects of 8..408 B replaced 2 million
+#                     times: peak RSS
+#   malloc_large      20 buffers of 5..25 MiB replaced 500 times, written
+#                     whole: CPU (user, system) and page faults
+#
+#   cargo build --release -p strata-malloc
+#   benches/real/memory.sh [program ...]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+programs=${*:-burst idle_threads small_footprint malloc_large}
+lib=/usr/lib/x86_64-linux-gnu
+declare -A so=([glibc]="" [strata]="${STRATA_SO:-$root/target/release/libstrata_malloc.so}")
+order="glibc strata"
+for peer in mimalloc:libmimalloc.so.2 jemalloc:libjemalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4; do
+    if [ -e "$lib/${peer#*:}" ]; then
+        so[${peer%%:*}]="$lib/${peer#*:}"
+        order="$order ${peer%%:*}"
+    fi
+done
+[ -e "${so[strata]}" ] || { echo "build it first: cargo build --release -p strata-malloc" >&2; exit 1; }
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+for p in $programs; do
+    cc -O2 -fno-builtin -pthread "$here/c/$p.c" -o "$bin/$p"
+    for a in $order; do
+        case $p in
+        burst)
+            for size in 262144 65536 2048; do
+                printf '%-16s %-9s %-7s %s\n' "$p" "$a" "$size" "$(LD_PRELOAD=${so[$a]} "$bin/$p" "$size")"
+            done ;;
+        idle_threads)
+            printf '%-16s %-9s %s\n' "$p" "$a" "$(LD_PRELOAD=${so[$a]} "$bin/$p")" ;;
+        *)
+            /usr/bin/time -f "$(printf '%-16s %-9s' "$p" "$a") %U user %S sys %R faults %M KiB peak" \
+                env LD_PRELOAD="${so[$a]}" "$bin/$p" > /dev/null ;;
+        esac
+    done
+done 2>&1
