@@ -16,6 +16,7 @@ use std::boxed::Box;
 use loom::sync::Arc;
 use loom::thread;
 
+use crate::budget::Budget;
 use crate::cache::ThreadCache;
 use crate::fake::FakeBackend;
 use crate::{Backend, ThreadCaches};
@@ -25,10 +26,13 @@ use strata_testkit::loom_model::{model, spawn_big};
 /// value: a record from the pool, initialised, publishing `bytes`, linked
 /// into the list.
 fn new_cache(reg: &ThreadCaches<FakeBackend>, bytes: usize) -> usize {
+    // The budget pool is core's atomics (the caches hold its address), not
+    // modeled: a static one serves every model run.
+    static BUDGET: Budget = Budget::new(64 << 20, 1 << 20);
     let c = reg.records.alloc(reg.backend().os()).unwrap().as_ptr();
     // SAFETY: a fresh record of ours; then registered once.
     unsafe {
-        assert!(ThreadCache::init(c, reg.backend(), 1 << 20));
+        assert!(ThreadCache::init(c, reg.backend(), &BUDGET));
         (*c).published
             .store(bytes, core::sync::atomic::Ordering::Relaxed);
         reg.register(c);
