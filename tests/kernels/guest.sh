@@ -15,6 +15,9 @@ set -euo pipefail
 run_dir=$1 out=$2
 # shellcheck source=/dev/null
 . "$run_dir/settings.sh"
+# The host's PATH: the same python3 (with its test suite), sqlite3 and git
+# as the tests find on the host, version managers' shims included.
+export PATH="$HOST_PATH"
 mkdir -p "$out/logs"
 results=$out/results.tsv
 : > "$results"
