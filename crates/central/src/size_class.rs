@@ -14,6 +14,7 @@
 //! indexed by `(size + 127) / 128` above (every class above 1 KiB is a
 //! multiple of 128, every class below a multiple of 8).
 
+use crate::sync::statics::{AtomicU64, Ordering};
 use strata_pageheap::PAGE_SIZE;
 
 /// Largest size served from size classes.
@@ -212,15 +213,19 @@ pub fn class_size_of(class: u8) -> usize {
     CLASSES[class as usize].size as usize
 }
 
-/// A divisibility test by one class's object size with no division
-/// (Granlund and Montgomery's exact division, with Lemire's rotation): for
-/// `size = odd << shift`, `n` is a multiple of `size` exactly when
-/// `(n * inverse).rotate_right(shift) <= max`, where `inverse` is the odd
-/// part's inverse modulo 2^64 and `max = u64::MAX / size`.
-#[derive(Clone, Copy)]
+/// The object-start test for one class, with no division (Granlund and
+/// Montgomery's exact division, with Lemire's rotation): for
+/// `size = odd << shift`, `(n * inverse).rotate_right(shift)` is `n / size`
+/// when `n` is a multiple of `size`, and greater than `u64::MAX / size`
+/// otherwise, where `inverse` is the odd part's inverse modulo 2^64. So one
+/// compare against the index of the span's last object checks both that
+/// `n` is an object boundary and that the object lies inside the span.
 struct Divisor {
     inverse: u64,
-    max: u64,
+    /// The index of the last object of a span of the class: the class's
+    /// count less one, raised by [`note_span_objects`] where the page heap
+    /// rounds spans up to larger OS pages. Only ever raised.
+    last: AtomicU64,
     shift: u32,
 }
 
@@ -236,38 +241,69 @@ const fn inverse_mod_2_64(d: u64) -> u64 {
     x
 }
 
+impl Divisor {
+    /// The test for class `i` (1..NUM_CLASSES), with the class's own count.
+    const fn of(i: usize) -> Divisor {
+        let d = CLASSES[i].size as u64;
+        let shift = d.trailing_zeros();
+        Divisor {
+            inverse: inverse_mod_2_64(d >> shift),
+            last: AtomicU64::new(CLASSES[i].objects as u64 - 1),
+            shift,
+        }
+    }
+
+    #[inline(always)]
+    fn is_object_offset(&self, offset: usize) -> bool {
+        (offset as u64)
+            .wrapping_mul(self.inverse)
+            .rotate_right(self.shift)
+            <= self.last.load(Ordering::Relaxed)
+    }
+
+    fn raise(&self, objects: u32) {
+        let last = objects.saturating_sub(1) as u64;
+        if last > self.last.load(Ordering::Relaxed) {
+            self.last.fetch_max(last, Ordering::Relaxed);
+        }
+    }
+}
+
 /// One [`Divisor`] per class, 256 entries so that a `u8` class indexes it
 /// without a bounds check (entries past the last class are never used).
 static DIVISORS: [Divisor; 256] = {
-    let mut t = [Divisor {
-        inverse: 0,
-        max: 0,
-        shift: 0,
+    let mut t = [const {
+        Divisor {
+            inverse: 0,
+            last: AtomicU64::new(0),
+            shift: 0,
+        }
     }; 256];
     let mut i = 1;
     while i < NUM_CLASSES {
-        let d = CLASSES[i].size as u64;
-        let shift = d.trailing_zeros();
-        t[i] = Divisor {
-            inverse: inverse_mod_2_64(d >> shift),
-            max: u64::MAX / d,
-            shift,
-        };
+        t[i] = Divisor::of(i);
         i += 1;
     }
     t
 };
 
-/// Whether `offset` bytes from the start of a span of `class` is where an
-/// object starts (a free of any other address inside the span is an
-/// interior pointer): a multiply, a rotate and a compare.
+/// Whether `offset` bytes from the start of a span of `class` is where one
+/// of its objects starts: an object boundary below the span's last object
+/// (a free of any other address inside the span is an interior pointer, or
+/// one past the objects, in the span's unused tail). A load, a multiply, a
+/// rotate and a compare.
 #[inline]
 pub fn is_object_offset(class: u8, offset: usize) -> bool {
-    let d = &DIVISORS[class as usize];
-    (offset as u64)
-        .wrapping_mul(d.inverse)
-        .rotate_right(d.shift)
-        <= d.max
+    DIVISORS[class as usize].is_object_offset(offset)
+}
+
+/// Records that spans of `class` hold `objects` objects (more than the
+/// class's count where spans are rounded up to whole OS pages larger than
+/// the heap's), so that [`is_object_offset`] accepts all of them. The
+/// bound only grows: with several heaps on different page sizes in one
+/// process (tests), it is the largest span's.
+pub(crate) fn note_span_objects(class: u8, objects: u32) {
+    DIVISORS[class as usize].raise(objects);
 }
 
 #[cfg(test)]
@@ -276,21 +312,51 @@ mod tests {
 
     #[test]
     fn object_offsets_without_division_match_division_everywhere_in_a_span() {
+        // On tables of the test's own: other tests' heaps on larger pages
+        // raise the shared one's bounds.
         for (c, &i) in CLASSES.iter().enumerate().skip(1) {
+            let d = Divisor::of(c);
             let span = i.pages as usize * PAGE_SIZE;
             // Wrapped offsets (a stale span record) are never object starts.
             for off in [usize::MAX, usize::MAX - 7, 1 << 63] {
-                assert!(!is_object_offset(c as u8, off) || off % i.size as usize == 0);
+                assert!(!d.is_object_offset(off));
             }
-            for off in 0..span {
+            for off in 0..span + 2 * i.size as usize {
+                let size = i.size as usize;
                 assert_eq!(
-                    is_object_offset(c as u8, off),
-                    off % i.size as usize == 0,
-                    "class {c} (size {}), offset {off}",
-                    i.size
+                    d.is_object_offset(off),
+                    off % size == 0 && off / size < i.objects as usize,
+                    "class {c} (size {size}), offset {off}",
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_pointer_past_the_last_object_of_a_span_is_no_object() {
+        // 48-byte objects in one 8 KiB page: 170 of them, and a 32-byte tail
+        // whose start, 8160, is a multiple of 48.
+        let class = class_index(48, 8);
+        let i = CLASSES[class as usize];
+        assert_eq!((i.size, i.pages as usize * PAGE_SIZE), (48, 8192));
+        assert_eq!(i.objects, 170);
+        let d = Divisor::of(class as usize);
+        assert!(d.is_object_offset(169 * 48));
+        assert!(!d.is_object_offset(8160));
+    }
+
+    #[test]
+    fn spans_rounded_up_to_larger_pages_raise_the_bound() {
+        // A test of its own (the table is shared by every test's heap).
+        let class = NUM_CLASSES - 1;
+        let (d, i) = (Divisor::of(class), CLASSES[class]);
+        let beyond = i.objects as usize * i.size as usize;
+        assert!(!d.is_object_offset(beyond));
+        d.raise(i.objects + 1);
+        assert!(d.is_object_offset(beyond));
+        assert!(!d.is_object_offset(beyond + i.size as usize));
+        d.raise(1); // never lowered
+        assert!(d.is_object_offset(beyond));
     }
 
     #[test]

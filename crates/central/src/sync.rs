@@ -16,3 +16,9 @@ pub(crate) use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 /// model fills a class's transfer cache with two batches and the third goes
 /// to the spans (every class's capacity is at least 2 anyway).
 pub(crate) const TRANSFER_SLOTS: usize = if cfg!(strata_loom) { 2 } else { 256 };
+
+/// Core's atomics in every build, for statics shared by every central
+/// layer of the process (a loom atomic cannot live in a static).
+pub(crate) mod statics {
+    pub(crate) use core::sync::atomic::{AtomicU64, Ordering};
+}
