@@ -75,7 +75,8 @@ impl CentralList {
     ///
     /// # Safety
     /// `s` is a new small-object span of this class with nothing carved.
-    pub(crate) unsafe fn add_span(&mut self, s: *mut Span, info: &ClassInfo) {
+    /// Returns how many objects it holds.
+    pub(crate) unsafe fn add_span(&mut self, s: *mut Span, info: &ClassInfo) -> u32 {
         // SAFETY: caller's contract.
         let objects = unsafe {
             let objects = ((*s).len_bytes() / info.size as usize) as u32;
@@ -88,6 +89,7 @@ impl CentralList {
         self.uncarved_objects += objects;
         // SAFETY: caller's contract.
         unsafe { self.file(s) };
+        objects as u32
     }
 
     /// Takes span `s` out of the lists if none of its objects is handed out
@@ -148,20 +150,25 @@ impl CentralList {
     /// Returns one object to its span. Returns the span if it became entirely
     /// free: the caller gives it back to the page heap.
     ///
+    /// An object that is the span's last freed one, or a span none of whose
+    /// objects is out, cannot take it back: the object was freed twice (a
+    /// double free the thread caches did not see). The program stops with
+    /// a message rather than linking the object twice or handing the span
+    /// back to the page heap while its objects may still be in use.
+    ///
     /// # Safety
     /// `obj` is an allocated object of span `s`, which is of this class.
     pub(crate) unsafe fn put(&mut self, s: *mut Span, obj: *mut u8) -> Option<NonNull<Span>> {
-        self.free_objects += 1;
         // SAFETY: caller's contract; the lock is held.
         unsafe {
             let span = &mut *s;
+            if span.allocated == 0 || span.objects == obj {
+                double_free(obj);
+            }
+            self.free_objects += 1;
             let had_free = Self::has_free(span);
             strata_base::link::write(obj, span.objects);
             span.objects = obj;
-            debug_assert!(
-                span.allocated > 0,
-                "an object returned to a span with none out"
-            );
             span.allocated -= 1;
             if span.allocated == 0 {
                 if had_free {
@@ -185,6 +192,18 @@ impl CentralList {
         }
         None
     }
+}
+
+/// Stops the program over an object freed twice.
+#[cold]
+#[inline(never)]
+pub(crate) fn double_free(obj: *mut u8) -> ! {
+    let addr = strata_os::Hex::new(obj as usize);
+    strata_os::fatal_parts(&[
+        b"strata: free(",
+        addr.as_bytes(),
+        b"): block is not allocated (double free?)\n",
+    ])
 }
 
 /// Pops one object from a span that has one.

@@ -283,7 +283,8 @@ impl<P: PageSource> Central<P> {
         };
         let mut central = lists.central.lock();
         // SAFETY: a fresh span of this class with nothing carved.
-        unsafe { central.add_span(span.as_ptr(), info) };
+        let objects = unsafe { central.add_span(span.as_ptr(), info) };
+        size_class::note_span_objects(class, objects);
         let got = central.take(out, info);
         // Objects freed into the class while the span was fetched are taken
         // first (fullest span first), which can leave the fresh span
@@ -385,8 +386,15 @@ impl<P: PageSource> Central<P> {
         {
             let mut central = lists.central.lock();
             for &obj in objs {
-                let Some(span) = self.pages.span_of(obj as usize) else {
-                    strata_os::fatal(b"strata: central free of an object with no span\n");
+                // A span of another class (or none, or a free one: its
+                // class is 0) means the object's own span went back to the
+                // page heap: this is a second free of the object.
+                let span = match self.pages.span_of(obj as usize) {
+                    // SAFETY: span records are never unmapped; the class of
+                    // a span that holds objects of ours changes only after
+                    // they have all come back.
+                    Some(s) if unsafe { s.as_ref() }.size_class() == class => s,
+                    _ => central_list::double_free(obj),
                 };
                 // SAFETY: the object belongs to this span and class.
                 if let Some(s) = unsafe { central.put(span.as_ptr(), obj) } {
@@ -478,6 +486,13 @@ impl<P: PageSource> Central<P> {
                 self.drain_class(class, idle)
             })
             .sum()
+    }
+
+    /// Whether `obj` is parked, free, in the transfer cache of `class`: a
+    /// search under the class's transfer lock, for confirming a suspected
+    /// double free.
+    pub fn transfer_holds(&self, class: u8, obj: *mut u8) -> bool {
+        self.classes[class as usize].transfer.lock().holds(obj)
     }
 
     /// Moves every batch parked in the transfer caches back into its spans,

@@ -158,6 +158,13 @@ impl TransferCache {
         true
     }
 
+    /// Whether `obj` is parked here (a linear search: for the check of a
+    /// suspected double free only).
+    pub(crate) fn holds(&self, obj: *mut u8) -> bool {
+        // SAFETY: `slots[..len]` are initialised entries of the table.
+        (0..self.len).any(|i| unsafe { *self.slots.add(i) } == obj)
+    }
+
     /// Objects parked.
     pub(crate) fn len(&self) -> usize {
         self.len

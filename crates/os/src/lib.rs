@@ -65,7 +65,7 @@ pub use cgroup::cgroup_memory_limit;
 pub use counters::{OsCounters, OsStats};
 #[cfg(any(test, feature = "fake"))]
 pub use fake::FakeOs;
-pub use report::{fatal, write_stderr, Dec, Hex};
+pub use report::{fatal, fatal_parts, write_stderr, Dec, Hex};
 #[cfg(target_os = "linux")]
 pub use secret::process_secret;
 #[cfg(target_os = "linux")]

@@ -23,7 +23,13 @@ pub fn write_stderr(parts: &[&[u8]]) {
 /// Writes `msg` to stderr and aborts the process.
 #[cold]
 pub fn fatal(msg: &[u8]) -> ! {
-    write_stderr(&[msg]);
+    fatal_parts(&[msg])
+}
+
+/// Writes the parts to stderr and aborts the process.
+#[cold]
+pub fn fatal_parts(parts: &[&[u8]]) -> ! {
+    write_stderr(parts);
     // SAFETY: abort has no preconditions.
     unsafe { libc::abort() }
 }

@@ -6,8 +6,10 @@
 //!   (a stack address, memory of another mapping): its page has no size
 //!   class in the pagemap and no large span. The lookup is the one `free`
 //!   needs anyway to find the size class, so the check is free;
-//! - a pointer inside a large block, and a small-object pointer that is not
-//!   8-byte aligned (every object is);
+//! - a pointer inside a block, large or small (not at an object boundary of
+//!   its span, or past the span's last object);
+//! - through `free(p)`, a second free of a small object still in this
+//!   thread's cache or its class's transfer cache (`freed_mark.rs`);
 //! - a second free of a large block (its span is no longer in use), and a
 //!   large free of a small object's address.
 //!

@@ -34,6 +34,8 @@ pub mod bad_free;
 #[cfg(feature = "checked")]
 mod checked;
 mod config;
+#[cfg(not(feature = "checked"))]
+mod freed_mark;
 mod global;
 mod layers;
 pub mod raw;

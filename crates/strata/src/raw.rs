@@ -5,6 +5,7 @@
 //!
 //! `strata-malloc` builds the C ABI on these functions.
 
+use core::mem::size_of;
 use core::ptr;
 
 use strata_central::class_size_of;
@@ -25,7 +26,15 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     }
     match class_of(size, align) {
         0 => alloc_large(size, align, false),
-        class => alloc_small(class),
+        class => {
+            let p = alloc_small(class);
+            #[cfg(not(feature = "checked"))]
+            if !p.is_null() {
+                // SAFETY: a small object just allocated for the caller.
+                unsafe { crate::freed_mark::clear(p) };
+            }
+            p
+        }
     }
 }
 
@@ -41,8 +50,9 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
         class => {
             let p = alloc_small(class);
             if !p.is_null() {
-                // SAFETY: a fresh block of at least `size` bytes.
-                unsafe { ptr::write_bytes(p, 0, size) };
+                // SAFETY: a fresh object of at least `size` bytes, and of
+                // at least a word (which clears a `free` mark).
+                unsafe { ptr::write_bytes(p, 0, size.max(size_of::<usize>())) };
             }
             p
         }
@@ -50,8 +60,9 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
 }
 
 /// Frees a block given only its address. Null is ignored. A pointer strata
-/// cannot take back (never allocated, interior to a large block, a second
-/// free of a large block) stops the program with a message.
+/// cannot take back (never allocated, interior to a block, a second free of
+/// a large block, or of a small one still in a cache: `crate::freed_mark`)
+/// stops the program with a message.
 ///
 /// # Safety
 /// `p` is null or a live block from this allocator that nobody uses any more.
@@ -65,12 +76,37 @@ pub unsafe fn free(p: *mut u8) {
         if !at_start {
             return crate::bad_free::report(p, BadFreeKind::Interior);
         }
-        // SAFETY: the pagemap says p lies in an in-use span of this class,
-        // and it is aligned as every object is.
+        // SAFETY (both): the pagemap says p is where an object of an
+        // in-use span of this class starts.
+        #[cfg(not(feature = "checked"))]
+        unsafe {
+            use crate::freed_mark;
+            if freed_mark::is_marked(p) {
+                return free_marked(p, class);
+            }
+            freed_mark::mark(p);
+        }
+        // SAFETY: as above.
         unsafe { free_small_known(p, class) }
     } else {
         // SAFETY: forwarded contract; validated by the page heap.
         unsafe { free_large(p) }
+    }
+}
+
+/// `free` of a small object that carries the freed mark: a double free if
+/// a cache holds it, otherwise freed as usual. Out of line, and called last,
+/// so that `free` keeps nothing across it.
+///
+/// # Safety
+/// `p` is where an object of an in-use span of `class` starts.
+#[cfg(not(feature = "checked"))]
+#[cold]
+#[inline(never)]
+unsafe fn free_marked(p: *mut u8, class: u8) {
+    if crate::freed_mark::confirm(p, class) {
+        // SAFETY: not free in any cache searched; the caller's contract.
+        unsafe { free_small_known(p, class) }
     }
 }
 

@@ -156,6 +156,95 @@ fn interior_pointers_into_small_objects() {
     }
 }
 
+/// A second `free(p)` of a small block, while it is still in this thread's
+/// cache: caught by the mark `free` leaves in the block (and in the
+/// `checked` build by its tag), whatever came in between.
+#[test]
+fn double_frees_of_small_blocks() {
+    type Between = fn(*mut u8);
+    let cases: [(usize, Between); 5] = [
+        (48, |_| {}),
+        (48, |_| {
+            // Another block of the class freed in between.
+            let q = strata::raw::alloc(48, 8);
+            // SAFETY: a live block of ours, freed once.
+            unsafe { strata::raw::free(q) };
+        }),
+        (4096, |_| {}),
+        (8, |_| {}),
+        (64, |_| {
+            // Other sizes allocated and freed in between.
+            let others: Vec<*mut u8> = [16, 100, 2000, 64, 300]
+                .iter()
+                .map(|&n| strata::raw::alloc(n, 8))
+                .collect();
+            for q in others {
+                // SAFETY: live blocks of ours, freed once.
+                unsafe { strata::raw::free(q) };
+            }
+        }),
+    ];
+    for (size, between) in cases {
+        let p = strata::raw::alloc(size, 8);
+        // SAFETY: a live block, written and freed once.
+        unsafe {
+            p.write_bytes(0x5A, size);
+            strata::raw::free(p);
+        }
+        between(p);
+        // SAFETY: the bad free, refused by strata.
+        let seen = caught(|| unsafe { strata::raw::free(p) });
+        one(BadFreeKind::DoubleFree, p as usize, seen);
+        // The refused free did not put the block in the cache twice.
+        let (a, b) = (strata::raw::alloc(size, 8), strata::raw::alloc(size, 8));
+        assert_ne!(a, b, "{size} B: one block handed out twice");
+        // SAFETY: two live blocks of ours.
+        unsafe {
+            strata::raw::free(a);
+            strata::raw::free(b);
+        }
+    }
+}
+
+/// A block freed and handed out again is freed normally, even when the
+/// program left its first word as `free` found it.
+#[test]
+fn a_block_reused_after_free_is_freed_again_normally() {
+    for size in [8usize, 32, 1024] {
+        let p = strata::raw::alloc(size, 8);
+        // SAFETY: live blocks of ours, each freed once.
+        unsafe { strata::raw::free(p) };
+        let q = strata::raw::alloc(size, 8);
+        assert!(caught(|| unsafe { strata::raw::free(q) }).is_empty());
+    }
+}
+
+/// A pointer just past a span's last object is no object's: 8160 bytes into
+/// an 8 KiB span of 48-byte objects is a multiple of 48, but the 170th
+/// object would end past the span.
+#[test]
+fn a_pointer_past_the_last_object_of_a_span() {
+    let mut held = Vec::new();
+    let last = loop {
+        let p = strata::raw::alloc(48, 8);
+        held.push(p);
+        // Spans of 48-byte objects are one 8 KiB page: the last object
+        // starts 8112 bytes into it.
+        if p as usize % 8192 == 169 * 48 {
+            break p;
+        }
+        assert!(held.len() < 100_000, "no span's last object found");
+    };
+    let past = last.wrapping_add(48);
+    // SAFETY: a bad free, refused by strata.
+    let seen = caught(|| unsafe { strata::raw::free(past) });
+    one(BadFreeKind::Interior, past as usize, seen);
+    for p in held {
+        // SAFETY: live blocks of ours, freed once.
+        unsafe { strata::raw::free(p) };
+    }
+}
+
 /// Runs test `name` alone in a child process (`true` in the child, which
 /// then runs the test body) and asserts it passed. For tests whose freed
 /// memory must not be reused by other tests between two frees.

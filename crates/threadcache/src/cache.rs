@@ -531,6 +531,15 @@ impl ThreadCache {
         l.len += 1;
     }
 
+    /// Whether `obj` is among the free objects of `class` held here (a
+    /// linear search of the list: for confirming a suspected double free).
+    pub fn holds(&self, obj: *mut u8, class: u8) -> bool {
+        let l = &self.lists[class as usize];
+        // SAFETY: `slots[..len]` are the list's entries (none in a
+        // sentinel, whose `len` is 0).
+        (0..l.len as usize).any(|i| unsafe { *l.slots.add(i) } == obj)
+    }
+
     /// Where a class's stack is and how much room it has (tests; the loom
     /// build runs only the models).
     #[cfg(all(test, not(strata_loom)))]

@@ -476,6 +476,14 @@ impl<B: Backend> ThreadCaches<B> {
         }
     }
 
+    /// Whether `obj` is among the free objects of `class` in the calling
+    /// thread's cache (for confirming a suspected double free).
+    pub fn holds(&self, slot: &Slot, obj: *mut u8, class: u8) -> bool {
+        // SAFETY: this thread's cache, read on this thread.
+        slot.cache()
+            .is_some_and(|c| unsafe { c.as_ref() }.holds(obj, class))
+    }
+
     /// Totals over every live cache.
     pub fn stats(&self) -> ThreadCacheStats {
         let list = self.list.lock();

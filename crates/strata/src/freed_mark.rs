@@ -1,0 +1,90 @@
+//! Double frees through `free(p)`, caught in the default build: a freed
+//! small object carries a mark in its first word while it sits in a cache.
+//!
+//! # How
+//! - `raw::free` of a small object reads its first word. If it is not
+//!   [`MARK`], it writes the mark and frees as usual. If it is, the object
+//!   may already be free: [`confirm`] searches the calling thread's cache
+//!   list of the object's class, then the class's transfer cache, and
+//!   reports a double free if it is there. Otherwise the program had
+//!   stored the mark's value itself, and the free goes on.
+//! - `raw::alloc` clears the first word of the small object it hands out,
+//!   so an allocated object never carries a stale mark (which would send
+//!   each of its frees through the search).
+//!
+//! The common double frees are caught: the second free on the thread that
+//! made the first, while the object is in that thread's cache or parked in
+//! a transfer cache (`free(p); free(p)`, with other frees or allocations of
+//! other sizes in between). An object that moved on to its span has its
+//! first word overwritten by a free-list link, and one freed into another
+//! thread's cache is not searched for; a second free that reaches a span
+//! with no object out is still stopped there (`strata-central`).
+//!
+//! # Cost
+//! Three instructions on `free` (a compare of memory with an immediate, a
+//! branch, a store) and one on `malloc` (a store): the mark is a constant
+//! that fits an instruction's 32-bit immediate, sign-extended. A secret
+//! mark would not make the check stronger (a false match is confirmed by
+//! the search, never reported), only dearer.
+//!
+//! `dealloc` through `GlobalAlloc` is not marked: safe Rust cannot free
+//! twice, and a sized free need not touch the object at all. The `checked`
+//! build tags every freed object instead (`crate::checked`).
+//!
+//! # Invariants
+//! - A small object handed out by `raw::alloc` does not carry the mark.
+//! - Only a free that found the object in this thread's cache list or in
+//!   its class's transfer cache is reported: those hold free objects only.
+
+use crate::bad_free::{report, BadFreeKind};
+use crate::global::{central, HEAP};
+use crate::tls::this_thread;
+use strata_threadcache::ThreadSlot;
+
+/// The first word of an object freed through `free(p)`: an address in the
+/// kernel's half, so never a pointer of the program's, and a 32-bit
+/// immediate sign-extended.
+pub(crate) const MARK: usize = 0xFFFF_FFFF_DB1E_F4EE;
+
+/// Whether the object at `p` carries the mark.
+///
+/// # Safety
+/// `p` is a small object of strata's (at least 8 bytes, aligned).
+#[inline(always)]
+pub(crate) unsafe fn is_marked(p: *mut u8) -> bool {
+    // SAFETY: caller's contract.
+    unsafe { (p as *const usize).read() == MARK }
+}
+
+/// Marks the object at `p` as freed.
+///
+/// # Safety
+/// As [`is_marked`], and the caller gives the object up.
+#[inline(always)]
+pub(crate) unsafe fn mark(p: *mut u8) {
+    // SAFETY: caller's contract.
+    unsafe { (p as *mut usize).write(MARK) }
+}
+
+/// Clears the mark of an object being handed out.
+///
+/// # Safety
+/// `p` is a small object just allocated for the caller.
+#[inline(always)]
+pub(crate) unsafe fn clear(p: *mut u8) {
+    // SAFETY: caller's contract.
+    unsafe { (p as *mut usize).write(0) }
+}
+
+/// Checks a marked object of `class` being freed: reports a double free
+/// (and returns false: it must not be freed again) if it is among the free
+/// objects of this thread's cache or of the class's transfer cache.
+#[cold]
+#[inline(never)]
+pub(crate) fn confirm(p: *mut u8, class: u8) -> bool {
+    let free = HEAP.holds(this_thread().slot(), p, class) || central().transfer_holds(class, p);
+    if free {
+        report(p, BadFreeKind::DoubleFree);
+    }
+    !free
+}
