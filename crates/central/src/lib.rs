@@ -80,8 +80,8 @@ use strata_pageheap::{PageHeap, Span, SpanList};
 
 use central_list::CentralList;
 pub use size_class::{
-    class_for, class_for_size, class_index, class_size_of, is_object_offset, ClassInfo, CLASSES,
-    MAX_SMALL, NUM_CLASSES,
+    class_for, class_for_size, class_index, class_size_of, is_object_offset, small_class,
+    ClassInfo, CLASSES, MAX_SMALL, NUM_CLASSES,
 };
 use sync::{AtomicU32, AtomicUsize, Ordering};
 use transfer::TransferCache;

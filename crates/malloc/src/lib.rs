@@ -81,7 +81,19 @@ fn alloc_aligned(size: usize, align: usize) -> *mut c_void {
 /// returns a unique pointer. Null with `ENOMEM` on failure.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    enomem_if_null(strata::raw::alloc(size, MALLOC_ALIGN))
+    // A cache hit calls nothing (so nothing is saved on the stack); the
+    // rest, errno included, is one tail call.
+    let p = strata::raw::malloc_cached(size);
+    if !p.is_null() {
+        return p.cast();
+    }
+    malloc_slow(size)
+}
+
+#[cold]
+#[inline(never)]
+extern "C" fn malloc_slow(size: usize) -> *mut c_void {
+    enomem_if_null(strata::raw::malloc(size))
 }
 
 /// Frees a block; null is ignored.

@@ -286,6 +286,17 @@ impl<O: Os> PageHeap<O> {
         self.arena.contains(addr)
     }
 
+    /// The size class of the small-object span holding `addr` and `addr`'s
+    /// offset from the span's start, from the arena's small-class map (a
+    /// subtraction, a compare, a load): `(0, _)` for an address the map
+    /// cannot answer for, which [`PageHeap::small_span_of`] then can (null,
+    /// outside the arena, in no small span).
+    #[inline(always)]
+    pub fn arena_object(&self, addr: usize) -> (u8, usize) {
+        let (class, page_offset) = self.arena.small_entry(addr);
+        (class, page_offset + (addr & (PAGE_SIZE - 1)))
+    }
+
     /// The arena's `(start, length)` in bytes, once the heap has grown.
     pub fn arena_range(&self) -> Option<(usize, usize)> {
         self.arena.range()
@@ -418,6 +429,13 @@ impl<O: Os> PageHeap<O> {
         s
     }
 
+    /// Records `class` for `page`, the `index`-th page of its span (both 0
+    /// outside small spans), in the pagemap and the arena's small-class map.
+    fn set_small(&self, page: usize, class: u8, index: usize) {
+        self.pagemap.set_small(page, class, index);
+        self.arena.set_small(page, class, index);
+    }
+
     /// Records a span just handed out in the pagemap: every page and its
     /// class for a small-object span, the two ends for a large one.
     fn record_in_use(&self, st: &mut HeapState, s: *mut Span, size_class: u8) {
@@ -436,7 +454,7 @@ impl<O: Os> PageHeap<O> {
                 (*s).carved = 0;
                 for (i, p) in (start..start + n).enumerate() {
                     self.pagemap.set(p, s);
-                    self.pagemap.set_small(p, size_class, i);
+                    self.set_small(p, size_class, i);
                 }
             }
         }
@@ -654,7 +672,7 @@ impl<O: Os> PageHeap<O> {
         // invariant that only in-use small spans have a class.
         unsafe {
             for p in (*sp).start..(*sp).start + (*sp).npages {
-                self.pagemap.set_small(p, 0, 0);
+                self.set_small(p, 0, 0);
             }
             st.counters.in_use -= (*sp).npages;
             (*sp).clean = false;
@@ -755,6 +773,7 @@ impl<O: Os> PageHeap<O> {
     /// Takes the heap's locks before `fork` (call after the layers above took
     /// theirs).
     pub fn fork_prepare(&self) {
+        self.arena.map_lock().fork_prepare();
         self.state.fork_prepare();
         self.records.lock_for_fork().fork_prepare();
     }
@@ -768,6 +787,7 @@ impl<O: Os> PageHeap<O> {
         unsafe {
             self.records.lock_for_fork().fork_parent();
             self.state.fork_parent();
+            self.arena.map_lock().fork_parent();
         }
     }
 
@@ -780,6 +800,7 @@ impl<O: Os> PageHeap<O> {
         unsafe {
             self.records.lock_for_fork().fork_child();
             self.state.fork_child();
+            self.arena.map_lock().fork_child();
         }
     }
 }

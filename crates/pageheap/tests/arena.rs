@@ -205,3 +205,57 @@ fn a_small_block_with_a_large_alignment_commits_only_the_block() {
         unsafe { heap.free_large(b) }.unwrap();
     }
 }
+
+/// The arena's small-class map answers for every byte of a small span in
+/// the arena, as the pagemap does, and for nothing else: the span's pages
+/// after it is freed, a large block, null, memory outside the arena, the
+/// map itself.
+#[test]
+fn the_small_class_map_agrees_with_the_pagemap() {
+    let heap = PageHeap::new(SystemOs::new());
+    let spans: Vec<_> = [(1, 3u8), (4, 40), (64, 90)]
+        .iter()
+        .map(|&(pages, class)| (heap.alloc_small_span(pages, class).unwrap(), pages, class))
+        .collect();
+    let large = heap
+        .alloc_large(5 * PAGE_SIZE, PAGE_SIZE, false)
+        .unwrap()
+        .as_ptr() as usize;
+    let (arena, _) = heap.arena_range().expect("the heap grew into an arena");
+    for &(s, pages, class) in &spans {
+        // SAFETY: a live span of ours.
+        let start = unsafe { s.as_ref() }.start_addr();
+        assert!(heap.in_arena(start));
+        for off in (0..pages * PAGE_SIZE)
+            .step_by(PAGE_SIZE / 4)
+            .chain([pages * PAGE_SIZE - 1])
+        {
+            assert_eq!(
+                heap.arena_object(start + off),
+                (class, off),
+                "class {class} +{off}"
+            );
+            assert_eq!(heap.small_span_of(start + off), (class, start));
+        }
+    }
+    let local = 0u64;
+    for addr in [
+        0,
+        large,
+        large + PAGE_SIZE,
+        &local as *const u64 as usize,
+        arena,
+        arena + 8,
+    ] {
+        assert_eq!(heap.arena_object(addr).0, 0, "{addr:#x}");
+    }
+    for &(s, pages, _) in &spans {
+        // SAFETY: a live span of ours.
+        let start = unsafe { s.as_ref() }.start_addr();
+        // SAFETY: none of its objects is in use.
+        unsafe { heap.free_small_span(s) };
+        for off in (0..pages * PAGE_SIZE).step_by(PAGE_SIZE) {
+            assert_eq!(heap.arena_object(start + off).0, 0);
+        }
+    }
+}

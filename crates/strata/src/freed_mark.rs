@@ -66,14 +66,18 @@ pub(crate) unsafe fn mark(p: *mut u8) {
     unsafe { (p as *mut usize).write(MARK) }
 }
 
-/// Clears the mark of an object being handed out.
-///
-/// # Safety
-/// `p` is a small object just allocated for the caller.
+/// [`alloc_cleared`] from this thread's cache only: null if the list is
+/// empty.
 #[inline(always)]
-pub(crate) unsafe fn clear(p: *mut u8) {
-    // SAFETY: caller's contract.
-    unsafe { (p as *mut usize).write(0) }
+pub(crate) fn alloc_cached(class: u8) -> *mut u8 {
+    HEAP.alloc_cached::<true>(this_thread(), class)
+}
+
+/// Allocates an object of `class` (the default build's small path) with
+/// its first word cleared, so it carries no mark.
+#[inline(always)]
+pub(crate) fn alloc_cleared(class: u8) -> *mut u8 {
+    HEAP.alloc_with::<true>(this_thread(), class)
 }
 
 /// Checks a marked object of `class` being freed: reports a double free

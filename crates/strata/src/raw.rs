@@ -8,7 +8,7 @@
 use core::mem::size_of;
 use core::ptr;
 
-use strata_central::class_size_of;
+use strata_central::{class_size_of, MAX_SMALL};
 
 use crate::bad_free::BadFreeKind;
 use crate::global::{
@@ -26,15 +26,56 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     }
     match class_of(size, align) {
         0 => alloc_large(size, align, false),
-        class => {
-            let p = alloc_small(class);
-            #[cfg(not(feature = "checked"))]
-            if !p.is_null() {
-                // SAFETY: a small object just allocated for the caller.
-                unsafe { crate::freed_mark::clear(p) };
-            }
-            p
-        }
+        #[cfg(not(feature = "checked"))]
+        class => crate::freed_mark::alloc_cleared(class),
+        #[cfg(feature = "checked")]
+        class => alloc_small(class),
+    }
+}
+
+/// C's `malloc`: `size` bytes aligned to 8, and to 16 from 16 bytes up
+/// (every class above 8 bytes is a multiple of 16). Null when out of memory
+/// or when `size` is impossible.
+///
+/// The leanest path there is: a small request is a table lookup and a pop,
+/// with nothing kept across a call (so nothing saved on the stack); the
+/// size check that [`alloc`] makes first is left to the large path.
+#[inline(always)]
+pub fn malloc(size: usize) -> *mut u8 {
+    if size > MAX_SMALL {
+        return malloc_large(size);
+    }
+    #[cfg(feature = "checked")]
+    let size = size.max(crate::checked::MIN_SIZE);
+    let class = strata_central::small_class(size);
+    #[cfg(not(feature = "checked"))]
+    return crate::freed_mark::alloc_cleared(class);
+    #[cfg(feature = "checked")]
+    alloc_small(class)
+}
+
+#[cold]
+#[inline(never)]
+fn malloc_large(size: usize) -> *mut u8 {
+    alloc(size, 8)
+}
+
+/// The part of [`malloc`] that calls nothing: a small object from this
+/// thread's cache, or null when [`malloc`] has more to do (a large request,
+/// an empty list). A C `malloc` built as `malloc_cached`, then an
+/// out-of-line call of [`malloc`] on null, keeps nothing on the stack.
+#[inline(always)]
+pub fn malloc_cached(size: usize) -> *mut u8 {
+    #[cfg(feature = "checked")]
+    let size = size.max(crate::checked::MIN_SIZE);
+    // Class 0 (a large request) holds no objects: the pop fails.
+    let class = strata_central::small_class(size);
+    #[cfg(not(feature = "checked"))]
+    return crate::freed_mark::alloc_cached(class);
+    #[cfg(feature = "checked")]
+    {
+        let _ = class;
+        ptr::null_mut() // every allocation is checked on the full path
     }
 }
 
@@ -68,30 +109,75 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
 /// `p` is null or a live block from this allocator that nobody uses any more.
 #[inline]
 pub unsafe fn free(p: *mut u8) {
+    // An object in the arena: its class and offset in its span from the
+    // arena's flat map. Everything else (null included) takes the pagemap.
+    let (class, offset) = pages().arena_object(p as usize);
+    if class == 0 {
+        // SAFETY: forwarded contract.
+        return unsafe { free_elsewhere(p) };
+    }
+    // SAFETY: the map says p lies in an in-use span of this class, `offset`
+    // bytes from its start.
+    unsafe { free_small_at(p, class, offset) }
+}
+
+/// The rest of [`free`] for a small object, given its class and offset in
+/// its span: the object-start test, the freed mark, the push. Every call
+/// from here is a tail call (so `free` keeps nothing on the stack): the
+/// out-of-line paths are `extern "C"`, which lets the compiler jump to them
+/// from C's `free`.
+///
+/// # Safety
+/// `p` lies in an in-use span of `class`, `offset` bytes from its start.
+#[inline(always)]
+unsafe fn free_small_at(p: *mut u8, class: u8, offset: usize) {
+    if !strata_central::is_object_offset(class, offset) {
+        return report_interior(p);
+    }
+    // SAFETY (both): p is where an object of an in-use span of this class
+    // starts.
+    #[cfg(not(feature = "checked"))]
+    unsafe {
+        use crate::freed_mark;
+        if freed_mark::is_marked(p) {
+            return free_marked(p, class);
+        }
+        freed_mark::mark(p);
+    }
+    // SAFETY: as above.
+    unsafe { free_small_known(p, class) }
+}
+
+/// [`free`] of anything the arena's map does not answer for: null, a
+/// small object of a span outside the arena (or not yet in the map), a
+/// large block, or a pointer that is not strata's.
+///
+/// # Safety
+/// As [`free`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn free_elsewhere(p: *mut u8) {
     if p.is_null() {
         return;
     }
     let (class, at_start) = small_object_at(pages(), p as usize);
     if class != 0 {
         if !at_start {
-            return crate::bad_free::report(p, BadFreeKind::Interior);
+            return report_interior(p);
         }
-        // SAFETY (both): the pagemap says p is where an object of an
-        // in-use span of this class starts.
-        #[cfg(not(feature = "checked"))]
-        unsafe {
-            use crate::freed_mark;
-            if freed_mark::is_marked(p) {
-                return free_marked(p, class);
-            }
-            freed_mark::mark(p);
-        }
-        // SAFETY: as above.
-        unsafe { free_small_known(p, class) }
+        // SAFETY: the pagemap says p is where an object of an in-use span
+        // of this class starts (offset 0 is an object start of any class).
+        unsafe { free_small_at(p, class, 0) }
     } else {
         // SAFETY: forwarded contract; validated by the page heap.
         unsafe { free_large(p) }
     }
+}
+
+#[cold]
+#[inline(never)]
+extern "C" fn report_interior(p: *mut u8) {
+    crate::bad_free::report(p, BadFreeKind::Interior)
 }
 
 /// `free` of a small object that carries the freed mark: a double free if
@@ -103,7 +189,7 @@ pub unsafe fn free(p: *mut u8) {
 #[cfg(not(feature = "checked"))]
 #[cold]
 #[inline(never)]
-unsafe fn free_marked(p: *mut u8, class: u8) {
+unsafe extern "C" fn free_marked(p: *mut u8, class: u8) {
     if crate::freed_mark::confirm(p, class) {
         // SAFETY: not free in any cache searched; the caller's contract.
         unsafe { free_small_known(p, class) }

@@ -298,27 +298,71 @@ impl<B: Backend> ThreadCaches<B> {
     /// Allocates an object of `class` for the thread owning `slot`.
     #[inline(always)]
     pub fn alloc<'a>(&'static self, slot: impl ThreadSlot<'a>, class: u8) -> *mut u8 {
+        self.alloc_with::<false>(slot, class)
+    }
+
+    /// [`ThreadCaches::alloc`], with the object's first word zeroed when
+    /// `CLEAR_FIRST_WORD` (a caller that marks freed objects there: C's
+    /// `free`). On the fast path the store comes right after the pop, and
+    /// every call after it is a tail call, so nothing is kept on the stack.
+    #[inline(always)]
+    pub fn alloc_with<'a, const CLEAR_FIRST_WORD: bool>(
+        &'static self,
+        slot: impl ThreadSlot<'a>,
+        class: u8,
+    ) -> *mut u8 {
+        let p = self.alloc_cached::<CLEAR_FIRST_WORD>(slot, class);
+        if !p.is_null() {
+            return p;
+        }
+        let p = self.alloc_slow(slot.slot(), class);
+        if CLEAR_FIRST_WORD && !p.is_null() {
+            // SAFETY: as above.
+            unsafe { (p as *mut usize).write(0) };
+        }
+        p
+    }
+
+    /// The fast path of [`ThreadCaches::alloc_with`] alone: an object from
+    /// the thread's cache, or null (nothing else tried) if its list is
+    /// empty. For a caller that puts its whole slow path out of line, so
+    /// that this one keeps nothing on the stack.
+    #[inline(always)]
+    pub fn alloc_cached<'a, const CLEAR_FIRST_WORD: bool>(
+        &'static self,
+        slot: impl ThreadSlot<'a>,
+        class: u8,
+    ) -> *mut u8 {
         let c = slot.word();
         // SAFETY: the slot holds this thread's cache or a sentinel.
         let p = unsafe { ThreadCache::pop(c, class) };
         if !p.is_null() {
+            if CLEAR_FIRST_WORD {
+                // SAFETY: a free object of at least 8 bytes, now the
+                // caller's.
+                unsafe { (p as *mut usize).write(0) };
+            }
             // SAFETY: the pop succeeded, so `c` is this thread's live cache.
             if unsafe { ThreadCache::count_event(c) } {
-                self.event(slot.slot());
+                let p = self.event(slot.slot(), p);
+                // SAFETY: `event` returns the object it was given.
+                unsafe { core::hint::assert_unchecked(!p.is_null()) };
+                return p;
             }
-            return p;
         }
-        self.alloc_slow(slot.slot(), class)
+        p
     }
 
-    /// Every [`crate::EVENT_EVERY`]th allocation of a thread.
+    /// Every [`crate::EVENT_EVERY`]th allocation of a thread; returns `p`,
+    /// the object being handed out.
     #[cold]
     #[inline(never)]
-    fn event(&'static self, slot: &Slot) {
+    extern "C" fn event(&'static self, slot: &Slot, p: *mut u8) -> *mut u8 {
         if let Some(mut c) = slot.cache() {
             // SAFETY: the slot's cache belongs to this thread.
             unsafe { c.as_mut() }.on_event(&self.backend);
         }
+        p
     }
 
     /// Frees an object of `class` on the thread owning `slot` (whichever
@@ -358,7 +402,7 @@ impl<B: Backend> ThreadCaches<B> {
     }
 
     #[inline(never)]
-    unsafe fn free_slow(&'static self, slot: &Slot, obj: *mut u8, class: u8) {
+    unsafe extern "C" fn free_slow(&'static self, slot: &Slot, obj: *mut u8, class: u8) {
         let mut cache = slot.cache();
         if cache.is_none() && slot.is(UNINIT) {
             cache = self.create(slot);
