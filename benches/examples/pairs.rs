@@ -12,22 +12,9 @@
 //! pair (loop overhead included, the same for every allocator). Allocators:
 //! `strata`, `mimalloc`, `jemalloc`, `glibc`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::hint::black_box;
+use std::alloc::System;
 
-fn pairs<A: GlobalAlloc>(a: &A, n: usize) {
-    let layouts = [16, 32, 64].map(|s| Layout::from_size_align(s, 8).expect("valid layout"));
-    for i in 0..n {
-        let l = black_box(layouts[i % 3]);
-        // SAFETY: a non-zero layout; the block is freed with the same layout.
-        unsafe {
-            let p = a.alloc(l);
-            assert!(!p.is_null());
-            black_box(p);
-            a.dealloc(p, l);
-        }
-    }
-}
+use strata_testkit::pairs::pairs;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -7,6 +7,7 @@
 //! - [`loom_model`] (under `--cfg strata_loom`): the model runner every
 //!   crate's loom models use, with its default preemption bound, and model
 //!   threads with stacks big enough for the allocator's structures;
+//! - [`pairs`]: the fast-path probe's allocate/free loop;
 //! - [`rng`]: the one deterministic random-number generator (splitmix64)
 //!   and the seed derivations of the tests, the stress suite and the
 //!   benchmarks.
@@ -15,5 +16,6 @@
 
 #[cfg(strata_loom)]
 pub mod loom_model;
+pub mod pairs;
 pub mod rng;
 pub mod smaps;
