@@ -18,6 +18,9 @@ run_dir=$1 out=$2
 # The host's PATH: the same python3 (with its test suite), sqlite3 and git
 # as the tests find on the host, version managers' shims included.
 export PATH="$HOST_PATH"
+# A few of CPython's test modules, not the host's ten: under emulation the
+# ten take longer than a test executable may (TEST_TIMEOUT).
+export STRATA_PYTHON_TESTS="$PYTHON_TESTS"
 mkdir -p "$out/logs"
 results=$out/results.tsv
 : > "$results"

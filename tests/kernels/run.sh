@@ -140,6 +140,7 @@ THREADS_CHECK=${STRATA_KERNEL_THREADS_CHECK:-1}
 STRICT_TESTS=${STRATA_KERNEL_STRICT_TESTS:-1}
 ONLY=$(printf %q "$only")
 HOST_PATH=$(printf %q "$PATH")
+PYTHON_TESTS=$(printf %q "${STRATA_KERNEL_PYTHON_TESTS:-test_list test_dict test_json}")
 EOF
 
 echo "run.sh: kernels: ${kernels[*]}"
