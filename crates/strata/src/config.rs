@@ -64,7 +64,7 @@ impl Config {
 
     /// The defaults overridden by the environment. A variable that is not
     /// a setting, or whose value does not parse, is ignored here;
-    /// [`warn_about_env`] names it.
+    /// `STRATA_VERBOSE=1` names it on stderr at start-up.
     pub fn from_env() -> Config {
         let mut c = Config::DEFAULT;
         for_each_strata_var(|name, value| {

@@ -26,11 +26,29 @@
 //!   double free of a large block) stops the program with a message on
 //!   stderr instead of corrupting the heap.
 //! - After `fork`, the child can allocate.
+//!
+//! # Introspection and control
+//! [`stats`] and [`write_stats_json`] (JSON, written without allocating)
+//! say where memory is; [`Stats::mallinfo`] and [`write_malloc_info`] give
+//! glibc's views of the same figures. Every `STRATA_*` setting can be read
+//! and changed by name at run time ([`set_option`], [`get_option`]), with
+//! the parser the environment goes through at start-up.
+//!
+//! # C
+//! [`c_api`] holds the C allocation functions (`malloc`, `free`, ...,
+//! `mallinfo2`, `malloc_info`, `strata_stats_json`...) as plain Rust
+//! functions; nothing is exported unless asked for. `strata-malloc`
+//! exports them as `libstrata_malloc.so` / `.a` with [`export_c_abi!`];
+//! the `override` feature has a Rust executable export them itself, so
+//! that its C dependencies allocate from strata too. The [`c_api`] module
+//! docs explain why the export is a macro rather than a feature that
+//! `strata-malloc` turns on.
 
 #![warn(missing_docs)]
 
 mod background;
 pub mod bad_free;
+pub mod c_api;
 #[cfg(feature = "checked")]
 mod checked;
 mod config;
@@ -63,6 +81,14 @@ pub use strata_central::ClassStats;
 pub use text::SliceWriter;
 
 use global::{alloc_large, alloc_small, class_of, free_large, free_small};
+
+/// With the `override` feature, this crate's binary exports the C
+/// allocation functions (`malloc`, `free`, ...: [`c_api`]), so that the C
+/// code linked into a Rust program allocates from strata too.
+#[cfg(feature = "override")]
+mod exports {
+    crate::export_c_abi!();
+}
 
 /// The strata allocator. Use it as the global allocator:
 ///

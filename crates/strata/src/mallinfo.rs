@@ -28,7 +28,8 @@
 //! next smaller class, `to` the class size); `fast` is `smblks`/`fsmblks`,
 //! `rest` is the other free memory (`ordblks`, `fordblks - fsmblks`),
 //! `mmap` is `hblks`/`hblkhd`, and `system` `current`/`max` are `arena`
-//! and `usmblks`.
+//! and the larger of `usmblks` and `arena` (strata keeps no peak of its
+//! mapped bytes; a peak of resident bytes can be below what is mapped now).
 //!
 //! # Invariants
 //! - Nothing here allocates or holds a lock while the writer runs.
@@ -148,7 +149,10 @@ pub fn write_malloc_info(stats: &Stats, w: &mut impl Write) -> fmt::Result {
              <system type=\"max\" size=\"{}\"/>\n\
              <aspace type=\"total\" size=\"{}\"/>\n\
              <aspace type=\"mprotect\" size=\"{}\"/>\n",
-            m.arena, m.usmblks, m.arena, m.arena
+            m.arena,
+            m.usmblks.max(m.arena),
+            m.arena,
+            m.arena
         )
     };
     totals(w)?;

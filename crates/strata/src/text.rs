@@ -30,6 +30,15 @@ impl<'a> SliceWriter<'a> {
         }
     }
 
+    /// A writer over `buf` that keeps its last byte for a NUL
+    /// ([`SliceWriter::finish_c`]).
+    pub(crate) fn for_c_string(buf: &'a mut [u8]) -> Self {
+        SliceWriter {
+            reserve_nul: true,
+            ..SliceWriter::new(buf)
+        }
+    }
+
     /// The text that fit.
     pub fn written(&self) -> &[u8] {
         &self.buf[..self.len]
@@ -37,6 +46,15 @@ impl<'a> SliceWriter<'a> {
 
     /// The length of the whole text, whether it fit or not.
     pub fn needed(&self) -> usize {
+        self.needed
+    }
+
+    /// NUL-terminates what fit (if the buffer has any room) and returns the
+    /// length of the whole text, not counting the NUL.
+    pub(crate) fn finish_c(self) -> usize {
+        if let Some(b) = self.buf.get_mut(self.len) {
+            *b = 0;
+        }
         self.needed
     }
 
@@ -72,5 +90,15 @@ mod tests {
         write!(w, "{}-{}", 1234, ["abc", "def"].concat()).unwrap();
         assert_eq!(w.written(), b"1234-abc");
         assert_eq!(w.needed(), 11);
+
+        let mut buf = [0xffu8; 8];
+        let mut w = SliceWriter::for_c_string(&mut buf);
+        write!(w, "{}-{}", 1234, ["abc", "def"].concat()).unwrap();
+        assert_eq!(w.finish_c(), 11);
+        assert_eq!(&buf, b"1234-ab\0");
+
+        let mut w = SliceWriter::for_c_string(&mut []);
+        w.write_str("x").unwrap();
+        assert_eq!(w.finish_c(), 1);
     }
 }

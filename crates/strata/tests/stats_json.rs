@@ -171,17 +171,7 @@ fn mallinfo_and_malloc_info_agree_with_the_statistics() {
     strata::write_malloc_info(&stats, &mut xml).unwrap();
     assert!(xml.starts_with("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n"));
     assert!(xml.ends_with("</malloc>\n"));
-    // Every tag closes, in order.
-    let mut open = Vec::new();
-    for tag in xml.split('<').skip(1) {
-        let tag = &tag[..tag.find('>').expect("unclosed <")];
-        if let Some(name) = tag.strip_prefix('/') {
-            assert_eq!(open.pop(), Some(name), "</{name}> closes nothing");
-        } else if !tag.ends_with('/') {
-            open.push(tag.split(' ').next().unwrap());
-        }
-    }
-    assert!(open.is_empty(), "{open:?} left open");
+    strata_testkit::xml::assert_well_nested(&xml);
     for line in [
         format!(
             "<total type=\"mmap\" count=\"{}\" size=\"{}\"/>",
