@@ -16,7 +16,6 @@
 
 #![warn(missing_docs)]
 
-#[cfg(not(strata_loom))]
 pub mod cargo;
 #[cfg(strata_loom)]
 pub mod loom_model;

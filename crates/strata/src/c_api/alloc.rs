@@ -46,6 +46,7 @@ fn alloc_aligned(size: usize, align: usize) -> *mut c_void {
 
 /// Allocates `size` bytes, aligned to 16 (8 for `size <= 8`). `malloc(0)`
 /// returns a unique pointer. Null with `ENOMEM` on failure.
+#[inline]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
     enomem_if_null(crate::raw::alloc(size, MALLOC_ALIGN))
 }
@@ -54,6 +55,7 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 ///
 /// # Safety
 /// `p` is null or a live block from this allocator, not used afterwards.
+#[inline]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     // SAFETY: forwarded contract; strata stops the program over a pointer it
     // cannot take back rather than corrupting the heap.
@@ -64,6 +66,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 ///
 /// # Safety
 /// As [`free`].
+#[inline]
 pub unsafe extern "C" fn cfree(p: *mut c_void) {
     // SAFETY: forwarded contract.
     unsafe { free(p) }
@@ -74,6 +77,7 @@ pub unsafe extern "C" fn cfree(p: *mut c_void) {
 ///
 /// # Safety
 /// As [`free`].
+#[inline]
 pub unsafe extern "C" fn free_sized(p: *mut c_void, _size: usize) {
     // SAFETY: forwarded contract.
     unsafe { free(p) }
@@ -83,6 +87,7 @@ pub unsafe extern "C" fn free_sized(p: *mut c_void, _size: usize) {
 ///
 /// # Safety
 /// As [`free`].
+#[inline]
 pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
     // SAFETY: forwarded contract.
     unsafe { free(p) }
@@ -90,6 +95,7 @@ pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, _size
 
 /// `n * size` zeroed bytes. Null with `ENOMEM` if the product overflows or
 /// memory runs out. Large blocks are cleared only where they may be dirty.
+#[inline]
 pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
         Some(total) => enomem_if_null(crate::raw::alloc_zeroed(total, MALLOC_ALIGN)),
@@ -105,6 +111,7 @@ pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
 ///
 /// # Safety
 /// `p` is null or a live block from this allocator.
+#[inline]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if size == 0 && !p.is_null() {
         // SAFETY: forwarded contract.
@@ -122,6 +129,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
 ///
 /// # Safety
 /// As [`realloc`].
+#[inline]
 pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
         // SAFETY: forwarded contract.
@@ -137,6 +145,7 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> 
 ///
 /// # Safety
 /// `memptr` is valid for a pointer write.
+#[inline]
 pub unsafe extern "C" fn posix_memalign(
     memptr: *mut *mut c_void,
     align: usize,
@@ -157,6 +166,7 @@ pub unsafe extern "C" fn posix_memalign(
 /// C11 `aligned_alloc`. An alignment that is not a power of two (0
 /// included) fails with `EINVAL`, as C17 asks and glibc 2.38 and later do
 /// (glibc 2.36 rounded it up). Any size is accepted.
+#[inline]
 pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
     if !align.is_power_of_two() {
         set_errno(EINVAL);
@@ -168,6 +178,7 @@ pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
 /// glibc's `memalign`: an alignment that is not a power of two is rounded
 /// up to the next power of two (0 and 1 mean `malloc`'s); one above
 /// `SIZE_MAX / 2 + 1` fails with `EINVAL`.
+#[inline]
 pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
     if align <= MALLOC_ALIGN {
         return malloc(size);
@@ -182,17 +193,20 @@ pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 }
 
 /// The name glibc's dynamic loader once used for `memalign`.
+#[inline]
 pub extern "C" fn __libc_memalign(align: usize, size: usize) -> *mut c_void {
     memalign(align, size)
 }
 
 /// `size` bytes aligned to the page size.
+#[inline]
 pub extern "C" fn valloc(size: usize) -> *mut c_void {
     alloc_aligned(size, strata_os::os_page_size())
 }
 
 /// `size` rounded up to a whole number of pages (at least one), aligned to
 /// the page size. Null with `ENOMEM` if the rounding overflows.
+#[inline]
 pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
     let page = strata_os::os_page_size();
     match size.max(1).checked_next_multiple_of(page) {
@@ -206,6 +220,7 @@ pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
 ///
 /// # Safety
 /// `p` is null or a live block from this allocator.
+#[inline]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     // SAFETY: forwarded contract.
     unsafe { crate::raw::usable_size(p.cast_const().cast()) }

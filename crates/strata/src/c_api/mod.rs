@@ -57,9 +57,6 @@ macro_rules! export_c_abi {
         $crate::export_c_abi! {
             safe malloc(size: usize) -> *mut ::core::ffi::c_void;
             unsafe free(p: *mut ::core::ffi::c_void) -> ();
-            unsafe cfree(p: *mut ::core::ffi::c_void) -> ();
-            unsafe free_sized(p: *mut ::core::ffi::c_void, size: usize) -> ();
-            unsafe free_aligned_sized(p: *mut ::core::ffi::c_void, align: usize, size: usize) -> ();
             safe calloc(n: usize, size: usize) -> *mut ::core::ffi::c_void;
             unsafe realloc(p: *mut ::core::ffi::c_void, size: usize) -> *mut ::core::ffi::c_void;
             unsafe reallocarray(p: *mut ::core::ffi::c_void, n: usize, size: usize)
@@ -85,6 +82,24 @@ macro_rules! export_c_abi {
                 value: *const ::core::ffi::c_char) -> ::core::ffi::c_int;
             unsafe strata_get_option(name: *const ::core::ffi::c_char,
                 buf: *mut ::core::ffi::c_char, len: usize) -> isize;
+        }
+        // Other names of `free`: they call the `free` defined above, so
+        // that its body (strata's whole free path) is inlined there once,
+        // not once per name.
+        $crate::export_c_abi!(@alias free: cfree(p: *mut ::core::ffi::c_void));
+        $crate::export_c_abi!(@alias free: free_sized(p: *mut ::core::ffi::c_void, _size: usize));
+        $crate::export_c_abi!(@alias free:
+            free_aligned_sized(p: *mut ::core::ffi::c_void, _align: usize, _size: usize));
+    };
+    (@alias $target:ident: $name:ident($p:ident: $pty:ty $(, $arg:ident: $ty:ty)*)) => {
+        #[doc = concat!("strata's `", stringify!($name), "`: `", stringify!($target), "`.")]
+        ///
+        /// # Safety
+        /// As for `free`.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($p: $pty $(, $arg: $ty)*) {
+            // SAFETY: the caller keeps `free`'s contract.
+            unsafe { $target($p) }
         }
     };
     ($($kind:tt $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
