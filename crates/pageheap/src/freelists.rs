@@ -17,6 +17,8 @@ pub(crate) struct FreeLists {
     nonempty: u128,
     long: SpanList,
     pub(crate) pages: usize,
+    /// Spans in the set (for statistics).
+    pub(crate) spans: usize,
 }
 
 impl FreeLists {
@@ -26,6 +28,7 @@ impl FreeLists {
             nonempty: 0,
             long: SpanList::new(),
             pages: 0,
+            spans: 0,
         }
     }
 
@@ -35,6 +38,7 @@ impl FreeLists {
         // SAFETY: caller's contract.
         let n = unsafe { (*s).npages };
         self.pages += n;
+        self.spans += 1;
         if n <= MAX_EXACT {
             // SAFETY: s is unlinked.
             unsafe { self.exact[n].push(s) };
@@ -51,6 +55,7 @@ impl FreeLists {
         // SAFETY: caller's contract.
         let n = unsafe { (*s).npages };
         self.pages -= n;
+        self.spans -= 1;
         if n <= MAX_EXACT {
             // SAFETY: s is in this list.
             unsafe { self.exact[n].remove(s) };

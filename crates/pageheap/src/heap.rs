@@ -73,6 +73,8 @@ pub(crate) struct Counters {
     pub(crate) large_allocs: u64,
     pub(crate) small_spans: u64,
     pub(crate) huge_in_use: usize,
+    /// Huge blocks (mappings of their own) in use.
+    pub(crate) huge_blocks: usize,
     pub(crate) huge_allocs: u64,
     pub(crate) huge_remaps: u64,
     pub(crate) large_moves: u64,
@@ -123,6 +125,9 @@ pub struct PageHeapStats {
     pub free_dirty_bytes: usize,
     /// Bytes in free spans known to read as zero (not resident).
     pub free_clean_bytes: usize,
+    /// Free spans, dirty and clean (not counting huge mappings kept for
+    /// reuse).
+    pub free_spans: usize,
     /// Large allocations made so far.
     pub large_allocs: u64,
     /// Small-object spans made so far.
@@ -131,6 +136,8 @@ pub struct PageHeapStats {
     pub metadata_bytes: usize,
     /// Bytes in huge blocks (mappings of their own) in use.
     pub huge_in_use_bytes: usize,
+    /// Huge blocks in use.
+    pub huge_blocks: usize,
     /// Bytes in free huge mappings kept for reuse.
     pub huge_cached_bytes: usize,
     /// Huge allocations made so far.
@@ -209,6 +216,7 @@ impl<O: Os> PageHeap<O> {
                         large_allocs: 0,
                         small_spans: 0,
                         huge_in_use: 0,
+                        huge_blocks: 0,
                         huge_allocs: 0,
                         huge_remaps: 0,
                         large_moves: 0,
@@ -702,10 +710,12 @@ impl<O: Os> PageHeap<O> {
             in_use_bytes: (c.in_use + c.huge_in_use) << PAGE_SHIFT,
             free_dirty_bytes: (st.dirty.pages + st.releasing) << PAGE_SHIFT,
             free_clean_bytes: st.clean.pages << PAGE_SHIFT,
+            free_spans: st.clean.spans + st.dirty.spans,
             large_allocs: c.large_allocs,
             small_spans: c.small_spans,
             metadata_bytes: self.records.mapped_bytes(),
             huge_in_use_bytes: c.huge_in_use << PAGE_SHIFT,
+            huge_blocks: c.huge_blocks,
             huge_cached_bytes: st.huge_cache.pages() << PAGE_SHIFT,
             huge_allocs: c.huge_allocs,
             huge_remaps: c.huge_remaps,
@@ -723,12 +733,13 @@ impl<O: Os> PageHeap<O> {
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         let st = self.state.lock();
         let mut err = None;
-        let mut pages = 0;
+        let (mut pages, mut spans) = (0, 0);
         let per = self.os_page_pages();
         let mut check = |s: *mut Span, clean: bool| {
             // SAFETY: members of the free lists are valid records.
             let span = unsafe { &*s };
             pages += span.npages;
+            spans += 1;
             if span.start % per != 0 || span.npages % per != 0 {
                 err = Some("free span that is not whole OS pages");
             }
@@ -763,6 +774,9 @@ impl<O: Os> PageHeap<O> {
         }
         if pages != st.clean.pages + st.dirty.pages {
             return Err("free page count does not match the lists");
+        }
+        if spans != st.clean.spans + st.dirty.spans {
+            return Err("free span count does not match the lists");
         }
         if pages + st.counters.in_use + st.releasing != st.counters.mapped {
             return Err("pages in use + free != pages mapped");

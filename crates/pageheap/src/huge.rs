@@ -134,6 +134,7 @@ impl<O: Os> PageHeap<O> {
         self.pagemap.set(start, rec);
         self.pagemap.set(start + npages - 1, rec);
         st.counters.huge_in_use += npages;
+        st.counters.huge_blocks += 1;
         st.counters.huge_allocs += 1;
         st.note_peak();
         drop(st);
@@ -150,6 +151,7 @@ impl<O: Os> PageHeap<O> {
         // SAFETY: caller's contract.
         unsafe {
             st.counters.huge_in_use -= (*s).npages;
+            st.counters.huge_blocks -= 1;
             st.huge_cache.keep(s, self.os.now_ms())
         }
     }

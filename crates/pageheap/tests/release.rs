@@ -107,6 +107,7 @@ fn huge_blocks_are_cached_reused_resized_and_released() {
     let p = heap.alloc_large(len, PAGE_SIZE, true).unwrap().as_ptr() as usize;
     assert!(all_zero(p, len));
     assert_eq!(heap.stats().huge_in_use_bytes, len);
+    assert_eq!(heap.stats().huge_blocks, 1);
     // SAFETY: a live block of `len` bytes.
     unsafe {
         std::ptr::write_bytes(p as *mut u8, 0x5A, len);
@@ -118,6 +119,7 @@ fn huge_blocks_are_cached_reused_resized_and_released() {
     }
     let st = heap.stats();
     assert_eq!((st.huge_in_use_bytes, st.huge_cached_bytes), (0, len));
+    assert_eq!(st.huge_blocks, 0);
     // The cached mapping serves the next huge request, zeroed when asked.
     let maps = heap.os().counters().snapshot().maps;
     let q = heap.alloc_large(len, PAGE_SIZE, true).unwrap().as_ptr() as usize;

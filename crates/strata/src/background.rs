@@ -12,16 +12,48 @@
 //! never allocates itself. It runs with every signal blocked, so it never
 //! takes a signal meant for the program. A `fork` child has no such thread;
 //! it may start one with [`crate::start_background_release`].
+//!
+//! # Stopping
+//! [`crate::stop_background_release`] asks the thread to end; it does at
+//! its next wake-up. One word says where things stand:
+//!
+//! ```text
+//!   OFF ──start──▶ RUNNING ──stop──▶ STOPPING ──thread wakes──▶ OFF (thread ends)
+//!                     ▲                  │
+//!                     └──────start───────┘  (the thread sees RUNNING and goes on)
+//! ```
+//!
+//! # Invariants
+//! - At most one thread runs the loop: one is created only on the move from
+//!   OFF, and a thread ends only on its own move from STOPPING to OFF.
 
 use crate::layers::Pages;
-use crate::sync::statics::{AtomicBool, Ordering};
+use crate::sync::statics::{AtomicU8, Ordering};
 
-static STARTED: AtomicBool = AtomicBool::new(false);
+const OFF: u8 = 0;
+const RUNNING: u8 = 1;
+const STOPPING: u8 = 2;
 
-/// Starts the thread once, ticking `pages`. Returns whether it runs.
+static STATE: AtomicU8 = AtomicU8::new(OFF);
+
+/// Starts the thread, ticking `pages`, unless it runs. Returns whether it
+/// runs.
 pub(crate) fn start(pages: &'static Pages) -> bool {
-    if STARTED.swap(true, Ordering::AcqRel) {
-        return true;
+    loop {
+        match STATE.compare_exchange(OFF, RUNNING, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break,
+            Err(RUNNING) => return true,
+            // The thread has not seen the stop yet: it goes on.
+            Err(_) => {
+                if STATE
+                    .compare_exchange(STOPPING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    crate::config::state::set_background(true);
+                    return true;
+                }
+            }
+        }
     }
     // SAFETY: pthread_create with a valid start routine and no argument; the
     // attributes object is initialised and destroyed here.
@@ -45,7 +77,8 @@ pub(crate) fn start(pages: &'static Pages) -> bool {
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         libc::pthread_attr_destroy(&mut attr);
         if rc != 0 {
-            STARTED.store(false, Ordering::Release);
+            STATE.store(OFF, Ordering::Release);
+            crate::config::state::set_background(false);
             return false;
         }
     }
@@ -53,10 +86,17 @@ pub(crate) fn start(pages: &'static Pages) -> bool {
     true
 }
 
+/// Asks the thread to end at its next wake-up.
+pub(crate) fn stop() {
+    let _ = STATE.compare_exchange(RUNNING, STOPPING, Ordering::AcqRel, Ordering::Acquire);
+    crate::config::state::set_background(false);
+}
+
 /// In the child of a `fork` the thread does not exist: allow
 /// [`crate::start_background_release`] to start a new one there.
 pub(crate) fn forget_after_fork() {
-    STARTED.store(false, Ordering::Release);
+    STATE.store(OFF, Ordering::Release);
+    crate::config::state::set_background(false);
 }
 
 extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
@@ -73,6 +113,12 @@ extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
         };
         // SAFETY: nanosleep reads the request and may write the remainder.
         unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+        if STATE
+            .compare_exchange(STOPPING, OFF, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return core::ptr::null_mut();
+        }
         pages.tick();
     }
 }

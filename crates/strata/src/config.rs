@@ -1,19 +1,26 @@
 //! Configuration from `STRATA_*` environment variables, read once at start-up
-//! without allocating (`getenv` returns a pointer into the environment; the
-//! digits are parsed in place).
+//! without allocating: the environment (`environ`) is scanned in place and
+//! each value parsed by its row of [`crate::options`], the parser
+//! [`crate::set_option`] uses at run time too.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `STRATA_THREAD_CACHE_BYTES` | largest byte budget of one thread's cache (`k`, `m`, `g` suffixes) | 32 MiB |
 //! | `STRATA_THREAD_CACHES_TOTAL` | bytes all threads' caches may hold together: each cache's budget is an equal share of it, at least 128 KiB, at most `STRATA_THREAD_CACHE_BYTES`, refitted as threads come and go | 64 MiB |
-//! | `STRATA_DIRTY_MAX` | free memory kept resident for reuse at most, besides a quarter of the memory in use, whatever the decay delay; more is released at once | 16 MiB |
-//! | `STRATA_DECAY_MS` | how long free memory stays resident before it goes back to the OS; `0`: at once | 1000 |
+//! | `STRATA_DIRTY_MAX` | free memory kept resident for reuse at most, besides a quarter of the memory in use, whatever the decay delay; more is released at once (`unlimited`: leave it all to decay) | 16 MiB |
+//! | `STRATA_DECAY_MS` | how long free memory stays resident before it goes back to the OS; `0`: at once; `never` | 1000 |
 //! | `STRATA_BACKGROUND_RELEASE` | `1`: a background thread runs decay even when the program is idle | off |
 //! | `STRATA_MEMORY_LIMIT` | a soft limit on the memory strata holds: near it (and near the cgroup's `memory.max` / `memory.high`, read by itself), free memory and the caches go back to the OS before the heap grows | none |
 //! | `STRATA_SHOW_STATS` | `1`: print statistics to stderr at exit | off |
 //! | `STRATA_HUGE_PAGES_AFTER` | ask for transparent huge pages on all heap growth once the heap has grown by this much (`0`: from the start); growth for a plain request of 4 MiB or more asks either way | never |
+//! | `STRATA_VERBOSE` | `1`: warn on stderr, at start-up, about every `STRATA_*` variable that is not one of these or whose value does not parse (such a variable is ignored either way) | off |
+//!
+//! A value that does not parse leaves the default in force.
 
-use core::ffi::CStr;
+use core::fmt::Write;
+
+use crate::options::{OptionRow, OPTIONS};
+use crate::text::SliceWriter;
 
 /// The settings in force.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +44,8 @@ pub struct Config {
     /// transparent huge pages; `usize::MAX`: never (growth for a plain
     /// request of 4 MiB or more is hinted regardless).
     pub huge_pages_after: usize,
+    /// Warn about `STRATA_*` variables that are unknown or malformed.
+    pub verbose: bool,
 }
 
 impl Config {
@@ -50,88 +59,121 @@ impl Config {
         decay_ms: strata_pageheap::DEFAULT_DECAY_MS,
         background_release: false,
         huge_pages_after: strata_pageheap::DEFAULT_HUGE_PAGES_AFTER,
+        verbose: false,
     };
 
-    /// The defaults overridden by the environment.
+    /// The defaults overridden by the environment. A variable that is not
+    /// a setting, or whose value does not parse, is ignored here;
+    /// `STRATA_VERBOSE=1` names it on stderr at start-up.
     pub fn from_env() -> Config {
         let mut c = Config::DEFAULT;
-        if let Some(v) = env_usize(c"STRATA_THREAD_CACHE_BYTES") {
-            c.thread_cache_bytes = v;
-        }
-        if let Some(v) = env_usize(c"STRATA_THREAD_CACHES_TOTAL") {
-            c.thread_caches_total = v;
-        }
-        if let Some(v) = env_usize(c"STRATA_DIRTY_MAX") {
-            c.dirty_max = v;
-        }
-        if let Some(v) = env_usize(c"STRATA_MEMORY_LIMIT") {
-            c.memory_limit = v;
-        }
-        if let Some(v) = env_usize(c"STRATA_SHOW_STATS") {
-            c.show_stats = v != 0;
-        }
-        if let Some(v) = env_usize(c"STRATA_DECAY_MS") {
-            c.decay_ms = v as u64;
-        }
-        if let Some(v) = env_usize(c"STRATA_BACKGROUND_RELEASE") {
-            c.background_release = v != 0;
-        }
-        if let Some(v) = env_usize(c"STRATA_HUGE_PAGES_AFTER") {
-            c.huge_pages_after = v;
-        }
+        for_each_strata_var(|name, value| {
+            if let Some(row) = setting_named(name) {
+                if let Ok(v) = row.parse(value) {
+                    row.put(&mut c, v);
+                }
+            }
+        });
         c
     }
 }
 
-/// The value of an environment variable as a number: decimal, with an
-/// optional `k`, `m` or `g` suffix (binary units). `None` if unset or
-/// malformed.
-pub(crate) fn env_usize(name: &CStr) -> Option<usize> {
-    // SAFETY: getenv reads the environment; the result is null or a
-    // NUL-terminated string that stays valid while nobody calls setenv.
-    let p = unsafe { libc::getenv(name.as_ptr()) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: non-null result of getenv.
-    parse_size(unsafe { CStr::from_ptr(p) }.to_bytes())
+/// The row of the variable `name` (the full name only: short names are not
+/// variables).
+fn setting_named(name: &[u8]) -> Option<&'static OptionRow> {
+    OPTIONS.iter().find(|o| o.var.as_bytes() == name)
 }
 
-/// Parses `123`, `64k`, `8M`, `1g`.
-pub(crate) fn parse_size(s: &[u8]) -> Option<usize> {
-    let (digits, mult) = match s.last()? {
-        b'k' | b'K' => (&s[..s.len() - 1], 1usize << 10),
-        b'm' | b'M' => (&s[..s.len() - 1], 1 << 20),
-        b'g' | b'G' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut v: usize = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
+/// Writes a warning to stderr for every `STRATA_*` variable that is not a
+/// setting or whose value does not parse, saying what was expected
+/// (`STRATA_VERBOSE=1`). Formats on the stack, allocates nothing.
+pub(crate) fn warn_about_env() {
+    for_each_strata_var(|name, value| {
+        let mut buf = [0u8; 640];
+        let mut w = SliceWriter::new(&mut buf);
+        w.write_bytes(b"strata: ");
+        w.write_bytes(name);
+        match setting_named(name) {
+            None => {
+                w.write_bytes(b" is not a strata setting, ignored (the settings:");
+                for o in OPTIONS.iter() {
+                    w.write_bytes(b" ");
+                    w.write_bytes(o.var.as_bytes());
+                }
+                w.write_bytes(b")");
+            }
+            Some(row) => match row.parse(value) {
+                Ok(_) => return,
+                Err(e) => {
+                    w.write_bytes(b"=");
+                    w.write_bytes(value);
+                    let _ = write!(w, " ignored: {e}; {} stays", row.value(&Config::DEFAULT));
+                }
+            },
         }
-        v = v.checked_mul(10)?.checked_add((d - b'0') as usize)?;
+        w.write_bytes(b"\n");
+        strata_os::write_stderr(&[w.written()]);
+    });
+}
+
+extern "C" {
+    /// The process's environment: null, or a null-terminated array of
+    /// `NAME=value` strings.
+    static environ: *const *const u8;
+}
+
+/// Calls `f` with the name and value of every `STRATA_*` variable, read in
+/// place (no `getenv`, no copy). Like `getenv`, not safe against a
+/// concurrent `setenv`; strata's start-up runs before the program asks for
+/// memory, or on its first request.
+fn for_each_strata_var(mut f: impl FnMut(&[u8], &[u8])) {
+    const PREFIX: &[u8] = b"STRATA_";
+    // SAFETY: `environ` is null or a null-terminated array of pointers to
+    // NUL-terminated strings; the prefix test stops at the first byte that
+    // differs (a NUL does), and the length is found by reading up to the
+    // NUL.
+    unsafe {
+        let mut entry = environ;
+        if entry.is_null() {
+            return;
+        }
+        while !(*entry).is_null() {
+            let e = *entry;
+            entry = entry.add(1);
+            if !PREFIX.iter().enumerate().all(|(i, &c)| *e.add(i) == c) {
+                continue;
+            }
+            let mut n = PREFIX.len();
+            while *e.add(n) != 0 {
+                n += 1;
+            }
+            let s = core::slice::from_raw_parts(e, n);
+            match s.iter().position(|&b| b == b'=') {
+                Some(i) => f(&s[..i], &s[i + 1..]),
+                None => f(s, &[]),
+            }
+        }
     }
-    v.checked_mul(mult)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{for_each_strata_var, setting_named};
 
     #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size(b"123"), Some(123));
-        assert_eq!(parse_size(b"64k"), Some(64 << 10));
-        assert_eq!(parse_size(b"8M"), Some(8 << 20));
-        assert_eq!(parse_size(b"1g"), Some(1 << 30));
-        assert_eq!(parse_size(b""), None);
-        assert_eq!(parse_size(b"k"), None);
-        assert_eq!(parse_size(b"12x"), None);
-        assert_eq!(parse_size(b"99999999999999999999999"), None);
+    fn variables_are_found_in_the_environment() {
+        // Names no other test sets.
+        std::env::set_var("STRATA_CONFIG_TEST_SIZE", "64k");
+        std::env::set_var("STRATA_CONFIG_TEST_EMPTY", "");
+        std::env::set_var("NOT_STRATA_CONFIG_TEST", "1");
+        let mut seen = Vec::new();
+        for_each_strata_var(|n, v| seen.push((n.to_vec(), v.to_vec())));
+        assert!(seen.contains(&(b"STRATA_CONFIG_TEST_SIZE".to_vec(), b"64k".to_vec())));
+        assert!(seen.contains(&(b"STRATA_CONFIG_TEST_EMPTY".to_vec(), Vec::new())));
+        assert!(seen.iter().all(|(n, _)| n.starts_with(b"STRATA_")));
+        assert!(setting_named(b"STRATA_DECAY_MS").is_some());
+        assert!(setting_named(b"decay_ms").is_none());
+        assert!(setting_named(b"STRATA_CONFIG_TEST_SIZE").is_none());
     }
 }
 
@@ -149,6 +191,7 @@ pub(crate) mod state {
     static BACKGROUND: AtomicBool = AtomicBool::new(false);
     static DECAY_MS: AtomicU64 = AtomicU64::new(Config::DEFAULT.decay_ms);
     static HUGE_PAGES_AFTER: AtomicUsize = AtomicUsize::new(Config::DEFAULT.huge_pages_after);
+    static VERBOSE: AtomicBool = AtomicBool::new(false);
 
     pub(crate) fn set(c: Config) {
         THREAD_CACHE_BYTES.store(c.thread_cache_bytes, Ordering::Relaxed);
@@ -159,6 +202,7 @@ pub(crate) mod state {
         BACKGROUND.store(c.background_release, Ordering::Relaxed);
         DECAY_MS.store(c.decay_ms, Ordering::Relaxed);
         HUGE_PAGES_AFTER.store(c.huge_pages_after, Ordering::Relaxed);
+        VERBOSE.store(c.verbose, Ordering::Relaxed);
     }
 
     pub(crate) fn get() -> Config {
@@ -171,7 +215,24 @@ pub(crate) mod state {
             decay_ms: DECAY_MS.load(Ordering::Relaxed),
             background_release: BACKGROUND.load(Ordering::Relaxed),
             huge_pages_after: HUGE_PAGES_AFTER.load(Ordering::Relaxed),
+            verbose: VERBOSE.load(Ordering::Relaxed),
         }
+    }
+
+    pub(crate) fn set_thread_cache_bytes(bytes: usize) {
+        THREAD_CACHE_BYTES.store(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_thread_caches_total(bytes: usize) {
+        THREAD_CACHES_TOTAL.store(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_show_stats(on: bool) {
+        SHOW_STATS.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn show_stats() -> bool {
+        SHOW_STATS.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_decay_ms(ms: u64) {

@@ -77,8 +77,10 @@ fn init_slow() {
     // SAFETY: the handlers are plain functions valid for the process lifetime.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     if config.show_stats {
-        // SAFETY: a plain function valid for the process lifetime.
-        unsafe { libc::atexit(print_stats_at_exit) };
+        print_stats_at_exit_once();
+    }
+    if config.verbose {
+        crate::config::warn_about_env();
     }
     INIT.store(READY, Ordering::Release);
     if config.background_release {
@@ -111,8 +113,21 @@ extern "C" fn fork_child() {
     crate::background::forget_after_fork();
 }
 
+/// Registers [`print_stats_at_exit`] with `atexit`, once per process.
+fn print_stats_at_exit_once() {
+    static REGISTERED: crate::sync::statics::AtomicBool =
+        crate::sync::statics::AtomicBool::new(false);
+    if !REGISTERED.swap(true, Ordering::AcqRel) {
+        // SAFETY: a plain function valid for the process lifetime.
+        unsafe { libc::atexit(print_stats_at_exit) };
+    }
+}
+
+/// Prints the statistics, unless `STRATA_SHOW_STATS` was turned off since.
 extern "C" fn print_stats_at_exit() {
-    crate::stats::collect(&HEAP).write_to_stderr();
+    if crate::config::state::show_stats() {
+        crate::stats::collect(&HEAP).write_to_stderr();
+    }
 }
 
 // ---- small objects ---------------------------------------------------------
@@ -282,6 +297,35 @@ pub(crate) fn start_background_release() -> bool {
     crate::background::start(pages())
 }
 
+/// [`crate::stop_background_release`].
+pub(crate) fn stop_background_release() {
+    ensure_init();
+    crate::background::stop();
+}
+
+/// [`crate::set_thread_cache_bytes`].
+pub(crate) fn set_thread_cache_bytes(bytes: usize) {
+    ensure_init();
+    HEAP.set_max_cache_bytes(bytes);
+    crate::config::state::set_thread_cache_bytes(bytes);
+}
+
+/// [`crate::set_thread_caches_total`].
+pub(crate) fn set_thread_caches_total(bytes: usize) {
+    ensure_init();
+    HEAP.set_total_cache_bytes(bytes);
+    crate::config::state::set_thread_caches_total(bytes);
+}
+
+/// [`crate::set_show_stats`].
+pub(crate) fn set_show_stats(on: bool) {
+    ensure_init();
+    crate::config::state::set_show_stats(on);
+    if on {
+        print_stats_at_exit_once();
+    }
+}
+
 /// Reads every layer's accounting ([`crate::stats`]).
 pub(crate) fn stats() -> crate::Stats {
     crate::stats::collect(&HEAP)
@@ -290,6 +334,12 @@ pub(crate) fn stats() -> crate::Stats {
 /// Accounting for one size class (1..NUM_CLASSES).
 pub(crate) fn class_stats(class: u8) -> strata_central::ClassStats {
     central().class_stats(class)
+}
+
+/// Calls `f` with the bytes each live thread cache last published, under
+/// the registry's lock: `f` must only copy them.
+pub(crate) fn for_each_thread_cache(f: impl FnMut(usize)) {
+    HEAP.for_each_cache(f);
 }
 
 /// Makes `[ptr, ptr + len)` resident now.

@@ -26,11 +26,29 @@
 //!   double free of a large block) stops the program with a message on
 //!   stderr instead of corrupting the heap.
 //! - After `fork`, the child can allocate.
+//!
+//! # Introspection and control
+//! [`stats`] and [`write_stats_json`] (JSON, written without allocating)
+//! say where memory is; [`Stats::mallinfo`] and [`write_malloc_info`] give
+//! glibc's views of the same figures. Every `STRATA_*` setting can be read
+//! and changed by name at run time ([`set_option`], [`get_option`]), with
+//! the parser the environment goes through at start-up.
+//!
+//! # C
+//! [`c_api`] holds the C allocation functions (`malloc`, `free`, ...,
+//! `mallinfo2`, `malloc_info`, `strata_stats_json`...) as plain Rust
+//! functions; nothing is exported unless asked for. `strata-malloc`
+//! exports them as `libstrata_malloc.so` / `.a` with [`export_c_abi!`];
+//! the `override` feature has a Rust executable export them itself, so
+//! that its C dependencies allocate from strata too. The [`c_api`] module
+//! docs explain why the export is a macro rather than a feature that
+//! `strata-malloc` turns on.
 
 #![warn(missing_docs)]
 
 mod background;
 pub mod bad_free;
+pub mod c_api;
 #[cfg(feature = "checked")]
 mod checked;
 mod config;
@@ -38,9 +56,13 @@ mod config;
 mod freed_mark;
 mod global;
 mod layers;
+mod mallinfo;
+mod options;
 pub mod raw;
+mod report;
 mod stats;
 mod sync;
+mod text;
 mod tls;
 mod validate;
 
@@ -51,10 +73,22 @@ use strata_central::class_size_of;
 
 pub use bad_free::{set_bad_free_hook, BadFree, BadFreeKind};
 pub use config::Config;
+pub use mallinfo::{write_malloc_info, MallInfo};
+pub use options::{OptionError, OptionValue};
+pub use report::MAX_LISTED_CACHES;
 pub use stats::Stats;
 pub use strata_central::ClassStats;
+pub use text::SliceWriter;
 
 use global::{alloc_large, alloc_small, class_of, free_large, free_small};
+
+/// With the `override` feature, this crate's binary exports the C
+/// allocation functions (`malloc`, `free`, ...: [`c_api`]), so that the C
+/// code linked into a Rust program allocates from strata too.
+#[cfg(feature = "override")]
+mod exports {
+    crate::export_c_abi!();
+}
 
 /// The strata allocator. Use it as the global allocator:
 ///
@@ -229,6 +263,80 @@ pub fn set_dirty_max(bytes: usize) {
 /// not allocate (`STRATA_BACKGROUND_RELEASE=1`). Returns whether it runs.
 pub fn start_background_release() -> bool {
     global::start_background_release()
+}
+
+/// Stops the background release thread, if it runs: it ends at its next
+/// wake-up (within a second).
+pub fn stop_background_release() {
+    global::stop_background_release();
+}
+
+/// Sets the largest byte budget of one thread's cache
+/// (`STRATA_THREAD_CACHE_BYTES`; at least 64 KiB is used). Caches refit
+/// to it at their next periodic check.
+pub fn set_thread_cache_bytes(bytes: usize) {
+    global::set_thread_cache_bytes(bytes);
+}
+
+/// Sets the bytes all threads' caches may hold together
+/// (`STRATA_THREAD_CACHES_TOTAL`; at least 64 KiB is used). Caches refit
+/// to their new share at their next periodic check.
+pub fn set_thread_caches_total(bytes: usize) {
+    global::set_thread_caches_total(bytes);
+}
+
+/// Sets whether statistics are printed to stderr at exit
+/// (`STRATA_SHOW_STATS`).
+pub fn set_show_stats(on: bool) {
+    global::set_show_stats(on);
+}
+
+/// Sets a setting by name, with the same names and value syntax as the
+/// `STRATA_*` environment variables: `name` is the variable
+/// (`STRATA_DECAY_MS`) or its short name (`decay_ms`); `value` is parsed
+/// as the variable's would be (`64k`, `2g`, `4096`, `never`...).
+///
+/// ```
+/// strata::set_option("decay_ms", "250").unwrap();
+/// assert_eq!(strata::config().decay_ms, 250);
+/// assert!(strata::set_option("STRATA_DIRTY_MAX", "8m").is_ok());
+/// assert_eq!(strata::set_option("decay_ms", "soon"),
+///            Err(strata::OptionError::Malformed { expected: "milliseconds (a number) or `never`" }));
+/// assert_eq!(strata::set_option("no_such", "1"), Err(strata::OptionError::Unknown));
+/// # strata::set_option("decay_ms", "1000").unwrap();
+/// ```
+///
+/// Every setting takes effect at once except `STRATA_VERBOSE`, which only
+/// matters at start-up ([`OptionError::StartupOnly`]).
+pub fn set_option(name: &str, value: &str) -> Result<(), OptionError> {
+    options::set(name.as_bytes(), value.as_bytes())
+}
+
+/// The value of a setting, named as for [`set_option`]; its `Display` text
+/// is what [`set_option`] accepts (`"1000"`, `"never"`, `"0"`/`"1"` for
+/// flags).
+pub fn get_option(name: &str) -> Result<OptionValue, OptionError> {
+    options::get(name.as_bytes())
+}
+
+/// The names of every setting (their environment variables).
+pub fn option_names() -> impl Iterator<Item = &'static str> {
+    options::OPTIONS.iter().map(|o| o.var)
+}
+
+/// Writes every statistic as one JSON document: the [`Stats`] fields, the
+/// settings, each size class in use and each thread cache (see
+/// [`MAX_LISTED_CACHES`]). Allocates nothing itself and holds no lock
+/// while `w` runs, so it may be called anywhere, with a writer into a
+/// stack buffer ([`SliceWriter`]) or one that allocates.
+///
+/// ```
+/// let mut json = String::new();
+/// strata::write_stats_json(&mut json).unwrap();
+/// assert!(json.starts_with("{\"version\":1,\"stats\":{\"mapped_bytes\":"));
+/// ```
+pub fn write_stats_json(w: &mut impl core::fmt::Write) -> core::fmt::Result {
+    report::write_stats_json(w)
 }
 
 /// The configuration in force (defaults overridden by `STRATA_*` variables).

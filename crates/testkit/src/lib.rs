@@ -7,15 +7,20 @@
 //! - [`loom_model`] (under `--cfg strata_loom`): the model runner every
 //!   crate's loom models use, with its default preemption bound, and model
 //!   threads with stacks big enough for the allocator's structures;
+//! - [`cargo`]: building more of the workspace from a test, with the
+//!   running test's profile and target directory;
 //! - [`pairs`]: the fast-path probe's allocate/free loop;
 //! - [`rng`]: the one deterministic random-number generator (splitmix64)
 //!   and the seed derivations of the tests, the stress suite and the
-//!   benchmarks.
+//!   benchmarks;
+//! - [`xml`]: a check that `malloc_info`'s XML is well nested.
 
 #![warn(missing_docs)]
 
+pub mod cargo;
 #[cfg(strata_loom)]
 pub mod loom_model;
 pub mod pairs;
 pub mod rng;
 pub mod smaps;
+pub mod xml;

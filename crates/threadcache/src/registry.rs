@@ -193,13 +193,17 @@ impl CacheList {
         self.caches.len()
     }
 
-    /// The bytes every cache in the list last published.
-    fn cached_bytes(&self) -> usize {
+    /// The bytes each cache in the list last published.
+    fn published(&self) -> impl Iterator<Item = usize> + '_ {
         self.caches
             .iter()
             // SAFETY: caches in the list are live; `published` is atomic.
             .map(|c| unsafe { (*c).published.load(Ordering::Relaxed) })
-            .sum()
+    }
+
+    /// The bytes every cache in the list last published.
+    fn cached_bytes(&self) -> usize {
+        self.published().sum()
     }
 }
 
@@ -536,6 +540,14 @@ impl<B: Backend> ThreadCaches<B> {
             created: list.created,
             cached_bytes: list.cached_bytes(),
         }
+    }
+
+    /// Calls `f` with the bytes each live cache last published (newest
+    /// cache first), read-only, under the registry's lock: `f` must not
+    /// allocate or reach this registry (copy the figures out, then use
+    /// them).
+    pub fn for_each_cache(&self, mut f: impl FnMut(usize)) {
+        self.list.lock().published().for_each(&mut f);
     }
 
     /// Takes the registry's locks before `fork`.

@@ -382,3 +382,43 @@ fn caches_refit_to_their_share_as_threads_arrive() {
         reg.flush_current(slot);
     });
 }
+
+/// `for_each_cache` visits every live cache once, with what it published:
+/// the figures add up to the registry's total, and a thread that exited
+/// (joined, so its key destructor ran) is gone from them.
+#[test]
+fn each_live_cache_is_listed_with_its_published_bytes() {
+    std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+    let reg = registry();
+    let filled: &'static _ = Box::leak(Box::new(std::sync::Barrier::new(4)));
+    let listed: &'static _ = Box::leak(Box::new(std::sync::Barrier::new(4)));
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            std::thread::spawn(move || {
+                SLOT.with(|slot| {
+                    for _ in 0..8 {
+                        fill(reg, slot, 4, 400);
+                    }
+                });
+                filled.wait();
+                listed.wait();
+            })
+        })
+        .collect();
+    filled.wait();
+    let mut each = Vec::new();
+    reg.for_each_cache(|bytes| each.push(bytes));
+    assert_eq!(each.len(), 3, "{each:?}");
+    assert_eq!(each.iter().sum::<usize>(), reg.stats().cached_bytes);
+    assert!(
+        each.iter().all(|&b| b > 0),
+        "a cache holding objects published nothing: {each:?}"
+    );
+    listed.wait();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut left = 0;
+    reg.for_each_cache(|_| left += 1);
+    assert_eq!(left, 0);
+}

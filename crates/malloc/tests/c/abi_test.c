@@ -48,7 +48,9 @@ static const char *EXPORTS[] = {
     "reallocarray",  "posix_memalign", "aligned_alloc", "memalign",
     "valloc",        "pvalloc",       "malloc_usable_size", "free_sized",
     "free_aligned_sized", "malloc_trim", "cfree",        "__libc_memalign",
-    "malloc_stats",
+    "malloc_stats",  "mallinfo",      "mallinfo2",      "malloc_info",
+    "strata_stats_json", "strata_release_free_memory", "strata_populate",
+    "strata_set_option", "strata_get_option",
 };
 
 /* Hides a pointer's identity from the compiler, so that it does not warn

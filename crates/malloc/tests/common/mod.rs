@@ -14,89 +14,34 @@ use std::time::{Duration, Instant};
 /// and target triple) of the running test executable. Built once per test
 /// binary.
 pub fn strata_so() -> &'static Path {
-    static SO: OnceLock<PathBuf> = OnceLock::new();
-    SO.get_or_init(build_so)
+    &built().0
 }
 
-/// Where the running test executable says the build lives.
-struct Layout {
-    /// `dev`, `release`, or a custom profile.
-    profile: String,
-    /// The target directory, when the executable sits in the usual layout.
-    target_dir: Option<PathBuf>,
-    /// The target triple, when built with `--target`.
-    triple: Option<String>,
+/// The static library (`libstrata_malloc.a`) of the same build.
+pub fn strata_static_lib() -> &'static Path {
+    &built().1
 }
 
-fn layout() -> Layout {
-    let exe = std::env::current_exe().expect("current_exe");
-    // <target-dir>[/<triple>]/<profile-dir>/deps/<test>-<hash>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test exe is in <profile>/deps");
-    let dir_name = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("debug");
-    let profile = match dir_name {
-        "debug" => "dev".to_string(),
-        other => other.to_string(),
-    };
-    let above = profile_dir.parent();
-    let is_target_dir = |p: &Path| p.join("CACHEDIR.TAG").exists();
-    let (target_dir, triple) = match above {
-        Some(a) if is_target_dir(a) => (Some(a.to_path_buf()), None),
-        Some(a) => match a.parent() {
-            Some(root) if is_target_dir(root) => (
-                Some(root.to_path_buf()),
-                a.file_name().and_then(|n| n.to_str()).map(String::from),
-            ),
-            _ => (None, None),
-        },
-        None => (None, None),
-    };
-    Layout {
-        profile,
-        target_dir,
-        triple,
-    }
+fn built() -> &'static (PathBuf, PathBuf) {
+    static LIBS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    LIBS.get_or_init(build_libs)
 }
 
-fn build_so() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let l = layout();
-    let mut cmd = Command::new(&cargo);
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "build",
-            "-p",
-            "strata-malloc",
-            "--message-format=json-render-diagnostics",
-        ])
-        .args(["--profile", &l.profile]);
-    if let Some(dir) = &l.target_dir {
-        cmd.arg("--target-dir").arg(dir);
-    }
-    if let Some(t) = &l.triple {
-        cmd.args(["--target", t]);
-    }
-    cmd.stderr(Stdio::inherit());
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cargo:?} build: {e}"));
-    assert!(out.status.success(), "cargo build -p strata-malloc failed");
-    // The artifact message of the cdylib names the .so's path.
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let so = stdout
-        .lines()
-        .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
-        .flat_map(|l| l.split('"'))
-        .find(|s| s.ends_with("/libstrata_malloc.so"))
-        .map(PathBuf::from)
-        .expect("cargo reported no libstrata_malloc.so artifact");
-    assert!(so.is_file(), "{} is missing after the build", so.display());
-    so
+fn build_libs() -> (PathBuf, PathBuf) {
+    let built = strata_testkit::cargo::build(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        "build",
+        &["-p", "strata-malloc"],
+    );
+    (
+        strata_testkit::cargo::artifact(&built, "/libstrata_malloc.so"),
+        strata_testkit::cargo::artifact(&built, "/libstrata_malloc.a"),
+    )
+}
+
+/// The directory of strata's public C header (`strata.h`).
+pub fn include_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("include")
 }
 
 /// Whether `prog` can be run (found on PATH or as a path).
