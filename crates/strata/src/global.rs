@@ -127,9 +127,11 @@ pub(crate) fn class_of(size: usize, align: usize) -> u8 {
     strata_central::class_index(size, align)
 }
 
+/// A small object of `class` for a request of `size` bytes (which only
+/// the heap profiler's sampler reads).
 #[inline(always)]
-pub(crate) fn alloc_small(class: u8) -> *mut u8 {
-    let p = HEAP.alloc(this_thread(), class);
+pub(crate) fn alloc_small(class: u8, size: usize) -> *mut u8 {
+    let p = HEAP.alloc(this_thread(), class, size);
     #[cfg(feature = "checked")]
     if !p.is_null() {
         // SAFETY: a small object of `class` just taken from a free list.

@@ -70,7 +70,7 @@ unsafe impl GlobalAlloc for Strata {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let class = class_of(layout.size(), layout.align());
         if class != 0 {
-            alloc_small(class)
+            alloc_small(class, layout.size())
         } else {
             alloc_large(layout.size(), layout.align(), false)
         }
@@ -94,7 +94,7 @@ unsafe impl GlobalAlloc for Strata {
         match class_of(layout.size(), layout.align()) {
             0 => alloc_large(layout.size(), layout.align(), true),
             class => {
-                let p = alloc_small(class);
+                let p = alloc_small(class, layout.size());
                 if !p.is_null() {
                     // Small objects are recycled through free lists, so they
                     // are cleared; only the requested bytes need it.

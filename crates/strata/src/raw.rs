@@ -27,9 +27,9 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     match class_of(size, align) {
         0 => alloc_large(size, align, false),
         #[cfg(not(feature = "checked"))]
-        class => crate::freed_mark::alloc_cleared(class),
+        class => crate::freed_mark::alloc_cleared(class, size),
         #[cfg(feature = "checked")]
-        class => alloc_small(class),
+        class => alloc_small(class, size),
     }
 }
 
@@ -49,9 +49,9 @@ pub fn malloc(size: usize) -> *mut u8 {
     let size = size.max(crate::checked::MIN_SIZE);
     let class = strata_central::small_class(size);
     #[cfg(not(feature = "checked"))]
-    return crate::freed_mark::alloc_cleared(class);
+    return crate::freed_mark::alloc_cleared(class, size);
     #[cfg(feature = "checked")]
-    alloc_small(class)
+    alloc_small(class, size)
 }
 
 #[cold]
@@ -71,7 +71,7 @@ pub fn malloc_cached(size: usize) -> *mut u8 {
     // Class 0 (a large request) holds no objects: the pop fails.
     let class = strata_central::small_class(size);
     #[cfg(not(feature = "checked"))]
-    return crate::freed_mark::alloc_cached(class);
+    return crate::freed_mark::alloc_cached(class, size);
     #[cfg(feature = "checked")]
     {
         let _ = class;
@@ -89,7 +89,7 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
     match class_of(size, align) {
         0 => alloc_large(size, align, true),
         class => {
-            let p = alloc_small(class);
+            let p = alloc_small(class, size);
             if !p.is_null() {
                 // SAFETY: a fresh object of at least `size` bytes, and of
                 // at least a word (which clears a `free` mark).
