@@ -11,6 +11,9 @@
 //! | `STRATA_BACKGROUND_RELEASE` | `1`: a background thread runs decay even when the program is idle | off |
 //! | `STRATA_MEMORY_LIMIT` | a soft limit on the memory strata holds: near it (and near the cgroup's `memory.max` / `memory.high`, read by itself), free memory and the caches go back to the OS before the heap grows | none |
 //! | `STRATA_SHOW_STATS` | `1`: print statistics to stderr at exit | off |
+//! | `STRATA_PROFILE` | a path prefix: heap profiling on, profile written at exit to `<prefix>.<pid>.heap.pb.gz` (pprof) and `.inuse/.alloc/.peak.collapsed` (`crate::profile`) | off |
+//! | `STRATA_PROFILE_INTERVAL` | mean bytes between heap-profile samples (`k`, `m`, `g` suffixes) | 2 MiB |
+//! | `STRATA_PROFILE_SIGNAL` | a signal (`USR2`, `SIGUSR1`, a number) that writes a numbered profile (profiling on; prefix `strata-profile` if `STRATA_PROFILE` is unset) | none |
 //! | `STRATA_HUGE_PAGES_AFTER` | ask for transparent huge pages on all heap growth once the heap has grown by this much (`0`: from the start); growth for a plain request of 4 MiB or more asks either way | never |
 
 use core::ffi::CStr;

@@ -26,8 +26,11 @@ use crate::layers::{Heap, Pages};
 use crate::sync::statics::{AtomicU8, Ordering};
 use crate::tls::this_thread;
 
-pub(crate) static HEAP: Heap =
-    ThreadCaches::with_first_use_hook(Central::new(PageHeap::new(SystemOs::new())), ensure_init);
+pub(crate) static HEAP: Heap = ThreadCaches::with_hooks(
+    Central::new(PageHeap::new(SystemOs::new())),
+    ensure_init,
+    crate::profile::SAMPLER,
+);
 
 const NOT_STARTED: u8 = 0;
 const STARTING: u8 = 1;
@@ -74,6 +77,7 @@ fn init_slow() {
     pages().set_dirty_max(config.dirty_max);
     pages().set_memory_limit(Some(config.memory_limit).filter(|&b| b > 0));
     pages().set_huge_pages_after(config.huge_pages_after);
+    crate::profile::init_from_env();
     // SAFETY: the handlers are plain functions valid for the process lifetime.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     if config.show_stats {
@@ -87,6 +91,7 @@ fn init_slow() {
 }
 
 extern "C" fn fork_prepare() {
+    crate::profile::fork_prepare();
     HEAP.fork_prepare();
     central().fork_prepare();
     pages().fork_prepare();
@@ -99,6 +104,7 @@ extern "C" fn fork_parent() {
         central().fork_parent();
         HEAP.fork_parent();
     }
+    crate::profile::fork_parent();
 }
 
 extern "C" fn fork_child() {
@@ -109,6 +115,7 @@ extern "C" fn fork_child() {
         HEAP.fork_child(this_thread().slot().cache());
     }
     crate::background::forget_after_fork();
+    crate::profile::fork_child();
 }
 
 extern "C" fn print_stats_at_exit() {
@@ -166,6 +173,10 @@ pub(crate) unsafe fn free_small(p: *mut u8, class: u8) {
 #[cold]
 #[inline(never)]
 unsafe fn free_small_outside(p: *mut u8, class: u8) {
+    // A sampled block of the profiler's pool lies outside the arena too.
+    if crate::profile::tracking() && crate::profile::release(p) {
+        return;
+    }
     if crate::validate::valid_small_free(pages(), p, class) {
         // SAFETY: the pagemap says p is an object of `class` in a live span.
         unsafe { free_small_known(p, class) }
@@ -196,7 +207,10 @@ pub(crate) unsafe fn free_small_known(p: *mut u8, class: u8) {
 pub(crate) fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
     ensure_init();
     match pages().alloc_large(size, align, zero) {
-        Some(p) => p.as_ptr(),
+        Some(p) => {
+            crate::profile::sample_large(p.as_ptr(), size);
+            p.as_ptr()
+        }
         None => core::ptr::null_mut(),
     }
 }
@@ -205,6 +219,11 @@ pub(crate) fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// `p` was returned by [`alloc_large`] and is no longer used.
 #[inline(never)]
 pub(crate) unsafe fn free_large(p: *mut u8) {
+    // The record goes first: once the block is back, another thread may
+    // get (and sample) the same address.
+    if crate::profile::tracking() {
+        crate::profile::release(p);
+    }
     // SAFETY: forwarded contract; a bad pointer is refused, not obeyed.
     if let Err(why) = unsafe { pages().free_large(p as usize) } {
         crate::bad_free::report(p, why.into());
@@ -233,8 +252,22 @@ pub(crate) unsafe fn resize_large(
     new_size: usize,
     align: usize,
 ) -> Option<NonNull<u8>> {
+    // A sampled block is keyed by its address and size: it moves instead
+    // (its record goes with the free, the new block draws its own sample).
+    if crate::profile::tracking() && crate::profile::is_sampled(addr as *const u8) {
+        return None;
+    }
     // SAFETY: forwarded contract.
-    unsafe { pages().resize_large(addr, new_size, align) }
+    let q = unsafe { pages().resize_large(addr, new_size, align) }?;
+    // Resized in place or moved: a new allocation of `new_size` bytes as
+    // far as the profile goes (the old one was not sampled).
+    crate::profile::sample_large(q.as_ptr(), new_size);
+    Some(q)
+}
+
+/// Re-arms the calling thread's countdown ([`crate::profile::start`]).
+pub(crate) fn rearm_this_thread() {
+    HEAP.rearm_current(this_thread().slot());
 }
 
 /// [`crate::release_free_memory`].

@@ -38,6 +38,7 @@ mod config;
 mod freed_mark;
 mod global;
 mod layers;
+pub mod profile;
 pub mod raw;
 mod stats;
 mod sync;

@@ -444,6 +444,8 @@ impl ThreadCache {
     pub fn on_event<B: Backend>(&mut self, backend: &B) -> bool {
         // `armed <= tick_left` (rearm's invariant): no wrap.
         self.tick_left -= self.armed.min(self.tick_left);
+        // Counted: `rearm` must not count these again.
+        self.armed = 0;
         if self.tick_left == 0 {
             self.tick_left = EVENT_EVERY;
             self.idle_check(backend);
@@ -457,6 +459,13 @@ impl ThreadCache {
     /// (geometric) gaps, so redrawing after an idle check that came first
     /// changes nothing in which allocations are offered.
     pub fn rearm(&mut self, sampler: &Sampler) {
+        // Allocations counted since the countdown was set go against the
+        // idle check first (none right after an expiry).
+        let used = self.armed.saturating_sub(self.events_left);
+        self.tick_left -= used.min(self.tick_left);
+        if self.tick_left == 0 {
+            self.tick_left = EVENT_EVERY;
+        }
         let gap = (sampler.next_gap)(&mut self.sample_state);
         self.sample_armed = gap != 0 && gap <= self.tick_left;
         self.armed = if self.sample_armed {

@@ -102,12 +102,18 @@ pub struct Sampler {
     /// least that many bytes to hand out instead of the cache's object
     /// (which goes back on its list), or `None` to hand that out.
     pub offer: fn(&mut SampleState, class: u8, size: usize) -> Option<NonNull<u8>>,
+    /// A list of `class` was refilled: the thread is about to allocate
+    /// objects of that class. True if that changed what `next_gap` draws
+    /// (the countdown is then re-armed before the refill's allocation
+    /// counts).
+    pub on_refill: fn(&mut SampleState, class: u8) -> bool,
 }
 
 /// The sampler of thread caches made without one: offers nothing.
 pub const NO_SAMPLER: Sampler = Sampler {
     next_gap: |_| 0,
     offer: |_, _, _| None,
+    on_refill: |_, _| false,
 };
 
 /// What thread caches need from the layer below.

@@ -431,7 +431,14 @@ impl<B: Backend> ThreadCaches<B> {
         if let Some(mut c) = cache {
             // SAFETY: the slot's cache belongs to this thread (live, or just
             // created with its lists empty).
-            let p = unsafe { c.as_mut() }.refill(&self.backend, class);
+            // SAFETY: as above.
+            let cache = unsafe { c.as_mut() };
+            let p = cache.refill(&self.backend, class);
+            // The sampler may want allocations of this class examined more
+            // often from now on, this one included.
+            if !p.is_null() && (self.sampler.on_refill)(cache.sample_state(), class) {
+                cache.rearm(&self.sampler);
+            }
             // A refill counts for the countdown too, so that the sampler
             // sees every allocation a cache serves.
             // SAFETY: this thread's live cache, which just served `p`.
@@ -567,6 +574,15 @@ impl<B: Backend> ThreadCaches<B> {
         if let Some(mut c) = slot.cache() {
             // SAFETY: this thread's cache.
             unsafe { c.as_mut().flush(&self.backend) };
+        }
+    }
+
+    /// Re-arms the calling thread's countdown now (after the sampler's
+    /// settings changed), instead of at its next expiry.
+    pub fn rearm_current(&'static self, slot: &Slot) {
+        if let Some(mut c) = slot.cache() {
+            // SAFETY: this thread's cache.
+            unsafe { c.as_mut() }.rearm(&self.sampler);
         }
     }
 
