@@ -273,7 +273,7 @@ fn value(c: &Counts, kind: Kind) -> f64 {
 }
 
 /// [`dump_collapsed`] for a C path.
-pub(crate) fn dump_collapsed_cstr(path: &CStr, kind: Kind) -> io::Result<()> {
+pub fn dump_collapsed_cstr(path: &CStr, kind: Kind) -> io::Result<()> {
     let p = Prepared::new()?;
     let mut out = Buf::new();
     for (id, s) in p.stacks.as_slice().iter().enumerate() {
@@ -318,7 +318,7 @@ impl Strings {
 }
 
 /// [`dump`] for a C path.
-pub(crate) fn dump_cstr(path: &CStr) -> io::Result<()> {
+pub fn dump_cstr(path: &CStr) -> io::Result<()> {
     let p = Prepared::new()?;
     let mut prof = Buf::new();
     let mut msg = Buf::new();

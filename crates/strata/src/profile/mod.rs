@@ -70,7 +70,7 @@ use strata_threadcache::{SampleState, Sampler};
 
 use crate::sync::statics::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-pub use dump::{dump, dump_collapsed, Kind};
+pub use dump::{dump, dump_collapsed, dump_collapsed_cstr, dump_cstr, Kind};
 
 use store::{Counts, Record, Records, Stacks};
 
