@@ -252,17 +252,21 @@ pub(crate) unsafe fn resize_large(
     new_size: usize,
     align: usize,
 ) -> Option<NonNull<u8>> {
-    // A sampled block is keyed by its address and size: it moves instead
-    // (its record goes with the free, the new block draws its own sample).
-    if crate::profile::tracking() && crate::profile::is_sampled(addr as *const u8) {
-        return None;
-    }
+    // A sampled block's record is keyed by its address: out of the table
+    // while the block may move (its old address may be handed out and
+    // sampled meanwhile), back under the new address and size after.
+    let rec = if crate::profile::tracking() {
+        crate::profile::take(addr as *const u8)
+    } else {
+        None
+    };
     // SAFETY: forwarded contract.
-    let q = unsafe { pages().resize_large(addr, new_size, align) }?;
-    // Resized in place or moved: a new allocation of `new_size` bytes as
-    // far as the profile goes (the old one was not sampled).
-    crate::profile::sample_large(q.as_ptr(), new_size);
-    Some(q)
+    let q = unsafe { pages().resize_large(addr, new_size, align) };
+    if let Some(rec) = rec {
+        let at = q.map_or(addr, |q| q.as_ptr() as usize);
+        crate::profile::put_back(rec, at, if q.is_some() { new_size } else { rec.size() });
+    }
+    q
 }
 
 /// Re-arms the calling thread's countdown ([`crate::profile::start`]).

@@ -425,11 +425,51 @@ pub(crate) fn pooled_size(p: *const u8) -> Option<usize> {
         .map(|r| r.size)
 }
 
-/// Whether the block at `p` is sampled (so a resize must move it: its
-/// record is keyed by its address and size).
+/// A sampled block's record, taken out of the table while the block is
+/// resized in place (see [`put_back`]).
 #[cold]
-pub(crate) fn is_sampled(p: *const u8) -> bool {
-    with_state(|s| s.records.get(p as usize).is_some()).unwrap_or(false)
+pub(crate) fn take(p: *const u8) -> Option<TakenRecord> {
+    with_state(|s| {
+        let r = s.records.remove(p as usize)?;
+        s.drop_record(&r);
+        Some(TakenRecord(r))
+    })
+    .flatten()
+}
+
+/// A record out of the table (its bytes no longer counted as live).
+#[derive(Clone, Copy)]
+pub(crate) struct TakenRecord(Record);
+
+impl TakenRecord {
+    /// Bytes asked for.
+    pub(crate) fn size(&self) -> usize {
+        self.0.size
+    }
+}
+
+/// Puts a record back for the block now at `addr` with `size` bytes. A
+/// resize keeps the block's weight: it was sampled with probability `p` as
+/// a block, and its bytes now are `size`, so `size / p` stays an unbiased
+/// estimate of them (a block not sampled had no record before and gets none
+/// now: a resize in place is not a new allocation).
+#[cold]
+pub(crate) fn put_back(rec: TakenRecord, addr: usize, size: usize) {
+    let r = Record {
+        addr,
+        size,
+        ..rec.0
+    };
+    with_state(|s| {
+        if s.records.insert(r) {
+            LIVE.fetch_add(1, Ordering::Relaxed);
+            let bytes = r.size as f64 * r.weight;
+            let c = s.stacks.counts_mut(r.stack);
+            c.live_objects += r.weight;
+            c.live_bytes += bytes;
+            s.live_bytes += bytes;
+        }
+    });
 }
 
 // ---- set-up and fork ------------------------------------------------------
