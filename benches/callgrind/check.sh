@@ -19,7 +19,8 @@ baseline=benches/callgrind/baseline
 tolerance=5
 
 command -v valgrind >/dev/null || { echo "check.sh: valgrind is needed" >&2; exit 2; }
-cargo build --release --quiet -p strata-malloc -p strata --example pairs
+cargo build --release --quiet -p strata-malloc
+cargo build --release --quiet -p strata --example pairs
 out=target/callgrind
 mkdir -p "$out"
 cc -O2 -fno-builtin crates/malloc/tests/c/pair_loop.c -o "$out/pair_loop"

@@ -87,6 +87,17 @@ int strata_populate(void *ptr, size_t len);
  * start-up only, EAGAIN when the background thread could not be created. */
 int strata_set_option(const char *name, const char *value);
 
+/* Heap profiling (docs/profiling.md). strata_profile_start(0) samples one
+ * allocation per 2 MiB on average (or the interval in force);
+ * strata_profile_dump writes pprof's profile.proto, gzipped, to `path`;
+ * strata_profile_dump_collapsed writes collapsed stacks (`kind` 0: live
+ * now, 1: allocated since the start, 2: live at the peak). The dumps
+ * return 0, or an errno value (also stored in errno). */
+void strata_profile_start(size_t interval);
+void strata_profile_stop(void);
+int strata_profile_dump(const char *path);
+int strata_profile_dump_collapsed(const char *path, int kind);
+
 /* Writes the value of a setting (named as for strata_set_option) into buf,
  * snprintf-style, as strata_set_option accepts it: "1000", "never", "0".
  * Returns its length, or -1 with errno EINVAL for an unknown or NULL name. */

@@ -28,7 +28,10 @@
 //! Besides the trait, the few things every layer needs from the kernel:
 //! sleeping on a word ([`futex`]), writing a message to stderr without
 //! allocating ([`write_stderr`], [`fatal`]), a per-process random value
-//! ([`process_secret`]), the page size and a coarse clock.
+//! ([`process_secret`]), the page size and a coarse clock; and for the
+//! diagnostics built on top: page protection ([`protect`]), stack traces
+//! captured and printed without allocating ([`stack`]) and a memory-fault
+//! handler that shows faults to a reporter first ([`fault`]).
 //!
 //! A [`FakeOs`] (feature `fake`) backs the layers above in their own tests,
 //! with a page size of its choosing.
@@ -53,10 +56,14 @@ mod fake;
 #[cfg(target_os = "linux")]
 mod cgroup;
 #[cfg(target_os = "linux")]
+pub mod fault;
+#[cfg(target_os = "linux")]
 pub mod futex;
 mod report;
 #[cfg(target_os = "linux")]
 mod secret;
+#[cfg(target_os = "linux")]
+pub mod stack;
 #[cfg(target_os = "linux")]
 mod system;
 
@@ -69,7 +76,10 @@ pub use report::{fatal, fatal_parts, write_stderr, Dec, Hex};
 #[cfg(target_os = "linux")]
 pub use secret::process_secret;
 #[cfg(target_os = "linux")]
-pub use system::{address_space_limit, monotonic_ms, os_page_size, SystemOs, MAX_OS_PAGE};
+pub use system::{
+    address_space_limit, monotonic_ms, monotonic_ns, os_page_size, protect, thread_id, Protection,
+    SystemOs, MAX_OS_PAGE,
+};
 
 use core::ptr::NonNull;
 

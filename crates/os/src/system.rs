@@ -78,6 +78,57 @@ pub fn monotonic_ms() -> u64 {
     }
 }
 
+/// Nanoseconds of `CLOCK_MONOTONIC` (a vDSO read, no system call): for
+/// measuring what a cold path costs.
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime writes into the struct we pass.
+    unsafe {
+        let mut ts: libc::timespec = core::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+}
+
+/// The calling thread's kernel id (`gettid`), as reports print it.
+pub fn thread_id() -> u32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+/// Access to a range of pages ([`protect`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protection {
+    /// No access: any load or store faults (`PROT_NONE`).
+    None,
+    /// Readable and writable.
+    ReadWrite,
+}
+
+/// Sets the access to `[ptr, ptr + len)` (`mprotect`): whole OS pages of
+/// a mapping or reservation the caller owns. The contents stay. Making a
+/// range of a reservation accessible charges it against the commit limit
+/// as [`Os::commit`] does, and fails like it.
+///
+/// # Safety
+/// The range lies in a mapping or reservation of the caller's; with
+/// [`Protection::None`], nothing may access it any more (an access faults,
+/// which is the point).
+pub unsafe fn protect(ptr: NonNull<u8>, len: usize, to: Protection) -> Result<(), OsError> {
+    let page = os_page_size();
+    if len == 0 || len % page != 0 || ptr.as_ptr() as usize % page != 0 {
+        return Err(OsError::InvalidRequest);
+    }
+    let prot = match to {
+        Protection::None => libc::PROT_NONE,
+        Protection::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
+    };
+    // SAFETY: caller's contract: a page-aligned range of its own.
+    if unsafe { libc::mprotect(ptr.as_ptr().cast(), len, prot) } != 0 {
+        return Err(OsError::OutOfMemory);
+    }
+    Ok(())
+}
+
 /// The operating system's virtual memory, through `mmap` and friends.
 pub struct SystemOs {
     counters: OsCounters,

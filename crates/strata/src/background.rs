@@ -55,35 +55,44 @@ pub(crate) fn start(pages: &'static Pages) -> bool {
             }
         }
     }
-    // SAFETY: pthread_create with a valid start routine and no argument; the
-    // attributes object is initialised and destroyed here.
+    let arg = pages as *const Pages as *mut libc::c_void;
+    if !spawn_quiet(run, arg, 64 * 1024) {
+        STATE.store(OFF, Ordering::Release);
+        crate::config::state::set_background(false);
+        return false;
+    }
+    crate::config::state::set_background(true);
+    true
+}
+
+/// Starts a detached raw pthread running `run(arg)` with a stack of
+/// `stack` bytes and every signal blocked (so it never takes a signal
+/// meant for the program: one that blocks a signal and waits for it with
+/// `sigwait` would otherwise see it delivered here). Creating it does not
+/// allocate through the global allocator. Returns whether it runs.
+pub(crate) fn spawn_quiet(
+    run: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void,
+    arg: *mut libc::c_void,
+    stack: usize,
+) -> bool {
+    // SAFETY: pthread_create with a valid start routine; the attributes
+    // object is initialised and destroyed here; the signal mask is
+    // restored after the thread inherited the full one.
     unsafe {
         let mut attr: libc::pthread_attr_t = core::mem::zeroed();
         libc::pthread_attr_init(&mut attr);
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
-        // A small stack: the loop needs almost none.
-        libc::pthread_attr_setstacksize(&mut attr, 64 * 1024);
-        // The thread must never take a signal meant for the program (a
-        // program that blocks a signal and waits for it with sigwait would
-        // see it delivered here and die of the default action): it starts
-        // with every signal blocked, inherited from this mask.
+        libc::pthread_attr_setstacksize(&mut attr, stack);
         let mut all: libc::sigset_t = core::mem::zeroed();
         let mut old: libc::sigset_t = core::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut tid: libc::pthread_t = core::mem::zeroed();
-        let arg = pages as *const Pages as *mut libc::c_void;
         let rc = libc::pthread_create(&mut tid, &attr, run, arg);
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         libc::pthread_attr_destroy(&mut attr);
-        if rc != 0 {
-            STATE.store(OFF, Ordering::Release);
-            crate::config::state::set_background(false);
-            return false;
-        }
+        rc == 0
     }
-    crate::config::state::set_background(true);
-    true
 }
 
 /// Asks the thread to end at its next wake-up.

@@ -12,6 +12,9 @@
 //! | `STRATA_BACKGROUND_RELEASE` | `1`: a background thread runs decay even when the program is idle | off |
 //! | `STRATA_MEMORY_LIMIT` | a soft limit on the memory strata holds: near it (and near the cgroup's `memory.max` / `memory.high`, read by itself), free memory and the caches go back to the OS before the heap grows | none |
 //! | `STRATA_SHOW_STATS` | `1`: print statistics to stderr at exit | off |
+//! | `STRATA_PROFILE` | a path prefix: heap profiling on, profile written at exit to `<prefix>.<pid>.heap.pb.gz` (pprof) and `.inuse/.alloc/.peak.collapsed` (`crate::profile`) | off |
+//! | `STRATA_PROFILE_INTERVAL` | mean bytes between heap-profile samples (`k`, `m`, `g` suffixes) | 2 MiB |
+//! | `STRATA_PROFILE_SIGNAL` | a signal (`USR2`, `SIGUSR1`, a number) that writes a numbered profile (profiling on; prefix `strata-profile` if `STRATA_PROFILE` is unset) | none |
 //! | `STRATA_HUGE_PAGES_AFTER` | ask for transparent huge pages on all heap growth once the heap has grown by this much (`0`: from the start); growth for a plain request of 4 MiB or more asks either way | never |
 //! | `STRATA_VERBOSE` | `1`: warn on stderr, at start-up, about every `STRATA_*` variable that is not one of these or whose value does not parse (such a variable is ignored either way) | off |
 //!
@@ -89,6 +92,9 @@ fn setting_named(name: &[u8]) -> Option<&'static OptionRow> {
 /// (`STRATA_VERBOSE=1`). Formats on the stack, allocates nothing.
 pub(crate) fn warn_about_env() {
     for_each_strata_var(|name, value| {
+        if READ_ELSEWHERE.contains(&name) {
+            return;
+        }
         let mut buf = [0u8; 640];
         let mut w = SliceWriter::new(&mut buf);
         w.write_bytes(b"strata: ");
@@ -114,6 +120,29 @@ pub(crate) fn warn_about_env() {
         w.write_bytes(b"\n");
         strata_os::write_stderr(&[w.written()]);
     });
+}
+
+pub(crate) use crate::options::parse_size;
+
+/// `STRATA_*` variables that are not settings of the table but are read by
+/// a part of their own (the heap profiler), so not reported as unknown.
+const READ_ELSEWHERE: &[&[u8]] = &[
+    b"STRATA_PROFILE",
+    b"STRATA_PROFILE_INTERVAL",
+    b"STRATA_PROFILE_SIGNAL",
+];
+
+/// The value of `STRATA_*` variable `name` as a size (`123`, `64k`, `2m`),
+/// if it is set and parses.
+pub(crate) fn env_usize(name: &core::ffi::CStr) -> Option<usize> {
+    let name = name.to_bytes();
+    let mut found = None;
+    for_each_strata_var(|n, v| {
+        if n == name {
+            found = parse_size(v);
+        }
+    });
+    found
 }
 
 extern "C" {

@@ -26,8 +26,11 @@ use crate::layers::{Heap, Pages};
 use crate::sync::statics::{AtomicU8, Ordering};
 use crate::tls::this_thread;
 
-pub(crate) static HEAP: Heap =
-    ThreadCaches::with_first_use_hook(Central::new(PageHeap::new(SystemOs::new())), ensure_init);
+pub(crate) static HEAP: Heap = ThreadCaches::with_hooks(
+    Central::new(PageHeap::new(SystemOs::new())),
+    ensure_init,
+    crate::profile::SAMPLER,
+);
 
 const NOT_STARTED: u8 = 0;
 const STARTING: u8 = 1;
@@ -74,6 +77,7 @@ fn init_slow() {
     pages().set_dirty_max(config.dirty_max);
     pages().set_memory_limit(Some(config.memory_limit).filter(|&b| b > 0));
     pages().set_huge_pages_after(config.huge_pages_after);
+    crate::profile::init_from_env();
     // SAFETY: the handlers are plain functions valid for the process lifetime.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     if config.show_stats {
@@ -89,6 +93,7 @@ fn init_slow() {
 }
 
 extern "C" fn fork_prepare() {
+    crate::profile::fork_prepare();
     HEAP.fork_prepare();
     central().fork_prepare();
     pages().fork_prepare();
@@ -101,6 +106,7 @@ extern "C" fn fork_parent() {
         central().fork_parent();
         HEAP.fork_parent();
     }
+    crate::profile::fork_parent();
 }
 
 extern "C" fn fork_child() {
@@ -111,6 +117,7 @@ extern "C" fn fork_child() {
         HEAP.fork_child(this_thread().slot().cache());
     }
     crate::background::forget_after_fork();
+    crate::profile::fork_child();
 }
 
 /// Registers [`print_stats_at_exit`] with `atexit`, once per process.
@@ -142,9 +149,11 @@ pub(crate) fn class_of(size: usize, align: usize) -> u8 {
     strata_central::class_index(size, align)
 }
 
+/// A small object of `class` for a request of `size` bytes (which only
+/// the heap profiler's sampler reads).
 #[inline(always)]
-pub(crate) fn alloc_small(class: u8) -> *mut u8 {
-    let p = HEAP.alloc(this_thread(), class);
+pub(crate) fn alloc_small(class: u8, size: usize) -> *mut u8 {
+    let p = HEAP.alloc(this_thread(), class, size);
     #[cfg(feature = "checked")]
     if !p.is_null() {
         // SAFETY: a small object of `class` just taken from a free list.
@@ -179,6 +188,10 @@ pub(crate) unsafe fn free_small(p: *mut u8, class: u8) {
 #[cold]
 #[inline(never)]
 unsafe fn free_small_outside(p: *mut u8, class: u8) {
+    // A sampled block of the profiler's pool lies outside the arena too.
+    if crate::profile::tracking() && crate::profile::release(p) {
+        return;
+    }
     if crate::validate::valid_small_free(pages(), p, class) {
         // SAFETY: the pagemap says p is an object of `class` in a live span.
         unsafe { free_small_known(p, class) }
@@ -209,7 +222,10 @@ pub(crate) unsafe fn free_small_known(p: *mut u8, class: u8) {
 pub(crate) fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
     ensure_init();
     match pages().alloc_large(size, align, zero) {
-        Some(p) => p.as_ptr(),
+        Some(p) => {
+            crate::profile::sample_large(p.as_ptr(), size);
+            p.as_ptr()
+        }
         None => core::ptr::null_mut(),
     }
 }
@@ -218,6 +234,11 @@ pub(crate) fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// `p` was returned by [`alloc_large`] and is no longer used.
 #[inline(never)]
 pub(crate) unsafe fn free_large(p: *mut u8) {
+    // The record goes first: once the block is back, another thread may
+    // get (and sample) the same address.
+    if crate::profile::tracking() {
+        crate::profile::release(p);
+    }
     // SAFETY: forwarded contract; a bad pointer is refused, not obeyed.
     if let Err(why) = unsafe { pages().free_large(p as usize) } {
         crate::bad_free::report(p, why.into());
@@ -246,8 +267,26 @@ pub(crate) unsafe fn resize_large(
     new_size: usize,
     align: usize,
 ) -> Option<NonNull<u8>> {
+    // A sampled block's record is keyed by its address: out of the table
+    // while the block may move (its old address may be handed out and
+    // sampled meanwhile), back under the new address and size after.
+    let rec = if crate::profile::tracking() {
+        crate::profile::take(addr as *const u8)
+    } else {
+        None
+    };
     // SAFETY: forwarded contract.
-    unsafe { pages().resize_large(addr, new_size, align) }
+    let q = unsafe { pages().resize_large(addr, new_size, align) };
+    if let Some(rec) = rec {
+        let at = q.map_or(addr, |q| q.as_ptr() as usize);
+        crate::profile::put_back(rec, at, if q.is_some() { new_size } else { rec.size() });
+    }
+    q
+}
+
+/// Re-arms the calling thread's countdown ([`crate::profile::start`]).
+pub(crate) fn rearm_this_thread() {
+    HEAP.rearm_current(this_thread().slot());
 }
 
 /// [`crate::release_free_memory`].

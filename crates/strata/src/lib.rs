@@ -58,6 +58,7 @@ mod global;
 mod layers;
 mod mallinfo;
 mod options;
+pub mod profile;
 pub mod raw;
 mod report;
 mod stats;
@@ -104,7 +105,7 @@ unsafe impl GlobalAlloc for Strata {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let class = class_of(layout.size(), layout.align());
         if class != 0 {
-            alloc_small(class)
+            alloc_small(class, layout.size())
         } else {
             alloc_large(layout.size(), layout.align(), false)
         }
@@ -128,7 +129,7 @@ unsafe impl GlobalAlloc for Strata {
         match class_of(layout.size(), layout.align()) {
             0 => alloc_large(layout.size(), layout.align(), true),
             class => {
-                let p = alloc_small(class);
+                let p = alloc_small(class, layout.size());
                 if !p.is_null() {
                     // Small objects are recycled through free lists, so they
                     // are cleared; only the requested bytes need it.

@@ -27,9 +27,9 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     match class_of(size, align) {
         0 => alloc_large(size, align, false),
         #[cfg(not(feature = "checked"))]
-        class => crate::freed_mark::alloc_cleared(class),
+        class => crate::freed_mark::alloc_cleared(class, size),
         #[cfg(feature = "checked")]
-        class => alloc_small(class),
+        class => alloc_small(class, size),
     }
 }
 
@@ -49,9 +49,9 @@ pub fn malloc(size: usize) -> *mut u8 {
     let size = size.max(crate::checked::MIN_SIZE);
     let class = strata_central::small_class(size);
     #[cfg(not(feature = "checked"))]
-    return crate::freed_mark::alloc_cleared(class);
+    return crate::freed_mark::alloc_cleared(class, size);
     #[cfg(feature = "checked")]
-    alloc_small(class)
+    alloc_small(class, size)
 }
 
 #[cold]
@@ -71,7 +71,7 @@ pub fn malloc_cached(size: usize) -> *mut u8 {
     // Class 0 (a large request) holds no objects: the pop fails.
     let class = strata_central::small_class(size);
     #[cfg(not(feature = "checked"))]
-    return crate::freed_mark::alloc_cached(class);
+    return crate::freed_mark::alloc_cached(class, size);
     #[cfg(feature = "checked")]
     {
         let _ = class;
@@ -89,7 +89,7 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
     match class_of(size, align) {
         0 => alloc_large(size, align, true),
         class => {
-            let p = alloc_small(class);
+            let p = alloc_small(class, size);
             if !p.is_null() {
                 // SAFETY: a fresh object of at least `size` bytes, and of
                 // at least a word (which clears a `free` mark).
@@ -163,6 +163,10 @@ unsafe extern "C" fn free_elsewhere(p: *mut u8) {
     if p.is_null() {
         return;
     }
+    // A sampled block of the profiler's pool (outside the arena).
+    if crate::profile::tracking() && crate::profile::release(p) {
+        return;
+    }
     let (class, at_start) = small_object_at(pages(), p as usize);
     if class != 0 {
         if !at_start {
@@ -212,6 +216,11 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
     if class != 0 {
         return class_size_of(class);
     }
+    if crate::profile::tracking() {
+        if let Some(n) = crate::profile::pooled_size(p) {
+            return n;
+        }
+    }
     match large_size(p as usize) {
         Ok(n) => n,
         Err(why) => {
@@ -238,13 +247,20 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() || new_size > isize::MAX as usize - (align - 1) {
         return ptr::null_mut();
     }
-    let class = size_class_of(p as usize);
+    let mut class = size_class_of(p as usize);
     // SAFETY: p is a live block (or a bad pointer, reported by usable_size).
     let old_size = unsafe { usable_size(p) };
     if old_size == 0 {
         return ptr::null_mut();
     }
     let new_class = class_of(new_size, align);
+    if class == 0 && crate::profile::tracking() {
+        // A sampled small block keeps its pool slot, which holds the whole
+        // class, while the new size needs the same class.
+        if let Some(n) = crate::profile::pooled_size(p) {
+            class = class_of(n, align);
+        }
+    }
     if class != 0 {
         // A small block stays put while the new size needs the same class.
         if new_class == class {

@@ -51,7 +51,7 @@ use crate::sync::statics::{AtomicUsize, Ordering};
 use strata_os::Os;
 
 use crate::budget::Budget;
-use crate::Backend;
+use crate::{Backend, SampleState, Sampler};
 
 /// Size classes a cache has room for: every value of a `u8`, so indexing by
 /// class needs no bounds check. Classes the backend does not have stay empty
@@ -149,10 +149,19 @@ pub struct ThreadCache {
     /// At offset 0, so that a list's address is the cache's plus its index
     /// times 24: one `lea`, no add.
     lists: [FreeList; MAX_CLASSES],
-    /// Allocations served from the lists until the next idle check
-    /// ([`ThreadCache::count_event`]); 0 in a sentinel, which is never
-    /// counted.
+    /// Allocations served from the lists until the next idle check or
+    /// sample offer ([`ThreadCache::count_event`]); 0 in a sentinel, which
+    /// is never counted.
     events_left: u32,
+    /// What the countdown was last set to (see [`ThreadCache::on_event`]).
+    armed: u32,
+    /// Allocations until the next idle check: at least `armed`.
+    tick_left: u32,
+    /// Whether the allocation at which the countdown expires is offered to
+    /// the owner's sampler.
+    sample_armed: bool,
+    /// The sampler's own state for this thread.
+    sample_state: SampleState,
     info: [ListInfo; MAX_CLASSES],
     capacity: usize,
     max_size: usize,
@@ -287,6 +296,9 @@ impl ThreadCache {
         unsafe {
             this.write(ThreadCache {
                 events_left: EVENT_EVERY,
+                armed: EVENT_EVERY,
+                tick_left: EVENT_EVERY,
+                sample_state: SampleState::seeded(this as u64 ^ strata_os::process_secret() as u64),
                 max_size: 0,
                 budget,
                 slots_map: map,
@@ -321,6 +333,10 @@ impl ThreadCache {
         ThreadCache {
             lists: [FreeList::EMPTY; MAX_CLASSES],
             events_left: 0,
+            armed: 0,
+            tick_left: 0,
+            sample_armed: false,
+            sample_state: SampleState::seeded(0),
             info: [ListInfo {
                 object_size: 0,
                 batch: 0,
@@ -418,6 +434,53 @@ impl ThreadCache {
         }
     }
 
+    /// The countdown expired: runs the periodic check if it is due and
+    /// returns whether the allocation just served is to be offered to the
+    /// owner's sampler. The caller then re-arms the countdown with
+    /// [`ThreadCache::rearm`] (after the offer, which may read the state
+    /// the countdown was armed with).
+    #[cold]
+    #[inline(never)]
+    pub fn on_event<B: Backend>(&mut self, backend: &B) -> bool {
+        // `armed <= tick_left` (rearm's invariant): no wrap.
+        self.tick_left -= self.armed.min(self.tick_left);
+        // Counted: `rearm` must not count these again.
+        self.armed = 0;
+        if self.tick_left == 0 {
+            self.tick_left = EVENT_EVERY;
+            self.idle_check(backend);
+        }
+        self.sample_armed
+    }
+
+    /// Sets the countdown to the nearer of the next idle check and the
+    /// next allocation the sampler wants offered. The gap to that one is
+    /// drawn afresh at every expiry: the sampler draws memoryless
+    /// (geometric) gaps, so redrawing after an idle check that came first
+    /// changes nothing in which allocations are offered.
+    pub fn rearm(&mut self, sampler: &Sampler) {
+        // Allocations counted since the countdown was set go against the
+        // idle check first (none right after an expiry).
+        let used = self.armed.saturating_sub(self.events_left);
+        self.tick_left -= used.min(self.tick_left);
+        if self.tick_left == 0 {
+            self.tick_left = EVENT_EVERY;
+        }
+        let gap = (sampler.next_gap)(&mut self.sample_state);
+        self.sample_armed = gap != 0 && gap <= self.tick_left;
+        self.armed = if self.sample_armed {
+            gap
+        } else {
+            self.tick_left
+        };
+        self.events_left = self.armed;
+    }
+
+    /// The sampler's state for this thread.
+    pub fn sample_state(&mut self) -> &mut SampleState {
+        &mut self.sample_state
+    }
+
     /// The periodic check of an active thread: every [`EVENT_EVERY`]
     /// allocations it reads the clock, and once per idle interval (a quarter
     /// of the decay delay) it gives back what its lists held unused since
@@ -425,10 +488,7 @@ impl ThreadCache {
     /// and lets the backend do its own idle work (decay). So memory a
     /// thread stopped using goes back even when every allocation it still
     /// makes is a cache hit.
-    #[cold]
-    #[inline(never)]
-    pub fn on_event<B: Backend>(&mut self, backend: &B) {
-        self.events_left = EVENT_EVERY;
+    fn idle_check<B: Backend>(&mut self, backend: &B) {
         let epoch = backend.pressure_epoch();
         if epoch != self.pressure_seen {
             // The memory beneath neared its limit: everything goes back.

@@ -26,6 +26,13 @@
 //! so a thread that allocates while its cache is being set up, or inside a
 //! TLS destructor after its cache was flushed, is served correctly.
 //!
+//! ## Sampling
+//! An owner may have some allocations offered to a [`Sampler`] of its own
+//! (strata's heap profiler): the per-thread countdown that paces the idle
+//! checks also expires at the allocation the sampler asked for next, and
+//! only then is the sampler called. The fast path is the same with
+//! sampling on or off; allocations served by a refill count too.
+//!
 //! ## Cross-thread frees
 //! An object freed by another thread goes into *that* thread's cache, and
 //! flows back through the central layer in batches; nothing is lost when a
@@ -56,7 +63,58 @@ pub use cache::{ThreadCache, EVENT_EVERY, MAX_CLASSES};
 pub use registry::{Sentinels, SENTINELS};
 pub use registry::{Slot, ThreadCacheStats, ThreadCaches, ThreadSlot};
 
+use core::ptr::NonNull;
+
 use strata_os::Os;
+
+/// A sampler's state for one thread, kept in the thread's cache and
+/// handed to the [`Sampler`]'s functions: opaque to the cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SampleState {
+    /// A random generator's state (seeded per cache, never zero).
+    pub rng: u64,
+    /// The sampler's own parameter (0.0 in a new cache).
+    pub param: f64,
+}
+
+impl SampleState {
+    /// A state whose generator starts from `seed`.
+    pub const fn seeded(seed: u64) -> SampleState {
+        // Any odd constant keeps an xorshift state non-zero.
+        SampleState {
+            rng: seed | 1,
+            param: 0.0,
+        }
+    }
+}
+
+/// The owner's sampler, called on the allocating thread with no lock of
+/// the thread caches held; it must not allocate through them.
+#[derive(Clone, Copy, Debug)]
+pub struct Sampler {
+    /// The number of allocations until the next one to offer (the next
+    /// one is 1), drawn afresh at every expiry of the countdown: the gaps
+    /// must be memoryless (geometric) for redrawing to be harmless. 0:
+    /// offer none.
+    pub next_gap: fn(&mut SampleState) -> u32,
+    /// An allocation offered: its size class and the bytes asked for (the
+    /// class's size when the owner did not say). Returns a block of at
+    /// least that many bytes to hand out instead of the cache's object
+    /// (which goes back on its list), or `None` to hand that out.
+    pub offer: fn(&mut SampleState, class: u8, size: usize) -> Option<NonNull<u8>>,
+    /// A list of `class` was refilled: the thread is about to allocate
+    /// objects of that class. True if that changed what `next_gap` draws
+    /// (the countdown is then re-armed before the refill's allocation
+    /// counts).
+    pub on_refill: fn(&mut SampleState, class: u8) -> bool,
+}
+
+/// The sampler of thread caches made without one: offers nothing.
+pub const NO_SAMPLER: Sampler = Sampler {
+    next_gap: |_| 0,
+    offer: |_, _, _| None,
+    on_refill: |_, _| false,
+};
 
 /// What thread caches need from the layer below.
 ///
@@ -109,6 +167,12 @@ pub unsafe trait Backend: Sync {
     /// The backend's own idle work (decay), called by a cache's idle pass.
     /// Must be cheap when there is nothing to do.
     fn tick(&self) {}
+    /// The size class of `obj`, an object this backend handed out, or 0
+    /// if it cannot tell (then no sample is taken in its place).
+    fn class_of_object(&self, obj: *mut u8) -> u8 {
+        let _ = obj;
+        0
+    }
 }
 
 // The central layer's classes must fit a cache's lists.
@@ -160,6 +224,9 @@ unsafe impl<O: Os> Backend for strata_central::Central<strata_pageheap::PageHeap
     }
     fn tick(&self) {
         strata_central::Central::tick(self)
+    }
+    fn class_of_object(&self, obj: *mut u8) -> u8 {
+        self.pages().size_class_of(obj as usize)
     }
 }
 

@@ -26,7 +26,7 @@ use strata_base::{ForkLock, List, Lock, MetaPool};
 use crate::budget::{fair_share, Budget};
 use crate::cache::ThreadCache;
 use crate::sync::{AtomicUsize, Ordering};
-use crate::Backend;
+use crate::{Backend, Sampler, NO_SAMPLER};
 
 /// The states of a thread with no live cache, each a static, all-zero
 /// [`ThreadCache`] whose lists are empty with maximum zero. A slot always
@@ -231,6 +231,8 @@ pub struct ThreadCaches<B: Backend> {
     /// The budgets the caches share, refitted on their periodic checks.
     budget: Budget,
     on_first_use: fn(),
+    /// Offered the allocations it asks for (see [`crate::Sampler`]).
+    sampler: Sampler,
 }
 
 impl<B: Backend> ThreadCaches<B> {
@@ -247,6 +249,14 @@ impl<B: Backend> ThreadCaches<B> {
         /// be cheap once done, and may allocate: the thread is served
         /// centrally while it runs).
         pub fn with_first_use_hook(backend: B, hook: fn()) -> Self {
+            Self::with_hooks(backend, hook, NO_SAMPLER)
+        }
+    }
+
+    strata_base::const_unless_loom! {
+        /// Like [`ThreadCaches::with_first_use_hook`], with a sampler that
+        /// is offered the allocations it asks for ([`crate::Sampler`]).
+        pub fn with_hooks(backend: B, hook: fn(), sampler: Sampler) -> Self {
             ThreadCaches {
                 backend,
                 records: MetaPool::new(),
@@ -257,6 +267,7 @@ impl<B: Backend> ThreadCaches<B> {
                 total_cache_bytes: AtomicUsize::new(DEFAULT_TOTAL_CACHE_BYTES),
                 budget: Budget::new(DEFAULT_TOTAL_CACHE_BYTES, DEFAULT_MAX_CACHE_BYTES),
                 on_first_use: hook,
+                sampler,
             }
         }
     }
@@ -299,10 +310,11 @@ impl<B: Backend> ThreadCaches<B> {
         self.budget.fair()
     }
 
-    /// Allocates an object of `class` for the thread owning `slot`.
+    /// Allocates an object of `class` for a request of `size` bytes (for
+    /// the sampler only; 0 if not known) for the thread owning `slot`.
     #[inline(always)]
-    pub fn alloc<'a>(&'static self, slot: impl ThreadSlot<'a>, class: u8) -> *mut u8 {
-        self.alloc_with::<false>(slot, class)
+    pub fn alloc<'a>(&'static self, slot: impl ThreadSlot<'a>, class: u8, size: usize) -> *mut u8 {
+        self.alloc_with::<false>(slot, class, size)
     }
 
     /// [`ThreadCaches::alloc`], with the object's first word zeroed when
@@ -314,12 +326,13 @@ impl<B: Backend> ThreadCaches<B> {
         &'static self,
         slot: impl ThreadSlot<'a>,
         class: u8,
+        size: usize,
     ) -> *mut u8 {
-        let p = self.alloc_cached::<CLEAR_FIRST_WORD>(slot, class);
+        let p = self.alloc_cached::<CLEAR_FIRST_WORD>(slot, class, size);
         if !p.is_null() {
             return p;
         }
-        let p = self.alloc_slow(slot.slot(), class);
+        let p = self.alloc_slow(slot.slot(), class, size);
         if CLEAR_FIRST_WORD && !p.is_null() {
             // SAFETY: as above.
             unsafe { (p as *mut usize).write(0) };
@@ -336,6 +349,7 @@ impl<B: Backend> ThreadCaches<B> {
         &'static self,
         slot: impl ThreadSlot<'a>,
         class: u8,
+        size: usize,
     ) -> *mut u8 {
         let c = slot.word();
         // SAFETY: the slot holds this thread's cache or a sentinel.
@@ -348,7 +362,7 @@ impl<B: Backend> ThreadCaches<B> {
             }
             // SAFETY: the pop succeeded, so `c` is this thread's live cache.
             if unsafe { ThreadCache::count_event(c) } {
-                let p = self.event(slot.slot(), p);
+                let p = Self::event(size, self, slot.slot(), p);
                 // SAFETY: `event` returns the object it was given.
                 unsafe { core::hint::assert_unchecked(!p.is_null()) };
                 return p;
@@ -357,16 +371,43 @@ impl<B: Backend> ThreadCaches<B> {
         p
     }
 
-    /// Every [`crate::EVENT_EVERY`]th allocation of a thread; returns `p`,
-    /// the object being handed out.
+    /// The countdown expired on an allocation that got `p`, for `size`
+    /// bytes: the periodic check, and the sampler's offer if the countdown
+    /// was armed for one. Returns what to hand out: `p`, or the sampler's
+    /// block (then `p` goes back on its list).
+    ///
+    /// The size comes first and the class not at all (the backend finds it
+    /// from `p`): C's `malloc` has the size in the first argument register
+    /// already, and a fast path that had to keep the class or move the size
+    /// for this call cost two instructions more per allocation.
     #[cold]
     #[inline(never)]
-    extern "C" fn event(&'static self, slot: &Slot, p: *mut u8) -> *mut u8 {
-        if let Some(mut c) = slot.cache() {
-            // SAFETY: the slot's cache belongs to this thread.
-            unsafe { c.as_mut() }.on_event(&self.backend);
+    extern "C" fn event(size: usize, this: &'static Self, slot: &Slot, p: *mut u8) -> *mut u8 {
+        let Some(mut c) = slot.cache() else {
+            return p;
+        };
+        // SAFETY: the slot's cache belongs to this thread.
+        let c = unsafe { c.as_mut() };
+        let mut out = p;
+        if c.on_event(&this.backend) {
+            let class = this.backend.class_of_object(p);
+            let block = match class {
+                0 => None,
+                _ => (this.sampler.offer)(c.sample_state(), class, size),
+            };
+            if let Some(block) = block {
+                // SAFETY: `p` was just taken from this cache's list of
+                // `class` and is handed to nobody; `overflow` trims the
+                // list if it is now over its maximum.
+                unsafe {
+                    c.push(&this.backend, p, class);
+                    c.overflow(&this.backend, class);
+                }
+                out = block.as_ptr();
+            }
         }
-        p
+        c.rearm(&this.sampler);
+        out
     }
 
     /// Frees an object of `class` on the thread owning `slot` (whichever
@@ -386,16 +427,29 @@ impl<B: Backend> ThreadCaches<B> {
     }
 
     #[inline(never)]
-    fn alloc_slow(&'static self, slot: &Slot, class: u8) -> *mut u8 {
-        if let Some(mut c) = slot.cache() {
-            // SAFETY: the slot's cache belongs to this thread.
-            return unsafe { c.as_mut() }.refill(&self.backend, class);
+    fn alloc_slow(&'static self, slot: &Slot, class: u8, size: usize) -> *mut u8 {
+        let mut cache = slot.cache();
+        if cache.is_none() && slot.is(UNINIT) {
+            cache = self.create(slot);
         }
-        if slot.is(UNINIT) {
-            if let Some(mut c) = self.create(slot) {
-                // SAFETY: just created for this thread; its lists are empty.
-                return unsafe { c.as_mut() }.refill(&self.backend, class);
+        if let Some(mut c) = cache {
+            // SAFETY: the slot's cache belongs to this thread (live, or just
+            // created with its lists empty).
+            // SAFETY: as above.
+            let cache = unsafe { c.as_mut() };
+            let p = cache.refill(&self.backend, class);
+            // The sampler may want allocations of this class examined more
+            // often from now on, this one included.
+            if !p.is_null() && (self.sampler.on_refill)(cache.sample_state(), class) {
+                cache.rearm(&self.sampler);
             }
+            // A refill counts for the countdown too, so that the sampler
+            // sees every allocation a cache serves.
+            // SAFETY: this thread's live cache, which just served `p`.
+            if !p.is_null() && unsafe { ThreadCache::count_event(c.as_ptr()) } {
+                return Self::event(size, self, slot, p);
+            }
+            return p;
         }
         if class as usize >= self.backend.num_classes() || class == 0 {
             return ptr::null_mut();
@@ -467,6 +521,9 @@ impl<B: Backend> ThreadCaches<B> {
         }
         // SAFETY: our record, a live cache in no list.
         unsafe { self.register(c) };
+        // Sampling from the first allocation on, if it is on.
+        // SAFETY: our record, a live cache.
+        unsafe { (*c).rearm(&self.sampler) };
         slot.0.set(c);
         Some(rec)
     }
@@ -521,6 +578,15 @@ impl<B: Backend> ThreadCaches<B> {
         if let Some(mut c) = slot.cache() {
             // SAFETY: this thread's cache.
             unsafe { c.as_mut().flush(&self.backend) };
+        }
+    }
+
+    /// Re-arms the calling thread's countdown now (after the sampler's
+    /// settings changed), instead of at its next expiry.
+    pub fn rearm_current(&'static self, slot: &Slot) {
+        if let Some(mut c) = slot.cache() {
+            // SAFETY: this thread's cache.
+            unsafe { c.as_mut() }.rearm(&self.sampler);
         }
     }
 

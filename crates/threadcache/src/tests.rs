@@ -21,7 +21,7 @@ fn objects_are_distinct_and_come_back_on_flush() {
         let mut seen = HashSet::new();
         for i in 0..10_000usize {
             let class = 1 + (i % 4) as u8;
-            let p = reg.alloc(slot, class);
+            let p = reg.alloc(slot, class, 0);
             assert!(!p.is_null());
             assert!(
                 seen.insert(p as usize),
@@ -58,11 +58,11 @@ fn the_fast_path_moves_batches_not_objects() {
     let reg = registry();
     SLOT.with(|slot| {
         for _ in 0..100_000 {
-            let p = reg.alloc(slot, 1);
+            let p = reg.alloc(slot, 1, 0);
             // SAFETY: live object given up.
             unsafe { reg.free(slot, p, 1) };
         }
-        let mut v: Vec<_> = (0..1000).map(|_| reg.alloc(slot, 2)).collect();
+        let mut v: Vec<_> = (0..1000).map(|_| reg.alloc(slot, 2, 0)).collect();
         for p in v.drain(..) {
             // SAFETY: live objects given up.
             unsafe { reg.free(slot, p, 2) };
@@ -78,7 +78,7 @@ fn caches_stay_within_their_budget() {
     let reg = registry();
     reg.set_max_cache_bytes(256 << 10);
     SLOT.with(|slot| {
-        let v: Vec<_> = (0..2000).map(|_| reg.alloc(slot, 4)).collect();
+        let v: Vec<_> = (0..2000).map(|_| reg.alloc(slot, 4, 0)).collect();
         for p in v {
             // SAFETY: live objects given up.
             unsafe { reg.free(slot, p, 4) };
@@ -104,7 +104,7 @@ fn thread_exit_returns_everything_and_cross_thread_frees_work() {
                         let mut out = Vec::new();
                         for i in 0..200usize {
                             let class = 1 + ((i + t) % 4) as u8;
-                            let p = reg.alloc(slot, class);
+                            let p = reg.alloc(slot, class, 0);
                             // SAFETY: a live object of at least 16 bytes.
                             unsafe { (p as *mut usize).add(1).write(round * 1000 + i) };
                             out.push((p as usize, class));
@@ -150,7 +150,7 @@ fn a_thread_after_its_cache_is_destroyed_is_served_centrally() {
     impl Drop for AllocOnDrop {
         fn drop(&mut self) {
             SLOT.with(|slot| {
-                let p = self.0.alloc(slot, 3);
+                let p = self.0.alloc(slot, 3, 0);
                 assert!(!p.is_null());
                 // SAFETY: live object given up.
                 unsafe { self.0.free(slot, p, 3) };
@@ -160,7 +160,7 @@ fn a_thread_after_its_cache_is_destroyed_is_served_centrally() {
     std::thread_local! { static LATE: std::cell::RefCell<Option<AllocOnDrop>> = const { std::cell::RefCell::new(None) }; }
     std::thread::spawn(move || {
         SLOT.with(|slot| {
-            let p = reg.alloc(slot, 1);
+            let p = reg.alloc(slot, 1, 0);
             // SAFETY: live object given up.
             unsafe { reg.free(slot, p, 1) };
         });
@@ -185,14 +185,16 @@ fn stacks_pop_last_freed_first_give_back_overflow_and_are_reused() {
         std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
         SLOT.with(|slot| {
             // Far more than a stack's room (8192 + 64) of one class.
-            let objs: Vec<usize> = (0..20_000).map(|_| reg.alloc(slot, 1) as usize).collect();
+            let objs: Vec<usize> = (0..20_000)
+                .map(|_| reg.alloc(slot, 1, 0) as usize)
+                .collect();
             assert_eq!(objs.iter().collect::<HashSet<_>>().len(), objs.len());
             for &p in &objs {
                 // SAFETY: live objects given up once.
                 unsafe { reg.free(slot, p as *mut u8, 1) };
             }
             // LIFO: the last object freed is the first handed out again.
-            let again: Vec<usize> = (0..3).map(|_| reg.alloc(slot, 1) as usize).collect();
+            let again: Vec<usize> = (0..3).map(|_| reg.alloc(slot, 1, 0) as usize).collect();
             assert_eq!(again, [objs[19_999], objs[19_998], objs[19_997]]);
             for &p in &again {
                 // SAFETY: live objects given up once.
@@ -230,7 +232,7 @@ fn small_lists_share_pages_and_a_growing_list_moves_to_its_own_stack() {
     reg.set_max_cache_bytes(64 << 20);
     SLOT.with(|slot| {
         for class in 1..=4u8 {
-            let p = reg.alloc(slot, class);
+            let p = reg.alloc(slot, class, 0);
             // SAFETY: a live object given up once.
             unsafe { reg.free(slot, p, class) };
         }
@@ -249,7 +251,7 @@ fn small_lists_share_pages_and_a_growing_list_moves_to_its_own_stack() {
             "small stacks are packed side by side: {first:#x} {fourth:#x}"
         );
         // Grow class 1 far past a small stack, then check every object.
-        let objs: Vec<usize> = (0..5_000).map(|_| reg.alloc(slot, 1) as usize).collect();
+        let objs: Vec<usize> = (0..5_000).map(|_| reg.alloc(slot, 1, 0) as usize).collect();
         for &p in &objs {
             // SAFETY: live objects given up once.
             unsafe { reg.free(slot, p as *mut u8, 1) };
@@ -261,7 +263,7 @@ fn small_lists_share_pages_and_a_growing_list_moves_to_its_own_stack() {
             big > 1024 && moved != first,
             "the list moved to its own stack"
         );
-        let again: Vec<usize> = (0..5_000).map(|_| reg.alloc(slot, 1) as usize).collect();
+        let again: Vec<usize> = (0..5_000).map(|_| reg.alloc(slot, 1, 0) as usize).collect();
         assert_eq!(again[..3], [objs[4_999], objs[4_998], objs[4_997]], "LIFO");
         assert_eq!(again.iter().collect::<HashSet<_>>().len(), again.len());
         for p in again {
@@ -278,14 +280,14 @@ fn a_list_starts_with_two_cache_lines_and_hands_out_the_last() {
     let reg = registry();
     SLOT.with(|slot| {
         // Class 1 (16 B): 128 bytes are 8 objects, the fake's batch.
-        let p = reg.alloc(slot, 1);
+        let p = reg.alloc(slot, 1, 0);
         assert!(!p.is_null());
         assert_eq!(reg.backend().batch_calls.load(Ordering::Relaxed), 1);
         // SAFETY: this thread's live cache, read on its thread.
         let held = unsafe { slot.cache().unwrap().as_ref() }.len(1);
         assert_eq!(held, 7);
         // The other seven come from the list, with no other backend call.
-        let rest: Vec<_> = (0..7).map(|_| reg.alloc(slot, 1)).collect();
+        let rest: Vec<_> = (0..7).map(|_| reg.alloc(slot, 1, 0)).collect();
         assert_eq!(reg.backend().batch_calls.load(Ordering::Relaxed), 1);
         assert!(rest.iter().all(|&q| q != p));
         // SAFETY: live objects given up.
@@ -303,7 +305,7 @@ fn a_list_starts_with_two_cache_lines_and_hands_out_the_last() {
 /// Allocates and frees `n` objects of `class`, leaving them in the cache
 /// (and what overflows with the backend).
 fn fill(reg: &'static ThreadCaches<FakeBackend>, slot: &Slot, class: u8, n: usize) {
-    let v: Vec<_> = (0..n).map(|_| reg.alloc(slot, class)).collect();
+    let v: Vec<_> = (0..n).map(|_| reg.alloc(slot, class, 0)).collect();
     for p in v {
         assert!(!p.is_null());
         // SAFETY: live objects given up.
@@ -327,7 +329,7 @@ fn cache_hits_alone_give_back_lists_left_idle() {
         for _ in 0..3 {
             reg.backend().os().advance_ms(300);
             for _ in 0..2 * crate::EVENT_EVERY {
-                let p = reg.alloc(slot, 1);
+                let p = reg.alloc(slot, 1, 0);
                 // SAFETY: live object given up.
                 unsafe { reg.free(slot, p, 1) };
             }
@@ -360,7 +362,7 @@ fn caches_refit_to_their_share_as_threads_arrive() {
                 s.spawn(|| {
                     SLOT.with(|slot| {
                         // SAFETY: a live object given up at once.
-                        unsafe { reg.free(slot, reg.alloc(slot, 1), 1) };
+                        unsafe { reg.free(slot, reg.alloc(slot, 1, 0), 1) };
                         go.wait();
                         done.wait();
                         reg.flush_current(slot);
@@ -371,7 +373,7 @@ fn caches_refit_to_their_share_as_threads_arrive() {
             assert_eq!(reg.cache_budget_now(), 512 << 10);
             reg.backend().os().advance_ms(300);
             for _ in 0..crate::EVENT_EVERY {
-                let p = reg.alloc(slot, 1);
+                let p = reg.alloc(slot, 1, 0);
                 // SAFETY: live object given up.
                 unsafe { reg.free(slot, p, 1) };
             }

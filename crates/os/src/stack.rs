@@ -1,0 +1,270 @@
+//! Stack traces captured and printed without allocating, for reports made
+//! from inside the allocator (guarded sampling) and for sampled profiles.
+//!
+//! # Capture
+//! [`capture`] walks the calling thread's stack with the system unwinder
+//! (`_Unwind_Backtrace`, libgcc's, which every Rust program and glibc
+//! already carries): it reads the DWARF call-frame tables, so it works
+//! without frame pointers, which neither Rust's release builds nor glibc
+//! keep. It does not allocate on the paths taken here: `dl_iterate_phdr`
+//! finds each object's `.eh_frame_hdr` table (a recursive lock in the
+//! dynamic loader, no `malloc`). A capture costs a microsecond or a few,
+//! so it belongs on cold paths only.
+//!
+//! # Re-entry
+//! A capture that reaches the allocator again on the same thread (an
+//! unwinder that allocates, a signal arriving in the middle of one) must
+//! not unwind again: the unwinder is not re-entrant. Each capturing thread
+//! holds an entry of a small table of thread identities while it unwinds,
+//! and a thread that finds itself in the table gets an empty trace. A
+//! thread that finds the table full (more than [`MAX_CAPTURING`] threads
+//! unwinding at once) gets an empty trace too: a report without a trace,
+//! never a deadlock.
+//!
+//! # Printing
+//! [`write_trace`] writes one line per frame to stderr: the address, the
+//! symbol `dladdr` finds for it (only exported symbols: a stripped or
+//! non-exported function shows none) and the object it lies in with the
+//! offset inside it, which `addr2line -e <object> <offset>` resolves to a
+//! source line.
+//!
+//! # Invariants
+//! - Nothing here allocates, panics, or formats with `core::fmt`.
+//! - A thread's entry in the re-entry table is held only while it unwinds.
+
+use core::ffi::{c_int, c_void, CStr};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::report::{write_stderr, Dec, Hex};
+
+/// The most threads that may unwind at the same moment; more get an empty
+/// trace.
+pub const MAX_CAPTURING: usize = 64;
+
+/// Threads unwinding now, by `pthread_self` (0: a free entry).
+static CAPTURING: [AtomicUsize; MAX_CAPTURING] = [const { AtomicUsize::new(0) }; MAX_CAPTURING];
+
+/// An opaque `_Unwind_Context`.
+#[repr(C)]
+struct UnwindContext {
+    _private: [u8; 0],
+}
+
+/// `_URC_NO_REASON`: go on to the next frame.
+const URC_NO_REASON: c_int = 0;
+/// `_URC_NORMAL_STOP`: stop (any other value stops the walk).
+const URC_NORMAL_STOP: c_int = 4;
+
+extern "C" {
+    fn _Unwind_Backtrace(
+        trace: extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int,
+        arg: *mut c_void,
+    ) -> c_int;
+    fn _Unwind_GetIP(ctx: *mut UnwindContext) -> usize;
+}
+
+/// Where the walk writes.
+struct Walk<'a> {
+    out: &'a mut [usize],
+    len: usize,
+    skip: usize,
+}
+
+extern "C" fn on_frame(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Walk` that `capture` passed to
+    // `_Unwind_Backtrace`, alive and borrowed by nobody else for the walk.
+    let walk = unsafe { &mut *(arg as *mut Walk<'_>) };
+    // SAFETY: `ctx` is the unwinder's context for this frame.
+    let ip = unsafe { _Unwind_GetIP(ctx) };
+    if ip == 0 {
+        return URC_NORMAL_STOP;
+    }
+    if walk.skip > 0 {
+        walk.skip -= 1;
+        return URC_NO_REASON;
+    }
+    match walk.out.get_mut(walk.len) {
+        Some(slot) => {
+            *slot = ip;
+            walk.len += 1;
+            URC_NO_REASON
+        }
+        None => URC_NORMAL_STOP,
+    }
+}
+
+/// Holds this thread's entry in [`CAPTURING`] while it unwinds.
+struct Capturing(&'static AtomicUsize);
+
+impl Capturing {
+    /// Claims an entry for the calling thread; `None` if it already holds
+    /// one (re-entry) or none is free.
+    fn enter() -> Option<Capturing> {
+        // SAFETY: pthread_self has no preconditions and never fails.
+        let me = unsafe { libc::pthread_self() } as usize;
+        // Only this thread ever stores `me`, so a scan that misses it means
+        // it holds no entry, whatever other threads do meanwhile.
+        if CAPTURING.iter().any(|e| e.load(Ordering::Relaxed) == me) {
+            return None;
+        }
+        CAPTURING
+            .iter()
+            .find(|e| {
+                e.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            })
+            .map(Capturing)
+    }
+}
+
+impl Drop for Capturing {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+/// Writes the return addresses of the calling thread's stack into `out`,
+/// innermost first, leaving out the first `skip` frames (`capture` itself
+/// is the first); returns how many were written. Zero when the thread is
+/// already capturing (re-entry from inside the unwinder or a signal
+/// handler) or when too many threads capture at once.
+#[inline(never)]
+pub fn capture(out: &mut [usize], skip: usize) -> usize {
+    let Some(_entry) = Capturing::enter() else {
+        return 0;
+    };
+    let mut walk = Walk { out, len: 0, skip };
+    // SAFETY: the callback matches the unwinder's signature and reads only
+    // the `Walk` passed with it, which outlives the call.
+    unsafe { _Unwind_Backtrace(on_frame, &mut walk as *mut Walk<'_> as *mut c_void) };
+    walk.len
+}
+
+/// Writes `frames` (from [`capture`]) to stderr, one line each:
+///
+/// ```text
+///     #0 0x55d0c0a1b2c3 main+0x53 (/usr/bin/prog+0x1b2c3)
+/// ```
+///
+/// `indent` starts every line. The symbol is left out where `dladdr` knows
+/// none; the object and offset are left out where it knows no object.
+pub fn write_trace(indent: &[u8], frames: &[usize]) {
+    write_frames(indent, frames, false);
+}
+
+/// [`write_trace`] for a trace whose first frame is the address of a
+/// faulting instruction (from a signal's context), not a return address.
+pub fn write_fault_trace(indent: &[u8], frames: &[usize]) {
+    write_frames(indent, frames, true);
+}
+
+fn write_frames(indent: &[u8], frames: &[usize], first_exact: bool) {
+    if frames.is_empty() {
+        write_stderr(&[indent, b"(no stack trace)\n"]);
+    }
+    for (i, &pc) in frames.iter().enumerate() {
+        let n = Dec::new(i as u64);
+        let at = Hex::new(pc);
+        write_stderr(&[indent, b"#", n.as_bytes(), b" ", at.as_bytes()]);
+        // A return address may be one past the last instruction of its
+        // function (a call to a function that does not return): the byte
+        // before it is inside the call. A faulting instruction's address
+        // is its own (it may be its function's first byte).
+        write_symbol(
+            pc,
+            if i == 0 && first_exact {
+                pc
+            } else {
+                pc.saturating_sub(1)
+            },
+        );
+        write_stderr(&[b"\n"]);
+    }
+}
+
+/// Writes ` symbol+0xoff (object+0xoff)` for `pc`, as far as `dladdr`
+/// knows the code at `lookup`.
+fn write_symbol(pc: usize, lookup: usize) {
+    // SAFETY: a zeroed Dl_info is a valid value for dladdr to fill.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    // SAFETY: dladdr reads the loader's tables and writes into `info`; it
+    // does not allocate.
+    if unsafe { libc::dladdr(lookup as *const c_void, &mut info) } == 0 {
+        return;
+    }
+    if !info.dli_sname.is_null() && !info.dli_saddr.is_null() {
+        // SAFETY: dladdr's names are NUL-terminated strings of the loaded
+        // object, valid while it stays loaded.
+        let name = unsafe { CStr::from_ptr(info.dli_sname) }.to_bytes();
+        let off = Hex::new(pc.wrapping_sub(info.dli_saddr as usize));
+        write_stderr(&[b" ", name, b"+", off.as_bytes()]);
+    }
+    if !info.dli_fname.is_null() {
+        // SAFETY: as above.
+        let file = unsafe { CStr::from_ptr(info.dli_fname) }.to_bytes();
+        let off = Hex::new(pc.wrapping_sub(info.dli_fbase as usize));
+        write_stderr(&[b" (", file, b"+", off.as_bytes(), b")"]);
+    }
+}
+
+#[cfg(all(test, not(strata_loom)))]
+mod tests {
+    use super::*;
+
+    #[inline(never)]
+    fn inner(out: &mut [usize]) -> usize {
+        core::hint::black_box(capture(out, 0))
+    }
+
+    #[test]
+    fn captures_the_callers() {
+        let mut frames = [0usize; 64];
+        let n = inner(&mut frames);
+        assert!(n >= 3, "only {n} frames");
+        // Every frame is an address in some loaded object.
+        for &pc in &frames[..n] {
+            // SAFETY: a zeroed Dl_info is a valid value for dladdr to fill.
+            let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+            // SAFETY: as in write_symbol.
+            assert_ne!(unsafe { libc::dladdr(pc as *const c_void, &mut info) }, 0);
+        }
+        // This test's own function is among them.
+        let me = captures_the_callers as *const () as usize;
+        assert!(frames[..n].iter().any(|&pc| pc > me && pc < me + 4096));
+    }
+
+    #[test]
+    fn skips_and_truncates() {
+        let mut all = [0usize; 64];
+        let n = capture(&mut all, 0);
+        let mut few = [0usize; 2];
+        assert_eq!(capture(&mut few, 0), 2.min(n));
+        let mut skipped = [0usize; 64];
+        let m = capture(&mut skipped, 1);
+        assert_eq!(m + 1, n);
+    }
+
+    #[test]
+    fn a_thread_already_capturing_gets_nothing() {
+        let held = Capturing::enter().expect("an entry");
+        let mut frames = [0usize; 8];
+        assert_eq!(capture(&mut frames, 0), 0);
+        drop(held);
+        assert!(capture(&mut frames, 0) > 0);
+    }
+
+    #[test]
+    fn threads_capture_at_once() {
+        let handles: std::vec::Vec<_> = (0..8)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    let mut frames = [0usize; 32];
+                    (0..200).all(|_| capture(&mut frames, 0) > 0)
+                })
+            })
+            .collect();
+        for h in handles {
+            assert!(h.join().unwrap());
+        }
+    }
+}

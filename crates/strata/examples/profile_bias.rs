@@ -1,0 +1,39 @@
+//! The heap profiler's estimate of live bytes for one size range, for
+//! measuring its bias and spread: `profile_bias T LO HI MIB` samples at
+//! interval `T`, keeps `MIB` MiB of blocks of `LO..=HI` bytes, and prints
+//! the estimate's error (docs/profiling.md).
+
+use std::alloc::{alloc, Layout};
+
+#[global_allocator]
+static A: strata::Strata = strata::Strata;
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("a number"))
+        .collect();
+    let [t, lo, hi, mib] = args[..] else {
+        panic!("usage: profile_bias INTERVAL LO HI MIB");
+    };
+    let total = mib << 20;
+    strata::profile::set_interval(t);
+    strata::profile::start();
+    let mut keep = Vec::with_capacity(total / lo + 1);
+    let mut x = 0x12345u64;
+    let mut done = 0;
+    while done < total {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let n = lo + (x as usize) % (hi - lo + 1);
+        // SAFETY: a non-zero layout.
+        keep.push(unsafe { alloc(Layout::from_size_align(n, 8).unwrap()) });
+        done += n;
+    }
+    let s = strata::profile::stats();
+    // The vector of blocks was allocated after start() too.
+    let own = (keep.capacity() * 8) as f64;
+    let err = (s.live_bytes_estimate - own) / done as f64 - 1.0;
+    println!("{:+.2}% ({} samples)", err * 100.0, s.samples);
+}

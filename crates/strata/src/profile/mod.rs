@@ -1,0 +1,591 @@
+//! Sampled heap profiling: which stacks allocated the memory in use now,
+//! at the peak, and since the start, estimated from a sample of the
+//! allocations, written in pprof's format and as collapsed stacks.
+//!
+//! ```no_run
+//! strata::profile::set_interval(2 << 20);
+//! strata::profile::start();
+//! // ... the program runs ...
+//! strata::profile::dump("heap.pb.gz").unwrap();
+//! ```
+//!
+//! or `STRATA_PROFILE=/tmp/prof` in the environment (dumps at exit; see
+//! `docs/profiling.md`).
+//!
+//! # Sampling
+//! Each allocation of `s` bytes is sampled with probability
+//! `p(s) = 1 - exp(-s/T)` (`T`: the interval, 2 MiB by default), as if a
+//! Poisson process with one point every `T` bytes on average ran over the
+//! bytes allocated; a sample of probability `p` stands for `1/p` blocks and
+//! `s/p` bytes, so every estimate is unbiased.
+//!
+//! - Large blocks (a span of their own, already a slow path) draw their
+//!   sample directly: one random number per block.
+//! - Small blocks cost the fast path nothing. The thread cache's countdown,
+//!   which expires every 1024 allocations for the cache's idle check, also
+//!   expires at an allocation the sampler picked: gaps are geometric with
+//!   mean `1/q` (each allocation is *examined* with probability `q`,
+//!   independently), and an examined allocation of `s` bytes is sampled
+//!   with probability `min(1, p(s)/q)`. It is sampled with probability
+//!   `min(p(s), q)` in all, and weighted by its inverse: unbiased whatever
+//!   `q` is. `q` adapts per thread (at least 1/1024, raised to the `p(s)`
+//!   of each examined allocation, decaying by 3% per examination), so that
+//!   a thread allocating large small-class blocks is examined often enough
+//!   to sample them at their own `p(s)`.
+//! - A sampled small block is served from the profiler's pool ([`pool`]),
+//!   outside the heap's arena; the object the cache popped goes back to
+//!   its list. The free paths send pointers outside the arena to cold
+//!   paths, which ask [`release`] first.
+//!
+//! # Records
+//! A sample captures its stack ([`strata_os::stack::capture`]: no
+//! allocation, no lock the allocator holds) before it takes the profiler's
+//! lock, which guards only the tables of [`store`] and the pool, all in OS
+//! memory. The lock is never held across a call that could take it again;
+//! a signal handler that allocates on a thread holding it is refused a
+//! sample (and its frees of sampled blocks wait for the next dump: see
+//! [`with_state`]).
+//!
+//! # Invariants
+//! - `LIVE` counts the records in the table; a free path consults the
+//!   profiler only while it is non-zero, so a program that never profiles
+//!   pays one load on its cold free paths.
+//! - Every pool slot in use has a record; a record with `pooled == 0` is a
+//!   block of the page heap's, whose free drops the record before the
+//!   block goes back.
+//! - Nothing here allocates through the global allocator or panics on a
+//!   path an allocation reaches.
+
+mod dump;
+mod encode;
+mod pool;
+mod signal;
+mod store;
+mod symbols;
+
+use core::ptr::NonNull;
+
+use strata_base::{ForkLock, Lock};
+use strata_threadcache::{SampleState, Sampler};
+
+use crate::sync::statics::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+pub use dump::{dump, dump_collapsed, dump_collapsed_cstr, dump_cstr, Kind};
+
+use store::{Counts, Record, Records, Stacks};
+
+/// The default mean interval between samples, in bytes.
+pub const DEFAULT_INTERVAL: usize = 2 << 20;
+
+/// Frames kept per stack (the innermost ones).
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// The least probability an allocation is examined with: one in 1024, the
+/// idle check's period, so that examining costs at most one more expiry
+/// of the countdown per 1024 allocations.
+const Q_BASE: f64 = 1.0 / 1024.0;
+
+/// How fast a thread's examination probability falls back towards
+/// [`Q_BASE`], per examination.
+const Q_DECAY: f64 = 0.97;
+
+/// A new peak profile is taken when the live estimate passes the last one
+/// by this fraction: the peak profile is within about 3% of the peak.
+const PEAK_STEP: f64 = 1.0 / 32.0;
+
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static INTERVAL: AtomicUsize = AtomicUsize::new(DEFAULT_INTERVAL);
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// `pthread_self` of the thread holding `STATE` (0: none).
+static OWNER: AtomicUsize = AtomicUsize::new(0);
+/// The generator for large blocks (a Weyl sequence, mixed).
+static LARGE_RNG: AtomicU64 = AtomicU64::new(0);
+
+/// What the profiler's lock guards.
+pub(crate) struct State {
+    records: Records,
+    stacks: Stacks,
+    pool: pool::Pool,
+    /// Estimated live bytes (the sum of the live records' `size * weight`).
+    live_bytes: f64,
+    /// The live estimate when the peak profile was last taken.
+    peak_bytes: f64,
+    /// Samples taken since the start.
+    samples: u64,
+}
+
+static STATE: Lock<State> = Lock::new(State {
+    records: Records::new(),
+    stacks: Stacks::new(),
+    pool: pool::Pool::new(),
+    live_bytes: 0.0,
+    peak_bytes: 0.0,
+    samples: 0,
+});
+
+/// The sampler the thread caches offer allocations to.
+pub(crate) const SAMPLER: Sampler = Sampler {
+    next_gap,
+    offer,
+    on_refill,
+};
+
+/// Runs `f` with the profiler's tables; `None` if the calling thread holds
+/// them already (a signal handler interrupted it in here), so that
+/// re-entry never deadlocks.
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() } as usize;
+    // Only this thread stores `me`: seeing it means this thread holds it.
+    if OWNER.load(Ordering::Relaxed) == me {
+        return None;
+    }
+    let mut g = STATE.lock();
+    OWNER.store(me, Ordering::Relaxed);
+    let r = f(&mut g);
+    OWNER.store(0, Ordering::Relaxed);
+    Some(r)
+}
+
+// ---- switches -----------------------------------------------------------
+
+/// Starts sampling (at the interval set, [`DEFAULT_INTERVAL`] unless
+/// changed): on the calling thread at once, on every other thread at its
+/// next countdown expiry, within 1024 of its allocations.
+pub fn start() {
+    crate::global::ensure_init();
+    ACTIVE.store(true, Ordering::Relaxed);
+    crate::global::rearm_this_thread();
+}
+
+/// Stops sampling. The records of blocks still live stay (a dump still
+/// shows them) and go as the blocks are freed.
+pub fn stop() {
+    ACTIVE.store(false, Ordering::Relaxed);
+}
+
+/// Whether sampling is on.
+pub fn is_on() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+/// Sets the mean interval between samples in bytes (`STRATA_PROFILE_INTERVAL`;
+/// at least 1). Smaller is more precise and dearer: the relative error of
+/// an estimate of `L` live bytes allocated in small blocks is about
+/// `sqrt(T / L)`.
+pub fn set_interval(bytes: usize) {
+    INTERVAL.store(bytes.max(1), Ordering::Relaxed);
+}
+
+/// The mean interval between samples, in bytes.
+pub fn interval() -> usize {
+    INTERVAL.load(Ordering::Relaxed)
+}
+
+/// What the profiler holds now.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProfileStats {
+    /// Samples taken since the start.
+    pub samples: u64,
+    /// Sampled blocks still live (records held).
+    pub live_samples: usize,
+    /// Distinct stacks recorded.
+    pub stacks: usize,
+    /// The estimate of the bytes live now.
+    pub live_bytes_estimate: f64,
+    /// Bytes of OS memory the profiler's tables and pool hold (the pool
+    /// counted as mapped, the sampled blocks' own bytes included).
+    pub mapped_bytes: usize,
+    /// Bytes of pool slots holding live sampled blocks (each block's
+    /// bytes rounded up to its slot).
+    pub pool_in_use: usize,
+}
+
+/// What the profiler holds now.
+pub fn stats() -> ProfileStats {
+    with_state(|s| ProfileStats {
+        samples: s.samples,
+        live_samples: s.records.len(),
+        stacks: s.stacks.list.len(),
+        live_bytes_estimate: s.live_bytes.max(0.0),
+        mapped_bytes: s.records.mapped() + s.stacks.mapped() + s.pool.mapped(),
+        pool_in_use: s.pool.in_use(),
+    })
+    .unwrap_or_default()
+}
+
+// ---- the sampler ----------------------------------------------------------
+
+fn xorshift(x: &mut u64) -> u64 {
+    let mut v = *x;
+    v ^= v << 13;
+    v ^= v >> 7;
+    v ^= v << 17;
+    *x = v;
+    v
+}
+
+/// A uniform number in (0, 1] from 53 random bits.
+fn unit(bits: u64) -> f64 {
+    ((bits >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// The probability a block of `size` bytes is sampled with.
+fn probability(size: usize) -> f64 {
+    -(-(size as f64) / interval() as f64).exp_m1()
+}
+
+fn examine_probability(st: &SampleState) -> f64 {
+    if st.param > 0.0 {
+        st.param
+    } else {
+        Q_BASE
+    }
+}
+
+/// Allocations until the next examined one: geometric with mean `1/q`.
+fn next_gap(st: &mut SampleState) -> u32 {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return 0;
+    }
+    let q = examine_probability(st);
+    if q >= 1.0 {
+        return 1;
+    }
+    let u = unit(xorshift(&mut st.rng));
+    let gap = 1.0 + (u.ln() / (-q).ln_1p()).floor();
+    if gap >= u32::MAX as f64 {
+        u32::MAX
+    } else {
+        gap as u32
+    }
+}
+
+/// A refill of `class`: raises the thread's examination probability to
+/// the class's sampling probability before its objects go out, so that a
+/// thread turning to large blocks examines them at their own rate at once
+/// (a block examined with `q` below its `p` is sampled with weight `1/q`:
+/// unbiased, but one such sample of a 200 KiB block at `q = 1/1024`
+/// stands for 200 MiB).
+fn on_refill(st: &mut SampleState, class: u8) -> bool {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return false;
+    }
+    let p = probability(strata_central::class_size_of(class));
+    if p <= examine_probability(st) {
+        return false;
+    }
+    st.param = p.min(1.0);
+    true
+}
+
+/// An examined allocation of `class` for `size` bytes: sampled with
+/// probability `min(1, p/q)`, served from the pool if so.
+fn offer(st: &mut SampleState, class: u8, size: usize) -> Option<NonNull<u8>> {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return None;
+    }
+    let size = if size == 0 {
+        strata_central::class_size_of(class)
+    } else {
+        size
+    };
+    let p = probability(size);
+    let q = examine_probability(st);
+    st.param = (q * Q_DECAY).max(p).clamp(Q_BASE, 1.0);
+    if p < q && unit(xorshift(&mut st.rng)) > p / q {
+        return None;
+    }
+    let weight = 1.0 / p.min(q);
+    let bucket = pool::bucket_for(strata_central::class_size_of(class))?;
+    let mut frames = [0usize; MAX_DEPTH];
+    let depth = strata_os::stack::capture(&mut frames, 1);
+    with_state(|s| {
+        let block = s.pool.take(bucket);
+        let block = NonNull::new(block)?;
+        let r = Record {
+            addr: block.as_ptr() as usize,
+            size,
+            weight,
+            stack: 0,
+            pooled: bucket as u32 + 1,
+        };
+        if !s.add(r, &frames[..depth]) {
+            // SAFETY: the slot was just taken and handed to nobody.
+            unsafe { s.pool.give(block.as_ptr(), bucket) };
+            return None;
+        }
+        Some(block)
+    })
+    .flatten()
+}
+
+/// A large block of `size` bytes just allocated at `p`: sampled with
+/// probability `p(size)`.
+#[cold]
+pub(crate) fn sample_large(p: *mut u8, size: usize) {
+    if !ACTIVE.load(Ordering::Relaxed) || p.is_null() {
+        return;
+    }
+    let prob = probability(size);
+    // splitmix64 over a Weyl sequence: independent draws from any thread.
+    let mut z = LARGE_RNG
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15 ^ strata_os::process_secret() as u64);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    if unit(z) > prob {
+        return;
+    }
+    let mut frames = [0usize; MAX_DEPTH];
+    let depth = strata_os::stack::capture(&mut frames, 1);
+    let r = Record {
+        addr: p as usize,
+        size,
+        weight: 1.0 / prob,
+        stack: 0,
+        pooled: 0,
+    };
+    with_state(|s| s.add(r, &frames[..depth]));
+}
+
+impl State {
+    /// Records a sample; false if the OS refused room for it.
+    fn add(&mut self, mut r: Record, frames: &[usize]) -> bool {
+        r.stack = self.stacks.intern(frames);
+        if !self.records.insert(r) {
+            return false;
+        }
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        self.samples += 1;
+        let bytes = r.size as f64 * r.weight;
+        let c: &mut Counts = self.stacks.counts_mut(r.stack);
+        c.alloc_objects += r.weight;
+        c.alloc_bytes += bytes;
+        c.live_objects += r.weight;
+        c.live_bytes += bytes;
+        self.live_bytes += bytes;
+        if self.live_bytes > self.peak_bytes * (1.0 + PEAK_STEP) {
+            self.take_peak();
+        }
+        true
+    }
+
+    /// Makes the live profile the peak profile.
+    fn take_peak(&mut self) {
+        self.stacks.snapshot_peak();
+        self.peak_bytes = self.live_bytes;
+    }
+
+    fn drop_record(&mut self, r: &Record) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+        let bytes = r.size as f64 * r.weight;
+        let c = self.stacks.counts_mut(r.stack);
+        c.live_objects -= r.weight;
+        c.live_bytes -= bytes;
+        self.live_bytes -= bytes;
+    }
+}
+
+// ---- the free paths' questions --------------------------------------------
+
+/// Whether any sampled block is live: the free paths ask the profiler only
+/// then (one load).
+#[inline(always)]
+pub(crate) fn tracking() -> bool {
+    LIVE.load(Ordering::Relaxed) != 0
+}
+
+/// `p` is being freed: drops its record if it has one. True if it was a
+/// pool block, now freed (the caller has nothing left to do); false for a
+/// block of the heap's, which the caller frees.
+#[cold]
+pub(crate) fn release(p: *mut u8) -> bool {
+    with_state(|s| {
+        let r = s.records.remove(p as usize)?;
+        s.drop_record(&r);
+        if r.pooled == 0 {
+            return Some(false);
+        }
+        // SAFETY: the record said `p` is a slot of this bucket, and the
+        // program gave it up.
+        unsafe { s.pool.give(p, r.pooled as usize - 1) };
+        Some(true)
+    })
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// The bytes asked for of the pool block at `p`, if it is one.
+#[cold]
+pub(crate) fn pooled_size(p: *const u8) -> Option<usize> {
+    with_state(|s| s.records.get(p as usize).filter(|r| r.pooled != 0))
+        .flatten()
+        .map(|r| r.size)
+}
+
+/// A sampled block's record, taken out of the table while the block is
+/// resized in place (see [`put_back`]).
+#[cold]
+pub(crate) fn take(p: *const u8) -> Option<TakenRecord> {
+    with_state(|s| {
+        let r = s.records.remove(p as usize)?;
+        s.drop_record(&r);
+        Some(TakenRecord(r))
+    })
+    .flatten()
+}
+
+/// A record out of the table (its bytes no longer counted as live).
+#[derive(Clone, Copy)]
+pub(crate) struct TakenRecord(Record);
+
+impl TakenRecord {
+    /// Bytes asked for.
+    pub(crate) fn size(&self) -> usize {
+        self.0.size
+    }
+}
+
+/// Puts a record back for the block now at `addr` with `size` bytes. A
+/// resize keeps the block's weight: it was sampled with probability `p` as
+/// a block, and its bytes now are `size`, so `size / p` stays an unbiased
+/// estimate of them (a block not sampled had no record before and gets none
+/// now: a resize in place is not a new allocation).
+#[cold]
+pub(crate) fn put_back(rec: TakenRecord, addr: usize, size: usize) {
+    let r = Record {
+        addr,
+        size,
+        ..rec.0
+    };
+    with_state(|s| {
+        if s.records.insert(r) {
+            LIVE.fetch_add(1, Ordering::Relaxed);
+            let bytes = r.size as f64 * r.weight;
+            let c = s.stacks.counts_mut(r.stack);
+            c.live_objects += r.weight;
+            c.live_bytes += bytes;
+            s.live_bytes += bytes;
+        }
+    });
+}
+
+// ---- set-up and fork ------------------------------------------------------
+
+/// Reads `STRATA_PROFILE_INTERVAL`, `STRATA_PROFILE` and
+/// `STRATA_PROFILE_SIGNAL` (once, at the allocator's start).
+pub(crate) fn init_from_env() {
+    if let Some(t) = crate::config::env_usize(c"STRATA_PROFILE_INTERVAL") {
+        set_interval(t);
+    }
+    let dumps_at_exit = signal::set_prefix_from_env();
+    if dumps_at_exit {
+        ACTIVE.store(true, Ordering::Relaxed);
+        // SAFETY: a plain function valid for the process lifetime.
+        unsafe { libc::atexit(dump_at_exit) };
+    }
+    if signal::install_from_env() {
+        ACTIVE.store(true, Ordering::Relaxed);
+    }
+}
+
+extern "C" fn dump_at_exit() {
+    signal::dump_to_prefix(None);
+}
+
+/// Takes the profiler's lock before `fork`.
+pub(crate) fn fork_prepare() {
+    STATE.fork_prepare();
+}
+
+/// Releases it in the parent.
+pub(crate) fn fork_parent() {
+    // SAFETY: fork_prepare ran on this thread.
+    unsafe { STATE.fork_parent() };
+}
+
+/// Resets it in the child.
+pub(crate) fn fork_child() {
+    // SAFETY: in the child, after fork_prepare in the parent.
+    unsafe { STATE.fork_child() };
+    OWNER.store(0, Ordering::Relaxed);
+    signal::forget_after_fork();
+}
+
+/// Copies what a dump needs under the lock ([`dump`]).
+pub(crate) fn snapshot(
+    out: &mut store::OsVec<dump::StackCopy>,
+    frames: &mut store::OsVec<usize>,
+) -> bool {
+    with_state(|s| {
+        if s.live_bytes > s.peak_bytes {
+            s.take_peak();
+        }
+        out.clear();
+        frames.clear();
+        let list = s.stacks.list.as_slice();
+        if !out.reserve(list.len()) || !frames.reserve(s.stacks.frames.len()) {
+            return false;
+        }
+        for f in s.stacks.frames.as_slice() {
+            frames.push(*f);
+        }
+        for st in list {
+            out.push(dump::StackCopy {
+                at: st.at,
+                depth: st.depth,
+                counts: st.counts,
+            });
+        }
+        true
+    })
+    .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The countdown and the examination together sample an allocation of
+    /// `s` bytes with probability min(p(s), q), whatever q the thread is
+    /// at: simulated here without a thread cache.
+    #[test]
+    fn examined_then_thinned_is_unbiased() {
+        let t = 64.0 * 1024.0;
+        let mut st = SampleState::seeded(12345);
+        let sizes = [16usize, 64, 1000, 8 << 10, 64 << 10, 200 << 10];
+        let mut est = [0f64; 6];
+        let mut truth = [0f64; 6];
+        let n = 400_000usize;
+        let mut left = 1u32;
+        for i in 0..n {
+            let k = (i * 7 + i / 3) % sizes.len();
+            let s = sizes[k];
+            truth[k] += s as f64;
+            left -= 1;
+            if left == 0 {
+                let q = examine_probability(&st);
+                let p = -(-(s as f64) / t).exp_m1();
+                st.param = (q * Q_DECAY).max(p).clamp(Q_BASE, 1.0);
+                if !(p < q && unit(xorshift(&mut st.rng)) > p / q) {
+                    est[k] += s as f64 / p.min(q);
+                }
+                let q = examine_probability(&st);
+                let u = unit(xorshift(&mut st.rng));
+                left = (1.0 + (u.ln() / (-q).ln_1p()).floor()) as u32;
+            }
+        }
+        for (k, &s) in sizes.iter().enumerate() {
+            let truth = truth[k];
+            let err = (est[k] - truth) / truth;
+            // sqrt(T / bytes) is the expected relative error.
+            let sigma = (t / truth).sqrt().max(1e-3);
+            assert!(
+                err.abs() < 5.0 * sigma,
+                "size {s}: error {err:.3} (sigma {sigma:.3})"
+            );
+        }
+    }
+}
