@@ -346,8 +346,12 @@ fn selects(filter: &str, row: &Row) -> bool {
 }
 
 fn header(opts: &Opts, entrants: &[Entrant], rows: &[Row]) {
-    let mut names: Vec<&str> = entrants.iter().map(|e| e.alloc).collect();
-    names.dedup();
+    let mut names: Vec<&str> = Vec::new();
+    for e in entrants {
+        if !names.contains(&e.alloc) {
+            names.push(e.alloc);
+        }
+    }
     let views: Vec<&str> = opts.apis.iter().map(|a| a.title()).collect();
     let m = opts.args.mode;
     let reps = opts

@@ -4,8 +4,9 @@
 # libmimalloc2.0 libtcmalloc-minimal4). Each program runs ROUNDS times per
 # allocator, the allocators interleaved; prints per allocator the median
 # wall time, CPU time (user + system) and peak RSS, then strata over the best
-# peer (time and peak RSS), and at the end the geometric mean of those ratios
-# over the programs run.
+# peer in each, and at the end the geometric means of those ratios over the
+# programs run. On a loaded machine CPU time is the steadier figure; wall
+# time is what a multi-threaded program's user waits for.
 #
 #   cargo build --release -p strata-malloc
 #   benches/real/run.sh [ROUNDS] [program | classic | programs ...]
@@ -28,7 +29,7 @@
 # malloc); objects-pymalloc: the same with CPython's own small-object
 # allocator; hashes: perl building and sorting a 400k-key hash; sqlite:
 # crates/malloc/tests/data/workload.sql.
-# Default: both groups. TIME=cpu ranks by CPU time instead of wall time.
+# Default: both groups.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -61,8 +62,8 @@ python=$(python3 -c 'import sys; print(sys.executable)')
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cat >"$work/summary.py" <<'PY'
-# summary.py RUNS METRIC [PROGRAM]: the lines of PROGRAM, or without it the
-# geometric mean of strata / best peer over every program in RUNS.
+# summary.py RUNS [PROGRAM]: the lines of PROGRAM, or without it the
+# geometric means of strata / best peer over every program in RUNS.
 import collections, math, statistics as st, sys
 runs = collections.defaultdict(lambda: collections.defaultdict(list))
 failed = collections.defaultdict(set)
@@ -73,36 +74,33 @@ for line in open(sys.argv[1]):
         continue
     p, a, u, s, e, m = f
     runs[p][a].append((float(e), float(u) + float(s), int(m) / 1024))
-rank = 0 if sys.argv[2] == "wall" else 1
-label = ["wall", "cpu"][rank]
-only = sys.argv[3] if len(sys.argv) > 3 else None
+only = sys.argv[2] if len(sys.argv) > 2 else None
+names = ("wall", "cpu", "peak RSS")
 ratios = []
 for p, by in runs.items():
     med = {a: tuple(st.median(r[i] for r in v) for i in range(3)) for a, v in by.items()}
     peers = {a: v for a, v in med.items() if a != "strata"}
-    if "strata" in med and peers and "strata" not in failed[p]:
-        s = med["strata"]
-        bt = min(peers, key=lambda a: peers[a][rank])
-        br = min(peers, key=lambda a: peers[a][2])
-        ratios.append((p, s[rank] / peers[bt][rank], bt, s[2] / peers[br][2], br))
+    best = [min(peers, key=lambda a: peers[a][i]) for i in range(3)] if peers else []
     if p != only:
+        if best and "strata" in med and "strata" not in failed[p]:
+            ratios.append([med["strata"][i] / peers[best[i]][i] for i in range(3)])
         continue
-    base = med.get("glibc", (math.nan,) * 3)[rank]
     for a, (wall, cpu, rss) in med.items():
-        t = (wall, cpu)[rank]
-        lo, hi = min(r[rank] for r in by[a]), max(r[rank] for r in by[a])
-        print(f"{p:14} {a:9} wall {wall:7.2f} s  cpu {cpu:7.2f} s  {t / base:5.2f}x glibc  "
-              f"peak RSS {rss:7.1f} MiB  ({label} {lo:.2f}-{hi:.2f}, {len(by[a])} runs)")
+        spread = lambda i: f"{min(r[i] for r in by[a]):.2f}-{max(r[i] for r in by[a]):.2f}"
+        print(f"{p:14} {a:9} wall {wall:6.2f} s  cpu {cpu:6.2f} s  peak RSS {rss:7.1f} MiB  "
+              f"(wall {spread(0)}, cpu {spread(1)}, {len(by[a])} runs)")
     for a in sorted(failed[p]):
         print(f"{p:14} {a:9} FAILED in at least one run")
-    for q, rt, bt, rr, br in ratios:
-        if q == p:
-            print(f"{p:14} strata / best peer: {label} time {rt:.2f}x ({bt}, "
-                  f"{peers[bt][rank]:.2f} s), peak RSS {rr:.2f}x ({br}, {peers[br][2]:.1f} MiB)")
+    if best and "strata" in med:
+        s = med["strata"]
+        unit = ("s", "s", "MiB")
+        print(f"{p:14} strata / best peer: " + ", ".join(
+            f"{names[i]} {s[i] / peers[best[i]][i]:.2f}x ({best[i]} {peers[best[i]][i]:.2f} {unit[i]})"
+            for i in range(3)))
 if only is None and ratios:
-    g = [math.exp(sum(math.log(r[i]) for r in ratios) / len(ratios)) for i in (1, 3)]
+    g = [math.exp(sum(math.log(r[i]) for r in ratios) / len(ratios)) for i in range(3)]
     print(f"geometric mean over {len(ratios)} programs, strata / best peer: "
-          f"{label} time {g[0]:.2f}x, peak RSS {g[1]:.2f}x")
+          + ", ".join(f"{names[i]} {g[i]:.2f}x" for i in range(3)))
 PY
 : >"$work/all"
 for program in $programs; do
@@ -132,6 +130,6 @@ for program in $programs; do
             fi
         done
     done
-    python3 "$work/summary.py" "$work/all" "${TIME:-wall}" "$program"
+    python3 "$work/summary.py" "$work/all" "$program"
 done
-python3 "$work/summary.py" "$work/all" "${TIME:-wall}"
+python3 "$work/summary.py" "$work/all"
