@@ -10,9 +10,14 @@
 //!
 //! The difference of the two totals divided by 1,000,000 is the cost of one
 //! pair (loop overhead included, the same for every allocator). Allocators:
-//! `strata`, `mimalloc`, `jemalloc`, `glibc`.
+//! `strata`, `mimalloc`, `jemalloc`, `glibc`, `tcmalloc` (when installed);
+//! `strata-c`: strata through its unsized C-style functions, as the main
+//! job's C view calls it.
 
 use std::alloc::System;
+
+use strata_benches::api::{StrataMalloc, Unsized};
+use strata_benches::tcmalloc::Tcmalloc;
 
 use strata_testkit::pairs::pairs;
 
@@ -29,8 +34,18 @@ fn main() {
         "mimalloc" => pairs(&mimalloc::MiMalloc, n),
         "jemalloc" => pairs(&tikv_jemallocator::Jemalloc, n),
         "glibc" => pairs(&System, n),
+        "strata-c" => pairs(&Unsized(StrataMalloc), n),
+        "tcmalloc" => match Tcmalloc::load() {
+            Ok(tc) => pairs(&tc, n),
+            Err(e) => {
+                eprintln!("tcmalloc: {e}");
+                std::process::exit(1);
+            }
+        },
         other => {
-            eprintln!("unknown allocator {other}: strata, mimalloc, jemalloc or glibc");
+            eprintln!(
+                "unknown allocator {other}: strata, strata-c, mimalloc, jemalloc, glibc or tcmalloc"
+            );
             std::process::exit(2);
         }
     }

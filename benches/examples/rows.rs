@@ -10,13 +10,16 @@
 //!
 //! `sweep N`: `N` ops of the size sweep (row 2). `random R`: `R` rounds of
 //! 100,000 objects freed in random order (row 3). `churn T`: `T` threads of
-//! row 9, in waves of 8, 1,000 pairs each. The difference of two
+//! row 9, in waves of 8, 1,000 pairs each. `pairs N`: row 1b, `N` alloc/free
+//! calls of each of 16, 32 and 64 B. The difference of two
 //! totals (e.g. 400,000 and 200,000 ops, or 6 and 3 rounds) divided by the
 //! extra ops is the cost of one op with setup excluded. Allocators: `strata`,
-//! `mimalloc`, `jemalloc`, `glibc`.
+//! `mimalloc`, `jemalloc`, `glibc`, and `strata-c` (strata through its C
+//! functions, as in the main job's C view).
 
 use std::alloc::{GlobalAlloc, System};
 
+use strata_benches::api::{StrataMalloc, Unsized};
 use strata_benches::measure::Deadline;
 use strata_benches::workloads;
 
@@ -25,8 +28,9 @@ fn run<A: GlobalAlloc + Sync>(a: &A, what: &str, n: u64) -> f64 {
         "sweep" => workloads::size_sweep(a, n, Deadline::never()),
         "random" => workloads::random_free(a, 100_000, n, Deadline::never()),
         "churn" => workloads::thread_churn(a, n as usize, 8, 1_000, Deadline::never()),
+        "pairs" => workloads::small_pairs(a, n, true, Deadline::never()),
         other => {
-            eprintln!("unknown workload {other}: sweep, random or churn");
+            eprintln!("unknown workload {other}: sweep, random, churn or pairs");
             std::process::exit(2);
         }
     };
@@ -43,8 +47,9 @@ fn main() {
         "mimalloc" => run(&mimalloc::MiMalloc, &what, n),
         "jemalloc" => run(&tikv_jemallocator::Jemalloc, &what, n),
         "glibc" => run(&System, &what, n),
+        "strata-c" => run(&Unsized(StrataMalloc), &what, n),
         other => {
-            eprintln!("unknown allocator {other}: strata, mimalloc, jemalloc or glibc");
+            eprintln!("unknown allocator {other}: strata, strata-c, mimalloc, jemalloc or glibc");
             std::process::exit(2);
         }
     };

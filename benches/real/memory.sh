@@ -31,7 +31,7 @@ done
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 for p in $programs; do
-    cc -O2 -fno-builtin -pthread "$here/c/$p.c" -o "$bin/$p"
+    cc -O2 -fno-builtin -pthread "$here/c/$p.c" -o "$bin/$p" -lm
     for a in $order; do
         case $p in
         burst)

@@ -37,6 +37,15 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// For a [`Limit::Goal`]: whether the figure reached it (`None` for
+    /// other targets, or without a ratio).
+    pub fn goal_met(&self) -> Option<bool> {
+        match self.target.limit {
+            Limit::Goal(g) if self.ratio.is_finite() => Some(self.ratio <= g),
+            _ => None,
+        }
+    }
+
     /// The subject's figure over the baseline's (NaN if either is missing).
     pub fn vs_baseline(&self) -> f64 {
         match (&self.subject, &self.baseline) {
@@ -103,7 +112,7 @@ fn judge_one<R: Figures>(r: &R, target: &'static Target) -> Option<Verdict> {
     };
     let pass = match (&subject, target.limit) {
         (Err(_), _) => Some(false),
-        (Ok(_), Limit::Info) => None,
+        (Ok(_), Limit::Info | Limit::Goal(_)) => None,
         (Ok(_), Limit::Ran) => Some(true),
         (Ok(_), Limit::AtMost(_) | Limit::Below(_))
             if reference.is_err() && target.against == Against::Baseline =>
@@ -205,6 +214,12 @@ mod tests {
         target(Figure::Col(A), Against::Fixed, Limit::Info, "a (info)"),
         target(Figure::Col(A), Against::Fixed, Limit::Ran, "a ran"),
         target(
+            Figure::Col(A),
+            Against::BestPeer,
+            Limit::Goal(1.4),
+            "a goal",
+        ),
+        target(
             Figure::Col(Col::Named("none")),
             Against::Fixed,
             Limit::Ran,
@@ -239,7 +254,8 @@ mod tests {
                 "a <= mi",
                 "9 <= 1 + 5",
                 "a (info)",
-                "a ran"
+                "a ran",
+                "a goal"
             ]
         );
         let pass: Vec<Option<bool>> = v.iter().map(|v| v.pass).collect();
@@ -250,8 +266,10 @@ mod tests {
             Some(true),
             None,
             Some(true),
+            None,
         ];
         assert_eq!(pass, want);
+        assert_eq!((v[6].goal_met(), v[1].goal_met()), (Some(false), None));
         assert_eq!(v[1].ratio, 1.5, "against jemalloc, the lowest peer");
         assert_eq!(v[2].ratio, 0.75);
         assert_eq!(v[3].ratio, 5.0);

@@ -1,13 +1,18 @@
 //! Benchmark library for strata: allocator workloads, measurement,
 //! targets and reporting, shared by the bench binaries.
 //!
-//! Nothing here depends on the allocators being compared: every workload
+//! Nothing here depends on the peers being compared: every workload
 //! takes the allocator as a parameter (`&A where A: GlobalAlloc`), so the
 //! side-by-side main job (`benches/compare.rs`, run with
 //! `cargo bench -p strata-benches --bench compare`), the memory-behaviour
 //! bench (`benches/memory.rs`, `--bench memory`) and the criterion micro
 //! benches (`benches/micro.rs`) share the same code. The peers (mimalloc,
-//! jemalloc) are dev-dependencies of this crate only.
+//! jemalloc) are dev-dependencies of this crate only; tcmalloc is opened at
+//! run time ([`tcmalloc`]), when the system has it.
+//!
+//! Every workload runs through two interfaces ([`api`]): Rust's
+//! `GlobalAlloc`, and C's malloc/free seen as a `GlobalAlloc` that forgets
+//! the layout on free ([`api::Unsized`]).
 //!
 //! - what runs: the main job's rows in [`suite`] (over [`workloads`]), the
 //!   memory scenarios in [`memory`]; how big a run is, [`mode`];
@@ -20,6 +25,7 @@
 //!
 //! See `README.md` for the layout and how to change a target.
 
+pub mod api;
 pub mod child;
 pub mod cli;
 pub mod judge;
@@ -32,5 +38,6 @@ pub mod results;
 pub mod rss;
 pub mod suite;
 pub mod targets;
+pub mod tcmalloc;
 pub mod units;
 pub mod workloads;

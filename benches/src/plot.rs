@@ -5,13 +5,15 @@
 //!
 //! The scale is linear and capped at [`CAP`]: a bar that reaches the cap is
 //! cut there and labelled with its real ratio. A red line marks the time
-//! target most rows are held to (from [`crate::targets::COMPARE`]).
+//! target most rows are held to (from the results' table of targets,
+//! [`crate::targets::compare`]). One plot shows one interface's rows.
 
 use std::path::Path;
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::api::Api;
 use crate::results::RowResult;
 use crate::targets::{self, Against, TIME};
 
@@ -56,7 +58,8 @@ pub fn relative_times(r: &RowResult) -> Vec<(&'static str, f64)> {
 
 type Err = Box<dyn std::error::Error>;
 
-/// Writes the grouped bar chart of `results` to `path`, titled `title`.
+/// Writes the grouped bar chart of `results` (rows run through one
+/// interface) to `path`, titled `title`.
 pub fn compare_svg(path: &Path, results: &[RowResult], title: &str) -> Result<(), String> {
     draw(path, results, title).map_err(|e| format!("plot {}: {e}", path.display()))
 }
@@ -87,7 +90,8 @@ fn draw(path: &Path, results: &[RowResult], title: &str) -> Result<(), Err> {
     }
     let x = LEFT as i32 + 120 * names.len() as i32;
     root.draw(&PathElement::new(vec![(x, 46), (x + 14, 46)], RED))?;
-    let limit = targets::limit_of(targets::COMPARE, TIME, Against::BestPeer).unwrap_or(f64::NAN);
+    let table = targets::compare(results.first().map_or(Api::Sized, |r| r.api));
+    let limit = targets::limit_of(table, TIME, Against::BestPeer).unwrap_or(f64::NAN);
     let note = format!("{limit}x: the target on most rows");
     root.draw(&Text::new(note, (x + 20, 40), ("sans-serif", 14)))?;
     let mut chart = ChartBuilder::on(&root)

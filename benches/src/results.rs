@@ -3,6 +3,7 @@
 //! ([`RowResult`]); for the memory bench, every allocator's child runs of
 //! each scenario ([`ScenarioResult`]).
 
+use crate::api::Api;
 use crate::child::ChildRuns;
 use crate::judge::Figures;
 use crate::measure::{median, Metric, Sample};
@@ -68,11 +69,13 @@ impl AllocRuns {
     }
 }
 
-/// One row's results on every allocator.
+/// One row's results on every allocator, called through one interface.
 #[derive(Clone, Debug)]
 pub struct RowResult {
     /// The row that ran.
     pub row: Row,
+    /// How the workload called the allocators.
+    pub api: Api,
     /// Per-allocator runs, in the fixed allocator order.
     pub allocs: Vec<AllocRuns>,
     /// Per-allocator peak RSS from child runs (empty: not measured).
@@ -237,6 +240,7 @@ pub(crate) fn fake_result(
 ) -> RowResult {
     RowResult {
         row,
+        api: Api::Sized,
         allocs: ns
             .iter()
             .map(|&(alloc, n)| AllocRuns {

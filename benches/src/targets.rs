@@ -1,11 +1,14 @@
-//! The targets strata is held to, as data: one table for the main job
-//! ([`COMPARE`], its rows) and one for the memory bench ([`MEMORY`], its
-//! scenarios). [`crate::judge`] checks a run's results against a table, and
+//! The targets strata is held to, as data: two tables for the main job's
+//! rows, one per interface the workloads call the allocators through
+//! ([`COMPARE`]: `GlobalAlloc`; [`COMPARE_C`]: C's malloc/free; see
+//! [`compare`]), and one for the memory bench ([`MEMORY`], its scenarios). [`crate::judge`] checks a run's results against a table, and
 //! [`crate::report`] prints the verdicts.
 //!
 //! To change a target, change its line here: the limit, what it is measured
 //! against, and the words the SUMMARY prints for it (`text`, which states
 //! the limit again for the reader, so keep the two in step).
+
+use crate::api::Api;
 
 /// The allocator the targets are about.
 pub const SUBJECT: &str = "strata";
@@ -88,6 +91,9 @@ pub enum Limit {
     Ran,
     /// Shown, not judged.
     Info,
+    /// Not judged either, but the SUMMARY says whether the figure is at
+    /// most this: a goal beyond the target.
+    Goal(f64),
 }
 
 /// One target.
@@ -146,6 +152,45 @@ pub const COMPARE: &[Target] = &[
         unit: "KiB",
     },
 ];
+
+/// The main job's targets in the C view ([`Api::Unsized`]): as a C
+/// program calls them, strata at least as fast as the best peer on every
+/// row (aiming at 0.95x), and on rptest's cross-thread churn of variable
+/// sizes with a peak RSS near the lowest peer's.
+pub const COMPARE_C: &[Target] = &[
+    Target {
+        on: On::AllBut(&[]),
+        figure: Figure::Col(Col::Named(TIME)),
+        against: Against::BestPeer,
+        limit: Limit::AtMost(1.0),
+        text: "<=1.00x best",
+        unit: "ns/op",
+    },
+    Target {
+        on: On::AllBut(&[]),
+        figure: Figure::Col(Col::Named(TIME)),
+        against: Against::BestPeer,
+        limit: Limit::Goal(0.95),
+        text: "goal 0.95x",
+        unit: "ns/op",
+    },
+    Target {
+        on: On::Ids(&["15"]),
+        figure: Figure::Col(Col::Named(PEAK_RSS)),
+        against: Against::BestPeer,
+        limit: Limit::AtMost(1.2),
+        text: "peak RSS <= 1.2x the lowest peer",
+        unit: "KiB",
+    },
+];
+
+/// The main job's table of targets for rows run through `api`.
+pub fn compare(api: Api) -> &'static [Target] {
+    match api {
+        Api::Sized => COMPARE,
+        Api::Unsized => COMPARE_C,
+    }
+}
 
 /// The memory bench's targets, in the order the SUMMARY lists them.
 pub const MEMORY: &[Target] = &[
@@ -286,6 +331,14 @@ pub fn limit_of(targets: &[Target], col: &str, against: Against) -> Option<f64> 
     })
 }
 
+/// The first goal in `targets` on column `col`.
+pub fn goal_of(targets: &[Target], col: &str) -> Option<f64> {
+    targets.iter().find_map(|t| match (t.figure, t.limit) {
+        (Figure::Col(Col::Named(c)), Limit::Goal(g)) if c == col => Some(g),
+        _ => None,
+    })
+}
+
 /// The peers and limit of the first target in `targets` held to named
 /// peers.
 pub fn named_peers(targets: &[Target]) -> Option<(&'static [&'static str], f64)> {
@@ -302,6 +355,15 @@ mod tests {
     #[test]
     fn tables_cover_what_the_benches_run() {
         let rows = crate::suite::suite(crate::mode::Mode::Full);
+        for r in &rows {
+            let time = COMPARE_C
+                .iter()
+                .filter(|t| t.on.covers(r.id) && t.figure == Figure::Col(Col::Named(TIME)));
+            assert_eq!(time.count(), 2, "row {} in the C view", r.id);
+        }
+        assert!(rows.iter().any(|r| r.id == "15" && r.peak_rss));
+        assert_eq!(goal_of(compare(Api::Unsized), TIME), Some(0.95));
+        assert_eq!(goal_of(compare(Api::Sized), TIME), None);
         for id in ["1", "1b"] {
             let on: Vec<&Target> = COMPARE.iter().filter(|t| t.on.covers(id)).collect();
             assert_eq!(on.len(), 1, "row {id}");

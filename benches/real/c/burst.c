@@ -1,15 +1,12 @@
 /* burst SIZE: 1 GiB in blocks of SIZE, written, freed; then one small
  * malloc/free a millisecond for 5 s. Prints RSS (MiB) before, at the peak,
  * and 5 s after the free. */
+#include "bench.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-static long rss_mib(void) {
-    FILE *f = fopen("/proc/self/statm", "r"); long a, b; fscanf(f, "%ld %ld", &a, &b); fclose(f);
-    return b * sysconf(_SC_PAGESIZE) >> 20;
-}
 int main(int argc, char **argv) {
     size_t size = strtoul(argv[1], 0, 0), n = (1UL << 30) / size;
     int calls = argc > 2 ? atoi(argv[2]) : 1;

@@ -1,16 +1,13 @@
 /* 256 threads each churn ~2 MB of small objects, free all, wait; RSS while
  * they idle (1 s later) and after they exit (1 s later). */
 #include <pthread.h>
+#include "bench.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 enum { T = 256 };
 static pthread_barrier_t churned, go;
-static long rss_mib(void) {
-    FILE *f = fopen("/proc/self/statm", "r"); long a, b; fscanf(f, "%ld %ld", &a, &b); fclose(f);
-    return b * sysconf(_SC_PAGESIZE) >> 20;
-}
 static void *work(void *arg) {
     unsigned long x = (unsigned long)arg * 2654435761UL + 1;
     enum { N = 8000 };

@@ -4,6 +4,7 @@
 use std::fmt::Display;
 
 use super::{csv_line, fmt_kib, fmt_mib, fmt_ns, fmt_ratio, Table};
+use crate::api::Api;
 use crate::measure::Metric;
 use crate::results::{RowResult, Stats};
 use crate::rss::PeakRss;
@@ -30,9 +31,14 @@ pub fn row_table(r: &RowResult) -> String {
     };
     let rss_cols = if r.rss.is_empty() { "" } else { " >15 >11" };
     let mut t = Table::new(&format!("<10 >19 >13 >13 >11 >12 >5{rss_cols}"));
-    t.text(format_args!("[{}] {}", r.row.id, r.row.title));
+    let view = match r.api {
+        Api::Sized => "",
+        Api::Unsized => " C",
+    };
+    t.text(format_args!("[{}{view}] {}", r.row.id, r.row.title));
     t.text(format_args!(
-        "     op = {}; ranked by {} time",
+        "     {}; op = {}; ranked by {} time",
+        r.api.title(),
         r.row.op,
         m.label()
     ));
@@ -102,10 +108,10 @@ fn rss_field(r: &RowResult, alloc: &str, f: fn(&PeakRss) -> Result<f64, String>)
         .map_or(String::new(), |v| format!("{v:.0}"))
 }
 
-/// All results as CSV: one line per (row, allocator).
+/// All results as CSV: one line per (row, interface, allocator).
 pub fn rows_csv(results: &[RowResult], mode: &str) -> String {
     let mut out = String::from(
-        "mode,row,workload,op,metric,allocator,runs,truncated,median_ns_per_op,min_ns_per_op,\
+        "mode,api,row,workload,op,metric,allocator,runs,truncated,median_ns_per_op,min_ns_per_op,\
          wall_ns_per_op,cpu_ns_per_op,faults_per_op,rss_delta_kib,ratio_vs_best_other,ratio_vs_baseline,\
          peak_rss_kib,peak_rss_growth_kib\n",
     );
@@ -122,6 +128,7 @@ pub fn rows_csv(results: &[RowResult], mode: &str) -> String {
                 .fold(f64::INFINITY, f64::min);
             out += &csv_line(&[
                 mode.to_string(),
+                r.api.label().to_string(),
                 r.row.id.to_string(),
                 r.row.title.clone(),
                 r.row.op.to_string(),

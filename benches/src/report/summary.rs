@@ -4,6 +4,7 @@
 use std::fmt::Display;
 
 use super::{csv_line, fmt_mib, fmt_ns, fmt_ratio, Table};
+use crate::api::Api;
 use crate::judge::{judge, Verdict};
 use crate::results::RowResult;
 use crate::targets::{self, Against, Col, Figure, BASELINE, PEAK_RSS, SUBJECT, TIME};
@@ -25,17 +26,35 @@ fn on(v: &Verdict, col: &str) -> bool {
     matches!(v.target.figure, Figure::Col(Col::Named(c)) if c == col)
 }
 
-/// The main job's SUMMARY: every row with the subject's ns/op, the best
-/// peer, the ratios to it and to the baseline, its time targets
-/// ([`targets::COMPARE`]) and their result, and where measured the peak-RSS
-/// ratio and its result.
+/// The main job's SUMMARY: per interface the rows ran through (Rust's
+/// `GlobalAlloc`, then C's malloc/free), every row with the subject's
+/// ns/op, the best peer, the ratios to it and to the baseline, the time
+/// targets of that interface's table ([`targets::compare`]) and their
+/// result, a goal where the table sets one, and where measured the
+/// peak-RSS ratio and its result.
 pub fn compare_summary(results: &[RowResult]) -> String {
-    let mut t = Table::new("<4 <24 >10 >9 >10 >8 >8 <20 <5 >17 <4");
+    let views: Vec<String> = Api::ALL
+        .into_iter()
+        .filter_map(|api| {
+            let rows: Vec<&RowResult> = results.iter().filter(|r| r.api == api).collect();
+            (!rows.is_empty()).then(|| view_summary(&rows, api))
+        })
+        .collect();
+    views.join("\n")
+}
+
+/// The SUMMARY of the rows run through `api`.
+fn view_summary(results: &[&RowResult], api: Api) -> String {
+    let table = targets::compare(api);
+    let goal = targets::goal_of(table, TIME);
+    let mut t = Table::new("<4 <24 >10 >9 >10 >8 >8 <23 <5 <6 >17 <4");
     t.text(format_args!(
-        "SUMMARY: {SUBJECT} vs the best peer and vs {BASELINE} (ratio < 1.00 = {SUBJECT} \
-         better), against the targets"
+        "SUMMARY ({}): {SUBJECT} vs the best peer and vs {BASELINE} (ratio < 1.00 = {SUBJECT} \
+         better), against the targets",
+        api.title()
     ));
     let vs_base = format!("vs {BASELINE}");
+    let goal_head = if goal.is_some() { "goal" } else { "" };
     t.row(&[
         &"row",
         &"workload",
@@ -46,17 +65,20 @@ pub fn compare_summary(results: &[RowResult]) -> String {
         &vs_base,
         &"time target",
         &"time",
+        &goal_head,
         &"peak RSS vs low",
         &"RSS",
     ]);
-    let (mut time_met, mut rss_met, mut rss_judged, mut partial) = (0, 0, 0, false);
+    let (mut time_met, mut goal_met, mut rss_met, mut rss_judged) = (0, 0, 0, 0);
+    let mut partial = false;
     for r in results {
         let id = r.row.id;
         let q = r.ratio(SUBJECT, BASELINE);
-        let verdicts = judge(std::slice::from_ref(r), targets::COMPARE);
+        let verdicts = judge(std::slice::from_ref(*r), table);
         let time: Vec<&Verdict> = verdicts.iter().filter(|v| on(v, TIME)).collect();
-        let goal: Vec<&str> = time.iter().map(|v| v.text.as_str()).collect();
+        let texts: Vec<&str> = time.iter().map(|v| v.text.as_str()).collect();
         let time_pass = time.iter().all(|v| v.pass != Some(false));
+        let reached = time.iter().find_map(|v| v.goal_met());
         let rss_pass = verdicts
             .iter()
             .find(|v| on(v, PEAK_RSS))
@@ -69,6 +91,7 @@ pub fn compare_summary(results: &[RowResult]) -> String {
         };
         partial |= flag == "!";
         time_met += usize::from(time_pass);
+        goal_met += usize::from(reached == Some(true));
         rss_judged += usize::from(rss_pass.is_some());
         rss_met += usize::from(rss_pass == Some(true));
         let rss = match r.rss_ratio(SUBJECT) {
@@ -76,7 +99,8 @@ pub fn compare_summary(results: &[RowResult]) -> String {
             None if !r.rss.is_empty() => "failed".into(),
             None => String::new(),
         };
-        let cells: [&dyn Display; 11] = [
+        let reached = reached.map_or("", |m| if m { "met" } else { "-" });
+        let cells: [&dyn Display; 12] = [
             &id,
             &r.row.name,
             &(fmt_ns(q.subject) + flag),
@@ -84,24 +108,33 @@ pub fn compare_summary(results: &[RowResult]) -> String {
             &fmt_ns(peer_v),
             &fmt_ratio(q.vs_best),
             &fmt_ratio(q.vs_baseline),
-            &goal.join(","),
+            &texts.join(","),
             &pass_fail(time_pass),
+            &reached,
             &rss,
             &rss_pass.map_or("", pass_fail),
         ];
         t.row(&cells);
     }
-    let rss_limit = targets::limit_of(targets::COMPARE, PEAK_RSS, Against::BestPeer);
+    let goal = goal.map_or(String::new(), |g| {
+        format!(
+            "; goal ({g:.2}x the best peer) reached: {goal_met}/{}",
+            results.len()
+        )
+    });
     t.text(format_args!(
-        "  time targets met: {time_met}/{}; peak RSS targets (<= {:.1}x the lowest peer) \
-         met: {rss_met}/{rss_judged}",
+        "  time targets met: {time_met}/{}{goal}; peak RSS targets met: {rss_met}/{rss_judged}",
         results.len(),
-        rss_limit.unwrap_or(f64::NAN)
     ));
-    if let Some((peers, limit)) = targets::named_peers(targets::COMPARE) {
+    if let Some(l) = targets::limit_of(table, PEAK_RSS, Against::BestPeer) {
         t.text(format_args!(
-            "  small pairs are held to the faster of {} ({limit:.2}x), not to the best peer; \
-             \"peak RSS vs low\" = {SUBJECT}'s peak / the lowest peer's peak (shown after it)",
+            "  peak RSS target: <= {l:.1}x the lowest peer; \"peak RSS vs low\" = {SUBJECT}'s \
+             peak / the lowest peer's peak (shown after it)"
+        ));
+    }
+    if let Some((peers, limit)) = targets::named_peers(table) {
+        t.text(format_args!(
+            "  small pairs are held to the faster of {} ({limit:.2}x), not to the best peer",
             peers.join(" and ")
         ));
     }

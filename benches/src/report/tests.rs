@@ -20,6 +20,7 @@ fn tables_ratios_and_csv() {
     };
     let r = RowResult {
         row,
+        api: crate::api::Api::Unsized,
         allocs: vec![
             runs("strata", &[10, 30, 20]),
             runs("glibc", &[40, 40]),
@@ -172,4 +173,39 @@ fn compare_targets_and_summary() {
         t.contains("<=1.25x best,<glibc") && t.contains("<=1.10x mi/je"),
         "{t}"
     );
+}
+
+#[test]
+fn c_view_targets_and_summary() {
+    use crate::api::Api;
+    let rows = suite(Mode::Smoke);
+    let find = |id| rows.iter().find(|r| r.id == id).unwrap().clone();
+    let c = |mut r: RowResult| {
+        r.api = Api::Unsized;
+        r
+    };
+    let ns = |s| [("strata", s), ("glibc", 200), ("tcmalloc", 100)];
+    // At most the best peer passes; the goal is 0.95x.
+    let even = c(fake_result(find("3"), &ns(100), &[]));
+    let goal = c(fake_result(find("2"), &ns(90), &[]));
+    let slow = c(fake_result(find("1"), &ns(101), &[]));
+    let peaks = [("strata", 1250.0), ("glibc", 1000.0), ("tcmalloc", 2000.0)];
+    let rptest = c(fake_result(find("15"), &ns(50), &peaks));
+    let rust = fake_result(find("3"), &ns(120), &[]);
+    let results = [rust, even, goal, slow, rptest];
+    let t = compare_summary(&results);
+    assert!(
+        t.contains("SUMMARY (Rust view") && t.contains("SUMMARY (C view"),
+        "{t}"
+    );
+    assert!(t.contains("time targets met: 1/1; peak RSS"), "{t}");
+    assert!(
+        t.contains("time targets met: 3/4; goal (0.95x the best peer) reached: 2/4"),
+        "{t}"
+    );
+    assert!(
+        t.contains("peak RSS targets met: 0/1") && t.contains("1.25x"),
+        "{t}"
+    );
+    assert!(t.contains("<=1.00x best,goal 0.95x"), "{t}");
 }

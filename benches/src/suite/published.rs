@@ -149,16 +149,19 @@ pub fn rows(m: Mode) -> Vec<Row> {
     ));
 
     let steps = m.pick(500_000, 250_000, 2_000);
-    rows.push(row(
-        "15",
-        "rptest 2 threads",
-        format!(
-            "rptest: 2 threads x {steps} blocks of 16..16000 B (log-uniform), each kept \
-             1..4095 steps; 1 in 8 freed by the other thread"
-        ),
-        "one block's life (alloc + free)",
-        Published::Rptest { threads: 2, steps },
-    ));
+    rows.push(Row {
+        peak_rss: true,
+        ..row(
+            "15",
+            "rptest 2 threads",
+            format!(
+                "rptest: 2 threads x {steps} blocks of 16..16000 B (log-uniform), each kept \
+                 1..4095 steps; 1 in 8 freed by the other thread"
+            ),
+            "one block's life (alloc + free)",
+            Published::Rptest { threads: 2, steps },
+        )
+    });
 
     let steps = m.pick(2_000_000, 1_000_000, 2_000);
     for (id, name, threads) in [
