@@ -158,10 +158,13 @@ impl CentralList {
             let had_free = Self::has_free(span);
             strata_base::link::write(obj, span.objects);
             span.objects = obj;
-            debug_assert!(
-                span.allocated > 0,
-                "an object returned to a span with none out"
-            );
+            // Only a double free brings this about; stop rather than let the
+            // count wrap (never a panic: this runs inside malloc and free).
+            if span.allocated == 0 {
+                strata_os::fatal(
+                    b"strata: an object was freed to a span with none out (double free?)\n",
+                );
+            }
             span.allocated -= 1;
             if span.allocated == 0 {
                 if had_free {
@@ -192,10 +195,10 @@ impl CentralList {
 /// # Safety
 /// The span has a free object; the class lock is held.
 unsafe fn pop_object(span: &mut Span, info: &ClassInfo) -> *mut u8 {
-    debug_assert!(
-        span.allocated < span.capacity,
-        "more objects out than the span holds"
-    );
+    // As in `put`: only a double free brings this about.
+    if span.allocated >= span.capacity {
+        strata_os::fatal(b"strata: a span handed out more objects than it holds (double free?)\n");
+    }
     span.allocated += 1;
     if !span.objects.is_null() {
         let obj = span.objects;
