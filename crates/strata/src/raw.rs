@@ -25,7 +25,7 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     }
     match class_of(size, align) {
         0 => alloc_large(size, align, false),
-        class => alloc_small(class),
+        class => alloc_small(class, size),
     }
 }
 
@@ -39,7 +39,7 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
     match class_of(size, align) {
         0 => alloc_large(size, align, true),
         class => {
-            let p = alloc_small(class);
+            let p = alloc_small(class, size);
             if !p.is_null() {
                 // SAFETY: a fresh block of at least `size` bytes.
                 unsafe { ptr::write_bytes(p, 0, size) };
@@ -79,10 +79,15 @@ pub unsafe fn free(p: *mut u8) {
 ///
 /// # Safety
 /// `p` is null or a live block from this allocator.
+// The checked build returns early: the rest is the default build's.
+#[cfg_attr(feature = "checked", allow(unreachable_code))]
 pub unsafe fn usable_size(p: *const u8) -> usize {
     if p.is_null() {
         return 0;
     }
+    // SAFETY: forwarded contract; a bad pointer is reported.
+    #[cfg(feature = "checked")]
+    return unsafe { crate::checked::live_size(p.cast_mut()) }.unwrap_or(0);
     let class = size_class_of(p as usize);
     if class != 0 {
         return class_size_of(class);
@@ -106,6 +111,8 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
 /// same `align` (as with `GlobalAlloc::realloc`: resizing in place keeps the
 /// block where it is, so a stronger alignment than the block's is not
 /// obtained that way).
+// The checked build returns early: the rest is the default build's.
+#[cfg_attr(feature = "checked", allow(unreachable_code))]
 pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     if p.is_null() {
         return alloc(new_size, align);
@@ -113,6 +120,9 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() || new_size > isize::MAX as usize - (align - 1) {
         return ptr::null_mut();
     }
+    // SAFETY: forwarded contract; the checked build always moves the block.
+    #[cfg(feature = "checked")]
+    return unsafe { crate::checked::realloc(p, new_size, align) };
     let class = size_class_of(p as usize);
     // SAFETY: p is a live block (or a bad pointer, reported by usable_size).
     let old_size = unsafe { usable_size(p) };
