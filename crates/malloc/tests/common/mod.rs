@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The `.so` freshly built by cargo, with the profile (and target directory
-/// and target triple) of the running test executable. Built once per test
-/// binary.
+/// and target triple) of the running test executable, and its features
+/// (`--features checked`: the checked build). Built once per test binary.
 pub fn strata_so() -> &'static Path {
     static SO: OnceLock<PathBuf> = OnceLock::new();
     SO.get_or_init(build_so)
@@ -75,6 +75,9 @@ fn build_so() -> PathBuf {
             "--message-format=json-render-diagnostics",
         ])
         .args(["--profile", &l.profile]);
+    if cfg!(feature = "checked") {
+        cmd.args(["--features", "checked"]);
+    }
     if let Some(dir) = &l.target_dir {
         cmd.arg("--target-dir").arg(dir);
     }
