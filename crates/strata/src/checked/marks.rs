@@ -16,7 +16,8 @@
 //!   caught, and any other byte value with a chance of 1 in 128 at worst.
 //!
 //! # Invariants
-//! - `end` is 8-byte aligned (the size word is read and written whole).
+//! - The block's start and `end` are 8-byte aligned (the size word and the
+//!   canary are read and written a word at a time).
 //! - The marks are written when the block is handed out and checked when it
 //!   is freed, resized or asked its size; in between they belong to nobody.
 
@@ -40,8 +41,8 @@ fn size_mask(p: *const u8) -> usize {
 /// with the size word at `end`.
 ///
 /// # Safety
-/// `[p + size, end + 8)` is writable memory of the block; `size <= end - p`,
-/// `end` 8-byte aligned.
+/// `[p, end + 8)` is writable memory of the block, `p` and `end` 8-byte
+/// aligned, `size <= end - p`.
 pub(crate) unsafe fn write(p: *mut u8, size: usize, end: *mut u8) {
     // SAFETY: caller's contract.
     unsafe {
@@ -55,7 +56,8 @@ pub(crate) unsafe fn write(p: *mut u8, size: usize, end: *mut u8) {
 /// were written.
 ///
 /// # Safety
-/// `[p, end + 8)` is readable memory of the block, `end` 8-byte aligned.
+/// `[p, end + 8)` is readable memory of the block, `p` and `end` 8-byte
+/// aligned.
 pub(crate) unsafe fn read(p: *const u8, end: *const u8) -> Option<usize> {
     // SAFETY: caller's contract.
     let size = unsafe { (end as *const usize).read() } ^ size_mask(p);
@@ -64,45 +66,54 @@ pub(crate) unsafe fn read(p: *const u8, end: *const u8) -> Option<usize> {
     (size <= room && unsafe { canary_intact(p.add(size), end) }).then_some(size)
 }
 
+/// The canary is written and checked a word at a time: the first, partial
+/// word through a mask (the bytes below `from` in it belong to the block and
+/// are written back unchanged). Words are handled as little-endian, so byte
+/// `a % 8` of the canary word lands at address `a` on any machine.
+///
 /// # Safety
-/// `[from, to)` is writable; `to` is 8-byte aligned.
+/// `[from & !7, to)` is writable memory of one block; `to` is 8-byte aligned.
 unsafe fn fill_canary(from: *mut u8, to: *mut u8) {
-    let w = canary_word().to_ne_bytes();
-    let mut a = from;
-    // SAFETY (all three loops): every address written is in [from, to).
+    let w = canary_word().to_le();
+    let mut a = from.wrapping_sub(from as usize % 8) as *mut usize;
+    // SAFETY: every word written lies in [from & !7, to).
     unsafe {
-        while a < to && a as usize % 8 != 0 {
-            a.write(w[a as usize % 8]);
+        if from < to && from as usize % 8 != 0 {
+            let keep = below(from);
+            a.write((a.read() & keep) | (w & !keep));
             a = a.add(1);
         }
-        let w = canary_word();
-        while a < to {
-            (a as *mut usize).write(w);
-            a = a.add(8);
+        while (a as *mut u8) < to {
+            a.write(w);
+            a = a.add(1);
         }
     }
 }
 
 /// # Safety
-/// `[from, to)` is readable; `to` is 8-byte aligned.
+/// `[from & !7, to)` is readable memory of one block; `to` is 8-byte
+/// aligned.
 unsafe fn canary_intact(from: *const u8, to: *const u8) -> bool {
-    let w = canary_word().to_ne_bytes();
-    let mut a = from;
-    // SAFETY (both loops): every address read is in [from, to).
+    let w = canary_word().to_le();
+    let mut a = from.wrapping_sub(from as usize % 8) as *const usize;
+    let mut wrong = 0;
+    // SAFETY: every word read lies in [from & !7, to).
     unsafe {
-        while a < to && a as usize % 8 != 0 {
-            if a.read() != w[a as usize % 8] {
-                return false;
-            }
+        if from < to && from as usize % 8 != 0 {
+            let keep = below(from);
+            wrong |= (a.read() ^ w) & !keep;
             a = a.add(1);
         }
-        let w = canary_word();
-        while a < to {
-            if (a as *const usize).read() != w {
-                return false;
-            }
-            a = a.add(8);
+        while (a as *const u8) < to {
+            wrong |= a.read() ^ w;
+            a = a.add(1);
         }
     }
-    true
+    wrong == 0
+}
+
+/// The bytes of the word holding `a` that lie below `a`, as a mask (`a` not
+/// 8-byte aligned).
+fn below(a: *const u8) -> usize {
+    (usize::MAX >> (usize::BITS as usize - 8 * (a as usize % 8))).to_le()
 }
