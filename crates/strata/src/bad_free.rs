@@ -47,9 +47,14 @@ pub enum BadFreeKind {
     /// The layout (size or alignment) given to `dealloc` does not match the
     /// block's.
     WrongLayout,
-    /// A freed object was written before it was handed out again (found when
-    /// it is reused; `checked` build only). The pointer is the object's.
+    /// A freed block was written while it was free (found when it is freed
+    /// again, leaves the quarantine or is handed out again; `checked` build
+    /// only). The pointer is the block's.
     WriteAfterFree,
+    /// Bytes past the end of the block (past the size asked for) were
+    /// written: a heap overflow (found when the block is freed or resized;
+    /// `checked` build only).
+    HeapOverflow,
 }
 
 /// A free that strata refused.
@@ -70,6 +75,9 @@ impl BadFreeKind {
             BadFreeKind::DoubleFree => "block is not allocated (double free?)",
             BadFreeKind::WrongLayout => "layout does not match the block (wrong size or alignment)",
             BadFreeKind::WriteAfterFree => "freed memory was written (use after free)",
+            BadFreeKind::HeapOverflow => {
+                "bytes past the end of the block were written (heap overflow)"
+            }
         }
     }
 }

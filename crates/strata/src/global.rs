@@ -94,6 +94,8 @@ fn init_slow() {
 
 extern "C" fn fork_prepare() {
     crate::profile::fork_prepare();
+    #[cfg(feature = "checked")]
+    crate::checked::fork_prepare();
     HEAP.fork_prepare();
     central().fork_prepare();
     pages().fork_prepare();
@@ -105,6 +107,8 @@ extern "C" fn fork_parent() {
         pages().fork_parent();
         central().fork_parent();
         HEAP.fork_parent();
+        #[cfg(feature = "checked")]
+        crate::checked::fork_parent();
     }
     crate::profile::fork_parent();
 }
@@ -115,6 +119,8 @@ extern "C" fn fork_child() {
         pages().fork_child();
         central().fork_child();
         HEAP.fork_child(this_thread().slot().cache());
+        #[cfg(feature = "checked")]
+        crate::checked::fork_child();
     }
     crate::background::forget_after_fork();
     crate::profile::fork_child();
@@ -140,26 +146,24 @@ extern "C" fn print_stats_at_exit() {
 // ---- small objects ---------------------------------------------------------
 
 /// The size class serving `size` bytes aligned to `align`, or 0 for a large
-/// block. (The `checked` build serves nothing below 16 bytes: a freed object
-/// needs room for a link and a free tag.)
+/// block. (The `checked` build asks for room past the size:
+/// [`crate::checked::class_of`].)
 #[inline(always)]
 pub(crate) fn class_of(size: usize, align: usize) -> u8 {
     #[cfg(feature = "checked")]
-    let size = size.max(crate::checked::MIN_SIZE);
+    return crate::checked::class_of(size, align);
+    #[cfg(not(feature = "checked"))]
     strata_central::class_index(size, align)
 }
 
-/// A small object of `class` for a request of `size` bytes (which only
-/// the heap profiler's sampler reads).
+/// A small object of `class` for a request of `size` bytes (which the
+/// heap profiler's sampler and the `checked` build's canaries read).
 #[inline(always)]
 pub(crate) fn alloc_small(class: u8, size: usize) -> *mut u8 {
-    let p = HEAP.alloc(this_thread(), class, size);
     #[cfg(feature = "checked")]
-    if !p.is_null() {
-        // SAFETY: a small object of `class` just taken from a free list.
-        unsafe { crate::checked::on_alloc(p, class) };
-    }
-    p
+    return crate::checked::alloc_small(class, size);
+    #[cfg(not(feature = "checked"))]
+    HEAP.alloc(this_thread(), class, size)
 }
 
 /// Frees a small object after a sized `dealloc`. The layout names the class,
@@ -199,27 +203,41 @@ unsafe fn free_small_outside(p: *mut u8, class: u8) {
 }
 
 /// Frees a small object already known to lie in a span of `class` (through
-/// the arena test or a pagemap lookup).
+/// the arena test or a pagemap lookup). The `checked` build validates it
+/// again, checks its marks and quarantines it ([`crate::checked`]).
 ///
 /// # Safety
 /// `p` is a live object of `class` from this allocator.
 #[inline(always)]
 pub(crate) unsafe fn free_small_known(p: *mut u8, class: u8) {
-    // SAFETY: validated first; on_free runs on a valid object.
+    // SAFETY: forwarded contract; bad pointers are reported, not freed.
     #[cfg(feature = "checked")]
-    if !crate::validate::valid_small_free(pages(), p, class)
-        || unsafe { !crate::checked::on_free(p, class) }
-    {
-        return;
-    }
+    return unsafe { crate::checked::free_small(p, class, None) };
     // SAFETY: forwarded contract.
-    unsafe { HEAP.free(this_thread(), p, class) }
+    #[cfg(not(feature = "checked"))]
+    unsafe {
+        HEAP.free(this_thread(), p, class)
+    }
 }
 
 // ---- large allocations -----------------------------------------------------
 
+/// A large block of `size` bytes aligned to `align`; with `zero`, reading
+/// as zero. (The `checked` build always zeroes, and guards the block:
+/// [`crate::checked`].)
 #[inline(never)]
 pub(crate) fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
+    #[cfg(feature = "checked")]
+    {
+        let _ = zero;
+        crate::checked::alloc_large(size, align)
+    }
+    #[cfg(not(feature = "checked"))]
+    alloc_large_span(size, align, zero)
+}
+
+/// A span of its own from the page heap for `size` bytes.
+pub(crate) fn alloc_large_span(size: usize, align: usize, zero: bool) -> *mut u8 {
     ensure_init();
     match pages().alloc_large(size, align, zero) {
         Some(p) => {
@@ -240,6 +258,10 @@ pub(crate) unsafe fn free_large(p: *mut u8) {
         crate::profile::release(p);
     }
     // SAFETY: forwarded contract; a bad pointer is refused, not obeyed.
+    #[cfg(feature = "checked")]
+    return unsafe { crate::checked::free_large(p, None) };
+    // SAFETY: forwarded contract; a bad pointer is refused, not obeyed.
+    #[cfg(not(feature = "checked"))]
     if let Err(why) = unsafe { pages().free_large(p as usize) } {
         crate::bad_free::report(p, why.into());
     }
@@ -291,6 +313,8 @@ pub(crate) fn rearm_this_thread() {
 
 /// [`crate::release_free_memory`].
 pub(crate) fn release_free_memory() -> usize {
+    #[cfg(feature = "checked")]
+    crate::checked::drain_quarantine();
     HEAP.flush_current(this_thread().slot());
     central().drain_transfer_caches();
     pages().release_free_memory()

@@ -112,7 +112,13 @@ unsafe impl GlobalAlloc for Strata {
     }
 
     #[inline]
+    // The checked build returns early: the rest is the default build's.
+    #[cfg_attr(feature = "checked", allow(unreachable_code))]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as below; the checked build also holds the layout's size
+        // against the size the block was asked for.
+        #[cfg(feature = "checked")]
+        return unsafe { checked::dealloc(ptr, layout.size(), layout.align()) };
         // Sized free: the layout names the class, no lookup needed.
         let class = class_of(layout.size(), layout.align());
         if class != 0 {
@@ -143,9 +149,10 @@ unsafe impl GlobalAlloc for Strata {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let align = layout.align();
-        let old_class = class_of(layout.size(), align);
-        let new_class = class_of(new_size, align);
-        match (old_class, new_class) {
+        // In place when the class or the span allows; the checked build
+        // always moves a block (see `checked`).
+        #[cfg(not(feature = "checked"))]
+        match (class_of(layout.size(), align), class_of(new_size, align)) {
             (a, b) if a == b && a != 0 => return ptr,
             (0, 0) => {
                 // SAFETY: ptr is a live large block of the caller's.
@@ -208,6 +215,10 @@ pub unsafe fn populate(ptr: NonNull<u8>, len: usize) -> bool {
 /// The usable size of a block allocated with `layout`: the size class (or
 /// page-rounded span) it actually received.
 pub fn usable_size(layout: Layout) -> usize {
+    // The bytes past the size asked for hold the checked build's marks.
+    #[cfg(feature = "checked")]
+    return layout.size();
+    #[cfg(not(feature = "checked"))]
     match class_of(layout.size(), layout.align()) {
         0 => layout.size().next_multiple_of(strata_pageheap::PAGE_SIZE),
         class => class_size_of(class),

@@ -45,13 +45,11 @@ pub fn malloc(size: usize) -> *mut u8 {
     if size > MAX_SMALL {
         return malloc_large(size);
     }
-    #[cfg(feature = "checked")]
-    let size = size.max(crate::checked::MIN_SIZE);
-    let class = strata_central::small_class(size);
     #[cfg(not(feature = "checked"))]
-    return crate::freed_mark::alloc_cleared(class, size);
+    return crate::freed_mark::alloc_cleared(strata_central::small_class(size), size);
+    // The checked build's class has room for its marks.
     #[cfg(feature = "checked")]
-    alloc_small(class, size)
+    alloc_small(class_of(size, 8), size)
 }
 
 #[cold]
@@ -66,16 +64,14 @@ fn malloc_large(size: usize) -> *mut u8 {
 /// out-of-line call of [`malloc`] on null, keeps nothing on the stack.
 #[inline(always)]
 pub fn malloc_cached(size: usize) -> *mut u8 {
-    #[cfg(feature = "checked")]
-    let size = size.max(crate::checked::MIN_SIZE);
     // Class 0 (a large request) holds no objects: the pop fails.
-    let class = strata_central::small_class(size);
     #[cfg(not(feature = "checked"))]
-    return crate::freed_mark::alloc_cached(class, size);
+    return crate::freed_mark::alloc_cached(strata_central::small_class(size), size);
+    // Every allocation of the checked build takes the full path.
     #[cfg(feature = "checked")]
     {
-        let _ = class;
-        ptr::null_mut() // every allocation is checked on the full path
+        let _ = size;
+        ptr::null_mut()
     }
 }
 
@@ -208,10 +204,15 @@ unsafe extern "C" fn free_marked(p: *mut u8, class: u8) {
 ///
 /// # Safety
 /// `p` is null or a live block from this allocator.
+// The checked build returns early: the rest is the default build's.
+#[cfg_attr(feature = "checked", allow(unreachable_code))]
 pub unsafe fn usable_size(p: *const u8) -> usize {
     if p.is_null() {
         return 0;
     }
+    // SAFETY: forwarded contract; a bad pointer is reported.
+    #[cfg(feature = "checked")]
+    return unsafe { crate::checked::live_size(p.cast_mut()) }.unwrap_or(0);
     let class = size_class_of(p as usize);
     if class != 0 {
         return class_size_of(class);
@@ -240,6 +241,8 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
 /// same `align` (as with `GlobalAlloc::realloc`: resizing in place keeps the
 /// block where it is, so a stronger alignment than the block's is not
 /// obtained that way).
+// The checked build returns early: the rest is the default build's.
+#[cfg_attr(feature = "checked", allow(unreachable_code))]
 pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     if p.is_null() {
         return alloc(new_size, align);
@@ -247,6 +250,10 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() || new_size > isize::MAX as usize - (align - 1) {
         return ptr::null_mut();
     }
+    // SAFETY: forwarded contract; the checked build always moves the block.
+    #[cfg(feature = "checked")]
+    return unsafe { crate::checked::realloc(p, new_size, align) };
+    #[allow(unreachable_code)]
     let mut class = size_class_of(p as usize);
     // SAFETY: p is a live block (or a bad pointer, reported by usable_size).
     let old_size = unsafe { usable_size(p) };

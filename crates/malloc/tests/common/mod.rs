@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The `.so` freshly built by cargo, with the profile (and target directory
-/// and target triple) of the running test executable. Built once per test
-/// binary.
+/// and target triple) of the running test executable, and its features
+/// (`--features checked`: the checked build). Built once per test binary.
 pub fn strata_so() -> &'static Path {
     &built().0
 }
@@ -28,11 +28,14 @@ fn built() -> &'static (PathBuf, PathBuf) {
 }
 
 fn build_libs() -> (PathBuf, PathBuf) {
-    let built = strata_testkit::cargo::build(
-        Path::new(env!("CARGO_MANIFEST_DIR")),
-        "build",
-        &["-p", "strata-malloc"],
-    );
+    // The running test's features: `--features checked` builds the
+    // checked library.
+    let args: &[&str] = if cfg!(feature = "checked") {
+        &["-p", "strata-malloc", "--features", "checked"]
+    } else {
+        &["-p", "strata-malloc"]
+    };
+    let built = strata_testkit::cargo::build(Path::new(env!("CARGO_MANIFEST_DIR")), "build", args);
     (
         strata_testkit::cargo::artifact(&built, "/libstrata_malloc.so"),
         strata_testkit::cargo::artifact(&built, "/libstrata_malloc.a"),

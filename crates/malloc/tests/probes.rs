@@ -1,0 +1,139 @@
+//! What strata catches, through the C ABI: every probe of `tests/c/probes.c`
+//! (double frees, invalid frees, overflows, writes after free, ...) runs in
+//! a process of its own under `LD_PRELOAD` of the library under test, and
+//! its verdict must be the one expected of this build: the default build
+//! (`cargo test -p strata-malloc --test probes`) or the checked build
+//! (`... --features checked`). The table of docs/safety.md, beside glibc and
+//! the peers, comes from `tests/probes.sh`.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::{run, tail, Alloc, Scratch};
+
+/// What a probe's process must do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// Ran to its end, nothing said.
+    Silent,
+    /// Stopped by strata with this message after `strata: free(0x...): `.
+    Reported(&'static str),
+    /// Killed by this signal (a guard page).
+    Signal(i32),
+    /// Not asserted: depends on more than the build (see the table's note).
+    Either,
+}
+
+use Expect::{Either, Reported, Signal, Silent};
+
+const NEVER: Expect = Reported("pointer was never allocated by strata");
+const INSIDE: Expect = Reported("pointer is inside a block, not at its start");
+const DOUBLE: Expect = Reported("block is not allocated (double free?)");
+const OVERFLOW: Expect = Reported("bytes past the end of the block were written (heap overflow)");
+const WRITTEN: Expect = Reported("freed memory was written (use after free)");
+
+/// Each probe with its verdict in the default build and in the checked
+/// build. A change of what strata catches shows here first: update the row,
+/// and the table of docs/safety.md (`tests/probes.sh`).
+const PROBES: &[(&str, Expect, Expect)] = &[
+    ("double_free_immediate", DOUBLE, DOUBLE),
+    ("double_free_interleaved", DOUBLE, DOUBLE),
+    ("double_free_4k", DOUBLE, DOUBLE),
+    ("double_free_after_other_sizes", DOUBLE, DOUBLE),
+    ("double_free_large", DOUBLE, DOUBLE),
+    ("free_stack", NEVER, NEVER),
+    ("free_static", NEVER, NEVER),
+    ("free_interior", INSIDE, INSIDE),
+    ("free_past_last_object", INSIDE, INSIDE),
+    ("overflow_1", Silent, OVERFLOW),
+    ("overflow_32", Silent, OVERFLOW),
+    // Default build: whether the run past the block meets unmapped memory
+    // depends on how far the heap has grown, not on a check.
+    ("overrun_1m_large", Either, Signal(libc::SIGSEGV)),
+    ("uaf_write_then_malloc", Silent, WRITTEN),
+    ("zero_size_write", Silent, OVERFLOW),
+    ("zero_size_double_free", DOUBLE, DOUBLE),
+    ("realloc_freed", DOUBLE, DOUBLE),
+];
+
+fn expected(row: &(&str, Expect, Expect)) -> Expect {
+    if cfg!(feature = "checked") {
+        row.2
+    } else {
+        row.1
+    }
+}
+
+fn probes_binary(dir: &Path) -> std::path::PathBuf {
+    common::require("cc", "apt-get install gcc libc6-dev");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/probes.c");
+    let exe = dir.join("probes");
+    common::compile_c(&src, &exe, &[]);
+    exe
+}
+
+#[test]
+fn every_probe_is_listed_here() {
+    let dir = Scratch::new("probes-list");
+    let exe = probes_binary(dir.path());
+    let (out, _) = run(Command::new(&exe).arg("list"), Alloc::Glibc, None);
+    let listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    let here: Vec<&str> = PROBES.iter().map(|r| r.0).collect();
+    assert_eq!(listed, here);
+}
+
+#[test]
+fn strata_catches_what_this_build_should() {
+    let dir = Scratch::new("probes");
+    let exe = probes_binary(dir.path());
+    let mut wrong = Vec::new();
+    for row in PROBES {
+        let (name, want) = (row.0, expected(row));
+        // A probe that hangs (a deadlock after a corrupted heap) fails the
+        // test rather than stalling it; no core files.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "ulimit -c 0; exec timeout 60 \"$0\" \"$1\""])
+            .arg(&exe)
+            .arg(name);
+        let (out, _) = run(&mut cmd, Alloc::Strata, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let completed = String::from_utf8_lossy(&out.stdout).contains("completed");
+        let ok = out.status.code() != Some(124)
+            && match want {
+                Silent => out.status.success() && completed && stderr.is_empty(),
+                Reported(msg) => {
+                    out.status.signal() == Some(libc::SIGABRT)
+                        && stderr.contains("strata: free(0x")
+                        && stderr.contains(&format!("): {msg}\n"))
+                }
+                Signal(sig) => out.status.signal() == Some(sig),
+                Either => true,
+            };
+        if !ok {
+            wrong.push(format!(
+                "{name}: expected {want:?}, got {:?}{}\n  stderr: {}",
+                out.status,
+                if completed { " (ran to its end)" } else { "" },
+                tail(&out.stderr).trim()
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} build: {} probe(s) not as expected (if strata now catches more, \
+         update PROBES and docs/safety.md):\n{}",
+        if cfg!(feature = "checked") {
+            "checked"
+        } else {
+            "default"
+        },
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
