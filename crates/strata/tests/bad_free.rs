@@ -221,7 +221,10 @@ fn a_block_reused_after_free_is_freed_again_normally() {
 
 /// A pointer just past a span's last object is no object's: 8160 bytes into
 /// an 8 KiB span of 48-byte objects is a multiple of 48, but the 170th
-/// object would end past the span.
+/// object would end past the span. (The checked build serves 48-byte
+/// requests from a larger class, with room for its marks; its probes cover
+/// the case.)
+#[cfg(not(feature = "checked"))]
 #[test]
 fn a_pointer_past_the_last_object_of_a_span() {
     let mut held = Vec::new();

@@ -398,7 +398,7 @@ fn free_past_the_last_object_of_a_span() {
     let p = strata::raw::alloc(40, 8); // the 48-byte class, with the size word
     let past = ((p as usize & !8191) + 8160) as *mut u8;
     one(
-        BadFreeKind::NeverAllocated,
+        BadFreeKind::Interior,
         past,
         caught(|| unsafe { strata::raw::free(past) }),
     );
