@@ -9,8 +9,8 @@
 //! allocator through both, in rotating order.
 //!
 //! ```text
-//! cargo bench -p strata-benches --bench compare              # full, ~1 min
-//! cargo bench -p strata-benches --bench compare -- --quick   # ~20 s
+//! cargo bench -p strata-benches --bench compare              # full, 2-3 min
+//! cargo bench -p strata-benches --bench compare -- --quick   # a third of that
 //! STRATA_BENCH_QUICK=1 cargo bench -p strata-benches --bench compare
 //! cargo bench -p strata-benches --bench compare -- 5 larson  # only rows whose id/title match
 //! cargo bench -p strata-benches --bench compare -- --api c   # only the C view
@@ -177,7 +177,7 @@ struct Opts {
 
 const USAGE: &str =
     "usage: compare [--quick | --full | --smoke] [--reps N] [--csv PATH] [--api rust|c] [FILTER...]
-  --quick        ~40 s run (also STRATA_BENCH_QUICK=1)
+  --quick        about a third of the full run (also STRATA_BENCH_QUICK=1)
   --full         full run even without --bench
   --smoke        a few seconds, tiny counts (default when run without --bench, e.g. by cargo test)
   --reps N       repetitions per allocator on every row

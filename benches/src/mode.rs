@@ -5,9 +5,10 @@ use std::time::Duration;
 /// How big a run to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// The real comparison (about two minutes on 2 cores).
+    /// The real comparison (2-3 minutes on 2 quiet cores).
     Full,
-    /// A ~40 s run with smaller counts and fewer repetitions.
+    /// A run of about a third of that, with smaller counts and fewer
+    /// repetitions.
     Quick,
     /// A few seconds: every workload once with tiny counts (used when the
     /// bench binary is run by `cargo test`, to check that it still works).
