@@ -67,7 +67,7 @@ run_test() {
   local label=$1 cwd=$2 exe=$3 threads=${4:-$TEST_THREADS} log summary detail
   wanted "$label" || return 0
   log=$out/logs/$(echo "$label" | tr '/: ' '___').log
-  run_logged "$log" "$cwd" env CARGO="$CARGO_SHIM" "$exe" --test-threads="$threads"
+  run_logged "$log" "$cwd" env CARGO="$CARGO_SHIM" STRATA_KERNEL_RUN_DIR="$run_dir" "$exe" --test-threads="$threads"
   summary=$(grep -a '^test result:' "$log" | tail -n 1 | sed 's/^test result: [A-Za-z]*\. //; s/; 0 measured//; s/; 0 filtered out//; s/; finished in .*//' || true)
   if [ "$rc" -eq 0 ]; then
     record "$label" ok "$secs" "$summary"

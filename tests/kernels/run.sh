@@ -90,15 +90,31 @@ mkdir -p "$run_dir/bin"
 # build (jemalloc, mimalloc) is a third of the release build's time.
 echo "run.sh: building the test executables ($profile profile)"
 cargo test --workspace --exclude strata-benches --no-run --message-format=json "${cargo_profile[@]}" > "$run_dir/cargo-test.json"
-# The C ABI tests ask cargo for this .so; guest-cargo.sh answers for it.
-cargo build -p strata-malloc --message-format=json "${cargo_profile[@]}" > "$run_dir/cargo-so.json"
+# What the tests ask cargo for while they run, asked here and recorded for
+# guest-cargo.sh to answer in the guest (the key is the shim's): the C
+# library (.so and .a) of the C ABI tests, and the override test's example
+# linked against the C library that test builds from c_dependency.c.
+mkdir -p "$run_dir/cargo" "$run_dir/cdep"
+record_cargo() { # record_cargo SUBCOMMAND PACKAGE EXAMPLE FEATURES [-- RUSTC ARGS]
+  local sub=$1 package=$2 example=$3 features=$4 key args
+  shift 4
+  key=$(printf '%s' "$sub-$package-${example:-lib}-${features:-default}-$profile" | tr -c 'A-Za-z0-9_.-' '_')
+  args=(-p "$package")
+  [ -z "$example" ] || args+=(--example "$example")
+  [ -z "$features" ] || args+=(--features "$features")
+  cargo "$sub" "${args[@]}" --message-format=json --profile "$profile" "$@" > "$run_dir/cargo/$key.json"
+}
+record_cargo build strata-malloc "" ""
+cc -std=gnu11 -O1 -fno-builtin -fPIC -Icrates/malloc/include -c crates/strata/tests/c/c_dependency.c -o "$run_dir/cdep/c_dependency.o"
+ar rcs "$run_dir/cdep/libstrata_cdep.a" "$run_dir/cdep/c_dependency.o"
+record_cargo rustc strata c_dependency override -- -L "native=$run_dir/cdep" -l static=strata_cdep
 
 # plan.tsv: label, working directory (the package's, as under cargo test),
 # executable, and 1 for the facade's integration tests, which run again
 # under strict overcommit.
-python3 - "$run_dir" "$root" <<'PY'
+python3 - "$run_dir" "$root" "$run_dir/cargo/build-strata-malloc-lib-default-$profile.json" <<'PY'
 import json, sys
-run_dir, root = sys.argv[1], sys.argv[2]
+run_dir, root, so_json = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = []
 for line in open(f"{run_dir}/cargo-test.json"):
     m = json.loads(line)
@@ -110,7 +126,7 @@ for line in open(f"{run_dir}/cargo-test.json"):
     label = f"{short}/{name}" if kind == "test" else f"{short}/{kind}:{name}"
     strict = "1" if short == "strata" and kind == "test" else "0"
     rows.append((0 if kind == "test" else 1, label, pkg_dir, m["executable"], strict))
-so = [f for line in open(f"{run_dir}/cargo-so.json") for m in [json.loads(line)]
+so = [f for line in open(so_json) for m in [json.loads(line)]
       if m.get("reason") == "compiler-artifact" for f in m.get("filenames", []) if f.endswith("/libstrata_malloc.so")]
 with open(f"{run_dir}/plan.tsv", "w") as out:
     for _, label, cwd, exe, strict in sorted(rows):
