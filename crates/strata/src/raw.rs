@@ -242,8 +242,38 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
 /// block where it is, so a stronger alignment than the block's is not
 /// obtained that way).
 // The checked build returns early: the rest is the default build's.
-#[cfg_attr(feature = "checked", allow(unreachable_code))]
+#[inline(always)]
 pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
+    // The common case inline: a small block of the arena (its class and
+    // offset from the flat map, one load, as in `free`) whose class still
+    // suits the new size: it fits, and uses at least half of it (a block
+    // may have been given room to grow, below).
+    #[cfg(not(feature = "checked"))]
+    if align.is_power_of_two() {
+        let (class, offset) = pages().arena_object(p as usize);
+        if class != 0 {
+            let size = class_size_of(class);
+            if new_size <= size
+                && new_size >= size / 2
+                && strata_central::is_object_offset(class, offset)
+            {
+                return p;
+            }
+        }
+    }
+    // SAFETY: forwarded contract.
+    unsafe { realloc_slow(p, new_size, align) }
+}
+
+/// The rest of [`realloc`]: null, large and sampled blocks, a small block
+/// that changes class, and the checks on bad input.
+///
+/// # Safety
+/// As [`realloc`].
+// The checked build returns early: the rest is the default build's.
+#[cfg_attr(feature = "checked", allow(unreachable_code))]
+#[inline(never)]
+unsafe fn realloc_slow(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     if p.is_null() {
         return alloc(new_size, align);
     }
@@ -253,25 +283,50 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     // SAFETY: forwarded contract; the checked build always moves the block.
     #[cfg(feature = "checked")]
     return unsafe { crate::checked::realloc(p, new_size, align) };
+    // Most small blocks: class and offset from the arena's flat map, one
+    // load, as in `free`; an interior pointer is refused, not resized.
     #[allow(unreachable_code)]
-    let mut class = size_class_of(p as usize);
-    // SAFETY: p is a live block (or a bad pointer, reported by usable_size).
-    let old_size = unsafe { usable_size(p) };
-    if old_size == 0 {
-        return ptr::null_mut();
-    }
-    let new_class = class_of(new_size, align);
-    if class == 0 && crate::profile::tracking() {
+    let (class, offset) = pages().arena_object(p as usize);
+    let class = if class != 0 {
+        if !strata_central::is_object_offset(class, offset) {
+            report_interior(p);
+            return ptr::null_mut();
+        }
+        class
+    } else {
+        size_class_of(p as usize)
+    };
+    let (class, old_size) = if class != 0 {
+        (class, class_size_of(class))
+    } else {
+        // SAFETY: p is a live block (or a bad pointer, reported by
+        // usable_size).
+        let n = unsafe { usable_size(p) };
+        if n == 0 {
+            return ptr::null_mut();
+        }
         // A sampled small block keeps its pool slot, which holds the whole
         // class, while the new size needs the same class.
-        if let Some(n) = crate::profile::pooled_size(p) {
-            class = class_of(n, align);
-        }
-    }
+        let pooled = crate::profile::tracking() && crate::profile::pooled_size(p).is_some();
+        (if pooled { class_of(n, align) } else { 0 }, n)
+    };
+    let new_class = class_of(new_size, align);
+    let mut want = new_size;
     if class != 0 {
-        // A small block stays put while the new size needs the same class.
-        if new_class == class {
+        // A small block stays put while the new size needs its class, or
+        // fits and uses at least half of it (it may have been given room
+        // to grow, below).
+        if new_class == class || (new_size <= old_size && new_size >= old_size / 2) {
             return p;
+        }
+        // A small block that grows out of its class moves to room for a
+        // quarter more than it had, so that a block grown in small steps
+        // is copied once per quarter, not at every class boundary (about
+        // eight per doubling). Unsized frees and `usable_size` read the
+        // class from the map, so the larger class is the block's own.
+        let roomy = old_size + old_size / 4;
+        if new_size > old_size && new_size < roomy && class_of(roomy, align) != 0 {
+            want = roomy;
         }
     } else if new_class == 0 {
         // SAFETY: p is a live large block of the caller's.
@@ -279,7 +334,7 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
             return q.as_ptr();
         }
     }
-    let q = alloc(new_size, align);
+    let q = alloc(want, align);
     if !q.is_null() {
         // SAFETY: distinct live blocks; the copy fits both.
         unsafe {

@@ -150,6 +150,13 @@ fn interior_pointers_into_small_objects() {
                 q as usize,
                 caught(|| unsafe { strata::raw::free(q) }),
             );
+            // Resized to a size its class holds: refused too, not
+            // handed back as if it were a block.
+            let mut r = q;
+            // SAFETY: a bad realloc, refused by strata.
+            let seen = caught(|| r = unsafe { strata::raw::realloc(q, size - off, 8) });
+            one(BadFreeKind::Interior, q as usize, seen);
+            assert!(r.is_null());
         }
         // SAFETY: the live block, still ours and freed once.
         unsafe { strata::raw::free(p) };

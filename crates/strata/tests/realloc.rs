@@ -258,3 +258,38 @@ fn pattern_check_catches_corruption() {
         assert_eq!(common::pattern_byte(5, i), a[i], "pattern_byte({i})");
     }
 }
+
+/// The unsized `realloc` (C's) gives a small block that outgrows its class
+/// room for a quarter more, so a block grown 16 bytes at a time is copied
+/// about three times per doubling, not at each of the eight or so class
+/// boundaries; a block that shrinks to no less than half its class stays
+/// put. The contents survive every step. (The checked build moves every
+/// block it resizes.)
+#[cfg(not(feature = "checked"))]
+#[test]
+fn unsized_realloc_in_small_steps_moves_once_per_quarter() {
+    let mut p = strata::raw::alloc(16, 8);
+    let mut size = 16;
+    // SAFETY (all): p is a live block of at least `size` bytes.
+    unsafe { p.write_bytes(0xA5, size) };
+    let mut moves = 0;
+    while size < 64 * KIB {
+        let q = unsafe { strata::raw::realloc(p, size + 16, 8) };
+        assert!(!q.is_null());
+        assert!(unsafe { std::slice::from_raw_parts(q, size) }
+            .iter()
+            .all(|&b| b == 0xA5));
+        moves += usize::from(q != p);
+        p = q;
+        size += 16;
+        unsafe { p.add(size - 16).write_bytes(0xA5, 16) };
+    }
+    // 12 doublings from 16 B: one move per class boundary is 79 moves; a
+    // quarter more room at each move, 29.
+    assert!(moves <= 48, "{moves} moves from 16 B to 64 KiB");
+    // Shrinking within half of the class: in place.
+    let usable = unsafe { strata::raw::usable_size(p) };
+    let q = unsafe { strata::raw::realloc(p, usable / 2 + 1, 8) };
+    assert_eq!(q, p);
+    unsafe { strata::raw::free(q) };
+}
