@@ -212,29 +212,94 @@ fn threads_started_near_the_limit_still_allocate() {
         return;
     }
     // Leave little room: most of the address space taken by huge blocks.
-    let hold = exhaust(|_| 16 << 20);
-    let mut handles = Vec::new();
-    for t in 0..8 {
-        let h = std::thread::Builder::new()
-            .stack_size(64 << 10)
-            .spawn(move || {
-                let mut sum = 0u64;
-                for i in 0..2000u64 {
-                    let b = Box::new([i ^ t; 8]);
-                    sum += b[7];
-                }
-                sum
-            });
-        match h {
-            Ok(h) => handles.push(h),
-            Err(_) => break, // no room for the thread itself: the program's to handle
-        }
+    let mut hold = exhaust(|_| 16 << 20);
+    let mut threads = start_churners(8);
+    if threads.is_empty() {
+        // Not even one thread's stack fitted in what was left: give one
+        // block back, which leaves less than 32 MiB.
+        pop_block(&mut hold);
+        threads = start_churners(8);
     }
-    for (t, h) in handles.into_iter().enumerate() {
+    assert!(!threads.is_empty(), "no thread could start");
+    for (t, id) in threads {
+        let mut out: *mut libc::c_void = ptr::null_mut();
+        // SAFETY: `id` is a joinable thread started above, joined once.
+        assert_eq!(unsafe { libc::pthread_join(id, &mut out) }, 0);
         let want: u64 = (0..2000u64).map(|i| i ^ t as u64).sum();
-        assert_eq!(h.join().unwrap(), want);
+        assert_eq!(out as u64, want, "thread {t}");
     }
     free_chain(hold);
+}
+
+/// Starts up to `n` threads running [`churn`] with small stacks, through
+/// pthread_create itself: std's threads map an alternate signal stack and
+/// register thread-local destructors through glibc's malloc, either of
+/// which aborts the program when it finds no room, and the question here is
+/// whether strata's thread caches cope, not std's runtime. Stops at the
+/// first thread that cannot be had (no room for the thread itself: the
+/// program's to handle). Returns each thread's index and id.
+fn start_churners(n: usize) -> Vec<(usize, libc::pthread_t)> {
+    let mut threads = Vec::new();
+    for t in 0..n {
+        // SAFETY: a zeroed pthread_attr_t is what pthread_attr_init
+        // initialises; the attribute lives until pthread_create returns.
+        let mut attr: libc::pthread_attr_t = unsafe { std::mem::zeroed() };
+        let mut id: libc::pthread_t = 0;
+        // SAFETY: `attr` and `id` are valid for writes; `churn` is an
+        // extern "C" function that reads only its argument, an integer
+        // passed as the pointer.
+        let rc = unsafe {
+            libc::pthread_attr_init(&mut attr);
+            libc::pthread_attr_setstacksize(&mut attr, 64 << 10);
+            let rc = libc::pthread_create(&mut id, &attr, churn, t as *mut libc::c_void);
+            libc::pthread_attr_destroy(&mut attr);
+            rc
+        };
+        if rc != 0 {
+            break;
+        }
+        threads.push((t, id));
+    }
+    threads
+}
+
+/// Frees the chain's newest block (its head), checking it.
+fn pop_block(c: &mut Chain) {
+    let p = c.head;
+    assert!(!p.is_null());
+    // SAFETY: the head is a live block of the chain, written by `exhaust`.
+    unsafe {
+        let n = p.add(1).read();
+        assert_eq!(p.add(2).read(), check_word(p, n), "block {p:?} corrupted");
+        c.head = p.read() as *mut usize;
+        dealloc(p as *mut u8, Layout::from_size_align_unchecked(n, ALIGN));
+        c.count -= 1;
+        c.bytes -= n;
+    }
+}
+
+/// A thread of [`threads_started_near_the_limit_still_allocate`]: 2,000
+/// small blocks through the global allocator, one at a time; returns the
+/// sum of what they held, or a value no sum takes when a block could not
+/// be had.
+extern "C" fn churn(arg: *mut libc::c_void) -> *mut libc::c_void {
+    let t = arg as u64;
+    let layout = Layout::new::<[u64; 8]>();
+    let mut sum = 0u64;
+    for i in 0..2000u64 {
+        // SAFETY: a non-zero layout; the block is written, read and freed
+        // with it while live.
+        unsafe {
+            let p = alloc(layout) as *mut [u64; 8];
+            if p.is_null() {
+                return usize::MAX as *mut libc::c_void;
+            }
+            p.write([i ^ t; 8]);
+            sum += (*p)[7];
+            dealloc(p as *mut u8, layout);
+        }
+    }
+    sum as usize as *mut libc::c_void
 }
 
 /// Huge blocks freed and kept for reuse (mappings of their own, cached)
