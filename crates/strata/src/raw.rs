@@ -219,7 +219,7 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
     }
     if crate::profile::tracking() {
         if let Some(n) = crate::profile::pooled_size(p) {
-            return n;
+            return pooled_usable(n);
         }
     }
     match large_size(p as usize) {
@@ -228,6 +228,17 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
             crate::bad_free::report(p, why.into());
             0
         }
+    }
+}
+
+/// The usable size of a block the profiler sampled, `asked` bytes asked
+/// for: its slot holds the whole size class (see `profile::pool`), and a
+/// `realloc` within the class keeps the block where it is, so the class's
+/// size is what the program may use and what a later move copies.
+fn pooled_usable(asked: usize) -> usize {
+    match class_of(asked, 1) {
+        0 => asked,
+        class => class_size_of(class),
     }
 }
 
@@ -306,7 +317,8 @@ unsafe fn realloc_slow(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
             return ptr::null_mut();
         }
         // A sampled small block keeps its pool slot, which holds the whole
-        // class, while the new size needs the same class.
+        // class, while the new size needs the same class; what it holds is
+        // its usable size, the class's.
         let pooled = crate::profile::tracking() && crate::profile::pooled_size(p).is_some();
         (if pooled { class_of(n, align) } else { 0 }, n)
     };

@@ -293,3 +293,59 @@ fn unsized_realloc_in_small_steps_moves_once_per_quarter() {
     assert_eq!(q, p);
     unsafe { strata::raw::free(q) };
 }
+
+/// A block the heap profiler sampled lives in a slot of its own that holds
+/// its whole size class: resized within the class it stays put, and when it
+/// later moves, every byte the program wrote since (up to the size it last
+/// asked for, or the usable size it was told) goes with it. Nearly every
+/// block is sampled here (a 64-byte interval). In a child process: the
+/// profiler is the whole process's.
+#[test]
+fn sampled_blocks_keep_their_bytes_through_unsized_realloc() {
+    const NAME: &str = "sampled_blocks_keep_their_bytes_through_unsized_realloc";
+    if !common::in_child("STRATA_REALLOC_TEST", NAME, &[]) {
+        return;
+    }
+    strata::profile::set_interval(64);
+    strata::profile::start();
+    let byte = |i: usize, round: usize| (i.wrapping_mul(31) ^ round) as u8;
+    let mut rng = Rng::new(11);
+    for round in 0..300 {
+        let mut size = 1 + rng.below(64);
+        let mut p = strata::raw::alloc(size, 8);
+        assert!(!p.is_null());
+        // SAFETY (all): p is a live block of at least `usable` bytes.
+        let mut usable = unsafe { strata::raw::usable_size(p) };
+        assert!(usable >= size);
+        for i in 0..usable {
+            unsafe { p.add(i).write(byte(i, round)) };
+        }
+        while size < 8 * KIB {
+            let new = size + 1 + rng.below(96);
+            let q = unsafe { strata::raw::realloc(p, new, 8) };
+            assert!(!q.is_null());
+            let kept = usable.min(new);
+            for i in 0..kept {
+                let got = unsafe { q.add(i).read() };
+                assert_eq!(
+                    got,
+                    byte(i, round),
+                    "byte {i} of {kept} after {size} -> {new}"
+                );
+            }
+            p = q;
+            size = new;
+            usable = unsafe { strata::raw::usable_size(p) };
+            assert!(usable >= size, "usable {usable} below {size}");
+            for i in kept..usable {
+                unsafe { p.add(i).write(byte(i, round)) };
+            }
+        }
+        unsafe { strata::raw::free(p) };
+    }
+    assert!(
+        strata::profile::stats().samples > 1000,
+        "{:?}",
+        strata::profile::stats()
+    );
+}
