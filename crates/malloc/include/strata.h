@@ -79,6 +79,8 @@ int strata_populate(void *ptr, size_t len);
  *   memory_limit         bytes, or "none"
  *   show_stats           0 or 1: print statistics to stderr at exit
  *   huge_pages_after     bytes, or "never"
+ *   guarded_rate         a count: one small allocation in it, on average,
+ *                        is guarded (docs/safety.md); 0 or "off": off
  *   verbose              read at start-up only: setting it fails with EPERM
  *
  * Each takes effect at once (thread caches refit to a new budget at their

@@ -137,3 +137,44 @@ fn strata_catches_what_this_build_should() {
         wrong.join("\n")
     );
 }
+
+/// With guarded sampling at a rate of 1 (every small allocation guarded
+/// while a slot is free), the probes on small blocks are stopped with a
+/// report of the guarded pool, whichever end of its page a block went to:
+/// a fault at the guard page (`SIGSEGV`) or a check on free (`SIGABRT`).
+#[test]
+fn guarded_sampling_catches_small_block_misuse() {
+    let dir = Scratch::new("probes-guarded");
+    let exe = probes_binary(dir.path());
+    let caught = [
+        "double_free_immediate",
+        "double_free_interleaved",
+        "double_free_after_other_sizes",
+        "overflow_1",
+        "overflow_32",
+        "uaf_write_then_malloc",
+        "realloc_freed",
+    ];
+    let mut wrong = Vec::new();
+    for name in caught {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "ulimit -c 0; exec timeout 60 \"$0\" \"$1\""])
+            .arg(&exe)
+            .arg(name)
+            .env("STRATA_GUARDED_RATE", "1");
+        let (out, _) = run(&mut cmd, Alloc::Strata, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stopped = matches!(out.status.signal(), Some(libc::SIGSEGV | libc::SIGABRT));
+        if !stopped
+            || !stderr.contains("strata: guarded block: ")
+            || !stderr.contains("strata: allocated by thread ")
+        {
+            wrong.push(format!(
+                "{name}: {:?}\n  stderr: {}",
+                out.status,
+                tail(&out.stderr).trim()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -16,6 +16,7 @@
 //! | `STRATA_PROFILE_INTERVAL` | mean bytes between heap-profile samples (`k`, `m`, `g` suffixes) | 2 MiB |
 //! | `STRATA_PROFILE_SIGNAL` | a signal (`USR2`, `SIGUSR1`, a number) that writes a numbered profile (profiling on; prefix `strata-profile` if `STRATA_PROFILE` is unset) | none |
 //! | `STRATA_HUGE_PAGES_AFTER` | ask for transparent huge pages on all heap growth once the heap has grown by this much (`0`: from the start); growth for a plain request of 4 MiB or more asks either way | never |
+//! | `STRATA_GUARDED_RATE` | guarded sampling (`crate::guarded`): one small allocation in this many, on average, gets a page of its own between guard pages, so that an overflow, underflow or use after free of it stops the program with a report; `0` or `off`: off; 1000 is the suggested rate | off |
 //! | `STRATA_VERBOSE` | `1`: warn on stderr, at start-up, about every `STRATA_*` variable that is not one of these or whose value does not parse (such a variable is ignored either way) | off |
 //!
 //! A value that does not parse leaves the default in force.
@@ -49,6 +50,9 @@ pub struct Config {
     pub huge_pages_after: usize,
     /// Warn about `STRATA_*` variables that are unknown or malformed.
     pub verbose: bool,
+    /// One small allocation in this many, on average, is guarded
+    /// (`crate::guarded`); 0: off.
+    pub guarded_rate: usize,
 }
 
 impl Config {
@@ -63,6 +67,7 @@ impl Config {
         background_release: false,
         huge_pages_after: strata_pageheap::DEFAULT_HUGE_PAGES_AFTER,
         verbose: false,
+        guarded_rate: 0,
     };
 
     /// The defaults overridden by the environment. A variable that is not
@@ -245,6 +250,7 @@ pub(crate) mod state {
             background_release: BACKGROUND.load(Ordering::Relaxed),
             huge_pages_after: HUGE_PAGES_AFTER.load(Ordering::Relaxed),
             verbose: VERBOSE.load(Ordering::Relaxed),
+            guarded_rate: crate::guarded::rate(),
         }
     }
 

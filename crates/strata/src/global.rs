@@ -29,7 +29,7 @@ use crate::tls::this_thread;
 pub(crate) static HEAP: Heap = ThreadCaches::with_hooks(
     Central::new(PageHeap::new(SystemOs::new())),
     ensure_init,
-    crate::profile::SAMPLER,
+    crate::guarded::SAMPLER,
 );
 
 const NOT_STARTED: u8 = 0;
@@ -78,6 +78,7 @@ fn init_slow() {
     pages().set_memory_limit(Some(config.memory_limit).filter(|&b| b > 0));
     pages().set_huge_pages_after(config.huge_pages_after);
     crate::profile::init_from_env();
+    crate::guarded::set_rate_at_start(config.guarded_rate);
     // SAFETY: the handlers are plain functions valid for the process lifetime.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     if config.show_stats {
@@ -94,6 +95,7 @@ fn init_slow() {
 
 extern "C" fn fork_prepare() {
     crate::profile::fork_prepare();
+    crate::guarded::fork_prepare();
     #[cfg(feature = "checked")]
     crate::checked::fork_prepare();
     HEAP.fork_prepare();
@@ -110,6 +112,7 @@ extern "C" fn fork_parent() {
         #[cfg(feature = "checked")]
         crate::checked::fork_parent();
     }
+    crate::guarded::fork_parent();
     crate::profile::fork_parent();
 }
 
@@ -123,6 +126,7 @@ extern "C" fn fork_child() {
         crate::checked::fork_child();
     }
     crate::background::forget_after_fork();
+    crate::guarded::fork_child();
     crate::profile::fork_child();
 }
 
@@ -192,6 +196,11 @@ pub(crate) unsafe fn free_small(p: *mut u8, class: u8) {
 #[cold]
 #[inline(never)]
 unsafe fn free_small_outside(p: *mut u8, class: u8) {
+    // A guarded block (its own pool, outside the arena).
+    if crate::guarded::owns(p) {
+        // SAFETY: forwarded contract; a bad pointer is reported.
+        return unsafe { crate::guarded::free(p) };
+    }
     // A sampled block of the profiler's pool lies outside the arena too.
     if crate::profile::tracking() && crate::profile::release(p) {
         return;

@@ -55,6 +55,7 @@ mod config;
 #[cfg(not(feature = "checked"))]
 mod freed_mark;
 mod global;
+pub mod guarded;
 mod layers;
 mod mallinfo;
 mod options;
@@ -153,7 +154,8 @@ unsafe impl GlobalAlloc for Strata {
         // always moves a block (see `checked`).
         #[cfg(not(feature = "checked"))]
         match (class_of(layout.size(), align), class_of(new_size, align)) {
-            (a, b) if a == b && a != 0 => return ptr,
+            // (A guarded block has no room past its size: it moves.)
+            (a, b) if a == b && a != 0 && !guarded::owns(ptr) => return ptr,
             (0, 0) => {
                 // SAFETY: ptr is a live large block of the caller's.
                 if let Some(p) = unsafe { global::resize_large(ptr as usize, new_size, align) } {

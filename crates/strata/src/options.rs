@@ -99,6 +99,8 @@ enum Kind {
     Bytes,
     Millis,
     Flag,
+    /// A plain decimal count.
+    Count,
 }
 
 /// A row of the table: one setting.
@@ -170,7 +172,7 @@ fn always<T>(set: fn(T)) -> impl Fn(T) -> Result<(), OptionError> {
 }
 
 /// Every setting, in the order the README lists them.
-pub(crate) static OPTIONS: [OptionRow; 9] = [
+pub(crate) static OPTIONS: [OptionRow; 10] = [
     row!(
         "STRATA_DECAY_MS", Millis, Some(("never", u64::MAX)),
         "milliseconds (a number) or `never`",
@@ -206,6 +208,11 @@ pub(crate) static OPTIONS: [OptionRow; 9] = [
         "STRATA_HUGE_PAGES_AFTER", Bytes, Some(("never", usize::MAX as u64)),
         "a size in bytes (4096, 64k, 8m or 2g) or `never`",
         huge_pages_after: usize, always(crate::global::set_huge_pages_after)
+    ),
+    row!(
+        "STRATA_GUARDED_RATE", Count, Some(("off", 0)),
+        "a count (one allocation in it is guarded; 0: off) or `off`",
+        guarded_rate: usize, always(crate::guarded::set_rate)
     ),
     row!(
         "STRATA_VERBOSE", Flag, None, "0 or 1",
@@ -253,6 +260,7 @@ impl OptionRow {
             Kind::Bytes => parse_size(s).map(|v| v as u64),
             Kind::Millis => parse_decimal(s),
             Kind::Flag => parse_flag(s),
+            Kind::Count => parse_decimal(s),
         };
         v.ok_or(malformed)
     }

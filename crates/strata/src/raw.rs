@@ -159,6 +159,11 @@ unsafe extern "C" fn free_elsewhere(p: *mut u8) {
     if p.is_null() {
         return;
     }
+    // A guarded block (outside the arena).
+    if crate::guarded::owns(p) {
+        // SAFETY: forwarded contract; a bad pointer is reported.
+        return unsafe { crate::guarded::free(p) };
+    }
     // A sampled block of the profiler's pool (outside the arena).
     if crate::profile::tracking() && crate::profile::release(p) {
         return;
@@ -209,6 +214,9 @@ unsafe extern "C" fn free_marked(p: *mut u8, class: u8) {
 pub unsafe fn usable_size(p: *const u8) -> usize {
     if p.is_null() {
         return 0;
+    }
+    if crate::guarded::owns(p) {
+        return crate::guarded::size_of(p);
     }
     // SAFETY: forwarded contract; a bad pointer is reported.
     #[cfg(feature = "checked")]
@@ -290,6 +298,10 @@ unsafe fn realloc_slow(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     }
     if !align.is_power_of_two() || new_size > isize::MAX as usize - (align - 1) {
         return ptr::null_mut();
+    }
+    if crate::guarded::owns(p) {
+        // SAFETY: forwarded contract.
+        return unsafe { crate::guarded::realloc(p, new_size, align) };
     }
     // SAFETY: forwarded contract; the checked build always moves the block.
     #[cfg(feature = "checked")]

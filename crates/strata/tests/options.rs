@@ -64,6 +64,14 @@ fn every_run_time_setting_reads_back_and_takes_effect() {
     strata::set_option("show_stats", "0").unwrap();
     assert_eq!(get("show_stats"), "0");
 
+    // Guarded sampling: on at a rate, off again (the rest of its tests run
+    // in processes of their own: crates/strata/tests/guarded.rs).
+    strata::set_option("guarded_rate", "5000").unwrap();
+    assert_eq!(strata::guarded::rate(), 5000);
+    assert_eq!(get("STRATA_GUARDED_RATE"), "5000");
+    strata::set_option("guarded_rate", "off").unwrap();
+    assert_eq!(get("guarded_rate"), "off");
+
     // Refusals change nothing.
     assert_eq!(
         strata::set_option("decay_ms", "1k"),
@@ -87,7 +95,7 @@ fn every_run_time_setting_reads_back_and_takes_effect() {
     for name in strata::option_names() {
         assert!(strata::get_option(name).is_ok(), "{name}");
     }
-    assert_eq!(strata::option_names().count(), 9);
+    assert_eq!(strata::option_names().count(), 10);
 
     // Back to what the other tests expect.
     strata::set_decay_ms(before.decay_ms);

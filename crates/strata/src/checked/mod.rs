@@ -76,7 +76,8 @@ pub(crate) fn class_of(size: usize, align: usize) -> u8 {
 #[inline]
 pub(crate) fn alloc_small(class: u8, size: usize) -> *mut u8 {
     let p = HEAP.alloc(this_thread(), class, size);
-    if !p.is_null() {
+    // A guarded block is zeroed, and checked by its pool instead of marks.
+    if !p.is_null() && !crate::guarded::owns(p) {
         // SAFETY: a free object of `class` just taken from a free list, now
         // ours; class_of made room for size + SIZE_WORD.
         unsafe { object::hand_out(p, class, size) };
@@ -131,6 +132,13 @@ pub(crate) unsafe fn free_large(p: *mut u8, expected: Option<usize>) {
 /// # Safety
 /// As [`free_small`].
 pub(crate) unsafe fn dealloc(p: *mut u8, size: usize, align: usize) {
+    if crate::guarded::owns(p) {
+        if crate::guarded::size_of(p) != size {
+            return report(p, BadFreeKind::WrongLayout);
+        }
+        // SAFETY: forwarded contract.
+        return unsafe { crate::guarded::free(p) };
+    }
     // SAFETY: forwarded contract.
     unsafe {
         match class_of(size, align) {
@@ -147,6 +155,9 @@ pub(crate) unsafe fn dealloc(p: *mut u8, size: usize, align: usize) {
 /// # Safety
 /// `p` is a pointer the caller holds as a live block.
 pub(crate) unsafe fn live_size(p: *mut u8) -> Option<usize> {
+    if crate::guarded::owns(p) {
+        return Some(crate::guarded::size_of(p)).filter(|&n| n != 0);
+    }
     let (class, at_start) = small_object_at(pages(), p as usize);
     let result = if class == 0 {
         match pages().large_size(p as usize) {

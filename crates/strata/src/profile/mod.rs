@@ -66,7 +66,7 @@ mod symbols;
 use core::ptr::NonNull;
 
 use strata_base::{ForkLock, Lock};
-use strata_threadcache::{SampleState, Sampler};
+use strata_threadcache::SampleState;
 
 use crate::sync::statics::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -122,13 +122,6 @@ static STATE: Lock<State> = Lock::new(State {
     peak_bytes: 0.0,
     samples: 0,
 });
-
-/// The sampler the thread caches offer allocations to.
-pub(crate) const SAMPLER: Sampler = Sampler {
-    next_gap,
-    offer,
-    on_refill,
-};
 
 /// Runs `f` with the profiler's tables; `None` if the calling thread holds
 /// them already (a signal handler interrupted it in here), so that
@@ -243,12 +236,24 @@ fn examine_probability(st: &SampleState) -> f64 {
     }
 }
 
-/// Allocations until the next examined one: geometric with mean `1/q`.
-fn next_gap(st: &mut SampleState) -> u32 {
+/// The probability the profiler examines an allocation with on this
+/// thread: 0.0 when profiling is off. The countdown's gaps are drawn by
+/// [`crate::guarded`]'s sampler, which adds the guard's own probability.
+pub(crate) fn examine_rate(st: &SampleState) -> f64 {
     if !ACTIVE.load(Ordering::Relaxed) {
-        return 0;
+        return 0.0;
     }
-    let q = examine_probability(st);
+    examine_probability(st)
+}
+
+/// A uniform number in (0, 1] from the thread's generator.
+pub(crate) fn uniform(st: &mut SampleState) -> f64 {
+    unit(xorshift(&mut st.rng))
+}
+
+/// Allocations until the next examined one when each is examined with
+/// probability `q` (> 0): geometric with mean `1/q`.
+pub(crate) fn geometric_gap(st: &mut SampleState, q: f64) -> u32 {
     if q >= 1.0 {
         return 1;
     }
@@ -267,7 +272,7 @@ fn next_gap(st: &mut SampleState) -> u32 {
 /// (a block examined with `q` below its `p` is sampled with weight `1/q`:
 /// unbiased, but one such sample of a 200 KiB block at `q = 1/1024`
 /// stands for 200 MiB).
-fn on_refill(st: &mut SampleState, class: u8) -> bool {
+pub(crate) fn on_refill(st: &mut SampleState, class: u8) -> bool {
     if !ACTIVE.load(Ordering::Relaxed) {
         return false;
     }
@@ -281,7 +286,7 @@ fn on_refill(st: &mut SampleState, class: u8) -> bool {
 
 /// An examined allocation of `class` for `size` bytes: sampled with
 /// probability `min(1, p/q)`, served from the pool if so.
-fn offer(st: &mut SampleState, class: u8, size: usize) -> Option<NonNull<u8>> {
+pub(crate) fn offer(st: &mut SampleState, class: u8, size: usize) -> Option<NonNull<u8>> {
     if !ACTIVE.load(Ordering::Relaxed) {
         return None;
     }

@@ -1,0 +1,345 @@
+//! Guarded sampling (`strata::guarded`): each bad use of a guarded block
+//! stops the program with a report naming the block and its stacks. Every
+//! test runs in a child process of its own, with a rate of 1 (every
+//! allocation through a thread cache is guarded while a slot is free), so
+//! that which block is guarded never depends on chance, inlining or the
+//! build's profile; the parent checks how the child ended and what it
+//! wrote.
+
+#[global_allocator]
+static GLOBAL: strata::Strata = strata::Strata;
+
+use std::alloc::{alloc, dealloc, realloc, Layout};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Output};
+
+use strata::guarded;
+
+const MARKER: &str = "STRATA_GUARDED_CHILD";
+
+/// Runs test `name` in a child process with `env`; `None` in the child
+/// (which then runs the body), its output in the parent.
+fn child(name: &str, env: &[(&str, &str)]) -> Option<Output> {
+    if std::env::var(MARKER).as_deref() == Ok(name) {
+        return None;
+    }
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(MARKER, name);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Some(cmd.output().unwrap())
+}
+
+/// Runs `body` in a child process that must be stopped by it (test
+/// `name`); the child's output in the parent.
+fn dies(name: &str, body: impl FnOnce()) -> Output {
+    child(name, &[]).unwrap_or_else(|| {
+        body();
+        unreachable!("{name}: the bad use was not stopped")
+    })
+}
+
+/// Runs `body` in a child process with `env` (test `name`), which must
+/// pass.
+fn passes(name: &str, env: &[(&str, &str)], body: impl FnOnce()) {
+    match child(name, env) {
+        Some(out) => assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        None => body(),
+    }
+}
+
+fn page() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+/// A guarded block of `l` placed at the end of its page, against the
+/// guard page after it (`at_end`), or at its page's start: allocated with a rate of 1 until
+/// one lands there (placement alternates, so within a few).
+fn guarded_block(l: Layout, at_end: bool) -> *mut u8 {
+    guarded::set_rate(1);
+    for _ in 0..8 {
+        // SAFETY: a non-zero layout.
+        let p = unsafe { alloc(l) };
+        assert!(guarded::is_guarded(p), "no guarded block of {l:?}");
+        // A block at the end may leave the class's alignment's slack
+        // before the guard: it is the one not at its page's start.
+        if (p as usize % page() != 0) == at_end {
+            return p;
+        }
+    }
+    panic!("no guarded block of {l:?} at the right place");
+}
+
+/// The child died of `sig` and reported `what` with the allocation stack
+/// (and the free stack if `freed`), naming this test's function.
+fn assert_report(out: &Output, sig: i32, what: &str, freed: bool) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(sig), "{err}");
+    assert!(err.contains("strata: guarded block: "), "{err}");
+    assert!(err.contains(what), "{err}");
+    assert!(err.contains("strata: allocated by thread "), "{err}");
+    assert_eq!(err.contains("strata: freed by thread "), freed, "{err}");
+    // Each stack shows at least one frame, not "(no stack trace)".
+    assert!(!err.contains("(no stack trace)"), "{err}");
+}
+
+#[test]
+fn an_overflow_faults_and_is_reported() {
+    let out = dies("an_overflow_faults_and_is_reported", || {
+        let l = Layout::from_size_align(48, 8).unwrap();
+        let p = guarded_block(l, true);
+        // SAFETY: deliberately one byte past the block: into the guard.
+        unsafe { p.add(48).write_volatile(1) };
+    });
+    assert_report(&out, libc::SIGSEGV, "heap overflow: write at", false);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 bytes past the end of the block"));
+}
+
+#[test]
+fn an_underflow_faults_and_is_reported() {
+    let out = dies("an_underflow_faults_and_is_reported", || {
+        let l = Layout::from_size_align(40, 8).unwrap();
+        let p = guarded_block(l, false);
+        // SAFETY: deliberately reads a byte before the block: the guard.
+        let _ = unsafe { p.sub(1).read_volatile() };
+    });
+    assert_report(&out, libc::SIGSEGV, "heap underflow: read at", false);
+}
+
+#[test]
+fn an_overflow_into_slack_is_found_on_free() {
+    let out = dies("an_overflow_into_slack_is_found_on_free", || {
+        // 40 bytes of the 48-byte class, aligned to 16: 8 bytes of slack
+        // before the guard when placed at the page's end.
+        let l = Layout::from_size_align(40, 8).unwrap();
+        let p = guarded_block(Layout::from_size_align(40, 8).unwrap(), true);
+        // SAFETY: deliberately writes the slack past the block, still in
+        // its page.
+        unsafe {
+            p.add(40).write_volatile(1);
+            dealloc(p, l);
+        }
+    });
+    assert_report(&out, libc::SIGABRT, "heap overflow", false);
+}
+
+#[test]
+fn a_use_after_free_faults_with_both_stacks() {
+    let out = dies("a_use_after_free_faults_with_both_stacks", || {
+        let l = Layout::from_size_align(100, 8).unwrap();
+        let p = guarded_block(l, true);
+        // SAFETY: deliberately writes the block after freeing it.
+        unsafe {
+            dealloc(p, l);
+            p.write_volatile(7);
+        }
+    });
+    assert_report(&out, libc::SIGSEGV, "use after free: write at", true);
+}
+
+#[test]
+fn a_double_free_is_reported_with_both_stacks() {
+    let out = dies("a_double_free_is_reported_with_both_stacks", || {
+        let l = Layout::from_size_align(24, 8).unwrap();
+        let p = guarded_block(l, false);
+        // SAFETY: deliberately frees the block twice, through the C path.
+        unsafe {
+            strata::raw::free(p);
+            strata::raw::free(p);
+        }
+    });
+    assert_report(&out, libc::SIGABRT, "double free", true);
+}
+
+#[test]
+fn an_interior_free_is_reported() {
+    let out = dies("an_interior_free_is_reported", || {
+        let l = Layout::from_size_align(64, 8).unwrap();
+        let p = guarded_block(l, false);
+        // SAFETY: deliberately frees a pointer inside the block.
+        unsafe { strata::raw::free(p.add(8)) };
+    });
+    assert_report(&out, libc::SIGABRT, "inside a block", false);
+}
+
+/// A fault outside the pool goes to the handler installed before strata's.
+#[test]
+fn other_faults_go_to_the_handler_before() {
+    extern "C" fn handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+        let msg = b"the program's own handler\n";
+        // SAFETY: write and _exit are async-signal-safe.
+        unsafe {
+            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::_exit(42);
+        }
+    }
+    let out = dies("other_faults_go_to_the_handler_before", || {
+        // SAFETY: installs a handler of the SA_SIGINFO signature; maps a
+        // page nobody may access, then touches it.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = handler as *const () as usize;
+            act.sa_flags = libc::SA_SIGINFO;
+            libc::sigaction(libc::SIGSEGV, &act, std::ptr::null_mut());
+            // The pool (and strata's handler) come with the first guarded
+            // block.
+            let _ = guarded_block(Layout::from_size_align(32, 8).unwrap(), true);
+            assert!(guarded::stats().reserved_bytes > 0);
+            let m = libc::mmap(
+                std::ptr::null_mut(),
+                page(),
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            (m as *mut u8).write_volatile(1);
+        }
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(42), "{err}");
+    assert!(err.contains("the program's own handler"), "{err}");
+    assert!(!err.contains("strata: guarded block"), "{err}");
+}
+
+#[test]
+fn a_forked_child_keeps_using_the_pool() {
+    passes("a_forked_child_keeps_using_the_pool", &[], || {
+        let l = Layout::from_size_align(40, 8).unwrap();
+        let p = guarded_block(l, false);
+        // SAFETY: fork; the child uses only the allocator and _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: the parent's block, the child's own copy now.
+            unsafe { dealloc(p, l) };
+            let mut ok = true;
+            for _ in 0..2 * guarded::SLOTS {
+                // SAFETY: a non-zero layout.
+                let q = unsafe { alloc(l) };
+                ok &= guarded::is_guarded(q);
+                // SAFETY: written within its size, then freed.
+                unsafe {
+                    q.write_bytes(5, 40);
+                    dealloc(q, l);
+                }
+            }
+            // SAFETY: ends the child without running the parent's code.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        // SAFETY: the parent's block is still live here.
+        unsafe { dealloc(p, l) };
+    });
+}
+
+#[test]
+fn the_pool_is_bounded() {
+    passes(
+        "the_pool_is_bounded",
+        &[("STRATA_GUARDED_RATE", "1")],
+        || {
+            assert_eq!(guarded::rate(), 1);
+            let l = Layout::from_size_align(16, 8).unwrap();
+            // SAFETY: non-zero layout; every block freed below.
+            let blocks: Vec<*mut u8> = (0..1000).map(|_| unsafe { alloc(l) }).collect();
+            let s = guarded::stats();
+            assert!(s.live <= guarded::SLOTS, "{s:?}");
+            assert!(s.live >= guarded::SLOTS / 2, "{s:?}");
+            assert_eq!(s.reserved_bytes, (2 * guarded::SLOTS + 1) * page());
+            assert!(s.max_resident_bytes <= 1 << 20, "{s:?}");
+            for p in blocks {
+                // SAFETY: allocated above with `l`.
+                unsafe { dealloc(p, l) };
+            }
+        },
+    );
+}
+
+#[test]
+fn realloc_and_alignment_work_on_guarded_blocks() {
+    passes("realloc_and_alignment_work_on_guarded_blocks", &[], || {
+        let l = Layout::from_size_align(40, 8).unwrap();
+        let p = guarded_block(l, true);
+        // SAFETY: the live block and what realloc returns, within sizes.
+        unsafe {
+            assert_eq!(strata::raw::usable_size(p), 40);
+            for i in 0..40 {
+                p.add(i).write(i as u8);
+            }
+            // The same class: still moves (no room before the guard).
+            let q = realloc(p, l, 48);
+            assert_ne!(q, p);
+            q.add(47).write(47);
+            let r = realloc(q, Layout::from_size_align(48, 8).unwrap(), 1000);
+            for i in 0..40 {
+                assert_eq!(r.add(i).read(), i as u8);
+            }
+            dealloc(r, Layout::from_size_align(1000, 8).unwrap());
+            // Through the C path as well.
+            let c = strata::raw::malloc(24);
+            assert!(guarded::is_guarded(c));
+            c.write_bytes(9, 24);
+            let d = strata::raw::realloc(c, 4000, 8);
+            assert!((0..24).all(|i| d.add(i).read() == 9));
+            strata::raw::free(d);
+            for align in [16usize, 64, 256, 4096] {
+                let a = Layout::from_size_align(align.min(200), align).unwrap();
+                let p = alloc(a);
+                assert_eq!(p as usize % align, 0, "{a:?}");
+                p.write_bytes(1, a.size());
+                dealloc(p, a);
+            }
+        }
+    });
+}
+
+#[test]
+fn one_in_rate_allocations_is_guarded() {
+    passes("one_in_rate_allocations_is_guarded", &[], || {
+        assert_eq!(guarded::stats(), guarded::GuardedStats::default());
+        guarded::set_rate(100);
+        let l = Layout::from_size_align(32, 8).unwrap();
+        for _ in 0..100_000 {
+            // SAFETY: non-zero layout, freed at once.
+            unsafe { dealloc(alloc(l), l) };
+        }
+        let n = guarded::stats().allocated;
+        // 1000 expected, a standard deviation of about 32.
+        assert!((800..1200).contains(&n), "{n} guarded");
+        guarded::set_rate(0);
+        for _ in 0..100_000 {
+            // SAFETY: as above.
+            unsafe { dealloc(alloc(l), l) };
+        }
+        assert!(guarded::stats().allocated - n < 20);
+    });
+}
+
+/// The setting by name, as `strata_set_option` uses it.
+#[test]
+fn the_rate_is_a_setting() {
+    passes("the_rate_is_a_setting", &[], || {
+        assert_eq!(
+            strata::get_option("guarded_rate").unwrap().to_string(),
+            "off"
+        );
+        strata::set_option("STRATA_GUARDED_RATE", "1000").unwrap();
+        assert_eq!(guarded::rate(), 1000);
+        assert_eq!(
+            strata::get_option("guarded_rate").unwrap().to_string(),
+            "1000"
+        );
+        strata::set_option("guarded_rate", "off").unwrap();
+        assert_eq!(guarded::rate(), 0);
+    });
+}
