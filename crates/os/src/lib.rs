@@ -66,6 +66,8 @@ mod secret;
 pub mod stack;
 #[cfg(target_os = "linux")]
 mod system;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod unwind;
 
 #[cfg(target_os = "linux")]
 pub use cgroup::cgroup_memory_limit;

@@ -2,14 +2,23 @@
 //! from inside the allocator (guarded sampling) and for sampled profiles.
 //!
 //! # Capture
-//! [`capture`] walks the calling thread's stack with the system unwinder
-//! (`_Unwind_Backtrace`, libgcc's, which every Rust program and glibc
-//! already carries): it reads the DWARF call-frame tables, so it works
-//! without frame pointers, which neither Rust's release builds nor glibc
-//! keep. It does not allocate on the paths taken here: `dl_iterate_phdr`
-//! finds each object's `.eh_frame_hdr` table (a recursive lock in the
-//! dynamic loader, no `malloc`). A capture costs a microsecond or a few,
-//! so it belongs on cold paths only.
+//! [`capture`] walks the calling thread's stack by the DWARF call-frame
+//! tables (`.eh_frame`), so it works without frame pointers, which neither
+//! Rust's release builds nor glibc keep. Two walkers, chosen with
+//! [`set_walker`]:
+//!
+//! - [`Walker::Fast`] (the default) reads the tables itself and keeps each
+//!   instruction's decoded rule in a fixed cache (`crate::unwind`): a
+//!   stack seen before costs a few loads per frame, about 10 ns. On a
+//!   frame it does not handle (a DWARF expression, a signal frame) or a
+//!   stack it cannot bound (an alternate signal stack) it hands the whole
+//!   capture to the system walker.
+//! - [`Walker::System`]: libgcc's `_Unwind_Backtrace`, which every Rust
+//!   program and glibc already carries, about 140 ns per frame.
+//!
+//! Neither allocates on the paths taken here: `dl_iterate_phdr` finds each
+//! object's `.eh_frame_hdr` table (a recursive lock in the dynamic loader,
+//! no `malloc`).
 //!
 //! # Re-entry
 //! A capture that reaches the allocator again on the same thread (an
@@ -30,10 +39,13 @@
 //!
 //! # Invariants
 //! - Nothing here allocates, panics, or formats with `core::fmt`.
+//! - Both walkers give the same frames: the first is the caller's call of
+//!   [`capture_with`] (the same function, another address), then the same
+//!   return addresses.
 //! - A thread's entry in the re-entry table is held only while it unwinds.
 
 use core::ffi::{c_int, c_void, CStr};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::report::{write_stderr, Dec, Hex};
 
@@ -123,6 +135,43 @@ impl Drop for Capturing {
     }
 }
 
+/// How [`capture`] walks the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Walker {
+    /// strata's own reading of the call-frame tables, with a cache of
+    /// decoded rules; the system walker for what it does not handle.
+    Fast,
+    /// libgcc's `_Unwind_Backtrace`.
+    System,
+}
+
+/// The walker [`capture`] uses (0: fast, 1: system).
+static WALKER: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the walker of later captures (`STRATA_STACK_WALKER=system` at
+/// start for the system's).
+pub fn set_walker(w: Walker) {
+    WALKER.store(w as u8, Ordering::Relaxed);
+}
+
+/// Captures the fast walker handed to the system's.
+static FALLBACKS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many captures the fast walker handed to the system's since the
+/// start.
+pub fn fast_walk_fallbacks() -> usize {
+    FALLBACKS.load(Ordering::Relaxed)
+}
+
+/// The walker [`capture`] uses.
+pub fn walker() -> Walker {
+    if WALKER.load(Ordering::Relaxed) == Walker::System as u8 {
+        Walker::System
+    } else {
+        Walker::Fast
+    }
+}
+
 /// Writes the return addresses of the calling thread's stack into `out`,
 /// innermost first, leaving out the first `skip` frames (`capture` itself
 /// is the first); returns how many were written. Zero when the thread is
@@ -130,9 +179,39 @@ impl Drop for Capturing {
 /// handler) or when too many threads capture at once.
 #[inline(never)]
 pub fn capture(out: &mut [usize], skip: usize) -> usize {
+    // capture_with's own frame is left out: `capture` comes first.
+    core::hint::black_box(capture_with(walker(), out, skip + 1))
+}
+
+/// [`capture`] with a given walker; its first frame is an address inside
+/// `capture_with` itself.
+#[inline(never)]
+pub fn capture_with(walker: Walker, out: &mut [usize], skip: usize) -> usize {
     let Some(_entry) = Capturing::enter() else {
         return 0;
     };
+    #[cfg(target_arch = "x86_64")]
+    if walker == Walker::Fast {
+        let (ip, sp, bp): (usize, usize, usize);
+        // SAFETY: copies three registers; reads and writes no memory.
+        unsafe {
+            core::arch::asm!(
+                "lea {ip}, [rip]",
+                "mov {sp}, rsp",
+                "mov {bp}, rbp",
+                ip = out(reg) ip,
+                sp = out(reg) sp,
+                bp = out(reg) bp,
+                options(nomem, nostack, preserves_flags),
+            )
+        };
+        if let Some(n) = crate::unwind::walk(crate::unwind::Regs { ip, sp, bp }, out, skip) {
+            return n;
+        }
+        FALLBACKS.fetch_add(1, Ordering::Relaxed);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = walker;
     let mut walk = Walk { out, len: 0, skip };
     // SAFETY: the callback matches the unwinder's signature and reads only
     // the `Walk` passed with it, which outlives the call.
@@ -251,6 +330,66 @@ mod tests {
         assert_eq!(capture(&mut frames, 0), 0);
         drop(held);
         assert!(capture(&mut frames, 0) > 0);
+    }
+
+    #[inline(never)]
+    fn leaf(w: Walker, out: &mut [usize]) -> usize {
+        core::hint::black_box(capture_with(w, out, 0))
+    }
+
+    #[inline(never)]
+    fn middle(w: Walker, out: &mut [usize]) -> usize {
+        core::hint::black_box(leaf(w, out)) + core::hint::black_box(0)
+    }
+
+    #[inline(never)]
+    fn outer(w: Walker, out: &mut [usize]) -> usize {
+        core::hint::black_box(middle(w, out)) + core::hint::black_box(0)
+    }
+
+    /// The two walkers' frames of one call chain: the first (inside
+    /// capture_with, at different places) left out.
+    fn both(f: fn(Walker, &mut [usize]) -> usize) -> (std::vec::Vec<usize>, std::vec::Vec<usize>) {
+        let mut fast = [0usize; 64];
+        let mut system = [0usize; 64];
+        let before = fast_walk_fallbacks();
+        let n = f(Walker::Fast, &mut fast);
+        let m = f(Walker::System, &mut system);
+        assert_eq!(fast_walk_fallbacks(), before, "the fast walk gave up");
+        (fast[1..n].to_vec(), system[1..m].to_vec())
+    }
+
+    #[test]
+    fn walkers_agree() {
+        // Twice: the second from the cache.
+        for _ in 0..2 {
+            let (fast, system) = both(outer);
+            assert!(fast.len() >= 5, "only {} frames", fast.len());
+            assert_eq!(fast.len(), system.len());
+            // leaf, middle, outer, then `both`, which calls them from two
+            // places, then the same callers.
+            assert_eq!(fast[..3], system[..3]);
+            assert_eq!(fast[4..], system[4..]);
+        }
+    }
+
+    #[inline(never)]
+    fn recurse(depth: usize, w: Walker, out: &mut [usize]) -> usize {
+        if depth == 0 {
+            return core::hint::black_box(capture_with(w, out, 0));
+        }
+        core::hint::black_box(recurse(core::hint::black_box(depth - 1), w, out))
+            + core::hint::black_box(0)
+    }
+
+    #[test]
+    fn a_deep_stack_stops_at_the_buffer() {
+        let deep = |w: Walker, out: &mut [usize]| recurse(200, w, out);
+        let mut fast = [0usize; 64];
+        let mut system = [0usize; 64];
+        assert_eq!(deep(Walker::Fast, &mut fast), 64);
+        assert_eq!(deep(Walker::System, &mut system), 64);
+        assert_eq!(fast[1..], system[1..]);
     }
 
     #[test]

@@ -135,7 +135,16 @@ const READ_ELSEWHERE: &[&[u8]] = &[
     b"STRATA_PROFILE",
     b"STRATA_PROFILE_INTERVAL",
     b"STRATA_PROFILE_SIGNAL",
+    b"STRATA_STACK_WALKER",
 ];
+
+/// Whether `STRATA_*` variable `name` is set to `value`.
+pub(crate) fn env_is(name: &core::ffi::CStr, value: &[u8]) -> bool {
+    let name = name.to_bytes();
+    let mut found = false;
+    for_each_strata_var(|n, v| found |= n == name && v == value);
+    found
+}
 
 /// The value of `STRATA_*` variable `name` as a size (`123`, `64k`, `2m`),
 /// if it is set and parses.

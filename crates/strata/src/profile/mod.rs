@@ -39,7 +39,9 @@
 //!
 //! # Records
 //! A sample captures its stack ([`strata_os::stack::capture`]: no
-//! allocation, no lock the allocator holds) before it takes the profiler's
+//! allocation, no lock the allocator holds; strata's own reading of the
+//! call-frame tables with a cache of decoded rules, or libgcc's walker
+//! with `STRATA_STACK_WALKER=system`) before it takes the profiler's
 //! lock, which guards only the tables of [`store`] and the pool, all in OS
 //! memory. The lock is never held across a call that could take it again;
 //! a signal handler that allocates on a thread holding it is refused a
@@ -479,9 +481,13 @@ pub(crate) fn put_back(rec: TakenRecord, addr: usize, size: usize) {
 
 // ---- set-up and fork ------------------------------------------------------
 
-/// Reads `STRATA_PROFILE_INTERVAL`, `STRATA_PROFILE` and
-/// `STRATA_PROFILE_SIGNAL` (once, at the allocator's start).
+/// Reads `STRATA_PROFILE_INTERVAL`, `STRATA_PROFILE`,
+/// `STRATA_PROFILE_SIGNAL` and `STRATA_STACK_WALKER` (once, at the
+/// allocator's start).
 pub(crate) fn init_from_env() {
+    if crate::config::env_is(c"STRATA_STACK_WALKER", b"system") {
+        strata_os::stack::set_walker(strata_os::stack::Walker::System);
+    }
     if let Some(t) = crate::config::env_usize(c"STRATA_PROFILE_INTERVAL") {
         set_interval(t);
     }
