@@ -60,6 +60,7 @@
 
 mod dump;
 mod encode;
+mod math;
 mod pool;
 mod signal;
 mod store;
@@ -227,7 +228,7 @@ fn unit(bits: u64) -> f64 {
 
 /// The probability a block of `size` bytes is sampled with.
 fn probability(size: usize) -> f64 {
-    -(-(size as f64) / interval() as f64).exp_m1()
+    -math::exp_m1(-(size as f64) / interval() as f64)
 }
 
 fn examine_probability(st: &SampleState) -> f64 {
@@ -260,7 +261,7 @@ pub(crate) fn geometric_gap(st: &mut SampleState, q: f64) -> u32 {
         return 1;
     }
     let u = unit(xorshift(&mut st.rng));
-    let gap = 1.0 + (u.ln() / (-q).ln_1p()).floor();
+    let gap = 1.0 + (math::ln(u) / math::ln_1p(-q)).floor();
     if gap >= u32::MAX as f64 {
         u32::MAX
     } else {
