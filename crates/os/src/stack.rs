@@ -9,12 +9,13 @@
 //!
 //! - [`Walker::Fast`] (the default) reads the tables itself and keeps each
 //!   instruction's decoded rule in a fixed cache (`crate::unwind`): a
-//!   stack seen before costs a few loads per frame, about 10 ns. On a
+//!   stack seen before costs a table probe and a few loads per frame. On a
 //!   frame it does not handle (a DWARF expression, a signal frame) or a
 //!   stack it cannot bound (an alternate signal stack) it hands the whole
 //!   capture to the system walker.
 //! - [`Walker::System`]: libgcc's `_Unwind_Backtrace`, which every Rust
-//!   program and glibc already carries, about 140 ns per frame.
+//!   program and glibc already carries, which searches and decodes the
+//!   tables again at every frame (measured: docs/performance.md).
 //!
 //! Neither allocates on the paths taken here: `dl_iterate_phdr` finds each
 //! object's `.eh_frame_hdr` table (a recursive lock in the dynamic loader,

@@ -310,8 +310,9 @@ fn one_in_rate_allocations_is_guarded() {
         guarded::set_rate(100);
         let l = Layout::from_size_align(32, 8).unwrap();
         for _ in 0..100_000 {
-            // SAFETY: non-zero layout, freed at once.
-            unsafe { dealloc(alloc(l), l) };
+            // SAFETY: non-zero layout, freed at once. black_box: a release
+            // build may otherwise drop an allocation nobody uses.
+            unsafe { dealloc(std::hint::black_box(alloc(l)), l) };
         }
         let n = guarded::stats().allocated;
         // 1000 expected, a standard deviation of about 32.
@@ -319,7 +320,7 @@ fn one_in_rate_allocations_is_guarded() {
         guarded::set_rate(0);
         for _ in 0..100_000 {
             // SAFETY: as above.
-            unsafe { dealloc(alloc(l), l) };
+            unsafe { dealloc(std::hint::black_box(alloc(l)), l) };
         }
         assert!(guarded::stats().allocated - n < 20);
     });
