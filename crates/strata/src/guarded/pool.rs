@@ -322,6 +322,13 @@ pub(super) fn live_size(p: usize) -> Option<usize> {
     live_slot(p).map(|i| unsafe { (*meta(i)).size })
 }
 
+/// Whether every byte is [`PATTERN`]. A fold with no early exit, which
+/// the compiler turns into vector code: a page checked at a few hundred
+/// instructions rather than a branch a byte.
+fn all_pattern(bytes: &[u8]) -> bool {
+    bytes.iter().fold(0u8, |acc, &b| acc | (b ^ PATTERN)) == 0
+}
+
 /// Frees the guarded block at `p`: checks the bytes around it, records the
 /// stack, makes its page inaccessible and puts the slot at the back of
 /// the ring.
@@ -340,9 +347,9 @@ pub(super) unsafe fn free(p: *mut u8) {
     let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, page) };
     let (before, rest) = bytes.split_at(addr - start);
     let after = &rest[size..];
-    let broken = if after.iter().any(|&b| b != PATTERN) {
+    let broken = if !all_pattern(after) {
         Some(&b"bytes past the end of the block were written (heap overflow)"[..])
-    } else if before.iter().any(|&b| b != PATTERN) {
+    } else if !all_pattern(before) {
         Some(&b"bytes before the start of the block were written (heap underflow)"[..])
     } else {
         None
