@@ -366,7 +366,8 @@ impl Cursor {
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.bytes()?))
     }
-    fn uleb(&mut self) -> Option<u64> {
+    /// A LEB128 number's low 64 bits, the bits it had and its last byte.
+    fn leb(&mut self) -> Option<(u64, u32, u8)> {
         let mut v = 0u64;
         let mut shift = 0;
         loop {
@@ -376,26 +377,20 @@ impl Cursor {
             }
             shift += 7;
             if b & 0x80 == 0 {
-                return Some(v);
+                return Some((v, shift, b));
             }
         }
     }
+    fn uleb(&mut self) -> Option<u64> {
+        self.leb().map(|(v, _, _)| v)
+    }
     fn sleb(&mut self) -> Option<i64> {
-        let mut v = 0i64;
-        let mut shift = 0;
-        loop {
-            let b = self.u8()?;
-            if shift < 64 {
-                v |= ((b & 0x7f) as i64) << shift;
-            }
-            shift += 7;
-            if b & 0x80 == 0 {
-                if shift < 64 && b & 0x40 != 0 {
-                    v |= -1i64 << shift;
-                }
-                return Some(v);
-            }
+        let (v, shift, last) = self.leb()?;
+        let mut v = v as i64;
+        if shift < 64 && last & 0x40 != 0 {
+            v |= -1i64 << shift;
         }
+        Some(v)
     }
     fn skip(&mut self, n: u64) -> Option<()> {
         let p = self.p.checked_add(usize::try_from(n).ok()?)?;
