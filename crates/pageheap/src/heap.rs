@@ -52,9 +52,32 @@ pub const DEFAULT_HUGE_PAGES_AFTER: usize = usize::MAX;
 /// malloc/copy/free loop otherwise pay 2,048 first-touch faults.
 const HUGE_PAGE_REQUEST: usize = 4 << 20;
 
+/// The heap's first this many bytes of growth, and all growth for a zeroed
+/// request, are hinted against huge pages (`MADV_NOHUGEPAGE`) unless the
+/// threshold ([`PageHeap::set_huge_pages_after`]) asks for them. Where the system
+/// backs every mapping with huge pages (`transparent_hugepage=always`, the
+/// default of several distributions), the first touch of a small heap's
+/// 2 MiB growth would make all of it resident (a program with 800 KiB live
+/// would hold 2 MiB), and a sparse touch of a zeroed block would clear
+/// 2 MiB per page touched: calloc would cost what it asked for, not what
+/// it touched. Elsewhere the hint changes nothing.
+const SMALL_HEAP: usize = 8 << 20;
+
 /// Span records the heap may need for one operation under its lock: a split
 /// with leading and trailing remainders, plus one spare.
 const RECORDS_PER_OP: usize = 4;
+
+/// How the request that makes the heap grow will likely touch its pages,
+/// which decides the growth's huge-page hint.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Touch {
+    /// A plain block of several MiB: most likely written whole.
+    Whole,
+    /// A zeroed block: often touched sparsely.
+    Sparse,
+    /// Anything else.
+    Unknown,
+}
 
 /// How a span should be found.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -387,8 +410,12 @@ impl<O: Os> PageHeap<O> {
             }
             // A plain request of several MiB will most likely be written
             // whole: back it with huge pages (a zeroed one is often sparse).
-            let big_plain = prefer == Prefer::Dirty && want >= HUGE_PAGE_REQUEST >> PAGE_SHIFT;
-            self.grow(want, big_plain)?;
+            let touch = match prefer {
+                Prefer::Dirty if want >= HUGE_PAGE_REQUEST >> PAGE_SHIFT => Touch::Whole,
+                Prefer::Dirty => Touch::Unknown,
+                Prefer::Clean => Touch::Sparse,
+            };
+            self.grow(want, touch)?;
         }
     }
 
@@ -524,7 +551,7 @@ impl<O: Os> PageHeap<O> {
     }
 
     /// Maps at least `npages` more pages and adds them to the free lists.
-    fn grow(&self, npages: usize, huge_pages: bool) -> Option<()> {
+    fn grow(&self, npages: usize, touch: Touch) -> Option<()> {
         let bytes = npages.checked_mul(PAGE_SIZE)?;
         let (len, align) = if bytes >= GROW_MIN {
             (strata_os::align_up(bytes, GROW_MIN)?, GROW_MIN)
@@ -545,11 +572,15 @@ impl<O: Os> PageHeap<O> {
         };
         // Past a threshold (none by default) the heap asks for transparent
         // huge pages on all its growth; a big plain request gets them anyway.
+        // A small heap and a zeroed request ask not to get them (SMALL_HEAP).
         let grown = self.grown_bytes.fetch_add(len, Ordering::Relaxed);
         let after = self.huge_pages_after.load(Ordering::Relaxed);
-        if grown >= after || huge_pages {
+        if grown >= after || touch == Touch::Whole {
             // SAFETY: a fresh mapping of ours.
             unsafe { self.os.hint_huge_pages(mem, len, true) };
+        } else if grown < SMALL_HEAP || touch == Touch::Sparse {
+            // SAFETY: as above.
+            unsafe { self.os.hint_huge_pages(mem, len, false) };
         }
         let start = mem.as_ptr() as usize >> PAGE_SHIFT;
         let n = len >> PAGE_SHIFT;

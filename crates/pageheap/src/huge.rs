@@ -9,8 +9,9 @@
 //! # Invariants
 //! - A huge span is a whole mapping (`own_mapping`), one kernel mapping from
 //!   [`strata_os::Os::map`] or a remap of one, a whole number of OS pages;
-//!   it is never split, hinted, or merged with a neighbour, so the kernel
-//!   can always move it.
+//!   it is never split, hinted in part, or merged with a neighbour, so the
+//!   kernel can always move it. (A zeroed block's fresh mapping is hinted
+//!   whole against huge pages, which keeps it one mapping.)
 //! - Only its first and last pages are in the pagemap, and their nodes
 //!   exist before the mapping is placed (`prepare` of a remap): no failure
 //!   can follow a move.
@@ -90,6 +91,13 @@ impl<O: Os> PageHeap<O> {
             Err(_) if self.release_free_memory() > 0 => self.os.map(len, align.max(table)).ok()?,
             Err(_) => return None,
         };
+        if zero {
+            // A zeroed block is often touched sparsely: where the system
+            // backs every mapping with huge pages, each touch would clear
+            // 2 MiB. The hint covers the whole mapping: it stays one.
+            // SAFETY: a fresh mapping of ours.
+            unsafe { self.os.hint_huge_pages(p, len, false) };
+        }
         let Some(mut st) = self.lock_with_records(1) else {
             // SAFETY: just mapped, never handed out.
             unsafe { self.os.unmap(p, len) };
