@@ -44,11 +44,13 @@
 //!   destructor) and in the registry's statistics, which read the published
 //!   size only.
 
+mod stacks;
+mod trim;
+
 use core::mem::size_of;
 use core::ptr;
 
-use crate::sync::statics::{AtomicUsize, Ordering};
-use strata_os::Os;
+use crate::sync::statics::AtomicUsize;
 
 use crate::budget::Budget;
 use crate::{Backend, SampleState, Sampler};
@@ -200,59 +202,6 @@ pub struct ThreadCache {
 }
 
 impl ThreadCache {
-    /// The stacks' mapping for `nclasses` classes and OS pages of `page`
-    /// bytes: the own stacks' stride, and the offset and length of the
-    /// packed first stacks after them (whole pages).
-    fn slots_layout(nclasses: usize, page: usize) -> (usize, usize, usize) {
-        let word = core::mem::size_of::<*mut u8>();
-        let stride = (SLOTS_PER_CLASS as usize * word).next_multiple_of(page);
-        let small = (nclasses * SMALL_STACK as usize * word).next_multiple_of(page);
-        (stride, nclasses * stride, small)
-    }
-
-    /// Maps the stacks for `nclasses` classes: reserved, with the packed
-    /// first stacks committed, or (an OS without reservations) readable
-    /// and writable whole. Returns the mapping, its own stacks' stride and
-    /// whether the own stacks need committing; `None` if the OS refused.
-    fn map_slots<O: Os>(os: &O, nclasses: usize) -> Option<(*mut u8, usize, bool)> {
-        let (stride, small_at, small) = Self::slots_layout(nclasses, os.page_size());
-        let total = small_at + small;
-        match os.reserve(total, 1) {
-            Ok(m) => {
-                // SAFETY: the packed stacks are a page-aligned, uncommitted
-                // part of the reservation just made.
-                let first = unsafe { ptr::NonNull::new_unchecked(m.as_ptr().add(small_at)) };
-                // SAFETY: as above.
-                if unsafe { os.commit(first, small) }.is_err() {
-                    // SAFETY: our reservation, nothing committed.
-                    unsafe { os.unreserve(m, total) };
-                    return None;
-                }
-                Some((m.as_ptr(), stride, true))
-            }
-            Err(_) => os.map(total, 1).ok().map(|m| (m.as_ptr(), stride, false)),
-        }
-    }
-
-    /// Makes `class`'s own stack usable (committing it on first use).
-    /// False if the OS refused: the list stays on its first stack.
-    fn commit_own_stack<O: Os>(&mut self, os: &O, class: usize) -> bool {
-        let (word, bit) = (class / 64, 1u64 << (class % 64));
-        if self.committed[word] & bit != 0 {
-            return true;
-        }
-        // SAFETY: the class's own stack is a page-aligned part of the
-        // cache's reservation, not committed before (its bit is clear).
-        let ok = unsafe {
-            let at = ptr::NonNull::new_unchecked(self.slots_map.add(class * self.own_stride));
-            os.commit(at, self.own_stride).is_ok()
-        };
-        if ok {
-            self.committed[word] |= bit;
-        }
-        ok
-    }
-
     /// Initialises a cache in place. Its stacks are the mapping a previous
     /// cache in this record left (records are recycled, and a recycled
     /// record keeps every byte but its first word), or a new one (address
@@ -481,96 +430,6 @@ impl ThreadCache {
         &mut self.sample_state
     }
 
-    /// The periodic check of an active thread: every [`EVENT_EVERY`]
-    /// allocations it reads the clock, and once per idle interval (a quarter
-    /// of the decay delay) it gives back what its lists held unused since
-    /// the last pass, fits the cache to its present share of the budget,
-    /// and lets the backend do its own idle work (decay). So memory a
-    /// thread stopped using goes back even when every allocation it still
-    /// makes is a cache hit.
-    fn idle_check<B: Backend>(&mut self, backend: &B) {
-        let epoch = backend.pressure_epoch();
-        if epoch != self.pressure_seen {
-            // The memory beneath neared its limit: everything goes back.
-            self.pressure_seen = epoch;
-            self.flush(backend);
-        }
-        let now = backend.os().now_ms();
-        if now < self.next_pass_at {
-            return;
-        }
-        self.next_pass_at = now.saturating_add(backend.idle_interval_ms());
-        self.refresh_budget();
-        self.release_idle(backend);
-        self.fit_budget(backend, 0);
-        self.publish();
-        backend.tick();
-    }
-
-    /// Moves the cache's budget towards its fair share now.
-    fn refresh_budget(&mut self) {
-        if !self.budget.is_null() {
-            // SAFETY: the registry's budget, which outlives its caches.
-            self.max_size = unsafe { (*self.budget).refit(self.max_size) };
-        }
-    }
-
-    /// Gives the cache's budget back (the cache is going away, flushed).
-    pub(crate) fn leave_budget(&mut self) {
-        if !self.budget.is_null() {
-            // SAFETY: as above.
-            unsafe { (*self.budget).leave(self.max_size) };
-            self.max_size = 0;
-        }
-    }
-
-    /// Gives back every object a list held unused since the last pass (its
-    /// low-water mark) and lowers that list's maximum to what it kept.
-    fn release_idle<B: Backend>(&mut self, backend: &B) {
-        for c in 1..self.nclasses {
-            let l = self.lists[c];
-            if l.max_len == 0 {
-                continue;
-            }
-            let idle = l.low_water.min(l.len);
-            if idle > 0 {
-                self.release(backend, c as u8, idle);
-                let kept = self.lists[c].len;
-                let lowered = l.max_len.saturating_sub(idle).max(kept);
-                self.set_max(backend.os(), c, lowered);
-            }
-            let l = &mut self.lists[c];
-            l.low_water = l.len;
-        }
-    }
-
-    /// Halves list maxima (giving back what no longer fits) until the
-    /// cache's capacity is within its budget: a cache made when few
-    /// threads were alive shrinks to its share when many are. List `busy`
-    /// (0: none) is left alone.
-    fn fit_budget<B: Backend>(&mut self, backend: &B, busy: usize) {
-        while self.capacity > self.max_size {
-            let before = self.capacity;
-            for c in 1..self.nclasses {
-                if self.capacity <= self.max_size {
-                    break;
-                }
-                let l = self.lists[c];
-                if l.max_len == 0 || c == busy {
-                    continue;
-                }
-                let half = l.max_len / 2;
-                if l.len > half {
-                    self.release(backend, c as u8, l.len - half);
-                }
-                self.set_max(backend.os(), c, half);
-            }
-            if self.capacity == before {
-                break;
-            }
-        }
-    }
-
     /// Pushes a freed object of `class` even past the list's maximum; the
     /// caller then runs [`ThreadCache::overflow`].
     ///
@@ -606,35 +465,6 @@ impl ThreadCache {
     pub(crate) fn stack_of(&self, class: u8) -> (usize, u32) {
         let l = &self.lists[class as usize];
         (l.slots as usize, l.cap)
-    }
-
-    /// Sets a list's maximum, keeping `capacity` in step, and moves the
-    /// list to its own stack if its first one has no room for it (or keeps
-    /// the maximum within the first stack if the OS refuses the own one).
-    fn set_max<O: Os>(&mut self, os: &O, class: usize, max_len: u32) {
-        let size = self.info[class].object_size as usize;
-        let mut max_len = max_len;
-        if max_len + SLACK > self.lists[class].cap {
-            if self.commit_own_stack(os, class) {
-                let l = &mut self.lists[class];
-                // SAFETY: the class's own stack lies in the cache's mapping
-                // (SLOTS_PER_CLASS entries from `class * own_stride` bytes),
-                // committed; the first stack's `len` entries are copied, and
-                // the two never overlap.
-                unsafe {
-                    let to = self.slots_map.add(class * self.own_stride) as *mut *mut u8;
-                    ptr::copy_nonoverlapping(l.slots, to, l.len as usize);
-                    l.slots = to;
-                }
-                l.cap = SLOTS_PER_CLASS;
-            } else {
-                max_len = self.lists[class].cap - SLACK;
-            }
-        }
-        let l = &mut self.lists[class];
-        debug_assert!(max_len + SLACK <= l.cap, "a list's maximum past its stack");
-        self.capacity = self.capacity - l.max_len as usize * size + max_len as usize * size;
-        l.max_len = max_len;
     }
 
     /// Refills an empty list from the backend and returns one object, or null
@@ -751,97 +581,6 @@ impl ThreadCache {
             }
         }
         self.tick(backend, 0);
-    }
-
-    /// Counts a slow-path call; every [`SCAVENGE_EVERY`] calls it takes the
-    /// present budget (fitting the cache to it if it shrank as threads
-    /// arrived), publishes the cache's size for statistics and returns true
-    /// (time to scavenge, if the cache is over budget).
-    /// List `busy` (a refill in progress) is left as it is.
-    fn tick<B: Backend>(&mut self, backend: &B, busy: usize) -> bool {
-        self.slow_calls += 1;
-        if self.slow_calls < SCAVENGE_EVERY {
-            return false;
-        }
-        self.slow_calls = 0;
-        self.refresh_budget();
-        self.fit_budget(backend, busy);
-        self.publish();
-        true
-    }
-
-    /// Gives the top `n` objects of `class` back, in batches so whole
-    /// batches can land in the transfer cache. Only the stack is read: the
-    /// objects are not touched.
-    fn release<B: Backend>(&mut self, backend: &B, class: u8, mut n: u32) {
-        let batch = self.info[class as usize].batch.max(1);
-        while n > 0 {
-            let k = n.min(batch);
-            let l = &mut self.lists[class as usize];
-            l.len -= k;
-            if l.low_water > l.len {
-                l.low_water = l.len;
-            }
-            // SAFETY: `slots[len..len + k]` held free objects of this class,
-            // now given away; the backend copies the pointers before this
-            // stack is written again.
-            unsafe {
-                let objs = core::slice::from_raw_parts(l.slots.add(l.len as usize), k as usize);
-                backend.free_batch(class, objs);
-            }
-            n -= k;
-        }
-    }
-
-    /// Gives back half of what each list left unused since the last scavenge
-    /// and lowers the maxima of those lists, so that busy lists may grow.
-    fn scavenge<B: Backend>(&mut self, backend: &B) {
-        for c in 1..self.nclasses {
-            let l = self.lists[c];
-            if l.max_len == 0 {
-                continue;
-            }
-            let low = l.low_water.min(l.len);
-            if low > 0 {
-                self.release(backend, c as u8, low.div_ceil(2));
-                let batch = self.info[c].batch;
-                let max_len = self.lists[c].max_len;
-                let lowered = if max_len > batch {
-                    (max_len - batch).max(batch)
-                } else {
-                    max_len.div_ceil(2)
-                };
-                self.set_max(backend.os(), c, lowered.max(self.lists[c].len));
-            }
-            let l = &mut self.lists[c];
-            l.low_water = l.len;
-        }
-    }
-
-    /// Gives every cached object back (thread exit, or on request), past
-    /// the transfer caches straight to their spans: nobody is waiting for
-    /// a dying thread's batches, and parked there they would keep their
-    /// spans (and the pages around them) resident.
-    pub fn flush<B: Backend>(&mut self, backend: &B) {
-        for c in 1..self.nclasses {
-            let l = &mut self.lists[c];
-            if l.len > 0 {
-                let n = l.len as usize;
-                l.len = 0;
-                // SAFETY: `slots[..n]` held free objects of this class, now
-                // given away; the backend is done with the slice on return.
-                unsafe {
-                    let objs = core::slice::from_raw_parts(l.slots, n);
-                    backend.free_batch_to_spans(c as u8, objs);
-                }
-            }
-            self.lists[c].low_water = 0;
-        }
-        self.publish();
-    }
-
-    fn publish(&self) {
-        self.published.store(self.size(), Ordering::Relaxed);
     }
 
     /// Bytes held in this cache (computed: a slow call).
