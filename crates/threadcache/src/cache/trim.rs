@@ -57,6 +57,16 @@ impl ThreadCache {
     /// Gives back every object a list held unused since the last pass (its
     /// low-water mark) and lowers that list's maximum to what it kept.
     pub(super) fn release_idle<B: Backend>(&mut self, backend: &B) {
+        self.trim_unused(backend, |idle, max_len, _batch| {
+            (idle, max_len.saturating_sub(idle))
+        });
+    }
+
+    /// For each list that left objects unused since the last pass (its
+    /// low-water mark, `idle` objects), gives back the count `plan(idle,
+    /// max_len, batch)` says and lowers the maximum to what it says (never
+    /// below what the list still holds); then starts the next pass.
+    fn trim_unused<B: Backend>(&mut self, backend: &B, plan: impl Fn(u32, u32, u32) -> (u32, u32)) {
         for c in 1..self.nclasses {
             let l = self.lists[c];
             if l.max_len == 0 {
@@ -64,10 +74,10 @@ impl ThreadCache {
             }
             let idle = l.low_water.min(l.len);
             if idle > 0 {
-                self.release(backend, c as u8, idle);
+                let (give, lowered) = plan(idle, l.max_len, self.info[c].batch);
+                self.release(backend, c as u8, give);
                 let kept = self.lists[c].len;
-                let lowered = l.max_len.saturating_sub(idle).max(kept);
-                self.set_max(backend.os(), c, lowered);
+                self.set_max(backend.os(), c, lowered.max(kept));
             }
             let l = &mut self.lists[c];
             l.low_water = l.len;
@@ -144,26 +154,14 @@ impl ThreadCache {
     /// Gives back half of what each list left unused since the last scavenge
     /// and lowers the maxima of those lists, so that busy lists may grow.
     pub(super) fn scavenge<B: Backend>(&mut self, backend: &B) {
-        for c in 1..self.nclasses {
-            let l = self.lists[c];
-            if l.max_len == 0 {
-                continue;
-            }
-            let low = l.low_water.min(l.len);
-            if low > 0 {
-                self.release(backend, c as u8, low.div_ceil(2));
-                let batch = self.info[c].batch;
-                let max_len = self.lists[c].max_len;
-                let lowered = if max_len > batch {
-                    (max_len - batch).max(batch)
-                } else {
-                    max_len.div_ceil(2)
-                };
-                self.set_max(backend.os(), c, lowered.max(self.lists[c].len));
-            }
-            let l = &mut self.lists[c];
-            l.low_water = l.len;
-        }
+        self.trim_unused(backend, |idle, max_len, batch| {
+            let lowered = if max_len > batch {
+                (max_len - batch).max(batch)
+            } else {
+                max_len.div_ceil(2)
+            };
+            (idle.div_ceil(2), lowered)
+        });
     }
 
     /// Gives every cached object back (thread exit, or on request), past
