@@ -129,6 +129,30 @@ pub unsafe fn protect(ptr: NonNull<u8>, len: usize, to: Protection) -> Result<()
     Ok(())
 }
 
+/// Maps `len` bytes of fresh memory, reading as zeros, with access `to`
+/// ([`Protection::None`]: a reservation, with no memory and no commit
+/// charge until [`protect`] opens part of it). For the allocator's own
+/// tables, outside any heap: nothing is counted in an [`OsCounters`].
+pub fn map_anonymous(len: usize, to: Protection) -> Result<NonNull<u8>, OsError> {
+    if len == 0 {
+        return Err(OsError::InvalidRequest);
+    }
+    let prot = match to {
+        Protection::None => libc::PROT_NONE,
+        Protection::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
+    };
+    raw_map(len, prot)
+}
+
+/// Unmaps what [`map_anonymous`] returned.
+///
+/// # Safety
+/// `[ptr, ptr + len)` is a whole mapping of [`map_anonymous`]'s that
+/// nothing uses any more.
+pub unsafe fn unmap_anonymous(ptr: NonNull<u8>, len: usize) {
+    raw_unmap(ptr.as_ptr(), len);
+}
+
 /// The operating system's virtual memory, through `mmap` and friends.
 pub struct SystemOs {
     counters: OsCounters,

@@ -195,21 +195,11 @@ fn base() -> Option<usize> {
         return None;
     }
     let len = (2 * SLOTS + 1) * os_page_size();
-    // SAFETY: a new anonymous reservation; no memory of anyone's is named.
-    let m = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if m == libc::MAP_FAILED {
+    let Ok(m) = strata_os::map_anonymous(len, strata_os::Protection::None) else {
         RESERVE.store(FAILED, Ordering::Release);
         return None;
-    }
+    };
+    let m = m.as_ptr();
     LEN.store(len, Ordering::Relaxed);
     BASE.store(m as usize, Ordering::Release);
     super::report::install();

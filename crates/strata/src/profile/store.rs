@@ -28,22 +28,8 @@ unsafe impl<T: Copy + Send> Send for OsVec<T> {}
 
 /// Maps `bytes` (a multiple of the page size) of zeroed memory, or null.
 pub(crate) fn map_zeroed(bytes: usize) -> *mut u8 {
-    // SAFETY: a fresh private anonymous mapping; nothing else is touched.
-    let p = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        ptr::null_mut()
-    } else {
-        p.cast()
-    }
+    strata_os::map_anonymous(bytes, strata_os::Protection::ReadWrite)
+        .map_or(ptr::null_mut(), |p| p.as_ptr())
 }
 
 /// Unmaps what [`map_zeroed`] returned.
@@ -51,9 +37,9 @@ pub(crate) fn map_zeroed(bytes: usize) -> *mut u8 {
 /// # Safety
 /// `p` and `bytes` are a mapping of [`map_zeroed`]'s that nothing uses.
 pub(crate) unsafe fn unmap(p: *mut u8, bytes: usize) {
-    if !p.is_null() {
+    if let Some(p) = ptr::NonNull::new(p) {
         // SAFETY: caller's contract.
-        unsafe { libc::munmap(p.cast(), bytes) };
+        unsafe { strata_os::unmap_anonymous(p, bytes) };
     }
 }
 
