@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release -p strata-benches --example thp_touch -- 256 4`
 //!
-//! The heap's huge-page policy (crates/pageheap/src/heap.rs,
+//! The heap's huge-page policy (crates/pageheap/src/grow.rs,
 //! `DEFAULT_HUGE_PAGES_AFTER`) rests on this measurement: on a VM whose host
 //! takes back the guest's free memory in 2 MiB blocks (virtio-balloon free
 //! page reporting), a huge page is made of exactly such memory, and its

@@ -24,60 +24,15 @@ use strata_os::Os;
 use crate::sync::{AtomicUsize, Ordering};
 
 use crate::freelists::FreeLists;
+use crate::grow::{Touch, DEFAULT_HUGE_PAGES_AFTER};
 use crate::huge_cache::HugeCache;
 use crate::pagemap::{PageMap, MAX_SMALL_SPAN_PAGES};
 use crate::span::{Span, SpanState};
 use crate::{PAGE_SHIFT, PAGE_SIZE};
 
-/// The heap grows by at least this many bytes at a time (huge-page sized, so
-/// transparent huge pages can back it when the system wants).
-const GROW_MIN: usize = 2 << 20;
-
-/// Heap growth beyond this many bytes is hinted for transparent huge pages;
-/// by default never ([`PageHeap::set_huge_pages_after`] changes it). Growth
-/// for a plain (not zeroed) request of 4 MiB or more is hinted whatever it
-/// says: such a block is most likely written whole.
-///
-/// A huge page cuts page faults 512-fold and TLB misses, but its first touch
-/// clears 2 MiB at once, and on a virtual machine whose host takes back the
-/// guest's free memory (free page reporting, in 2 MiB blocks) that first
-/// touch costs several times what 4 KiB faults cost for the same bytes:
-/// a heap that grows by hundreds of MiB can pay more in the kernel than it
-/// saves in TLB misses (docs/memory.md). glibc, jemalloc and mimalloc do
-/// not ask for huge pages by default either.
-pub const DEFAULT_HUGE_PAGES_AFTER: usize = usize::MAX;
-
-/// Growth for a plain (not zeroed) request at least this large is hinted for
-/// huge pages whatever the heap's size: 2,000 cycles of an 8 MiB
-/// malloc/copy/free loop otherwise pay 2,048 first-touch faults.
-const HUGE_PAGE_REQUEST: usize = 4 << 20;
-
-/// The heap's first this many bytes of growth, and all growth for a zeroed
-/// request, are hinted against huge pages (`MADV_NOHUGEPAGE`) unless the
-/// threshold ([`PageHeap::set_huge_pages_after`]) asks for them. Where the system
-/// backs every mapping with huge pages (`transparent_hugepage=always`, the
-/// default of several distributions), the first touch of a small heap's
-/// 2 MiB growth would make all of it resident (a program with 800 KiB live
-/// would hold 2 MiB), and a sparse touch of a zeroed block would clear
-/// 2 MiB per page touched: calloc would cost what it asked for, not what
-/// it touched. Elsewhere the hint changes nothing.
-const SMALL_HEAP: usize = 8 << 20;
-
 /// Span records the heap may need for one operation under its lock: a split
 /// with leading and trailing remainders, plus one spare.
 const RECORDS_PER_OP: usize = 4;
-
-/// How the request that makes the heap grow will likely touch its pages,
-/// which decides the growth's huge-page hint.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Touch {
-    /// A plain block of several MiB: most likely written whole.
-    Whole,
-    /// A zeroed block: often touched sparsely.
-    Sparse,
-    /// Anything else.
-    Unknown,
-}
 
 /// How a span should be found.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -203,11 +158,11 @@ pub struct PageHeap<O: Os> {
     pub(crate) state: Lock<HeapState>,
     pub(crate) decay: crate::decay::DecayClock,
     /// The reservation growth commits from (see [`crate::arena`]).
-    arena: crate::arena::Arena,
+    pub(crate) arena: crate::arena::Arena,
     /// Bytes mapped by growth so far.
-    grown_bytes: AtomicUsize,
+    pub(crate) grown_bytes: AtomicUsize,
     /// Growth beyond this many bytes is hinted for huge pages.
-    huge_pages_after: AtomicUsize,
+    pub(crate) huge_pages_after: AtomicUsize,
     /// Free dirty pages kept at most (besides a quarter of the pages in
     /// use); see [`PageHeap::set_dirty_max`].
     pub(crate) dirty_max: AtomicUsize,
@@ -408,14 +363,7 @@ impl<O: Os> PageHeap<O> {
                     return NonNull::new(s);
                 }
             }
-            // A plain request of several MiB will most likely be written
-            // whole: back it with huge pages (a zeroed one is often sparse).
-            let touch = match prefer {
-                Prefer::Dirty if want >= HUGE_PAGE_REQUEST >> PAGE_SHIFT => Touch::Whole,
-                Prefer::Dirty => Touch::Unknown,
-                Prefer::Clean => Touch::Sparse,
-            };
-            self.grow(want, touch)?;
+            self.grow(want, Touch::of(prefer, want))?;
         }
     }
 
@@ -550,61 +498,6 @@ impl<O: Os> PageHeap<O> {
         }
     }
 
-    /// Maps at least `npages` more pages and adds them to the free lists.
-    fn grow(&self, npages: usize, touch: Touch) -> Option<()> {
-        let bytes = npages.checked_mul(PAGE_SIZE)?;
-        let (len, align) = if bytes >= GROW_MIN {
-            (strata_os::align_up(bytes, GROW_MIN)?, GROW_MIN)
-        } else {
-            (GROW_MIN, GROW_MIN)
-        };
-        self.make_room(len);
-        let (mem, in_arena) = match self.arena.take(&self.os, len, align) {
-            Some(mem) => (mem, true),
-            None => match self.os.map(len, align) {
-                Ok(mem) => (mem, false),
-                // Cached huge mappings hold address space (RLIMIT_AS) and
-                // commit charge (strict overcommit) that the heap needs
-                // more: give every free byte back and try once more.
-                Err(_) if self.release_free_memory() > 0 => (self.os.map(len, align).ok()?, false),
-                Err(_) => return None,
-            },
-        };
-        // Past a threshold (none by default) the heap asks for transparent
-        // huge pages on all its growth; a big plain request gets them anyway.
-        // A small heap and a zeroed request ask not to get them (SMALL_HEAP).
-        let grown = self.grown_bytes.fetch_add(len, Ordering::Relaxed);
-        let after = self.huge_pages_after.load(Ordering::Relaxed);
-        if grown >= after || touch == Touch::Whole {
-            // SAFETY: a fresh mapping of ours.
-            unsafe { self.os.hint_huge_pages(mem, len, true) };
-        } else if grown < SMALL_HEAP || touch == Touch::Sparse {
-            // SAFETY: as above.
-            unsafe { self.os.hint_huge_pages(mem, len, false) };
-        }
-        let start = mem.as_ptr() as usize >> PAGE_SHIFT;
-        let n = len >> PAGE_SHIFT;
-        if !self.pagemap.ensure(start, n, &self.os) {
-            // Arena memory stays committed but untouched (unmapping it would
-            // leave a hole in the reservation that another mapping could
-            // take); it costs no memory until touched.
-            if !in_arena {
-                // SAFETY: just mapped, never handed out.
-                unsafe { self.os.unmap(mem, len) };
-            }
-            return None;
-        }
-        let Some(mut st) = self.lock_with_records(1) else {
-            // Out of memory for a span record: the new memory stays mapped
-            // (or committed in the arena) and unused; it holds no pages.
-            return None;
-        };
-        st.counters.mapped += n;
-        let s = self.new_record(&mut st, start, n, true);
-        self.free_locked(&mut st, s);
-        Some(())
-    }
-
     // ---- giving spans back ---------------------------------------------
 
     /// Merges free span `s` with free neighbours and files it.
@@ -730,90 +623,7 @@ impl<O: Os> PageHeap<O> {
         st.dirty.pages > self.dirty_cap_pages(st.counters.in_use)
     }
 
-    // ---- accounting and fork ---------------------------------------------
-
-    /// A snapshot of the heap's accounting.
-    pub fn stats(&self) -> PageHeapStats {
-        let st = self.state.lock();
-        let c = &st.counters;
-        PageHeapStats {
-            mapped_bytes: (c.mapped + c.huge_in_use + st.huge_cache.pages()) << PAGE_SHIFT,
-            in_use_bytes: (c.in_use + c.huge_in_use) << PAGE_SHIFT,
-            free_dirty_bytes: (st.dirty.pages + st.releasing) << PAGE_SHIFT,
-            free_clean_bytes: st.clean.pages << PAGE_SHIFT,
-            free_spans: st.clean.spans + st.dirty.spans,
-            large_allocs: c.large_allocs,
-            small_spans: c.small_spans,
-            metadata_bytes: self.records.mapped_bytes(),
-            huge_in_use_bytes: c.huge_in_use << PAGE_SHIFT,
-            huge_blocks: c.huge_blocks,
-            huge_cached_bytes: st.huge_cache.pages() << PAGE_SHIFT,
-            huge_allocs: c.huge_allocs,
-            huge_remaps: c.huge_remaps,
-            large_moves: c.large_moves,
-            decay_releases: c.decay_releases,
-            resident_bytes: st.resident() << PAGE_SHIFT,
-            peak_resident_bytes: c.peak_resident.max(st.resident()) << PAGE_SHIFT,
-            decay_ms: self.decay_ms(),
-        }
-    }
-
-    /// Checks the heap's structural invariants: every free span is filed under
-    /// the right set, its ends are in the pagemap, no two free spans touch,
-    /// and the page counts add up. For tests; takes the lock.
-    pub fn check_invariants(&self) -> Result<(), &'static str> {
-        let st = self.state.lock();
-        let mut err = None;
-        let (mut pages, mut spans) = (0, 0);
-        let per = self.os_page_pages();
-        let mut check = |s: *mut Span, clean: bool| {
-            // SAFETY: members of the free lists are valid records.
-            let span = unsafe { &*s };
-            pages += span.npages;
-            spans += 1;
-            if span.start % per != 0 || span.npages % per != 0 {
-                err = Some("free span that is not whole OS pages");
-            }
-            if span.state != SpanState::Free || span.clean != clean {
-                err = Some("free span with wrong state or zero flag");
-            }
-            if self.pagemap.get(span.start) != s
-                || self.pagemap.get(span.start + span.npages - 1) != s
-            {
-                err = Some("free span ends not in the pagemap");
-            }
-            for n in [span.start.wrapping_sub(1), span.start + span.npages] {
-                let o = self.pagemap.get(n);
-                // SAFETY: records are never unmapped.
-                // A missed merge: a free neighbour `mergeable` would take
-                // (same kind, neither a huge mapping). Dirty neighbours are
-                // merged within half the decay delay in force when they were
-                // freed, which may since have changed; only spans freed in the
-                // same millisecond are sure to have merged under any delay.
-                // SAFETY: records are never unmapped; mergeable checks them.
-                let touching =
-                    unsafe { self.mergeable(o, n, s) && (clean || (*o).freed_at == span.freed_at) };
-                if touching {
-                    err = Some("two free spans that should have merged are adjacent");
-                }
-            }
-        };
-        st.clean.for_each(|s| check(s, true));
-        st.dirty.for_each(|s| check(s, false));
-        if let Some(e) = err {
-            return Err(e);
-        }
-        if pages != st.clean.pages + st.dirty.pages {
-            return Err("free page count does not match the lists");
-        }
-        if spans != st.clean.spans + st.dirty.spans {
-            return Err("free span count does not match the lists");
-        }
-        if pages + st.counters.in_use + st.releasing != st.counters.mapped {
-            return Err("pages in use + free != pages mapped");
-        }
-        Ok(())
-    }
+    // ---- fork ------------------------------------------------------------
 
     /// Takes the heap's locks before `fork` (call after the layers above took
     /// theirs).

@@ -50,9 +50,11 @@
 mod arena;
 mod decay;
 mod freelists;
+mod grow;
 mod heap;
 mod huge;
 mod huge_cache;
+mod inspect;
 mod large;
 mod limit;
 #[cfg(all(test, strata_loom))]
@@ -63,9 +65,8 @@ mod sync;
 mod zeroing;
 
 pub use decay::DEFAULT_DECAY_MS;
-pub use heap::{
-    BadPointer, PageHeap, PageHeapStats, Prefer, DEFAULT_DIRTY_MAX, DEFAULT_HUGE_PAGES_AFTER,
-};
+pub use grow::DEFAULT_HUGE_PAGES_AFTER;
+pub use heap::{BadPointer, PageHeap, PageHeapStats, Prefer, DEFAULT_DIRTY_MAX};
 pub use huge::HUGE_MIN;
 pub use large::MOVE_MIN;
 pub use pagemap::{PageMap, MAX_SMALL_SPAN_PAGES};
