@@ -40,6 +40,12 @@ pub struct Fault {
     /// The faulting instruction's address, if the platform's context
     /// gives it (0 otherwise).
     pub pc: usize,
+    /// The stack pointer and `rbp` at the fault, if the platform's
+    /// context gives them (0 otherwise): with `pc`, where
+    /// [`crate::stack::capture_interrupted`] starts.
+    pub sp: usize,
+    /// See `sp`.
+    pub bp: usize,
     /// Whether the access was a write, a read, or could not be told.
     pub access: Access,
 }
@@ -151,11 +157,13 @@ extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void)
     // SAFETY: the kernel passes a valid siginfo for a handler installed
     // with SA_SIGINFO; for SIGSEGV and SIGBUS its address field is set.
     let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
-    let (pc, access) = context_of(ctx);
+    let (pc, sp, bp, access) = context_of(ctx);
     let fault = Fault {
         signal: sig,
         addr,
         pc,
+        sp,
+        bp,
         access,
     };
     // A signal sent by a process (kill, raise) carries no fault address.
@@ -212,27 +220,32 @@ fn set_default(sig: c_int) {
     }
 }
 
-/// The faulting instruction and the kind of access, from the context the
-/// kernel saved.
+/// The faulting instruction, the stack pointer, `rbp` and the kind of
+/// access, from the context the kernel saved.
 #[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
-fn context_of(ctx: *mut c_void) -> (usize, Access) {
+fn context_of(ctx: *mut c_void) -> (usize, usize, usize, Access) {
     if ctx.is_null() {
-        return (0, Access::Unknown);
+        return (0, 0, 0, Access::Unknown);
     }
     // SAFETY: for an SA_SIGINFO handler the third argument is the
     // interrupted thread's ucontext_t.
     let regs = unsafe { &(*(ctx as *const libc::ucontext_t)).uc_mcontext.gregs };
-    let pc = regs[libc::REG_RIP as usize] as usize;
+    let reg = |r: libc::c_int| regs[r as usize] as usize;
     // The page-fault error code: bit 1 set for a write.
-    let access = if regs[libc::REG_ERR as usize] & 2 != 0 {
+    let access = if reg(libc::REG_ERR) & 2 != 0 {
         Access::Write
     } else {
         Access::Read
     };
-    (pc, access)
+    (
+        reg(libc::REG_RIP),
+        reg(libc::REG_RSP),
+        reg(libc::REG_RBP),
+        access,
+    )
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_env = "gnu")))]
-fn context_of(_ctx: *mut c_void) -> (usize, Access) {
-    (0, Access::Unknown)
+fn context_of(_ctx: *mut c_void) -> (usize, usize, usize, Access) {
+    (0, 0, 0, Access::Unknown)
 }

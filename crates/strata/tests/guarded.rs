@@ -36,9 +36,26 @@ fn child(name: &str, env: &[(&str, &str)]) -> Option<Output> {
 /// `name`); the child's output in the parent.
 fn dies(name: &str, body: impl FnOnce()) -> Output {
     child(name, &[]).unwrap_or_else(|| {
+        // Room for the fault reporter's walk of this thread's stack
+        // (std's own alternate stack is a few KiB: an unoptimised walk
+        // would be skipped there; see `a_fault_on_a_small_signal_stack`).
+        alternate_stack(256 << 10);
         body();
         unreachable!("{name}: the bad use was not stopped")
     })
+}
+
+/// Gives this thread an alternate signal stack of `len` bytes (leaked: the
+/// process is about to die).
+fn alternate_stack(len: usize) {
+    let mem = Box::leak(vec![0u8; len].into_boxed_slice());
+    let ss = libc::stack_t {
+        ss_sp: mem.as_mut_ptr().cast(),
+        ss_flags: 0,
+        ss_size: len,
+    };
+    // SAFETY: `mem` lives for the rest of the process.
+    assert_eq!(unsafe { libc::sigaltstack(&ss, core::ptr::null_mut()) }, 0);
 }
 
 /// Runs `body` in a child process with `env` (test `name`), which must
@@ -88,6 +105,17 @@ fn assert_report(out: &Output, sig: i32, what: &str, freed: bool) {
     assert_eq!(err.contains("strata: freed by thread "), freed, "{err}");
     // Each stack shows at least one frame, not "(no stack trace)".
     assert!(!err.contains("(no stack trace)"), "{err}");
+    if sig == libc::SIGSEGV {
+        // The faulting thread's own stack, walked from the signal's
+        // context: the faulting instruction, then its callers (the test's
+        // closure, `dies`, the test, the harness).
+        let fault = err
+            .split_once("strata: the faulting access:\n")
+            .map(|(_, rest)| rest)
+            .unwrap_or_else(|| panic!("no faulting access in {err}"));
+        let frames = fault.lines().take_while(|l| l.starts_with("    #")).count();
+        assert!(frames >= 3, "{frames} frames of the faulting access: {err}");
+    }
 }
 
 #[test]
@@ -115,6 +143,30 @@ fn an_underflow_faults_and_is_reported() {
         let _ = unsafe { p.sub(1).read_volatile() };
     });
     assert_report(&out, libc::SIGSEGV, "heap underflow: read at", false);
+}
+
+/// On an alternate signal stack too small for a walk (glibc's
+/// `SIGSTKSZ`), the report still comes out whole, with the faulting
+/// instruction as its first frame, and the program stops with the fault's
+/// signal: the reporter never overruns the stack it runs on.
+#[test]
+fn a_fault_on_a_small_signal_stack_is_still_reported() {
+    let out =
+        child("a_fault_on_a_small_signal_stack_is_still_reported", &[]).unwrap_or_else(|| {
+            let l = Layout::from_size_align(40, 8).unwrap();
+            let p = guarded_block(l, false);
+            alternate_stack(libc::SIGSTKSZ);
+            // SAFETY: deliberately reads a byte before the block: the guard.
+            let _ = unsafe { p.sub(1).read_volatile() };
+            unreachable!("the bad read was not stopped")
+        });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{err}");
+    assert!(err.contains("heap underflow: read at"), "{err}");
+    assert!(
+        err.contains("strata: the faulting access:\n    #0 0x"),
+        "{err}"
+    );
 }
 
 #[test]

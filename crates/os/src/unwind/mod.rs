@@ -89,23 +89,37 @@ const MAX_STACK: usize = 1 << 30;
 /// return address), writing instruction pointers into `out` after
 /// leaving out `skip`; returns how many were written, or `None` if the
 /// walk met something it does not handle.
-pub(crate) fn walk(mut r: Regs, out: &mut [usize], mut skip: usize) -> Option<usize> {
+pub(crate) fn walk(r: Regs, out: &mut [usize], skip: usize) -> Option<usize> {
+    let mut len = 0;
+    walk_into(r, out, skip, &mut len).map(|()| len)
+}
+
+/// [`walk`], keeping what was written before the walk met something it
+/// does not handle: the frames it is sure of, innermost first.
+pub(crate) fn walk_partial(r: Regs, out: &mut [usize], skip: usize) -> usize {
+    let mut len = 0;
+    let _ = walk_into(r, out, skip, &mut len);
+    len
+}
+
+/// The walk: `len` counts the frames written so far, also when it gives
+/// up (`None`).
+fn walk_into(mut r: Regs, out: &mut [usize], mut skip: usize, len: &mut usize) -> Option<()> {
     let top = stack_top(r.sp)?;
     forget_unloaded();
-    let mut len = 0;
     let mut exact = true;
     loop {
         if r.ip == 0 {
-            return Some(len);
+            return Some(());
         }
         if skip > 0 {
             skip -= 1;
         } else {
-            let Some(slot) = out.get_mut(len) else {
-                return Some(len);
+            let Some(slot) = out.get_mut(*len) else {
+                return Some(());
             };
             *slot = r.ip;
-            len += 1;
+            *len += 1;
         }
         // A return address may be one past its function's end: look up
         // the call instruction before it.
@@ -113,11 +127,11 @@ pub(crate) fn walk(mut r: Regs, out: &mut [usize], mut skip: usize) -> Option<us
         exact = false;
         let rule = match rule_for(pc) {
             Lookup::Found(rule) => rule,
-            Lookup::NoFde => return Some(len),
+            Lookup::NoFde => return Some(()),
             Lookup::Unsupported => return None,
         };
         let Some(ra_off) = rule.ra else {
-            return Some(len);
+            return Some(());
         };
         let base = if rule.cfa_bp { r.bp } else { r.sp };
         let cfa = base.checked_add_signed(rule.cfa_off as isize)?;

@@ -4,17 +4,20 @@
 //!
 //! A report names strata, the address, what went wrong, the block (its
 //! address and size) and the stacks that allocated and freed it, captured
-//! when that happened. The fault reporter captures no stack of its own: it
-//! runs on whatever signal stack the thread has (Rust's are a few KiB),
-//! and unwinding there could call into the dynamic loader for the first
-//! time (lazy binding of libgcc's calls saves the whole vector state). It
-//! prints the faulting instruction instead, from the signal's context.
+//! when that happened. The fault reporter also shows the faulting
+//! thread's stack, walked from the registers the signal's context saved
+//! by strata's own walker only (`strata_os::stack::capture_interrupted`):
+//! it runs on whatever signal stack the thread has (Rust's are a few KiB),
+//! where libgcc's walker could call into the dynamic loader for the first
+//! time (lazy binding of its calls saves the whole vector state). Where
+//! the walk cannot go on, the trace stops; the faulting instruction is
+//! always its first frame.
 //!
 //! # Invariants
 //! - Nothing here allocates, takes a lock or formats with `core::fmt`.
 
 use strata_os::fault::{install_fault_reporter, Fault};
-use strata_os::stack::{write_fault_trace, write_trace};
+use strata_os::stack::{capture_interrupted, write_fault_trace, write_trace};
 use strata_os::{write_stderr, Dec, Hex};
 
 use super::pool::{meta, pool, Meta, FREED, LIVE, SLOTS};
@@ -140,8 +143,16 @@ fn on_fault(f: &Fault) -> bool {
     ]);
     describe(m);
     if f.pc != 0 {
-        write_stderr(&[b"strata: the faulting instruction:\n"]);
-        write_fault_trace(b"    ", &[f.pc]);
+        // Walked from the registers the kernel saved, by strata's own
+        // walker only (module docs); at least the faulting instruction.
+        let mut frames = [0usize; FAULT_FRAMES];
+        let n = capture_interrupted(f.pc, f.sp, f.bp, &mut frames).max(1);
+        frames[0] = f.pc;
+        write_stderr(&[b"strata: the faulting access:\n"]);
+        write_fault_trace(b"    ", &frames[..n]);
     }
     true
 }
+
+/// Frames of the faulting thread's stack a fault report shows at most.
+const FAULT_FRAMES: usize = 32;
