@@ -104,6 +104,16 @@ pub enum Protection {
     ReadWrite,
 }
 
+impl Protection {
+    /// The `PROT_*` bits of this access.
+    fn bits(self) -> libc::c_int {
+        match self {
+            Protection::None => libc::PROT_NONE,
+            Protection::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
+        }
+    }
+}
+
 /// Sets the access to `[ptr, ptr + len)` (`mprotect`): whole OS pages of
 /// a mapping or reservation the caller owns. The contents stay. Making a
 /// range of a reservation accessible charges it against the commit limit
@@ -118,10 +128,7 @@ pub unsafe fn protect(ptr: NonNull<u8>, len: usize, to: Protection) -> Result<()
     if len == 0 || len % page != 0 || ptr.as_ptr() as usize % page != 0 {
         return Err(OsError::InvalidRequest);
     }
-    let prot = match to {
-        Protection::None => libc::PROT_NONE,
-        Protection::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
-    };
+    let prot = to.bits();
     // SAFETY: caller's contract: a page-aligned range of its own.
     if unsafe { libc::mprotect(ptr.as_ptr().cast(), len, prot) } != 0 {
         return Err(OsError::OutOfMemory);
@@ -137,11 +144,7 @@ pub fn map_anonymous(len: usize, to: Protection) -> Result<NonNull<u8>, OsError>
     if len == 0 {
         return Err(OsError::InvalidRequest);
     }
-    let prot = match to {
-        Protection::None => libc::PROT_NONE,
-        Protection::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
-    };
-    raw_map(len, prot)
+    raw_map(len, to.bits())
 }
 
 /// Unmaps what [`map_anonymous`] returned.
