@@ -127,7 +127,9 @@ impl Program {
                         row.set(c.uleb()?, Saved::Same);
                         None
                     }
-                    0x09 => {
+                    // DW_CFA_register, DW_CFA_val_offset: a register
+                    // and a ULEB operand, neither a rule handled here.
+                    0x09 | 0x14 => {
                         let reg = c.uleb()?;
                         c.uleb()?;
                         row.set(reg, Saved::Other);
@@ -184,12 +186,6 @@ impl Program {
                     }
                     0x13 => {
                         row.cfa_off = c.sleb()?.checked_mul(self.data_align)?;
-                        None
-                    }
-                    0x14 => {
-                        let reg = c.uleb()?;
-                        c.uleb()?;
-                        row.set(reg, Saved::Other);
                         None
                     }
                     0x15 => {
