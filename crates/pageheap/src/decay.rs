@@ -138,19 +138,31 @@ impl<O: Os> PageHeap<O> {
 
     /// Sets the most free dirty memory the heap keeps resident whatever
     /// the decay delay says (`STRATA_DIRTY_MAX`); the heap keeps at least a
-    /// quarter of the memory in use in spans besides. `usize::MAX`: no
-    /// limit, decay alone decides.
+    /// quarter of the memory in use in spans besides, and as much as its
+    /// large blocks in use hold. `usize::MAX`: no limit, decay alone decides.
     pub fn set_dirty_max(&self, bytes: usize) {
         self.dirty_max
             .store(bytes >> crate::PAGE_SHIFT, crate::sync::Ordering::Relaxed);
     }
 
-    /// The free dirty pages kept at most, given the pages in use.
+    /// The free dirty pages kept at most: the set maximum, a quarter of the
+    /// pages in use, or the pages in large blocks in use, whichever is most.
+    ///
+    /// A program that replaces large blocks (buffers of several MiB freed
+    /// and allocated again at other sizes) reuses what it freed: releasing
+    /// that memory at the free and faulting it in again at the next
+    /// allocation costs more in the kernel than glibc, whose freed chunks
+    /// stay in its heap. Keeping free memory up to the large blocks' own
+    /// size bounds the heap at twice their live size until decay. Small
+    /// spans do not count: their free memory comes from thread caches
+    /// draining (idle threads, a freed burst of small objects), which is
+    /// not about to be reused at the same rate.
     #[inline]
-    pub(crate) fn dirty_cap_pages(&self, in_use: usize) -> usize {
+    pub(crate) fn dirty_cap_pages(&self, c: &crate::heap::Counters) -> usize {
         self.dirty_max
             .load(crate::sync::Ordering::Relaxed)
-            .max(in_use / 4)
+            .max(c.in_use / 4)
+            .max(c.large_in_use)
     }
 
     /// Releases free dirty spans, any age, until half the cap is left:
@@ -161,7 +173,7 @@ impl<O: Os> PageHeap<O> {
     pub(crate) fn trim_dirty(&self) {
         let keep = {
             let st = self.state.lock();
-            self.dirty_cap_pages(st.counters.in_use) / 2
+            self.dirty_cap_pages(&st.counters) / 2
         };
         self.release_dirty(u64::MAX, keep);
     }

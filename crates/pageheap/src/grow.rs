@@ -2,9 +2,10 @@
 //! of its own) and which transparent huge-page hint the new memory gets.
 //!
 //! # The huge-page policy
-//! - Growth for a plain request of [`HUGE_PAGE_REQUEST`] or more, and all
-//!   growth past the threshold ([`PageHeap::set_huge_pages_after`], by
-//!   default never), asks for huge pages.
+//! - Growth for a plain request of [`HUGE_PAGE_REQUEST`] or more while the
+//!   heap is under [`HUGE_PAGE_REQUESTS_UNTIL`], and all growth past the
+//!   threshold ([`PageHeap::set_huge_pages_after`], by default never), asks
+//!   for huge pages.
 //! - Otherwise the heap's first [`SMALL_HEAP`] bytes of growth, and growth
 //!   for a zeroed request, ask not to get them.
 //! - Anything else is left to the system's setting.
@@ -21,8 +22,9 @@ const GROW_MIN: usize = 2 << 20;
 
 /// Heap growth beyond this many bytes is hinted for transparent huge pages;
 /// by default never ([`PageHeap::set_huge_pages_after`] changes it). Growth
-/// for a plain (not zeroed) request of 4 MiB or more is hinted whatever it
-/// says: such a block is most likely written whole.
+/// for a plain (not zeroed) request of 4 MiB or more, in a heap under
+/// 64 MiB (`HUGE_PAGE_REQUESTS_UNTIL`), is hinted whatever it says: such a
+/// block is most likely written whole.
 ///
 /// A huge page cuts page faults 512-fold and TLB misses, but its first touch
 /// clears 2 MiB at once, and on a virtual machine whose host takes back the
@@ -34,9 +36,19 @@ const GROW_MIN: usize = 2 << 20;
 pub const DEFAULT_HUGE_PAGES_AFTER: usize = usize::MAX;
 
 /// Growth for a plain (not zeroed) request at least this large is hinted for
-/// huge pages whatever the heap's size: 2,000 cycles of an 8 MiB
-/// malloc/copy/free loop otherwise pay 2,048 first-touch faults.
+/// huge pages while the heap is small ([`HUGE_PAGE_REQUESTS_UNTIL`]): 2,000
+/// cycles of an 8 MiB malloc/copy/free loop otherwise pay 2,048
+/// first-touch faults.
 const HUGE_PAGE_REQUEST: usize = 4 << 20;
+
+/// Big plain requests stop asking for huge pages once the heap has grown
+/// this far. A heap that keeps growing by big blocks gains little from
+/// them (a block written once, front to back, misses the TLB rarely) and
+/// pays for each fresh huge page: where the kernel compacts memory for a
+/// hinted fault (`defrag` = `madvise`, the default) and memory is
+/// fragmented, 20 blocks of 5-25 MiB replaced 500 times spent 0.92 s in
+/// the kernel with the hint and 0.22 s without (docs/performance.md).
+const HUGE_PAGE_REQUESTS_UNTIL: usize = 64 << 20;
 
 /// The heap's first this many bytes of growth, and all growth for a zeroed
 /// request, are hinted against huge pages (`MADV_NOHUGEPAGE`) unless the
@@ -94,11 +106,12 @@ impl<O: Os> PageHeap<O> {
             },
         };
         // Past a threshold (none by default) the heap asks for transparent
-        // huge pages on all its growth; a big plain request gets them anyway.
-        // A small heap and a zeroed request ask not to get them (SMALL_HEAP).
+        // huge pages on all its growth; a big plain request in a heap still
+        // small gets them anyway. A heap's first growth and a zeroed request
+        // ask not to get them (SMALL_HEAP).
         let grown = self.grown_bytes.fetch_add(len, Ordering::Relaxed);
         let after = self.huge_pages_after.load(Ordering::Relaxed);
-        if grown >= after || touch == Touch::Whole {
+        if grown >= after || (touch == Touch::Whole && grown < HUGE_PAGE_REQUESTS_UNTIL) {
             // SAFETY: a fresh mapping of ours.
             unsafe { self.os.hint_huge_pages(mem, len, true) };
         } else if grown < SMALL_HEAP || touch == Touch::Sparse {

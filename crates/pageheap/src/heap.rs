@@ -48,6 +48,8 @@ pub enum Prefer {
 pub(crate) struct Counters {
     pub(crate) mapped: usize,
     pub(crate) in_use: usize,
+    /// Of `in_use`, the pages in large blocks (not small-object spans).
+    pub(crate) large_in_use: usize,
     pub(crate) large_allocs: u64,
     pub(crate) small_spans: u64,
     pub(crate) huge_in_use: usize,
@@ -163,15 +165,17 @@ pub struct PageHeap<O: Os> {
     pub(crate) grown_bytes: AtomicUsize,
     /// Growth beyond this many bytes is hinted for huge pages.
     pub(crate) huge_pages_after: AtomicUsize,
-    /// Free dirty pages kept at most (besides a quarter of the pages in
-    /// use); see [`PageHeap::set_dirty_max`].
+    /// Free dirty pages kept at most (unless a quarter of the pages in
+    /// use, or the large blocks in use, hold more); see
+    /// [`PageHeap::set_dirty_max`].
     pub(crate) dirty_max: AtomicUsize,
     /// The soft limit on what the heap holds (see [`crate::limit`]).
     pub(crate) limit: crate::limit::MemoryLimit,
 }
 
-/// The free dirty memory the heap keeps at most by default (besides a
-/// quarter of the memory in use): enough for a program's frame loop (an
+/// The free dirty memory the heap keeps at most by default (unless a
+/// quarter of the memory in use, or the large blocks in use, hold more):
+/// enough for a program's frame loop (an
 /// 8 MB block freed and allocated again), small beside what the peers
 /// leave resident after a burst.
 pub const DEFAULT_DIRTY_MAX: usize = 16 << 20;
@@ -191,6 +195,7 @@ impl<O: Os> PageHeap<O> {
                     counters: Counters {
                         mapped: 0,
                         in_use: 0,
+                        large_in_use: 0,
                         large_allocs: 0,
                         small_spans: 0,
                         huge_in_use: 0,
@@ -216,7 +221,8 @@ impl<O: Os> PageHeap<O> {
     /// Sets how many bytes the heap grows by before it asks for transparent
     /// huge pages (`MADV_HUGEPAGE`) on all new memory: `0` asks from the
     /// start, `usize::MAX` (the default, [`DEFAULT_HUGE_PAGES_AFTER`]) never.
-    /// Growth for a plain request of 4 MiB or more asks either way.
+    /// Growth for a plain request of 4 MiB or more asks either way while
+    /// the heap is under 64 MiB.
     pub fn set_huge_pages_after(&self, bytes: usize) {
         self.huge_pages_after.store(bytes, Ordering::Relaxed);
     }
@@ -428,6 +434,7 @@ impl<O: Os> PageHeap<O> {
             (*s).size_class = size_class;
             if size_class == 0 {
                 st.counters.large_allocs += 1;
+                st.counters.large_in_use += n;
                 self.pagemap.set(start, s);
                 self.pagemap.set(start + n - 1, s);
             } else {
@@ -620,7 +627,7 @@ impl<O: Os> PageHeap<O> {
     /// Whether the free dirty memory is over its cap (under the lock).
     #[inline]
     pub(crate) fn over_dirty_cap(&self, st: &HeapState) -> bool {
-        st.dirty.pages > self.dirty_cap_pages(st.counters.in_use)
+        st.dirty.pages > self.dirty_cap_pages(&st.counters)
     }
 
     // ---- fork ------------------------------------------------------------

@@ -88,6 +88,9 @@ impl<O: Os> PageHeap<O> {
         if pages + st.counters.in_use + st.releasing != st.counters.mapped {
             return Err("pages in use + free != pages mapped");
         }
+        if st.counters.large_in_use > st.counters.in_use {
+            return Err("more pages in large blocks than in use");
+        }
         Ok(())
     }
 }

@@ -152,6 +152,7 @@ impl<O: Os> PageHeap<O> {
                 return Ok(());
             }
             st.counters.in_use -= (*s).npages;
+            st.counters.large_in_use -= (*s).npages;
             (*s).clean = false;
         }
         self.free_locked(&mut st, s);
@@ -265,6 +266,7 @@ impl<O: Os> PageHeap<O> {
                 self.pagemap.set(start + new_pages - 1, s);
                 let t = self.new_record(&mut st, start + new_pages, old - new_pages, false);
                 st.counters.in_use -= old - new_pages;
+                st.counters.large_in_use -= old - new_pages;
                 self.free_locked(&mut st, t);
                 return true;
             }
@@ -291,6 +293,7 @@ impl<O: Os> PageHeap<O> {
             (*s).clean = false;
             self.pagemap.set(start + new_pages - 1, s);
             st.counters.in_use += extra;
+            st.counters.large_in_use += extra;
             st.note_peak();
         }
         true

@@ -1,8 +1,8 @@
 //! The huge-page policy, read back from the kernel: which of the heap's
 //! growth carries `MADV_HUGEPAGE` (the `hg` flag of its mapping in
 //! `/proc/self/smaps`). By default only growth for a plain request of 4 MiB
-//! or more asks; `set_huge_pages_after` makes all growth past a threshold
-//! ask too. The heap's first 8 MiB of growth and growth for zeroed requests
+//! or more asks, and only while the heap is under 64 MiB;
+//! `set_huge_pages_after` makes all growth past a threshold ask too. The heap's first 8 MiB of growth and growth for zeroed requests
 //! ask not to get them (the `nh` flag of `MADV_NOHUGEPAGE`), which matters
 //! where the system backs every mapping with huge pages.
 
@@ -60,6 +60,28 @@ fn only_big_plain_requests_ask_for_huge_pages_unless_told() {
         .into_iter()
         .chain([big, zeroed, small, zeroed_after, small_again])
     {
+        // SAFETY: live blocks of this heap, each freed once.
+        unsafe { heap.free_large(b).unwrap() };
+    }
+}
+
+/// A heap that keeps growing by big blocks stops asking for them: each
+/// fresh huge page costs more (compaction, a 2 MiB clear) than a block
+/// written once gains from fewer TLB misses.
+#[test]
+fn big_plain_requests_stop_asking_once_the_heap_is_big() {
+    let heap = PageHeap::new(SystemOs::new());
+    let first = block(&heap, 4 * MIB, false);
+    assert_eq!(hinted_bytes(first, 4 * MIB), 4 * MIB, "in a small heap");
+    let mut blocks = vec![first];
+    // 64 MiB of growth in all.
+    for _ in 0..30 {
+        blocks.push(block(&heap, 2 * MIB, false));
+    }
+    let late = block(&heap, 8 * MIB, false);
+    assert_eq!(hinted_bytes(late, 8 * MIB), 0, "past 64 MiB of growth");
+    assert_eq!(refused_bytes(late, 8 * MIB), 0, "left to the system");
+    for b in blocks.into_iter().chain([late]) {
         // SAFETY: live blocks of this heap, each freed once.
         unsafe { heap.free_large(b).unwrap() };
     }

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `STRATA_THREAD_CACHE_BYTES` | largest byte budget of one thread's cache (`k`, `m`, `g` suffixes) | 32 MiB |
 //! | `STRATA_THREAD_CACHES_TOTAL` | bytes all threads' caches may hold together: each cache's budget is an equal share of it, at least 128 KiB, at most `STRATA_THREAD_CACHE_BYTES`, refitted as threads come and go | 64 MiB |
-//! | `STRATA_DIRTY_MAX` | free memory kept resident for reuse at most, besides a quarter of the memory in use, whatever the decay delay; more is released at once (`unlimited`: leave it all to decay) | 16 MiB |
+//! | `STRATA_DIRTY_MAX` | free memory kept resident for reuse at most (or a quarter of the memory in use, or the size of the large blocks in use, if more), whatever the decay delay; more is released at once (`unlimited`: leave it all to decay) | 16 MiB |
 //! | `STRATA_DECAY_MS` | how long free memory stays resident before it goes back to the OS; `0`: at once; `never` | 1000 |
 //! | `STRATA_BACKGROUND_RELEASE` | `1`: a background thread runs decay even when the program is idle | off |
 //! | `STRATA_MEMORY_LIMIT` | a soft limit on the memory strata holds: near it (and near the cgroup's `memory.max` / `memory.high`, read by itself), free memory and the caches go back to the OS before the heap grows | none |
@@ -15,7 +15,7 @@
 //! | `STRATA_PROFILE` | a path prefix: heap profiling on, profile written at exit to `<prefix>.<pid>.heap.pb.gz` (pprof) and `.inuse/.alloc/.peak.collapsed` (`crate::profile`) | off |
 //! | `STRATA_PROFILE_INTERVAL` | mean bytes between heap-profile samples (`k`, `m`, `g` suffixes) | 2 MiB |
 //! | `STRATA_PROFILE_SIGNAL` | a signal (`USR2`, `SIGUSR1`, a number) that writes a numbered profile (profiling on; prefix `strata-profile` if `STRATA_PROFILE` is unset) | none |
-//! | `STRATA_HUGE_PAGES_AFTER` | ask for transparent huge pages on all heap growth once the heap has grown by this much (`0`: from the start); growth for a plain request of 4 MiB or more asks either way | never |
+//! | `STRATA_HUGE_PAGES_AFTER` | ask for transparent huge pages on all heap growth once the heap has grown by this much (`0`: from the start); growth for a plain request of 4 MiB or more asks either way while the heap is under 64 MiB | never |
 //! | `STRATA_GUARDED_RATE` | guarded sampling (`crate::guarded`): one small allocation in this many, on average, gets a page of its own between guard pages, so that an overflow, underflow or use after free of it stops the program with a report; `0` or `off`: off; 1000 is the suggested rate | off |
 //! | `STRATA_VERBOSE` | `1`: warn on stderr, at start-up, about every `STRATA_*` variable that is not one of these or whose value does not parse (such a variable is ignored either way) | off |
 //!
@@ -46,7 +46,8 @@ pub struct Config {
     pub background_release: bool,
     /// Bytes of heap growth after which all new heap memory is hinted for
     /// transparent huge pages; `usize::MAX`: never (growth for a plain
-    /// request of 4 MiB or more is hinted regardless).
+    /// request of 4 MiB or more is hinted regardless while the heap is under
+    /// 64 MiB).
     pub huge_pages_after: usize,
     /// Warn about `STRATA_*` variables that are unknown or malformed.
     pub verbose: bool,

@@ -241,7 +241,8 @@ pub fn set_decay_ms(ms: u64) {
 /// misses for a big heap, but each is resident whole from its first touch,
 /// and on a VM whose host reclaims free guest memory that first touch costs
 /// more than 4 KiB faults for the same bytes (docs/memory.md). Growth for a
-/// plain request of 4 MiB or more is hinted whatever this says. Applies to
+/// plain request of 4 MiB or more, while the heap is under 64 MiB, is
+/// hinted whatever this says. Applies to
 /// growth from now on.
 pub fn set_huge_pages_after(bytes: usize) {
     global::set_huge_pages_after(bytes);
@@ -265,9 +266,9 @@ pub fn memory_limit() -> Option<usize> {
 }
 
 /// Sets the most free memory strata keeps resident for reuse
-/// (`STRATA_DIRTY_MAX`, 16 MiB by default), besides a quarter of the memory
-/// in use: a free that takes the heap past it gives the excess back at
-/// once, so a program that frees a burst and then goes idle does not keep
+/// (`STRATA_DIRTY_MAX`, 16 MiB by default), unless a quarter of the memory
+/// in use, or the large blocks in use, hold more: a free that takes the
+/// heap past it gives the excess back at once, so a program that frees a burst and then goes idle does not keep
 /// it until its next call. `usize::MAX` leaves it all to decay.
 pub fn set_dirty_max(bytes: usize) {
     global::set_dirty_max(bytes);
