@@ -81,6 +81,8 @@ int strata_populate(void *ptr, size_t len);
  *   huge_pages_after     bytes, or "never"
  *   guarded_rate         a count: one small allocation in it, on average,
  *                        is guarded (docs/safety.md); 0 or "off": off
+ *   guarded_max_per_sec  a count: guarded blocks made a second at most,
+ *                        process-wide (2000); 0 or "unlimited": no limit
  *   verbose              read at start-up only: setting it fails with EPERM
  *
  * Each takes effect at once (thread caches refit to a new budget at their

@@ -161,7 +161,8 @@ fn guarded_sampling_catches_small_block_misuse() {
         cmd.args(["-c", "ulimit -c 0; exec timeout 60 \"$0\" \"$1\""])
             .arg(&exe)
             .arg(name)
-            .env("STRATA_GUARDED_RATE", "1");
+            .env("STRATA_GUARDED_RATE", "1")
+            .env("STRATA_GUARDED_MAX_PER_SEC", "unlimited");
         let (out, _) = run(&mut cmd, Alloc::Strata, None);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stopped = matches!(out.status.signal(), Some(libc::SIGSEGV | libc::SIGABRT));

@@ -79,6 +79,7 @@ fn init_slow() {
     pages().set_huge_pages_after(config.huge_pages_after);
     crate::profile::init_from_env();
     crate::guarded::set_rate_at_start(config.guarded_rate);
+    crate::guarded::set_max_per_sec(config.guarded_max_per_sec);
     // SAFETY: the handlers are plain functions valid for the process lifetime.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     if config.show_stats {

@@ -172,7 +172,7 @@ fn always<T>(set: fn(T)) -> impl Fn(T) -> Result<(), OptionError> {
 }
 
 /// Every setting, in the order the README lists them.
-pub(crate) static OPTIONS: [OptionRow; 10] = [
+pub(crate) static OPTIONS: [OptionRow; 11] = [
     row!(
         "STRATA_DECAY_MS", Millis, Some(("never", u64::MAX)),
         "milliseconds (a number) or `never`",
@@ -213,6 +213,11 @@ pub(crate) static OPTIONS: [OptionRow; 10] = [
         "STRATA_GUARDED_RATE", Count, Some(("off", 0)),
         "a count (one allocation in it is guarded; 0: off) or `off`",
         guarded_rate: usize, always(crate::guarded::set_rate)
+    ),
+    row!(
+        "STRATA_GUARDED_MAX_PER_SEC", Count, Some(("unlimited", 0)),
+        "a count (guarded blocks a second at most; 0: no limit) or `unlimited`",
+        guarded_max_per_sec: usize, always(crate::guarded::set_max_per_sec)
     ),
     row!(
         "STRATA_VERBOSE", Flag, None, "0 or 1",

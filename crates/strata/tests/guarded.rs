@@ -81,6 +81,7 @@ fn page() -> usize {
 /// one lands there (placement alternates, so within a few).
 fn guarded_block(l: Layout, at_end: bool) -> *mut u8 {
     guarded::set_rate(1);
+    guarded::set_max_per_sec(0);
     for _ in 0..8 {
         // SAFETY: a non-zero layout.
         let p = unsafe { alloc(l) };
@@ -302,9 +303,13 @@ fn a_forked_child_keeps_using_the_pool() {
 fn the_pool_is_bounded() {
     passes(
         "the_pool_is_bounded",
-        &[("STRATA_GUARDED_RATE", "1")],
+        &[
+            ("STRATA_GUARDED_RATE", "1"),
+            ("STRATA_GUARDED_MAX_PER_SEC", "unlimited"),
+        ],
         || {
             assert_eq!(guarded::rate(), 1);
+            assert_eq!(guarded::max_per_sec(), 0);
             let l = Layout::from_size_align(16, 8).unwrap();
             // SAFETY: non-zero layout; every block freed below.
             let blocks: Vec<*mut u8> = (0..1000).map(|_| unsafe { alloc(l) }).collect();
@@ -363,6 +368,7 @@ fn realloc_and_alignment_work_on_guarded_blocks() {
 fn one_in_rate_allocations_is_guarded() {
     passes("one_in_rate_allocations_is_guarded", &[], || {
         assert_eq!(guarded::stats(), guarded::GuardedStats::default());
+        guarded::set_max_per_sec(0);
         guarded::set_rate(100);
         let l = Layout::from_size_align(32, 8).unwrap();
         for _ in 0..100_000 {
@@ -379,6 +385,46 @@ fn one_in_rate_allocations_is_guarded() {
             unsafe { dealloc(std::hint::black_box(alloc(l)), l) };
         }
         assert!(guarded::stats().allocated - n < 20);
+    });
+}
+
+/// Past the budget of guarded blocks a second, the rate's picks are
+/// ordinary allocations, counted as skipped; without a budget every pick
+/// is guarded again.
+#[test]
+fn the_budget_bounds_guarded_blocks_a_second() {
+    passes("the_budget_bounds_guarded_blocks_a_second", &[], || {
+        assert_eq!(guarded::max_per_sec(), guarded::DEFAULT_MAX_PER_SEC);
+        guarded::set_max_per_sec(100);
+        guarded::set_rate(1);
+        let l = Layout::from_size_align(24, 8).unwrap();
+        let start = std::time::Instant::now();
+        for _ in 0..20_000 {
+            // SAFETY: non-zero layout, written, freed at once.
+            unsafe {
+                let p = std::hint::black_box(alloc(l));
+                p.write_bytes(7, 24);
+                dealloc(p, l);
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let s = guarded::stats();
+        // A burst of a tenth of a second's worth (10), then 100 a second;
+        // the clock is coarse (a few ms), hence the slack.
+        let most = 10.0 + 100.0 * (secs + 0.02);
+        assert!(s.allocated >= 10, "the burst: {s:?}");
+        assert!((s.allocated as f64) <= most, "{s:?} in {secs:.3} s");
+        assert!(s.skipped > 0 && s.allocated + s.skipped <= 20_000, "{s:?}");
+        guarded::set_max_per_sec(0);
+        for _ in 0..50 {
+            // SAFETY: as above.
+            unsafe {
+                let p = std::hint::black_box(alloc(l));
+                assert!(guarded::is_guarded(p), "no budget: every pick");
+                dealloc(p, l);
+            }
+        }
+        guarded::set_rate(0);
     });
 }
 

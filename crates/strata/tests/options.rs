@@ -71,6 +71,12 @@ fn every_run_time_setting_reads_back_and_takes_effect() {
     assert_eq!(get("STRATA_GUARDED_RATE"), "5000");
     strata::set_option("guarded_rate", "off").unwrap();
     assert_eq!(get("guarded_rate"), "off");
+    assert_eq!(get("guarded_max_per_sec"), "2000");
+    strata::set_option("STRATA_GUARDED_MAX_PER_SEC", "unlimited").unwrap();
+    assert_eq!(strata::guarded::max_per_sec(), 0);
+    assert_eq!(get("guarded_max_per_sec"), "unlimited");
+    strata::set_option("guarded_max_per_sec", "2000").unwrap();
+    assert_eq!(strata::config().guarded_max_per_sec, 2000);
 
     // Refusals change nothing.
     assert_eq!(
@@ -95,7 +101,7 @@ fn every_run_time_setting_reads_back_and_takes_effect() {
     for name in strata::option_names() {
         assert!(strata::get_option(name).is_ok(), "{name}");
     }
-    assert_eq!(strata::option_names().count(), 10);
+    assert_eq!(strata::option_names().count(), 11);
 
     // Back to what the other tests expect.
     strata::set_decay_ms(before.decay_ms);

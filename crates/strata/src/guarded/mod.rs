@@ -22,6 +22,15 @@
 //! countdown runs for the idle check only, as before: the fast path is the
 //! same instructions.
 //!
+//! # Budget
+//! At most [`DEFAULT_MAX_PER_SEC`] guarded blocks a second are made,
+//! process-wide (`STRATA_GUARDED_MAX_PER_SEC`, [`set_max_per_sec`]; 0: no
+//! limit): a guarded block costs microseconds, and a program that
+//! allocates faster than `rate` times that many blocks a second would
+//! otherwise spend more than about 1% of a core on them. Picks past the
+//! budget are served as ordinary allocations and counted
+//! ([`GuardedStats::skipped`]); see [`budget`].
+//!
 //! Only allocations through the thread caches are sampled, of size classes
 //! up to one OS page; large blocks are not (the `checked` build guards
 //! those already).
@@ -34,6 +43,7 @@
 //!   usable-size and realloc paths ask it before anything else on their
 //!   cold (outside the arena) paths.
 
+mod budget;
 mod pool;
 mod report;
 
@@ -43,6 +53,7 @@ use strata_threadcache::{SampleState, Sampler};
 
 use crate::sync::statics::{AtomicUsize, Ordering};
 
+pub use budget::DEFAULT_MAX_PER_SEC;
 pub use pool::SLOTS;
 
 /// The mean number of allocations between two guarded ones when sampling
@@ -72,6 +83,21 @@ pub(crate) fn set_rate_at_start(n: usize) {
     RATE.store(n, Ordering::Relaxed);
 }
 
+/// Guarded blocks a second at most, process-wide; 0: no limit.
+static MAX_PER_SEC: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_PER_SEC);
+
+/// Sets the most guarded blocks made a second, process-wide (0: no
+/// limit): the sampling rate's picks past it are served as ordinary
+/// allocations. Takes effect at the next pick.
+pub fn set_max_per_sec(n: usize) {
+    MAX_PER_SEC.store(n, Ordering::Relaxed);
+}
+
+/// The most guarded blocks made a second (0: no limit).
+pub fn max_per_sec() -> usize {
+    MAX_PER_SEC.load(Ordering::Relaxed)
+}
+
 /// What the guarded pool holds now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GuardedStats {
@@ -79,6 +105,9 @@ pub struct GuardedStats {
     pub live: usize,
     /// Guarded blocks handed out since the start.
     pub allocated: u64,
+    /// Allocations the sampling rate picked that were served as ordinary
+    /// ones because the budget ([`max_per_sec`]) was spent.
+    pub skipped: u64,
     /// Bytes of address space the pool reserved (0 before its first use).
     pub reserved_bytes: usize,
     /// Bytes of the pool that may be resident: its slot pages (a freed

@@ -113,6 +113,8 @@ struct Ring {
     len: usize,
     /// Flips at every allocation: which end of its page a block goes to.
     at_end: bool,
+    /// Guarded blocks a second at most.
+    budget: super::budget::Budget,
 }
 
 impl Ring {
@@ -147,6 +149,7 @@ static RING: Lock<Ring> = Lock::new(Ring {
     head: 0,
     len: SLOTS,
     at_end: false,
+    budget: super::budget::Budget::new(),
 });
 
 /// The reservation's start (0 before it exists) and length.
@@ -161,6 +164,8 @@ static RESERVE: AtomicU8 = AtomicU8::new(NOT_RESERVED);
 
 static LIVE_COUNT: AtomicUsize = AtomicUsize::new(0);
 static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+/// Allocations the sampler picked that the time budget turned away.
+static SKIPPED: AtomicU64 = AtomicU64::new(0);
 
 /// The record of slot `i` (< SLOTS).
 pub(super) fn meta(i: usize) -> *mut Meta {
@@ -218,14 +223,23 @@ pub(super) fn alloc(class: u8, size: usize) -> Option<NonNull<u8>> {
     }
     let size = if size == 0 { class_size } else { size };
     let base = base()?;
-    let mut frames = [0usize; DEPTH];
-    let depth = strata_os::stack::capture(&mut frames, 2);
     let (i, at_end) = {
+        let now = strata_os::monotonic_ms();
         let mut r = RING.lock();
+        if r.len == 0 {
+            return None;
+        }
+        if !r.budget.take(now, super::max_per_sec()) {
+            drop(r);
+            SKIPPED.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
         let i = r.pop()?;
         r.at_end = !r.at_end;
         (i, r.at_end)
     };
+    let mut frames = [0usize; DEPTH];
+    let depth = strata_os::stack::capture(&mut frames, 2);
     let slot = base + (2 * i + 1) * page;
     // SAFETY: slot i's page, ours until it goes back to the ring.
     if unsafe {
@@ -383,6 +397,7 @@ pub(super) fn stats() -> super::GuardedStats {
     super::GuardedStats {
         live: LIVE_COUNT.load(Ordering::Relaxed),
         allocated: ALLOCATED.load(Ordering::Relaxed),
+        skipped: SKIPPED.load(Ordering::Relaxed),
         reserved_bytes: reserved,
         max_resident_bytes: if reserved == 0 {
             0
