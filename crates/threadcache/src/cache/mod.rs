@@ -285,7 +285,11 @@ impl ThreadCache {
             armed: 0,
             tick_left: 0,
             sample_armed: false,
-            sample_state: SampleState::seeded(0),
+            // Never drawn from (a sentinel is never a thread's cache), and
+            // zero like every other field, so that the sentinels are all
+            // zero bytes: the static sits in `.bss`, whose pages read as
+            // the kernel's zero page and cost no memory.
+            sample_state: SampleState { rng: 0, param: 0.0 },
             info: [ListInfo {
                 object_size: 0,
                 batch: 0,
@@ -296,7 +300,7 @@ impl ThreadCache {
             slots_map: ptr::null_mut(),
             own_stride: 0,
             committed: [0; MAX_CLASSES / 64],
-            nclasses: 1,
+            nclasses: 0,
             slow_calls: 0,
             next_pass_at: 0,
             pressure_seen: 0,
