@@ -12,11 +12,14 @@
 //! # Invariants
 //! - The reservation is `2^k` bytes aligned to `2^k`, made once (`Os::reserve`:
 //!   no access, no memory, no commit charge) and never unmapped. `contains(a)`
-//!   is `a & mask == base`: before the arena is made `mask` is all ones and
-//!   `base` 0 (true only for address 0, which is never asked); `base` is
-//!   stored before `mask`, so a reader that sees the new mask with the old
-//!   base still answers false, and one that sees the old mask with the new
-//!   base answers true only for `base` itself, which is in the arena.
+//!   is `a | last == end`, where `last = len - 1` and `end = base | last`
+//!   (the arena's last byte): before the arena is made both are 0 (true
+//!   only for address 0, which is never asked; and the arena, like every
+//!   field, starts as zero bytes, so a heap in a static costs no memory
+//!   until used). `end` is stored before `last`, so a reader that sees the
+//!   new `last` sees the new `end`, and one that sees the old `last` with
+//!   the new `end` answers true only for `end` itself, which is in the
+//!   arena.
 //! - Ranges are handed out in address order by a bump pointer (`next`), each
 //!   committed (`Os::commit`) before use and never given back to the arena:
 //!   the heap keeps grown memory for its lifetime, as it always did.
@@ -67,8 +70,10 @@ const MADE: usize = 2;
 const NONE: usize = 3;
 
 pub(crate) struct Arena {
-    /// `!(len - 1)` once reserved, all ones before.
-    mask: AtomicUsize,
+    /// `len - 1` once reserved, 0 before.
+    last: AtomicUsize,
+    /// `base | last`: the reservation's last byte once reserved, 0 before.
+    end: AtomicUsize,
     /// The first address of the reservation, 0 before; the small-class map
     /// starts there.
     base: AtomicUsize,
@@ -85,7 +90,8 @@ impl Arena {
     strata_base::const_unless_loom! {
         pub(crate) fn new() -> Self {
             Arena {
-                mask: AtomicUsize::new(usize::MAX),
+                last: AtomicUsize::new(0),
+                end: AtomicUsize::new(0),
                 base: AtomicUsize::new(0),
                 covered: AtomicUsize::new(0),
                 map_committed: Lock::new(0),
@@ -98,9 +104,9 @@ impl Arena {
     /// Whether `addr` lies in the arena.
     #[inline(always)]
     pub(crate) fn contains(&self, addr: usize) -> bool {
-        // Two loads from one cache line, an and, a compare: about 4
+        // Two loads from one cache line, an or, a compare: about 4
         // instructions (the first version, `(a ^ word) >> k`, took 7).
-        addr & self.mask.load(Ordering::Acquire) == self.base.load(Ordering::Relaxed)
+        addr | self.last.load(Ordering::Acquire) == self.end.load(Ordering::Relaxed)
     }
 
     /// The small-class map's answer for `addr`: `(class, offset of its
@@ -177,8 +183,8 @@ impl Arena {
 
     /// The arena's range, if made.
     pub(crate) fn range(&self) -> Option<(usize, usize)> {
-        let mask = self.mask.load(Ordering::Acquire);
-        (mask != usize::MAX).then(|| (self.base.load(Ordering::Relaxed), mask.wrapping_neg()))
+        let last = self.last.load(Ordering::Acquire);
+        (last != 0).then(|| (self.base.load(Ordering::Relaxed), last + 1))
     }
 
     /// Commits `len` bytes aligned to `align` from the arena, making it on
@@ -246,7 +252,8 @@ impl Arena {
                 let map = align_up((len >> PAGE_SHIFT) * ENTRY, os.page_size())?;
                 self.next.store(base + map, Ordering::Relaxed);
                 self.base.store(base, Ordering::Relaxed);
-                self.mask.store(!(len - 1), Ordering::Release);
+                self.end.store(base | (len - 1), Ordering::Relaxed);
+                self.last.store(len - 1, Ordering::Release);
                 self.state.store(MADE, Ordering::Release);
                 return Some((base, len));
             }

@@ -35,6 +35,8 @@ const RELEASE_BATCH: usize = 32;
 /// that ticks; a pass is claimed with a compare-exchange on `next_at`, so
 /// exactly one of the threads that find it due runs it.
 pub(crate) struct DecayClock {
+    /// The delay xor [`DEFAULT_DECAY_MS`]: zero by default, so that a heap
+    /// in a static is all zero bytes (`.bss`, no memory until written).
     decay_ms: AtomicU64,
     next_at: AtomicU64,
 }
@@ -42,21 +44,22 @@ pub(crate) struct DecayClock {
 impl DecayClock {
     strata_base::const_unless_loom! {
         pub(crate) fn new() -> Self {
-            DecayClock { decay_ms: AtomicU64::new(DEFAULT_DECAY_MS), next_at: AtomicU64::new(0) }
+            DecayClock { decay_ms: AtomicU64::new(0), next_at: AtomicU64::new(0) }
         }
     }
 
     /// Sets the decay delay; the next tick runs a pass.
     #[inline]
     pub(crate) fn set_delay(&self, ms: u64) {
-        self.decay_ms.store(ms, Ordering::Relaxed);
+        self.decay_ms
+            .store(ms ^ DEFAULT_DECAY_MS, Ordering::Relaxed);
         self.next_at.store(0, Ordering::Relaxed);
     }
 
     /// The decay delay in force.
     #[inline]
     pub(crate) fn delay(&self) -> u64 {
-        self.decay_ms.load(Ordering::Relaxed)
+        self.decay_ms.load(Ordering::Relaxed) ^ DEFAULT_DECAY_MS
     }
 
     /// The deadline of the pass due at `now`, if one is due (one load).
@@ -76,7 +79,7 @@ impl DecayClock {
     /// if another thread claimed it first.
     #[inline(always)]
     pub(crate) fn claim(&self, now: u64, next: u64) -> Option<u64> {
-        let decay = self.decay_ms.load(Ordering::Relaxed);
+        let decay = self.delay();
         let interval = (decay / 4).clamp(1, 1000);
         self.next_at
             .compare_exchange(
@@ -141,8 +144,10 @@ impl<O: Os> PageHeap<O> {
     /// quarter of the memory in use in spans besides, and as much as its
     /// large blocks in use hold. `usize::MAX`: no limit, decay alone decides.
     pub fn set_dirty_max(&self, bytes: usize) {
-        self.dirty_max
-            .store(bytes >> crate::PAGE_SHIFT, crate::sync::Ordering::Relaxed);
+        self.dirty_max.store(
+            (bytes >> crate::PAGE_SHIFT) ^ crate::heap::DEFAULT_DIRTY_MAX_PAGES,
+            crate::sync::Ordering::Relaxed,
+        );
     }
 
     /// The free dirty pages kept at most: the set maximum, a quarter of the
@@ -159,8 +164,7 @@ impl<O: Os> PageHeap<O> {
     /// not about to be reused at the same rate.
     #[inline]
     pub(crate) fn dirty_cap_pages(&self, c: &crate::heap::Counters) -> usize {
-        self.dirty_max
-            .load(crate::sync::Ordering::Relaxed)
+        (self.dirty_max.load(crate::sync::Ordering::Relaxed) ^ crate::heap::DEFAULT_DIRTY_MAX_PAGES)
             .max(c.in_use / 4)
             .max(c.large_in_use)
     }

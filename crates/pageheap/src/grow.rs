@@ -110,7 +110,7 @@ impl<O: Os> PageHeap<O> {
         // small gets them anyway. A heap's first growth and a zeroed request
         // ask not to get them (SMALL_HEAP).
         let grown = self.grown_bytes.fetch_add(len, Ordering::Relaxed);
-        let after = self.huge_pages_after.load(Ordering::Relaxed);
+        let after = !self.huge_pages_after.load(Ordering::Relaxed);
         if grown >= after || (touch == Touch::Whole && grown < HUGE_PAGE_REQUESTS_UNTIL) {
             // SAFETY: a fresh mapping of ours.
             unsafe { self.os.hint_huge_pages(mem, len, true) };

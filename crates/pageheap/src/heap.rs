@@ -163,11 +163,13 @@ pub struct PageHeap<O: Os> {
     pub(crate) arena: crate::arena::Arena,
     /// Bytes mapped by growth so far.
     pub(crate) grown_bytes: AtomicUsize,
-    /// Growth beyond this many bytes is hinted for huge pages.
+    /// Growth beyond this many bytes is hinted for huge pages; stored
+    /// inverted (`!bytes`), so that the default, never, is zero.
     pub(crate) huge_pages_after: AtomicUsize,
     /// Free dirty pages kept at most (unless a quarter of the pages in
     /// use, or the large blocks in use, hold more); see
-    /// [`PageHeap::set_dirty_max`].
+    /// [`PageHeap::set_dirty_max`]. In pages, xor
+    /// [`DEFAULT_DIRTY_MAX_PAGES`], so that the default is zero.
     pub(crate) dirty_max: AtomicUsize,
     /// The soft limit on what the heap holds (see [`crate::limit`]).
     pub(crate) limit: crate::limit::MemoryLimit,
@@ -179,6 +181,9 @@ pub struct PageHeap<O: Os> {
 /// 8 MB block freed and allocated again), small beside what the peers
 /// leave resident after a burst.
 pub const DEFAULT_DIRTY_MAX: usize = 16 << 20;
+
+/// [`DEFAULT_DIRTY_MAX`] in pages.
+pub(crate) const DEFAULT_DIRTY_MAX_PAGES: usize = DEFAULT_DIRTY_MAX >> PAGE_SHIFT;
 
 impl<O: Os> PageHeap<O> {
     strata_base::const_unless_loom! {
@@ -211,8 +216,8 @@ impl<O: Os> PageHeap<O> {
                 decay: crate::decay::DecayClock::new(),
                 arena: crate::arena::Arena::new(),
                 grown_bytes: AtomicUsize::new(0),
-                huge_pages_after: AtomicUsize::new(DEFAULT_HUGE_PAGES_AFTER),
-                dirty_max: AtomicUsize::new(DEFAULT_DIRTY_MAX >> PAGE_SHIFT),
+                huge_pages_after: AtomicUsize::new(!DEFAULT_HUGE_PAGES_AFTER),
+                dirty_max: AtomicUsize::new(0),
                 limit: crate::limit::MemoryLimit::new(),
             }
         }
@@ -224,7 +229,7 @@ impl<O: Os> PageHeap<O> {
     /// Growth for a plain request of 4 MiB or more asks either way while
     /// the heap is under 64 MiB.
     pub fn set_huge_pages_after(&self, bytes: usize) {
-        self.huge_pages_after.store(bytes, Ordering::Relaxed);
+        self.huge_pages_after.store(!bytes, Ordering::Relaxed);
     }
 
     /// Heap pages per OS page: 1 on kernels whose page is not larger than

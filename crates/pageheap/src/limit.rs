@@ -27,10 +27,12 @@ const REFRESH_PASSES: u32 = 16;
 /// No limit.
 const NONE: usize = usize::MAX;
 
+/// Both limits are stored inverted (`!bytes`), so that "none" is zero and a
+/// heap in a static is all zero bytes (`.bss`, no memory until written).
 pub(crate) struct MemoryLimit {
-    /// Bytes, from the owner; `NONE` if unset.
+    /// `!bytes`, from the owner; 0 (`!NONE`) if unset.
     user: AtomicUsize,
-    /// Bytes, from the cgroup when last read; `NONE` if none.
+    /// `!bytes`, from the cgroup when last read; 0 (`!NONE`) if none.
     cgroup: AtomicUsize,
     /// Bumped on every release under pressure.
     epoch: AtomicU32,
@@ -42,8 +44,8 @@ impl MemoryLimit {
     strata_base::const_unless_loom! {
         pub(crate) fn new() -> MemoryLimit {
             MemoryLimit {
-                user: AtomicUsize::new(NONE),
-                cgroup: AtomicUsize::new(NONE),
+                user: AtomicUsize::new(!NONE),
+                cgroup: AtomicUsize::new(!NONE),
                 epoch: AtomicU32::new(0),
                 passes: AtomicU32::new(0),
             }
@@ -52,9 +54,11 @@ impl MemoryLimit {
 
     /// The limit in force, in bytes (`NONE` if none).
     fn bytes(&self) -> usize {
-        self.user
+        // The lower of two limits is the higher of their inverses.
+        !self
+            .user
             .load(Ordering::Relaxed)
-            .min(self.cgroup.load(Ordering::Relaxed))
+            .max(self.cgroup.load(Ordering::Relaxed))
     }
 }
 
@@ -65,7 +69,7 @@ impl<O: Os> PageHeap<O> {
     pub fn set_memory_limit(&self, bytes: Option<usize>) {
         self.limit
             .user
-            .store(bytes.unwrap_or(NONE), Ordering::Relaxed);
+            .store(!bytes.unwrap_or(NONE), Ordering::Relaxed);
     }
 
     /// The limit in force: the owner's or the cgroup's, whichever is lower.
@@ -94,7 +98,7 @@ impl<O: Os> PageHeap<O> {
     pub(crate) fn limit_pass(&self) {
         if self.limit.passes.fetch_add(1, Ordering::Relaxed) % REFRESH_PASSES == 0 {
             let cgroup = self.os.memory_limit().unwrap_or(NONE);
-            self.limit.cgroup.store(cgroup, Ordering::Relaxed);
+            self.limit.cgroup.store(!cgroup, Ordering::Relaxed);
         }
         let limit = self.limit.bytes();
         if limit != NONE && self.held_bytes() > limit - limit / 8 {

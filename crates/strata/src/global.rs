@@ -26,11 +26,10 @@ use crate::layers::{Heap, Pages};
 use crate::sync::statics::{AtomicU8, Ordering};
 use crate::tls::this_thread;
 
-pub(crate) static HEAP: Heap = ThreadCaches::with_hooks(
-    Central::new(PageHeap::new(SystemOs::new())),
-    ensure_init,
-    crate::guarded::SAMPLER,
-);
+/// The allocator. All zero bytes (every layer's defaults are stored as
+/// zero), so it sits in `.bss`: its pages cost no memory until written.
+pub(crate) static HEAP: Heap =
+    ThreadCaches::with_hooks(Central::new(PageHeap::new(SystemOs::new())));
 
 const NOT_STARTED: u8 = 0;
 const STARTING: u8 = 1;

@@ -4,10 +4,24 @@
 use strata_central::Central;
 use strata_os::SystemOs;
 use strata_pageheap::PageHeap;
-use strata_threadcache::ThreadCaches;
+use strata_threadcache::{Hooks, Sampler, ThreadCaches};
 
 /// The page heap over the real OS.
 pub(crate) type Pages = PageHeap<SystemOs>;
 
-/// The whole allocator: thread caches over the central lists over `Pages`.
-pub(crate) type Heap = ThreadCaches<Central<Pages>>;
+/// The whole allocator: thread caches over the central lists over `Pages`,
+/// with the facade's hooks.
+pub(crate) type Heap = ThreadCaches<Central<Pages>, FacadeHooks>;
+
+/// What the facade hooks into the thread caches: its one-time start-up
+/// when a thread first sets up its cache, and the sampler of the heap
+/// profiler and guarded sampling.
+pub(crate) struct FacadeHooks;
+
+impl Hooks for FacadeHooks {
+    #[inline]
+    fn on_first_use() {
+        crate::global::ensure_init();
+    }
+    const SAMPLER: Sampler = crate::guarded::SAMPLER;
+}

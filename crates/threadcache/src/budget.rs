@@ -18,8 +18,18 @@
 //! - `pool + Σ budgets of live caches == total` at all times (every change
 //!   is one atomic add or compare-exchange on `pool` that matches a change
 //!   of one cache's budget).
+//! - Both words are stored relative to the registry's defaults (the pool
+//!   less the default total, the fair share xor the default maximum), so
+//!   that a budget made with the defaults is zero bytes: the thread caches
+//!   in a static sit in `.bss` and cost no memory until written.
 
+use crate::registry::{DEFAULT_MAX_CACHE_BYTES, DEFAULT_TOTAL_CACHE_BYTES};
 use crate::sync::statics::{AtomicIsize, AtomicUsize, Ordering};
+
+/// What `pool` is stored relative to.
+const POOL_BASE: isize = DEFAULT_TOTAL_CACHE_BYTES as isize;
+/// What `fair` is stored xor'd with.
+const FAIR_BASE: usize = DEFAULT_MAX_CACHE_BYTES;
 
 /// The least budget a cache gets (or the per-thread maximum, if lower):
 /// enough for a few batches of every size a thread commonly uses.
@@ -34,28 +44,29 @@ pub(crate) fn fair_share(max: usize, total: usize, live: usize) -> usize {
 /// The budget pool and the fair share, shared by every cache of a registry
 /// (always core's atomics: caches hold the address).
 pub(crate) struct Budget {
-    /// Each cache's fair share now.
+    /// Each cache's fair share now, xor `FAIR_BASE`.
     fair: AtomicUsize,
-    /// Bytes of the total no cache holds (negative when floors overdrew).
+    /// Bytes of the total no cache holds (negative when floors overdrew),
+    /// less `POOL_BASE`.
     pool: AtomicIsize,
 }
 
 impl Budget {
     pub(crate) const fn new(total: usize, fair: usize) -> Budget {
         Budget {
-            fair: AtomicUsize::new(fair),
-            pool: AtomicIsize::new(total as isize),
+            fair: AtomicUsize::new(fair ^ FAIR_BASE),
+            pool: AtomicIsize::new(total as isize - POOL_BASE),
         }
     }
 
     /// Sets the fair share (as caches come and go, or settings change).
     pub(crate) fn set_fair(&self, fair: usize) {
-        self.fair.store(fair, Ordering::Relaxed);
+        self.fair.store(fair ^ FAIR_BASE, Ordering::Relaxed);
     }
 
     /// The fair share now.
     pub(crate) fn fair(&self) -> usize {
-        self.fair.load(Ordering::Relaxed)
+        self.fair.load(Ordering::Relaxed) ^ FAIR_BASE
     }
 
     /// The total changed by `delta` bytes.
@@ -82,20 +93,22 @@ impl Budget {
             return fair;
         }
         let want = (fair - current) as isize;
-        let mut avail = self.pool.load(Ordering::Relaxed);
+        // Adds and subtractions work on the stored (shifted) value as they
+        // are; only the comparison with `want` needs the real one.
+        let mut stored = self.pool.load(Ordering::Relaxed);
         loop {
-            let take = want.min(avail);
+            let take = want.min(stored + POOL_BASE);
             if take <= 0 {
                 return current;
             }
             match self.pool.compare_exchange_weak(
-                avail,
-                avail - take,
+                stored,
+                stored - take,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return current + take as usize,
-                Err(now) => avail = now,
+                Err(now) => stored = now,
             }
         }
     }
@@ -108,7 +121,7 @@ impl Budget {
     /// Bytes in the pool (tests).
     #[cfg(test)]
     pub(crate) fn pool(&self) -> isize {
-        self.pool.load(Ordering::Relaxed)
+        self.pool.load(Ordering::Relaxed) + POOL_BASE
     }
 }
 

@@ -116,6 +116,24 @@ pub const NO_SAMPLER: Sampler = Sampler {
     on_refill: |_, _| false,
 };
 
+/// What the owner of the thread caches hooks into them, as a type rather
+/// than as function pointers in the registry: the calls are direct, and a
+/// registry in a static holds no relocated pointer, so it can be all zero
+/// bytes (`.bss`: no memory until written).
+pub trait Hooks: 'static {
+    /// Called whenever a thread sets up its cache (the owner's one-time
+    /// initialisation goes there; it must be cheap once done, and may
+    /// allocate: the thread is served centrally while it runs).
+    fn on_first_use() {}
+    /// Offered the allocations it asks for (see [`Sampler`]).
+    const SAMPLER: Sampler = NO_SAMPLER;
+}
+
+/// No hooks: nothing on first use, no sampler.
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}
+
 /// What thread caches need from the layer below.
 ///
 /// # Safety

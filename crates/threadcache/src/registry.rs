@@ -19,6 +19,7 @@
 //!   pool only after it has been flushed and unlinked.
 
 use core::cell::Cell;
+use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 
 use strata_base::{ForkLock, List, Lock, MetaPool};
@@ -26,7 +27,7 @@ use strata_base::{ForkLock, List, Lock, MetaPool};
 use crate::budget::{fair_share, Budget};
 use crate::cache::ThreadCache;
 use crate::sync::{AtomicUsize, Ordering};
-use crate::{Backend, Sampler, NO_SAMPLER};
+use crate::{Backend, Hooks, NoHooks};
 
 /// The states of a thread with no live cache, each a static, all-zero
 /// [`ThreadCache`] whose lists are empty with maximum zero. A slot always
@@ -219,55 +220,48 @@ pub struct ThreadCacheStats {
 }
 
 /// All thread caches over a backend `B`.
-pub struct ThreadCaches<B: Backend> {
+/// The owner's hooks are `H` ([`Hooks`]).
+pub struct ThreadCaches<B: Backend, H: Hooks = NoHooks> {
     backend: B,
     pub(crate) records: MetaPool<ThreadCache>,
     list: Lock<CacheList>,
     /// pthread key + 1, or 0 while not created.
     key: AtomicUsize,
     key_lock: Lock<()>,
+    /// Xor `DEFAULT_MAX_CACHE_BYTES` (zero by default: see the type's docs).
     max_cache_bytes: AtomicUsize,
+    /// Xor `DEFAULT_TOTAL_CACHE_BYTES`.
     total_cache_bytes: AtomicUsize,
     /// The budgets the caches share, refitted on their periodic checks.
     budget: Budget,
-    on_first_use: fn(),
-    /// Offered the allocations it asks for (see [`crate::Sampler`]).
-    sampler: Sampler,
+    hooks: PhantomData<fn() -> H>,
 }
 
 impl<B: Backend> ThreadCaches<B> {
     strata_base::const_unless_loom! {
-        /// Thread caches over `backend`. Nothing is created until first use.
+        /// Thread caches over `backend`, with no hooks. Nothing is created
+        /// until first use.
         pub fn new(backend: B) -> Self {
-            Self::with_first_use_hook(backend, || {})
+            Self::with_hooks(backend)
         }
     }
+}
 
+impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
     strata_base::const_unless_loom! {
-        /// Like [`ThreadCaches::new`], calling `hook` whenever a thread sets up
-        /// its cache (the owner's one-time initialisation goes there; it must
-        /// be cheap once done, and may allocate: the thread is served
-        /// centrally while it runs).
-        pub fn with_first_use_hook(backend: B, hook: fn()) -> Self {
-            Self::with_hooks(backend, hook, NO_SAMPLER)
-        }
-    }
-
-    strata_base::const_unless_loom! {
-        /// Like [`ThreadCaches::with_first_use_hook`], with a sampler that
-        /// is offered the allocations it asks for ([`crate::Sampler`]).
-        pub fn with_hooks(backend: B, hook: fn(), sampler: Sampler) -> Self {
+        /// Thread caches over `backend` with the owner's hooks `H`. Nothing
+        /// is created until first use.
+        pub fn with_hooks(backend: B) -> Self {
             ThreadCaches {
                 backend,
                 records: MetaPool::new(),
                 list: Lock::new(CacheList { caches: List::new(), created: 0 }),
                 key: AtomicUsize::new(0),
                 key_lock: Lock::new(()),
-                max_cache_bytes: AtomicUsize::new(DEFAULT_MAX_CACHE_BYTES),
-                total_cache_bytes: AtomicUsize::new(DEFAULT_TOTAL_CACHE_BYTES),
+                max_cache_bytes: AtomicUsize::new(0),
+                total_cache_bytes: AtomicUsize::new(0),
                 budget: Budget::new(DEFAULT_TOTAL_CACHE_BYTES, DEFAULT_MAX_CACHE_BYTES),
-                on_first_use: hook,
-                sampler,
+                hooks: PhantomData,
             }
         }
     }
@@ -282,8 +276,10 @@ impl<B: Backend> ThreadCaches<B> {
     /// the total within `[min(128 KiB, bytes), bytes]`. Caches refit
     /// themselves on their next periodic check.
     pub fn set_max_cache_bytes(&self, bytes: usize) {
-        self.max_cache_bytes
-            .store(bytes.max(64 << 10), Ordering::Relaxed);
+        self.max_cache_bytes.store(
+            bytes.max(64 << 10) ^ DEFAULT_MAX_CACHE_BYTES,
+            Ordering::Relaxed,
+        );
         self.update_budget(self.list.lock().live());
     }
 
@@ -291,7 +287,10 @@ impl<B: Backend> ThreadCaches<B> {
     /// [`ThreadCaches::set_max_cache_bytes`] for one cache's ceiling).
     pub fn set_total_cache_bytes(&self, bytes: usize) {
         let bytes = bytes.max(64 << 10);
-        let old = self.total_cache_bytes.swap(bytes, Ordering::Relaxed);
+        let old = self
+            .total_cache_bytes
+            .swap(bytes ^ DEFAULT_TOTAL_CACHE_BYTES, Ordering::Relaxed)
+            ^ DEFAULT_TOTAL_CACHE_BYTES;
         self.budget.grow_total(bytes as isize - old as isize);
         self.update_budget(self.list.lock().live());
     }
@@ -299,8 +298,8 @@ impl<B: Backend> ThreadCaches<B> {
     /// Sets each cache's fair share for `live` caches.
     fn update_budget(&self, live: usize) {
         self.budget.set_fair(fair_share(
-            self.max_cache_bytes.load(Ordering::Relaxed),
-            self.total_cache_bytes.load(Ordering::Relaxed),
+            self.max_cache_bytes.load(Ordering::Relaxed) ^ DEFAULT_MAX_CACHE_BYTES,
+            self.total_cache_bytes.load(Ordering::Relaxed) ^ DEFAULT_TOTAL_CACHE_BYTES,
             live,
         ));
     }
@@ -393,7 +392,7 @@ impl<B: Backend> ThreadCaches<B> {
             let class = this.backend.class_of_object(p);
             let block = match class {
                 0 => None,
-                _ => (this.sampler.offer)(c.sample_state(), class, size),
+                _ => (H::SAMPLER.offer)(c.sample_state(), class, size),
             };
             if let Some(block) = block {
                 // SAFETY: `p` was just taken from this cache's list of
@@ -406,7 +405,7 @@ impl<B: Backend> ThreadCaches<B> {
                 out = block.as_ptr();
             }
         }
-        c.rearm(&this.sampler);
+        c.rearm(&H::SAMPLER);
         out
     }
 
@@ -440,8 +439,8 @@ impl<B: Backend> ThreadCaches<B> {
             let p = cache.refill(&self.backend, class);
             // The sampler may want allocations of this class examined more
             // often from now on, this one included.
-            if !p.is_null() && (self.sampler.on_refill)(cache.sample_state(), class) {
-                cache.rearm(&self.sampler);
+            if !p.is_null() && (H::SAMPLER.on_refill)(cache.sample_state(), class) {
+                cache.rearm(&H::SAMPLER);
             }
             // A refill counts for the countdown too, so that the sampler
             // sees every allocation a cache serves.
@@ -482,7 +481,7 @@ impl<B: Backend> ThreadCaches<B> {
     /// served centrally) if a record or a pthread key cannot be had.
     fn create(&'static self, slot: &Slot) -> Option<NonNull<ThreadCache>> {
         slot.set_state(INITIALISING);
-        (self.on_first_use)();
+        H::on_first_use();
         let Some(key) = self.key() else {
             slot.set_state(DESTROYED);
             return None;
@@ -523,7 +522,7 @@ impl<B: Backend> ThreadCaches<B> {
         unsafe { self.register(c) };
         // Sampling from the first allocation on, if it is on.
         // SAFETY: our record, a live cache.
-        unsafe { (*c).rearm(&self.sampler) };
+        unsafe { (*c).rearm(&H::SAMPLER) };
         slot.0.set(c);
         Some(rec)
     }
@@ -565,7 +564,7 @@ impl<B: Backend> ThreadCaches<B> {
         let mut key: libc::pthread_key_t = 0;
         // SAFETY: registers a destructor that is valid for the process
         // lifetime (self is 'static).
-        if unsafe { libc::pthread_key_create(&mut key, Some(destroy::<B>)) } != 0 {
+        if unsafe { libc::pthread_key_create(&mut key, Some(destroy::<B, H>)) } != 0 {
             return None;
         }
         self.key.store(key as usize + 1, Ordering::Release);
@@ -586,7 +585,7 @@ impl<B: Backend> ThreadCaches<B> {
     pub fn rearm_current(&'static self, slot: &Slot) {
         if let Some(mut c) = slot.cache() {
             // SAFETY: this thread's cache.
-            unsafe { c.as_mut() }.rearm(&self.sampler);
+            unsafe { c.as_mut() }.rearm(&H::SAMPLER);
         }
     }
 
@@ -674,16 +673,16 @@ impl<B: Backend> ThreadCaches<B> {
 }
 
 /// The pthread key destructor: flushes and frees a thread's cache.
-extern "C" fn destroy<B: Backend>(arg: *mut libc::c_void) {
+extern "C" fn destroy<B: Backend, H: Hooks>(arg: *mut libc::c_void) {
     let c = arg as *mut ThreadCache;
     if c.is_null() {
         return;
     }
     // SAFETY: the value was set by `create` to a live cache of a
-    // `ThreadCaches<B>` that is 'static; its slot is this thread's
+    // `ThreadCaches<B, H>` that is 'static; its slot is this thread's
     // thread-local, which outlives pthread key destructors.
     unsafe {
-        let reg = &*((*c).registry as *const ThreadCaches<B>);
+        let reg = &*((*c).registry as *const ThreadCaches<B, H>);
         let slot = &*(*c).slot;
         // From now on this thread is served centrally.
         slot.set_state(DESTROYED);

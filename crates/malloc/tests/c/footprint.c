@@ -7,6 +7,8 @@
  *   hwm <KiB>         the process's peak resident (VmHWM)
  *   thp <KiB>         anonymous memory backed by transparent huge pages
  *                     after the churn (AnonHugePages; -1 if unknown)
+ *   data <KiB>        resident pages of libstrata's writable file-backed
+ *                     mapping (its .data; 0 without the library)
  * Reads /proc with read(2) into static buffers: no stdio before the end. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char buf[1 << 16];
+static char buf[1 << 19];
 
 static long slurp(const char *path) {
     int fd = open(path, O_RDONLY);
@@ -34,6 +36,26 @@ static long anon_kib(void) {
     if (slurp("/proc/self/status") < 0) return -1;
     char *h = strstr(buf, "RssAnon:");
     return h ? atol(h + 8) : -1;
+}
+
+/* Resident KiB of the writable file-backed mappings of libstrata. */
+static long strata_data_kib(void) {
+    if (slurp("/proc/self/smaps") < 0) return -1;
+    long kib = 0;
+    int in = 0;
+    for (char *line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : 0) {
+        char *eol = strchr(line, '\n');
+        if (eol) *eol = 0;
+        char *dash = strchr(line, '-');
+        if (dash && dash != line && strchr(line, ' ') > dash && strstr(line, " rw-p "))
+            in = strstr(line, "libstrata") != NULL;
+        else if (dash && dash != line && strchr(line, ' ') > dash && strstr(line, "p "))
+            in = 0;
+        else if (in && !strncmp(line, "Rss:", 4))
+            kib += atol(line + 4);
+        if (eol) *eol = '\n';
+    }
+    return kib;
 }
 
 int main(int argc, char **argv) {
@@ -64,7 +86,9 @@ int main(int argc, char **argv) {
     long hwm = h ? atol(h + 6) : -1;
     long thp = -1;
     if (slurp("/proc/self/smaps_rollup") >= 0 && (h = strstr(buf, "AnonHugePages:"))) thp = atol(h + 14);
+    long data = strata_data_kib();
     for (int i = 0; i < N; i++) free(v[i]);
-    printf("libm %d start %ld end %ld live %zu hwm %ld thp %ld\n", libm, start, end, live / 1024, hwm, thp);
+    printf("libm %d start %ld end %ld live %zu hwm %ld thp %ld data %ld\n", libm, start, end, live / 1024,
+           hwm, thp, data);
     return 0;
 }
