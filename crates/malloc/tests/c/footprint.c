@@ -46,11 +46,11 @@ static long strata_data_kib(void) {
     for (char *line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : 0) {
         char *eol = strchr(line, '\n');
         if (eol) *eol = 0;
+        /* A mapping's header line starts "start-end perms ...". */
         char *dash = strchr(line, '-');
-        if (dash && dash != line && strchr(line, ' ') > dash && strstr(line, " rw-p "))
-            in = strstr(line, "libstrata") != NULL;
-        else if (dash && dash != line && strchr(line, ' ') > dash && strstr(line, "p "))
-            in = 0;
+        int header = dash && dash != line && strchr(line, ' ') > dash;
+        if (header)
+            in = strstr(line, " rw-p ") && strstr(line, "libstrata");
         else if (in && !strncmp(line, "Rss:", 4))
             kib += atol(line + 4);
         if (eol) *eol = '\n';

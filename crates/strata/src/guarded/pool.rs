@@ -226,6 +226,7 @@ pub(super) fn alloc(class: u8, size: usize) -> Option<NonNull<u8>> {
     let (i, at_end) = {
         let now = strata_os::monotonic_ms();
         let mut r = RING.lock();
+        // A pool with no free slot spends no token of the budget.
         if r.len == 0 {
             return None;
         }
