@@ -28,7 +28,8 @@
 //!
 //! ## Sampling
 //! An owner may have some allocations offered to a [`Sampler`] of its own
-//! (strata's heap profiler): the per-thread countdown that paces the idle
+//! (strata's heap profiler), named by its [`Hooks`] (`ThreadCaches<B, H>`,
+//! made with `ThreadCaches::with_hooks`): the per-thread countdown that paces the idle
 //! checks also expires at the allocation the sampler asked for next, and
 //! only then is the sampler called. The fast path is the same with
 //! sampling on or off; allocations served by a refill count too.
