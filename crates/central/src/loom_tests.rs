@@ -104,13 +104,12 @@ impl World {
     }
 }
 
-/// Three threads move full and partial batches of one class at once: full
-/// batches into a transfer cache that holds two (so one of three overflows
-/// into the spans), partial batches into and out of the spans (emptying a
-/// span, which goes back to the page source), and a full-batch allocation
-/// served from the transfer cache, the central list or a fresh span. No
-/// object is handed out twice, and at the end every object is accounted
-/// for: `span_free_objects + transfer_objects == spans * objects_per_span`.
+/// Three threads move full and partial batches of one class at once into a
+/// transfer cache that holds two batches' worth (so what does not fit goes
+/// to the spans, a span emptied that way back to the page source) and out
+/// of it, the central list or a fresh span. No object is handed out twice,
+/// and at the end every object is accounted for: `span_free_objects +
+/// transfer_objects == spans * objects_per_span`.
 #[test]
 fn loom_central_batches_conserve_objects() {
     model(|| {
@@ -120,16 +119,16 @@ fn loom_central_batches_conserve_objects() {
             let w = w.clone();
             thread::spawn(move || {
                 w.free(&b1); // full: to the transfer cache
-                let one = w.alloc(1); // partial: from a span
-                w.free(&one);
+                let one = w.alloc(1); // parked objects first, else a span
+                w.free(&one); // a part: parked if there is room
             })
         };
         let t2 = {
             let w = w.clone();
             thread::spawn(move || {
                 w.free(&b2); // full: transfer cache, or spans if it is full
-                w.free(&b3[..1]); // partial: to the span
-                w.free(&b3[1..]); // the span is empty: back to the pages
+                w.free(&b3[..1]); // parts: parked, or to the span, which
+                w.free(&b3[1..]); // empties and goes back to the pages
             })
         };
         let full = w.alloc(2);
@@ -141,12 +140,12 @@ fn loom_central_batches_conserve_objects() {
 }
 
 /// Requests for less than a batch (thread caches in slow start) while the
-/// only free objects sit in a parked batch: one thread splits the batch
-/// (keeps one object, puts the other back into its span) while the other
-/// splits it first, takes the object put back, or takes a fresh span. No
-/// object is handed out twice, none is lost, the budget stays exact.
+/// only free objects sit in a parked batch: each thread takes one object
+/// of it (the other stays parked), or, if the other thread's free parked
+/// its object back first, takes that one, or takes a fresh span. No object
+/// is handed out twice, none is lost, the budget stays exact.
 #[test]
-fn loom_central_partial_requests_split_a_parked_batch() {
+fn loom_central_partial_requests_share_a_parked_batch() {
     model(|| {
         let w = World::new();
         let b = w.alloc(2);

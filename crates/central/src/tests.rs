@@ -96,20 +96,36 @@ fn shadow_model() {
     }
 }
 
-/// A request for less than a batch (a thread cache in slow start) when no
-/// span has a free object takes a parked batch apart instead of a new span:
-/// the rest of the batch goes back to its spans.
-#[test]
-fn partial_request_uses_a_parked_batch_before_a_new_span() {
-    let central = Central::new(FakePages::new());
-    // A class whose spans hold at least two batches, so that giving back
-    // part of a batch cannot empty a span.
-    let class = (1..NUM_CLASSES as u8)
+/// A class whose spans hold at least two batches, so that a part of a
+/// batch cannot empty a span.
+fn roomy_class() -> u8 {
+    (1..NUM_CLASSES as u8)
         .find(|&c| {
             let i = &CLASSES[c as usize];
-            i.batch > 1 && i.objects >= 2 * i.batch as u32
+            i.batch > 2 && i.objects >= 2 * i.batch as u32
         })
-        .unwrap();
+        .unwrap()
+}
+
+/// Gives back every object in `held` and the parked ones, and checks that
+/// every span went back to the page source.
+fn give_all_back(central: &Central<FakePages>, class: u8, held: Vec<usize>) {
+    for obj in held {
+        // SAFETY: live objects of this class.
+        unsafe { central.free_one(class, obj as *mut u8) };
+    }
+    central.drain_transfer_caches();
+    assert_eq!(central.class_stats(class).transfer_objects, 0);
+    assert_eq!(central.pages().live_spans(), 0);
+}
+
+/// A request for less than a batch (a thread cache in slow start) takes
+/// what it asks for from a parked batch, and the rest stays parked: no new
+/// span, and nothing goes back to a span.
+#[test]
+fn a_partial_request_takes_from_a_parked_batch_and_leaves_the_rest() {
+    let central = Central::new(FakePages::new());
+    let class = roomy_class();
     let batch = CLASSES[class as usize].batch as usize;
     let mut held = Vec::new();
     // Take full batches until every carved span is used up.
@@ -125,20 +141,42 @@ fn partial_request_uses_a_parked_batch_before_a_new_span() {
 
     let got = alloc(&central, class, 1);
     assert_eq!(got.len(), 1);
-    let head = got[0];
-    assert!(back.contains(&head));
+    assert!(back.contains(&got[0]));
     let st = central.class_stats(class);
     assert_eq!(st.spans, spans, "a new span was taken");
+    assert_eq!(st.transfer_objects, batch - 1);
+    assert_eq!(st.span_free_objects, 0);
+    held.extend(got);
+    give_all_back(&central, class, held);
+}
+
+/// Fewer objects than a batch are parked too, and a request for a batch
+/// takes them first and the rest from the spans.
+#[test]
+fn parts_of_batches_are_parked_and_topped_up_from_spans() {
+    let central = Central::new(FakePages::new());
+    let class = roomy_class();
+    let batch = CLASSES[class as usize].batch as usize;
+    let mut held = alloc(&central, class, batch);
+    assert_eq!(held.len(), batch);
+    let part: Vec<usize> = held.drain(..2).collect();
+    // SAFETY: live objects of this class, given up.
+    unsafe { free(&central, class, &part) };
+    let st = central.class_stats(class);
+    assert_eq!(st.transfer_objects, 2);
+    assert!(st.span_free_objects >= batch, "the span has objects left");
+
+    let got = alloc(&central, class, batch);
+    assert_eq!(got.len(), batch, "topped up from the spans");
+    assert!(
+        part.iter().all(|p| got.contains(p)),
+        "the parked part first"
+    );
+    let st = central.class_stats(class);
     assert_eq!(st.transfer_objects, 0);
-    assert_eq!(st.span_free_objects, batch - 1);
-    assert_eq!(st.uncarved_objects, 0);
-    held.push(head);
-    for obj in held {
-        // SAFETY: live objects of this class.
-        unsafe { central.free_one(class, obj as *mut u8) };
-    }
-    central.drain_transfer_caches();
-    assert_eq!(central.pages().live_spans(), 0);
+    assert_eq!(st.spans, 1);
+    held.extend(got);
+    give_all_back(&central, class, held);
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! Runs operations against a real central layer over a real page heap, and
 //! the shadow model.
 //!
-//! Per operation: how many objects a batch returns (a whole batch from a
-//! non-empty transfer cache, else what the spans have, else a new span's
-//! worth), that returned lists are null-terminated, each object's alignment,
+//! Per operation: how many objects a batch returns (what is parked, up to
+//! the request, topped up from the spans; else what the spans have, else a
+//! new span's worth), that returned lists are null-terminated, each object's alignment,
 //! span, class and place in its span, no overlap with any live object,
 //! contents unchanged until freed, where freed batches go, and that draining
 //! the transfer caches returns every empty span. After every step,
@@ -110,7 +110,6 @@ fn alloc<O: TestOs>(
         return;
     }
     let info = &CLASSES[class as usize];
-    let batch = info.batch as usize;
     let before = central.class_stats(class);
     let objs: Vec<*mut u8> = if one {
         central
@@ -125,17 +124,13 @@ fn alloc<O: TestOs>(
         out
     };
     let got = objs.len();
-    let from_transfer = n == batch && before.transfer_objects > 0;
-    // Less than a batch, no free object in a span: a parked batch is split
-    // (n kept, the rest goes back to its spans) before a new span is taken.
-    let split_transfer =
-        n > 0 && n < batch && before.span_free_objects == 0 && before.transfer_objects > 0;
-    let expected = if from_transfer {
-        batch
+    // Parked objects first, up to `n`; a part topped up from the spans; a
+    // new span only when neither had any.
+    let popped = n.min(before.transfer_objects);
+    let expected = if popped > 0 {
+        popped + (n - popped).min(before.span_free_objects)
     } else if before.span_free_objects > 0 {
         n.min(before.span_free_objects)
-    } else if split_transfer {
-        n
     } else {
         n.min(super::model::span_bytes_of(central.pages(), class) / info.size as usize)
     };
@@ -144,14 +139,9 @@ fn alloc<O: TestOs>(
         "objects of class {class} for {n} asked, {before:?}"
     );
     let after = central.class_stats(class);
-    let transfer = before.transfer_objects
-        - if from_transfer || split_transfer {
-            batch
-        } else {
-            0
-        };
     assert_eq!(
-        after.transfer_objects, transfer,
+        after.transfer_objects,
+        before.transfer_objects - popped,
         "transfer cache of class {class}"
     );
     let size = class_size_of(class);
@@ -207,9 +197,19 @@ fn free_batch<O: TestOs>(
         after.transfer_objects >= before.transfer_objects,
         "a free of {k} objects of class {class} took objects out of the transfer cache"
     );
+    // Parked a batch at a time, the last one in part; each batch parked
+    // whole or sent to its spans whole.
     let parked = after.transfer_objects - before.transfer_objects;
+    let chunks: Vec<usize> = (0..k).step_by(batch).map(|i| batch.min(k - i)).collect();
+    let possible = (0..1usize << chunks.len().min(16)).any(|mask| {
+        let sum: usize = (0..chunks.len().min(16))
+            .filter(|i| mask >> i & 1 == 1)
+            .map(|i| chunks[i])
+            .sum();
+        sum == parked
+    });
     assert!(
-        parked == 0 || (k == batch && parked == batch),
+        chunks.len() > 16 || possible,
         "a free of {k} objects of class {class} parked {parked} in the transfer cache"
     );
 }

@@ -103,10 +103,9 @@ impl Model {
                 "class {class} does not conserve its objects: {st:?}, {} live",
                 self.count(class)
             );
-            assert_eq!(
-                st.transfer_objects % info.batch as usize,
-                0,
-                "class {class}"
+            assert!(
+                st.transfer_objects * info.size as usize <= strata_central::TRANSFER_BUDGET,
+                "class {class} parked past the transfer budget"
             );
             span_bytes += st.spans * bytes;
         }
