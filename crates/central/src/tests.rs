@@ -179,6 +179,31 @@ fn parts_of_batches_are_parked_and_topped_up_from_spans() {
     give_all_back(&central, class, held);
 }
 
+/// A list that starts out takes its objects from the spans even while
+/// others are parked: those are what other threads freed just before, often
+/// neighbours of the objects those threads still write.
+#[test]
+fn a_starting_list_takes_from_the_spans_before_parked_objects() {
+    let central = Central::new(FakePages::new());
+    let class = roomy_class();
+    let batch = CLASSES[class as usize].batch as usize;
+    let mut held = alloc(&central, class, batch);
+    let part: Vec<usize> = held.drain(..2).collect();
+    // SAFETY: live objects of this class, given up.
+    unsafe { free(&central, class, &part) };
+    assert_eq!(central.class_stats(class).transfer_objects, 2);
+
+    let mut out = vec![core::ptr::null_mut(); 2];
+    assert_eq!(central.alloc_batch_apart(class, &mut out), 2);
+    assert!(
+        out.iter().all(|&p| !part.contains(&(p as usize))),
+        "a parked object handed to a starting list"
+    );
+    assert_eq!(central.class_stats(class).transfer_objects, 2);
+    held.extend(out.iter().map(|&p| p as usize));
+    give_all_back(&central, class, held);
+}
+
 #[test]
 fn batches_cross_threads() {
     let central = Arc::new(Central::new(FakePages::new()));

@@ -15,8 +15,10 @@ pub(crate) struct FakeBackend {
     os: FakeOs,
     /// Objects handed out and not yet returned.
     pub(crate) outstanding: AtomicIsize,
-    /// Calls of `alloc_batch`.
+    /// Calls of `alloc_batch` (and of `alloc_batch_apart`).
     pub(crate) batch_calls: AtomicIsize,
+    /// Calls of `alloc_batch_apart`.
+    pub(crate) apart_calls: AtomicIsize,
 }
 
 impl FakeBackend {
@@ -25,6 +27,7 @@ impl FakeBackend {
             os: FakeOs::new(),
             outstanding: AtomicIsize::new(0),
             batch_calls: AtomicIsize::new(0),
+            apart_calls: AtomicIsize::new(0),
         }
     }
 }
@@ -43,6 +46,10 @@ unsafe impl Backend for FakeBackend {
     }
     fn batch_size(&self, _class: u8) -> usize {
         8
+    }
+    fn alloc_batch_apart(&self, class: u8, out: &mut [*mut u8]) -> usize {
+        self.apart_calls.fetch_add(1, Ordering::Relaxed);
+        self.alloc_batch(class, out)
     }
     fn alloc_batch(&self, class: u8, out: &mut [*mut u8]) -> usize {
         self.batch_calls.fetch_add(1, Ordering::Relaxed);

@@ -154,6 +154,13 @@ pub unsafe trait Backend: Sync {
     /// Up to `out.len()` objects into `out[..count]`, the count 0 only
     /// when memory ran out. They form a stack: the last is used first.
     fn alloc_batch(&self, class: u8, out: &mut [*mut u8]) -> usize;
+    /// Like [`Backend::alloc_batch`], for a list that starts out: objects
+    /// apart from those other threads freed or took just before (fresh
+    /// from a span where the backend can), since the list hands out the
+    /// last of them as its first object (see [`ThreadCache::refill`]).
+    fn alloc_batch_apart(&self, class: u8, out: &mut [*mut u8]) -> usize {
+        self.alloc_batch(class, out)
+    }
     /// Takes back the objects in `objs`.
     ///
     /// # Safety
@@ -220,6 +227,9 @@ unsafe impl<O: Os> Backend for strata_central::Central<strata_pageheap::PageHeap
     #[inline]
     fn alloc_batch(&self, class: u8, out: &mut [*mut u8]) -> usize {
         strata_central::Central::alloc_batch(self, class, out)
+    }
+    fn alloc_batch_apart(&self, class: u8, out: &mut [*mut u8]) -> usize {
+        strata_central::Central::alloc_batch_apart(self, class, out)
     }
     #[inline]
     unsafe fn free_batch(&self, class: u8, objs: &[*mut u8]) {

@@ -287,9 +287,15 @@ fn a_list_starts_with_two_cache_lines_and_hands_out_the_last() {
         let held = unsafe { slot.cache().unwrap().as_ref() }.len(1);
         assert_eq!(held, 7);
         // The other seven come from the list, with no other backend call.
-        let rest: Vec<_> = (0..7).map(|_| reg.alloc(slot, 1, 0)).collect();
+        let mut rest: Vec<_> = (0..7).map(|_| reg.alloc(slot, 1, 0)).collect();
         assert_eq!(reg.backend().batch_calls.load(Ordering::Relaxed), 1);
         assert!(rest.iter().all(|&q| q != p));
+        // Only the first refill asked for objects apart from other
+        // threads'; the next is an ordinary batch.
+        assert_eq!(reg.backend().apart_calls.load(Ordering::Relaxed), 1);
+        rest.push(reg.alloc(slot, 1, 0));
+        assert_eq!(reg.backend().batch_calls.load(Ordering::Relaxed), 2);
+        assert_eq!(reg.backend().apart_calls.load(Ordering::Relaxed), 1);
         // SAFETY: live objects given up.
         unsafe {
             reg.free(slot, p, 1);

@@ -515,7 +515,11 @@ impl ThreadCache {
         let out = unsafe {
             core::slice::from_raw_parts_mut(self.lists[c].slots, want.min(SMALL_STACK) as usize)
         };
-        let got = backend.alloc_batch(class, out) as u32;
+        let got = if starting {
+            backend.alloc_batch_apart(class, out)
+        } else {
+            backend.alloc_batch(class, out)
+        } as u32;
         if got == 0 {
             return ptr::null_mut();
         }
