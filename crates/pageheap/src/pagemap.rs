@@ -81,6 +81,9 @@ fn split(page: usize) -> (usize, usize, usize) {
     )
 }
 
+/// Nodes this large or larger are asked not to be backed by huge pages.
+const SPARSE_HINT_MIN: usize = 2 << 20;
+
 /// Maps a zeroed node of type `T` from the OS and publishes it in `slot`,
 /// unless another thread was first. Returns the node in the slot.
 pub(crate) fn publish<T, S: PtrSlot<T>, O: Os + ?Sized>(slot: &S, os: &O) -> Option<*mut T> {
@@ -89,7 +92,16 @@ pub(crate) fn publish<T, S: PtrSlot<T>, O: Os + ?Sized>(slot: &S, os: &O) -> Opt
         return Some(cur);
     }
     let len = strata_os::align_up(core::mem::size_of::<T>(), os.page_size())?;
-    let fresh = os.map(len, 1).ok()?.as_ptr().cast::<T>();
+    let mapped = os.map(len, 1).ok()?;
+    if len >= SPARSE_HINT_MIN {
+        // A node is written a few entries at a time, far apart: with
+        // transparent huge pages `always` (RHEL, Debian 12's kernel), the
+        // first write into a 2 MiB-aligned stretch of it would fault in a
+        // whole huge page (a small program's footprint grew by 2 MiB).
+        // SAFETY: the mapping was just made by `os`.
+        unsafe { os.hint_huge_pages(mapped, len, false) };
+    }
+    let fresh = mapped.as_ptr().cast::<T>();
     // Zero-filled memory is a valid node: every atomic is null or 0.
     match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => Some(fresh),
