@@ -284,8 +284,9 @@ impl<P: PageSource> Central<P> {
         // the frees of earlier threads while their successors carved new
         // spans: mstress parked 16 MiB at its peak, 2x jemalloc's RSS.)
         let parked = self.pop_parked(class, out);
-        if parked == n {
-            return n;
+        if parked == n || (spans_first && parked > 0) {
+            // (Spans first found them empty a moment ago.)
+            return parked;
         }
         let got = parked + lists.central.lock().take(&mut out[parked..], info);
         if got > 0 {
@@ -315,7 +316,7 @@ impl<P: PageSource> Central<P> {
         got
     }
 
-    /// Gives back the objects of `class` in `objs` (at most a batch): they
+    /// Gives back the objects of `class` in `objs`, a batch at a time: they
     /// are parked as they are (their pointers copied) for the next
     /// [`Central::alloc_batch`] while the class's transfer cache and the
     /// shared budget have room, else returned to their spans; nothing is
@@ -550,18 +551,15 @@ impl<P: PageSource> Central<P> {
     /// Moves up to `objects` parked objects of `class` back into their
     /// spans, a batch at a time. Returns the objects moved.
     fn drain_class(&self, class: u8, mut objects: usize) -> usize {
-        let info = &CLASSES[class as usize];
-        let batch = info.batch as usize;
-        let lists = &self.classes[class as usize];
+        let batch = CLASSES[class as usize].batch as usize;
         let mut objs = [ptr::null_mut(); transfer::MAX_BATCH];
         let mut moved = 0;
         while objects > 0 {
-            let got = lists.transfer.lock().pop(&mut objs[..batch.min(objects)]);
+            let got = self.pop_parked(class, &mut objs[..batch.min(objects)]);
             if got == 0 {
                 break;
             }
             objects -= got;
-            self.unreserve_transfer(info, got);
             // SAFETY: parked free objects of this class; `release_to_spans`
             // never parks them again.
             unsafe { self.release_to_spans(class, &objs[..got]) };
