@@ -107,6 +107,19 @@ fn roomy_class() -> u8 {
         .unwrap()
 }
 
+/// Takes a batch of `class` and gives two of its objects back, which are
+/// parked as a part of a batch. Returns the objects still held and the two.
+fn park_a_part(central: &Central<FakePages>, class: u8) -> (Vec<usize>, Vec<usize>) {
+    let batch = CLASSES[class as usize].batch as usize;
+    let mut held = alloc(central, class, batch);
+    assert_eq!(held.len(), batch);
+    let part: Vec<usize> = held.drain(..2).collect();
+    // SAFETY: live objects of this class, given up.
+    unsafe { free(central, class, &part) };
+    assert_eq!(central.class_stats(class).transfer_objects, 2);
+    (held, part)
+}
+
 /// Gives back every object in `held` and the parked ones, and checks that
 /// every span went back to the page source.
 fn give_all_back(central: &Central<FakePages>, class: u8, held: Vec<usize>) {
@@ -157,14 +170,11 @@ fn parts_of_batches_are_parked_and_topped_up_from_spans() {
     let central = Central::new(FakePages::new());
     let class = roomy_class();
     let batch = CLASSES[class as usize].batch as usize;
-    let mut held = alloc(&central, class, batch);
-    assert_eq!(held.len(), batch);
-    let part: Vec<usize> = held.drain(..2).collect();
-    // SAFETY: live objects of this class, given up.
-    unsafe { free(&central, class, &part) };
-    let st = central.class_stats(class);
-    assert_eq!(st.transfer_objects, 2);
-    assert!(st.span_free_objects >= batch, "the span has objects left");
+    let (mut held, part) = park_a_part(&central, class);
+    assert!(
+        central.class_stats(class).span_free_objects >= batch,
+        "the span has objects left"
+    );
 
     let got = alloc(&central, class, batch);
     assert_eq!(got.len(), batch, "topped up from the spans");
@@ -186,12 +196,7 @@ fn parts_of_batches_are_parked_and_topped_up_from_spans() {
 fn a_starting_list_takes_from_the_spans_before_parked_objects() {
     let central = Central::new(FakePages::new());
     let class = roomy_class();
-    let batch = CLASSES[class as usize].batch as usize;
-    let mut held = alloc(&central, class, batch);
-    let part: Vec<usize> = held.drain(..2).collect();
-    // SAFETY: live objects of this class, given up.
-    unsafe { free(&central, class, &part) };
-    assert_eq!(central.class_stats(class).transfer_objects, 2);
+    let (mut held, part) = park_a_part(&central, class);
 
     let mut out = vec![core::ptr::null_mut(); 2];
     assert_eq!(central.alloc_batch_apart(class, &mut out), 2);
