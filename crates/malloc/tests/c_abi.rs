@@ -236,3 +236,28 @@ fn out_of_memory_is_null_and_enomem_and_memory_comes_back() {
     assert!(stdout.contains("ALL OK"), "{stdout}");
     eprintln!("{stdout}");
 }
+
+/// A C++ program's exceptions unwind through frames that allocate, with
+/// strata preloaded: the unwinder linked into the library (`build.rs`) is
+/// local to it, so the program's own `libgcc_s` does the unwinding.
+#[test]
+fn cpp_exceptions_unwind_under_the_library() {
+    if !have("c++") {
+        eprintln!("SKIPPED: no C++ compiler `c++` on PATH");
+        return;
+    }
+    let dir = Scratch::new("exceptions");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/exceptions.cc");
+    let exe = dir.path().join("exceptions");
+    let status = Command::new("c++")
+        .args(["-O1", "-g"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .expect("running c++");
+    assert!(status.success(), "c++ failed on {}", src.display());
+    let (out, _) = run(&mut Command::new(&exe), Alloc::Strata, None);
+    assert_success("exceptions", Alloc::Strata, &out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "caught 10000");
+}

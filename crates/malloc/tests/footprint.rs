@@ -12,6 +12,7 @@ use std::process::Command;
 
 struct Footprint {
     libm: bool,
+    libgcc_s: bool,
     start: i64,
     end: i64,
     live: i64,
@@ -36,6 +37,7 @@ fn footprint(exe: &Path, alloc: Alloc) -> Footprint {
     };
     Footprint {
         libm: field("libm") != 0,
+        libgcc_s: field("libgcc_s") != 0,
         start: field("start"),
         end: field("end"),
         live: field("live"),
@@ -46,7 +48,8 @@ fn footprint(exe: &Path, alloc: Alloc) -> Footprint {
 }
 
 /// The library brings no libm with it (its own `ln`/`exp_m1` serve the
-/// profiler: libm cost a small program about 320 KiB resident), and a
+/// profiler: libm cost a small program about 320 KiB resident), nor
+/// libgcc_s (GCC's unwinder is linked in: `build.rs`, about 80 KiB), and a
 /// small heap costs about what it holds: what the churn adds to the
 /// anonymous resident memory stays within 1 MiB of the bytes live
 /// (per-class spans, cached objects, and the library's own data it
@@ -73,6 +76,13 @@ fn a_small_program_stays_small() {
     let strata = footprint(&exe, Alloc::Strata);
     assert!(!glibc.libm, "the test program itself should not load libm");
     assert!(!strata.libm, "libstrata_malloc.so loaded libm");
+    assert!(
+        !glibc.libgcc_s,
+        "the test program itself should not load libgcc_s"
+    );
+    if std::env::var_os("STRATA_DYNAMIC_LIBGCC").is_none() {
+        assert!(!strata.libgcc_s, "libstrata_malloc.so loaded libgcc_s");
+    }
     assert!(
         strata.thp <= glibc.thp.max(0),
         "{} KiB in transparent huge pages under strata, {} KiB under glibc",

@@ -1,6 +1,7 @@
 /* A small program's footprint: 4,000 live objects of 8..408 B replaced
  * ROUNDS times (benches/real/c/small_footprint.c), reporting
  *   libm <0|1>        whether libm.so is mapped (this program does not use it)
+ *   libgcc_s <0|1>    whether libgcc_s.so is mapped (nor this one)
  *   start <KiB>       anonymous resident after the first allocation
  *   end <KiB>         anonymous resident after the churn, objects still live
  *   live <KiB>        the bytes the live objects asked for
@@ -81,6 +82,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N; i++) live += sz[i];
     slurp("/proc/self/maps");
     int libm = strstr(buf, "/libm.so") != NULL;
+    int libgcc_s = strstr(buf, "/libgcc_s.so") != NULL;
     slurp("/proc/self/status");
     char *h = strstr(buf, "VmHWM:");
     long hwm = h ? atol(h + 6) : -1;
@@ -88,7 +90,7 @@ int main(int argc, char **argv) {
     if (slurp("/proc/self/smaps_rollup") >= 0 && (h = strstr(buf, "AnonHugePages:"))) thp = atol(h + 14);
     long data = strata_data_kib();
     for (int i = 0; i < N; i++) free(v[i]);
-    printf("libm %d start %ld end %ld live %zu hwm %ld thp %ld data %ld\n", libm, start, end, live / 1024,
-           hwm, thp, data);
+    printf("libm %d libgcc_s %d start %ld end %ld live %zu hwm %ld thp %ld data %ld\n", libm, libgcc_s, start,
+           end, live / 1024, hwm, thp, data);
     return 0;
 }
