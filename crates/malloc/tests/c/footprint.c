@@ -10,6 +10,8 @@
  *                     after the churn (AnonHugePages; -1 if unknown)
  *   data <KiB>        resident pages of libstrata's writable file-backed
  *                     mapping (its .data; 0 without the library)
+ *   text <KiB>        resident pages of libstrata's text (0 without it)
+ *   textsize <KiB>    the size of that mapping
  * Reads /proc with read(2) into static buffers: no stdio before the end. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -39,10 +41,12 @@ static long anon_kib(void) {
     return h ? atol(h + 8) : -1;
 }
 
-/* Resident KiB of the writable file-backed mappings of libstrata. */
-static long strata_data_kib(void) {
+/* Resident KiB of libstrata's file-backed mappings with permissions
+ * `perms` (" rw-p ": its .data; " r-xp ": its text), and their size in
+ * `*size_kib` if not null. */
+static long strata_kib(const char *perms, long *size_kib) {
     if (slurp("/proc/self/smaps") < 0) return -1;
-    long kib = 0;
+    long kib = 0, size = 0;
     int in = 0;
     for (char *line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : 0) {
         char *eol = strchr(line, '\n');
@@ -51,11 +55,14 @@ static long strata_data_kib(void) {
         char *dash = strchr(line, '-');
         int header = dash && dash != line && strchr(line, ' ') > dash;
         if (header)
-            in = strstr(line, " rw-p ") && strstr(line, "libstrata");
+            in = strstr(line, perms) && strstr(line, "libstrata");
         else if (in && !strncmp(line, "Rss:", 4))
             kib += atol(line + 4);
+        else if (in && !strncmp(line, "Size:", 5))
+            size += atol(line + 5);
         if (eol) *eol = '\n';
     }
+    if (size_kib) *size_kib = size;
     return kib;
 }
 
@@ -88,9 +95,10 @@ int main(int argc, char **argv) {
     long hwm = h ? atol(h + 6) : -1;
     long thp = -1;
     if (slurp("/proc/self/smaps_rollup") >= 0 && (h = strstr(buf, "AnonHugePages:"))) thp = atol(h + 14);
-    long data = strata_data_kib();
+    long data = strata_kib(" rw-p ", 0), text_size = 0;
+    long text = strata_kib(" r-xp ", &text_size);
     for (int i = 0; i < N; i++) free(v[i]);
-    printf("libm %d libgcc_s %d start %ld end %ld live %zu hwm %ld thp %ld data %ld\n", libm, libgcc_s, start,
-           end, live / 1024, hwm, thp, data);
+    printf("libm %d libgcc_s %d start %ld end %ld live %zu hwm %ld thp %ld data %ld text %ld textsize %ld\n",
+           libm, libgcc_s, start, end, live / 1024, hwm, thp, data, text, text_size);
     return 0;
 }
