@@ -13,9 +13,12 @@
 //!   the text. The kernel maps a library's text 64 KiB around each page a
 //!   program first runs; scattered through 450 KiB, strata's 40 KiB of
 //!   common code made about 400 KiB resident, and grouped about 100. The
-//!   script only inserts an output section (`INSERT BEFORE .text`), which
-//!   GNU ld and lld accept; mold and gold do not, so it is left out when
-//!   `RUSTFLAGS` pick either.
+//!   script describes `.text` and inserts it after `.fini`, and lld puts
+//!   every other text input section after the listed ones, in the same
+//!   output section (valgrind reads symbols from `.text` only). GNU ld
+//!   would make a second `.text` instead, so the script is used only where
+//!   the linker is Rust's own lld: x86-64 Linux from Rust 1.90 on, with
+//!   no other linker chosen.
 //!
 //! Both only for GNU/Linux targets; `STRATA_PLAIN_LINK=1` at build time
 //! links the library as Rust does by default.
@@ -28,6 +31,7 @@ fn main() {
     println!("cargo:rerun-if-changed=layout/hot.ld");
     println!("cargo:rerun-if-env-changed=STRATA_PLAIN_LINK");
     println!("cargo:rerun-if-env-changed=CC");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     if var("CARGO_CFG_TARGET_OS") != "linux"
         || var("CARGO_CFG_TARGET_ENV") != "gnu"
@@ -41,11 +45,36 @@ fn main() {
             archive.display()
         );
     }
-    let flags = var("CARGO_ENCODED_RUSTFLAGS");
-    if !flags.contains("mold") && !flags.contains("gold") {
+    if links_with_rust_lld() {
         let script = Path::new(&var("CARGO_MANIFEST_DIR")).join("layout/hot.ld");
         println!("cargo:rustc-cdylib-link-arg=-Wl,-T,{}", script.display());
+        // For tests/footprint.rs: the layout is in effect.
+        println!("cargo:rustc-env=STRATA_HOT_LAYOUT=1");
     }
+}
+
+/// Whether the library is linked by Rust's own lld: rustc's default on
+/// x86-64 Linux from 1.90, unless a linker or linker flavour was chosen.
+fn links_with_rust_lld() -> bool {
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    if var("TARGET") != "x86_64-unknown-linux-gnu" || std::env::var_os("RUSTC_LINKER").is_some() {
+        return false;
+    }
+    let flags = var("CARGO_ENCODED_RUSTFLAGS");
+    let chosen = ["fuse-ld", "linker", "link-self-contained"];
+    if chosen.iter().any(|f| flags.contains(f)) {
+        return false;
+    }
+    let Ok(out) = Command::new(var("RUSTC")).arg("-vV").output() else {
+        return false;
+    };
+    // "release: 1.95.0" (or "1.95.0-nightly").
+    let text = String::from_utf8_lossy(&out.stdout);
+    let minor = text
+        .lines()
+        .find_map(|l| l.strip_prefix("release: 1."))
+        .and_then(|v| v.split(['.', '-']).next()?.parse::<u32>().ok());
+    minor.is_some_and(|m| m >= 90)
 }
 
 /// GCC's static unwinder, if the C compiler knows it.
