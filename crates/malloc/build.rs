@@ -32,31 +32,35 @@ fn main() {
     println!("cargo:rerun-if-env-changed=STRATA_PLAIN_LINK");
     println!("cargo:rerun-if-env-changed=CC");
     println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
     if var("CARGO_CFG_TARGET_OS") != "linux"
         || var("CARGO_CFG_TARGET_ENV") != "gnu"
         || var("STRATA_PLAIN_LINK") == "1"
     {
         return;
     }
+    // The `rustc-env` variables tell tests/footprint.rs what is in effect.
     if let Some(archive) = libgcc_eh() {
         println!(
             "cargo:rustc-cdylib-link-arg=-Wl,--whole-archive,{},--no-whole-archive",
             archive.display()
         );
+        println!("cargo:rustc-env=STRATA_UNWINDER_INSIDE=1");
     }
     if links_with_rust_lld() {
         let script = Path::new(&var("CARGO_MANIFEST_DIR")).join("layout/hot.ld");
         println!("cargo:rustc-cdylib-link-arg=-Wl,-T,{}", script.display());
-        // For tests/footprint.rs: the layout is in effect.
         println!("cargo:rustc-env=STRATA_HOT_LAYOUT=1");
     }
+}
+
+/// An environment variable of the build, empty if unset.
+fn var(k: &str) -> String {
+    std::env::var(k).unwrap_or_default()
 }
 
 /// Whether the library is linked by Rust's own lld: rustc's default on
 /// x86-64 Linux from 1.90, unless a linker or linker flavour was chosen.
 fn links_with_rust_lld() -> bool {
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
     if var("TARGET") != "x86_64-unknown-linux-gnu" || std::env::var_os("RUSTC_LINKER").is_some() {
         return false;
     }

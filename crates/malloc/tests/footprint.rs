@@ -61,9 +61,9 @@ fn footprint(exe: &Path, alloc: Alloc) -> Footprint {
 /// touches), and the whole process peaks within 1 MiB of glibc's (1.5
 /// for a debug build; measured 0.6 MiB, most of it the library's text
 /// and data), with at most a third of the library's text resident (hot
-/// code first: `build.rs`). Where the system backs every mapping with transparent huge pages, a small
-/// heap still takes none: a 2 MiB page would make all of its first growth
-/// resident. The allocator's statics are all zero bytes, so they sit in
+/// code first: `build.rs`). Where the system backs every mapping with
+/// transparent huge pages, a small heap still takes none: a 2 MiB page
+/// would make all of its first growth resident. The allocator's statics are all zero bytes, so they sit in
 /// `.bss` (anonymous, untouched pages cost nothing) rather than `.data`,
 /// whose file pages the kernel maps in 64 KiB at a time on a first read
 /// (72 KiB resident when the heap's defaults were stored as they are, 12
@@ -86,7 +86,8 @@ fn a_small_program_stays_small() {
         !glibc.libgcc_s,
         "the test program itself should not load libgcc_s"
     );
-    if std::env::var_os("STRATA_PLAIN_LINK").is_none() {
+    // Where `build.rs` found GCC's static unwinder and linked it in.
+    if option_env!("STRATA_UNWINDER_INSIDE").is_some() {
         assert!(!strata.libgcc_s, "libstrata_malloc.so loaded libgcc_s");
     }
     assert!(
