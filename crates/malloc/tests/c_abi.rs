@@ -249,14 +249,7 @@ fn cpp_exceptions_unwind_under_the_library() {
     let dir = Scratch::new("exceptions");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/exceptions.cc");
     let exe = dir.path().join("exceptions");
-    let status = Command::new("c++")
-        .args(["-O1", "-g"])
-        .arg(&src)
-        .arg("-o")
-        .arg(&exe)
-        .status()
-        .expect("running c++");
-    assert!(status.success(), "c++ failed on {}", src.display());
+    common::compile_cxx(&src, &exe);
     let (out, _) = run(&mut Command::new(&exe), Alloc::Strata, None);
     assert_success("exceptions", Alloc::Strata, &out);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "caught 10000");

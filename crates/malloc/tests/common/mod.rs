@@ -66,23 +66,33 @@ pub fn require(prog: &str, install_hint: &str) {
 
 /// Compiles the C file `src` to the executable `out` with the system `cc`.
 pub fn compile_c(src: &Path, out: &Path, extra: &[&str]) {
-    let status = Command::new("cc")
-        .args([
-            "-std=gnu11",
-            "-O1",
-            "-g",
-            "-Wall",
-            "-Wextra",
-            "-fno-builtin",
-            "-pthread",
-        ])
+    let flags = [
+        "-std=gnu11",
+        "-O1",
+        "-g",
+        "-Wall",
+        "-Wextra",
+        "-fno-builtin",
+        "-pthread",
+    ];
+    compile("cc", &flags, src, out, extra);
+}
+
+/// Compiles the C++ file `src` to the executable `out` with the system `c++`.
+pub fn compile_cxx(src: &Path, out: &Path) {
+    compile("c++", &["-O1", "-g", "-Wall", "-Wextra"], src, out, &[]);
+}
+
+fn compile(compiler: &str, flags: &[&str], src: &Path, out: &Path, extra: &[&str]) {
+    let status = Command::new(compiler)
+        .args(flags)
         .arg(src)
         .arg("-o")
         .arg(out)
         .args(extra)
         .status()
-        .expect("running cc");
-    assert!(status.success(), "cc failed on {}", src.display());
+        .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
+    assert!(status.success(), "{compiler} failed on {}", src.display());
 }
 
 /// A directory under the system temp dir, unique to this process and
