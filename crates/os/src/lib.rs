@@ -79,8 +79,8 @@ pub use report::{fatal, fatal_parts, write_stderr, Dec, Hex};
 pub use secret::process_secret;
 #[cfg(target_os = "linux")]
 pub use system::{
-    address_space_limit, map_anonymous, monotonic_ms, monotonic_ns, os_page_size, protect,
-    thread_id, unmap_anonymous, Protection, SystemOs, MAX_OS_PAGE,
+    address_space_limit, check_page_size, map_anonymous, monotonic_ms, monotonic_ns, os_page_size,
+    protect, thread_id, unmap_anonymous, Protection, SystemOs, MAX_OS_PAGE,
 };
 
 use core::ptr::NonNull;

@@ -29,11 +29,28 @@ use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 mod zero;
 
 /// The largest OS page the page heap can serve (its growth unit is 2 MiB;
-/// 4, 16 and 64 KiB pages are tested). [`os_page_size`] stops the program
-/// with a message on a kernel with larger pages.
+/// 4, 16 and 64 KiB pages are tested). [`check_page_size`] refuses larger
+/// ones.
 pub const MAX_OS_PAGE: usize = 64 << 10;
 
-/// The kernel's page size (`sysconf(_SC_PAGESIZE)`), asked once.
+/// Whether strata can run on OS pages of `size` bytes: a power of two no
+/// larger than [`MAX_OS_PAGE`]. The error is the whole line to print, ending
+/// in a newline. Neither allocates nor panics, so it may run inside `malloc`.
+pub const fn check_page_size(size: usize) -> Result<(), &'static str> {
+    if size == 0 {
+        Err("strata: the kernel did not report its page size, which strata needs\n")
+    } else if !size.is_power_of_two() {
+        Err("strata: this kernel's page size is not a power of two, which strata does not support\n")
+    } else if size > MAX_OS_PAGE {
+        Err("strata: this kernel's page size is larger than 64 KiB, which strata does not support\n")
+    } else {
+        Ok(())
+    }
+}
+
+/// The kernel's page size (`sysconf(_SC_PAGESIZE)`), asked once. Stops the
+/// program with [`check_page_size`]'s message when strata cannot use it; the
+/// allocator's initialisation calls this first, so that happens at start.
 pub fn os_page_size() -> usize {
     static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
     let cached = PAGE_SIZE.load(Ordering::Relaxed);
@@ -42,13 +59,10 @@ pub fn os_page_size() -> usize {
     }
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let size = if size > 0 && (size as usize).is_power_of_two() {
-        size as usize
-    } else {
-        4096
-    };
-    if size > MAX_OS_PAGE {
-        crate::fatal(b"strata: this kernel's page size is larger than 64 KiB, which strata does not support\n");
+    // A failed call (-1) reads as no answer.
+    let size = usize::try_from(size).unwrap_or(0);
+    if let Err(msg) = check_page_size(size) {
+        crate::fatal(msg.as_bytes());
     }
     PAGE_SIZE.store(size, Ordering::Relaxed);
     size

@@ -8,10 +8,10 @@
 //!
 //! # Initialisation
 //! Everything is const-initialised; the first thread to set up a cache (or
-//! the first large allocation) reads the configuration and registers the
-//! `fork` handlers. `pthread_atfork` may itself call `malloc`: the state word
-//! is set before the call, so that nested call finds the work claimed and
-//! goes on without waiting.
+//! the first large allocation) checks the kernel's page size, reads the
+//! configuration and registers the `fork` handlers. `pthread_atfork` may
+//! itself call `malloc`: the state word is set before the call, so that
+//! nested call finds the work claimed and goes on without waiting.
 
 use core::ptr::NonNull;
 
@@ -59,6 +59,10 @@ pub(crate) fn ensure_init() {
 
 #[cold]
 fn init_slow() {
+    // A kernel whose pages strata cannot serve stops the program here, at
+    // its first allocation, with one message, rather than in whichever OS
+    // call would have asked first.
+    strata_os::os_page_size();
     if INIT
         .compare_exchange(NOT_STARTED, STARTING, Ordering::AcqRel, Ordering::Acquire)
         .is_err()

@@ -451,3 +451,39 @@ fn impossible_requests_fail() {
     assert!(os.map(usize::MAX & !4095, 4096).is_err());
     assert_eq!(os.map(4096, 3), Err(OsError::InvalidRequest));
 }
+
+#[test]
+fn page_sizes_from_4_to_64_kib_are_accepted() {
+    for size in [4 << 10, 16 << 10, 64 << 10] {
+        assert_eq!(check_page_size(size), Ok(()), "{size}");
+    }
+}
+
+#[test]
+fn page_sizes_the_heap_cannot_serve_are_refused_with_their_reason() {
+    let larger =
+        "strata: this kernel's page size is larger than 64 KiB, which strata does not support\n";
+    assert_eq!(check_page_size(128 << 10), Err(larger));
+    assert_eq!(check_page_size(256 << 10), Err(larger));
+    assert_eq!(
+        check_page_size(0),
+        Err("strata: the kernel did not report its page size, which strata needs\n")
+    );
+    let odd =
+        "strata: this kernel's page size is not a power of two, which strata does not support\n";
+    for size in [3 << 10, 12 << 10, (64 << 10) + 1, usize::MAX] {
+        assert_eq!(check_page_size(size), Err(odd), "{size}");
+    }
+}
+
+#[test]
+fn this_kernel_page_size_is_one_strata_serves() {
+    let page = os_page_size();
+    assert_eq!(check_page_size(page), Ok(()));
+    // SAFETY: sysconf has no preconditions.
+    let asked = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    assert_eq!(
+        page as libc::c_long, asked,
+        "the cached size is the kernel's"
+    );
+}
