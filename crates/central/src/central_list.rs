@@ -16,6 +16,8 @@
 //! - `allocated` counts the span's objects outside it (in thread caches,
 //!   transfer caches, or with the program); a span with `allocated == 0`
 //!   goes back to the page heap.
+//! - `allocated <= carved <= capacity`: only carved objects go out, and no
+//!   more are carved than the span holds.
 
 use core::ptr::NonNull;
 
@@ -49,6 +51,10 @@ impl CentralList {
     }
 
     fn bucket_of(span: &Span) -> usize {
+        debug_assert!(
+            span.allocated <= span.carved && span.carved <= span.capacity,
+            "a span with more objects out than carved, or carved than it holds"
+        );
         (span.allocated as usize * BUCKETS / span.capacity as usize).min(BUCKETS - 1)
     }
 
@@ -81,6 +87,10 @@ impl CentralList {
         let objects = unsafe {
             let objects = ((*s).len_bytes() / info.size as usize) as u32;
             debug_assert!(objects >= info.objects, "a span shorter than its class's");
+            debug_assert!(
+                (*s).allocated == 0 && (*s).carved == 0,
+                "a new span with objects carved"
+            );
             (*s).capacity = objects;
             objects as usize
         };

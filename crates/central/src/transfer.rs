@@ -42,6 +42,9 @@
 //! # Invariants
 //! - `slots[..len]` are the parked objects, free objects of the class; `len`
 //!   is at most `room(capacity, batch)`, and `len <= cap`.
+//! - `room(capacity, batch)` is a whole number of batches, but `len` is not
+//!   a multiple of the batch: parts are parked and taken as they come, so
+//!   no batch boundary is kept inside the table.
 //! - `cap` is 0 with `slots` null until the first batch is parked; then
 //!   `FIRST` (the class's slice of the shared table), and once more are
 //!   parked at once, `room(capacity, batch)` (its own table, mapped once
@@ -112,6 +115,7 @@ impl TransferCache {
         let k = objs.len();
         debug_assert!(k > 0 && k <= batch, "more than a batch parked at once");
         let room = Self::room(capacity, batch);
+        debug_assert_eq!(room % batch, 0, "a table holds whole batches");
         if self.len + k > room {
             return false;
         }

@@ -615,6 +615,11 @@ impl<O: Os> PageHeap<O> {
         // SAFETY: the span is ours; clearing its class bytes keeps the
         // invariant that only in-use small spans have a class.
         unsafe {
+            debug_assert_eq!(
+                (*sp).allocated,
+                0,
+                "a small span given back with objects out"
+            );
             for p in (*sp).start..(*sp).start + (*sp).npages {
                 self.set_small(p, 0, 0);
             }

@@ -15,6 +15,11 @@
 //!
 //! Fields marked "central" belong to the layer above while the span is in use
 //! as a small-object span, and are only touched under that class's lock.
+//!
+//! # Invariants
+//! - A small-object span has `allocated <= carved <= capacity` (checked by
+//!   the central layer, which keeps these fields), and comes back to the
+//!   page heap with `allocated == 0`.
 
 use core::ptr;
 

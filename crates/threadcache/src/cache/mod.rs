@@ -36,10 +36,16 @@
 //! - `slots[..len]` are the free objects held (the top is `slots[len - 1]`),
 //!   `len <= cap` and `max_len + SLACK <= cap` (a list starts on a small
 //!   stack packed with the other classes' and moves to its own when its
-//!   maximum outgrows it); after a free returns,
-//!   `len <= max_len`, so the bytes held never exceed `capacity`, the sum of
-//!   `max_len * object_size`, which never exceeds the budget except for the
-//!   one object a list must be allowed to hold.
+//!   maximum outgrows it); after a free returns, `len <= max_len + 1`
+//!   (one over only when that free's overflow lowered the maximum by a
+//!   batch: `SLACK`), so the bytes held exceed `capacity`, the sum of
+//!   `max_len * object_size`, by at most an object a list, and `capacity`
+//!   never exceeds the budget except for the one object a list must be
+//!   allowed to hold.
+//! - A list's maximum is not a multiple of its batch: it grows by batches
+//!   once past one, but an idle pass lowers it by what sat unused, fitting
+//!   the budget halves it and `MAX_LEN` caps it. What a list gives back is
+//!   cut into batches (at most a batch a call to the backend) instead.
 //! - Only the owning thread touches a cache, except at thread exit (its
 //!   destructor) and in the registry's statistics, which read the published
 //!   size only.
@@ -143,9 +149,9 @@ impl FreeList {
 /// A thread's cache of free objects.
 ///
 /// The byte budget is kept through the lists' maxima: `capacity` is the sum
-/// of `max_len * object_size`, it only changes on slow paths, and a list never
-/// holds more than its maximum once a free returns. So the fast paths do no
-/// byte accounting at all.
+/// of `max_len * object_size`, it only changes on slow paths, and a list
+/// holds at most one object more than its maximum once a free returns. So
+/// the fast paths do no byte accounting at all.
 #[repr(C)]
 pub struct ThreadCache {
     /// At offset 0, so that a list's address is the cache's plus its index
@@ -589,6 +595,11 @@ impl ThreadCache {
             }
         }
         self.tick(backend, 0);
+        let l = &self.lists[c];
+        debug_assert!(
+            l.len <= l.max_len + 1,
+            "a list more than one past its maximum"
+        );
     }
 
     /// Bytes held in this cache (computed: a slow call).
