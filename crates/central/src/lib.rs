@@ -191,30 +191,24 @@ pub struct Central<P> {
 /// Bytes all transfer caches together may hold. Each class may hold up to
 /// 4 MiB, which keeps a program that frees and reallocates a large working
 /// set out of the spans; the shared budget keeps the memory a
-/// producer/consumer program parks there bounded. Measured (main job, one
-/// process, loaded machine): with no shared budget, xmalloc-test peaked at
-/// 17x glibc's RSS; 16 MiB: 5.5x, random-order free 2.8x mimalloc's time;
-/// 32 MiB: 9.8x and 1.9x. Those peaks came mostly from batches parked while
-/// threads in slow start took new spans; since parked objects also serve
-/// partial requests, xmalloc-test peaks at 1.17x glibc with 16 MiB.
+/// producer/consumer program parks there bounded (measurements:
+/// docs/performance.md, "Transfer caches").
 pub const TRANSFER_BUDGET: usize = 16 << 20;
 
 /// Parts of batches are parked only while all transfer caches together
 /// hold less than this (whole batches: [`TRANSFER_BUDGET`]). Parts come
 /// from lists shorter than a batch, among them the last frees of threads
 /// that then wait, and parked they keep their spans resident until a
-/// thread takes them or an idle pass returns them. Measured (medians of
-/// 9-15 interleaved runs on a loaded machine): a program whose 4,000
-/// short-lived threads each churn 4,000 blocks (`mleak.c`) took 9% less
-/// CPU with 4 MiB for parts, 5% less with 2 MiB, than when parts went to
-/// their spans; a two-thread churn with cross-thread frees (`rptest.c`)
-/// peaked 2.1 MiB higher with 4 MiB, 0.2 MiB with 2 MiB.
+/// thread takes them or an idle pass returns them. With an eighth of the
+/// budget, parts save about half the CPU time they save with a quarter,
+/// and add a tenth of the peak (measurements: docs/performance.md,
+/// "Transfer caches").
 pub const PART_BUDGET: usize = TRANSFER_BUDGET / 8;
 
 /// Batches a class's transfer cache holds: about 4 MiB worth, 2 to 256.
-/// Measured: with 1 MiB, freeing 100k objects of 8..512 B in random order and
-/// allocating them again spent most of its time moving objects into spans
-/// and out again (~3x mimalloc); with 4 MiB, ~1.2x.
+/// With less, a large working set freed and allocated again in random
+/// order spends its time moving objects into spans and out again
+/// (measurements: docs/performance.md, "Transfer caches").
 fn transfer_capacity(info: &ClassInfo) -> usize {
     ((4 << 20) / (info.batch as usize * info.size as usize)).clamp(2, transfer::MAX_SLOTS)
 }
@@ -274,15 +268,10 @@ impl<P: PageSource> Central<P> {
             }
         }
         // Parked objects first, a whole batch or what there is: handing
-        // them out touches no span. A part is topped up from the spans, so
-        // that a refill is not spent on a few objects. (A slow start's
-        // request of fewer than a batch once took its objects from the
-        // spans first, to keep parked batches whole, and when the spans had
-        // none took a batch and sent the rest to its spans; parked parts
-        // make both unnecessary. Before either, a new span was taken while
-        // whole batches sat parked, and the transfer caches filled up with
-        // the frees of earlier threads while their successors carved new
-        // spans: mstress parked 16 MiB at its peak, 2x jemalloc's RSS.)
+        // them out touches no span, and no new span is taken while objects
+        // sit parked. A part is topped up from the spans, so that a refill
+        // is not spent on a few objects (what was tried before:
+        // docs/performance.md, "Transfer caches").
         let parked = self.pop_parked(class, out);
         if parked == n || (spans_first && parked > 0) {
             // (Spans first found them empty a moment ago.)

@@ -7,25 +7,21 @@
 //!
 //! # Pointers, not lists linked through the objects
 //! A batch is copied in and out as pointers; nothing here reads or writes an
-//! object. With batches linked through their objects (the first version),
-//! the thread that took a batch walked it, one dependent cache miss per
-//! object, and those lines were usually modified in the cache of the core
-//! that freed them: a producer/consumer pair spent most of its time there.
-//! Now an object's lines move only when the program touches it.
+//! object, so an object's cache lines move between cores only when the
+//! program touches it, not each time its batch changes hands (measurements:
+//! docs/performance.md, "Transfer caches").
 //!
 //! # The first batches share pages with other classes
 //! A class's first [`FIRST`] pointers (two batches of 32) live in its slice
 //! of one table shared by all classes (`Central::first_table`: 512 bytes a
 //! class, eight to a page); a table of its own, with room for its capacity,
 //! is mapped only when more are parked at once. Every table is touched from
-//! its first page, so with a table per class from the first batch, each
-//! class a program used cost a resident page (4 KiB) for a few hundred bytes
-//! of pointers (measured: 25 tables, 132 KiB resident, in a two-thread
-//! larson-like run whose whole heap is 1.9 MiB). Kept in the cache itself,
-//! next to the lock, the first slices made the allocator's static 50 KiB
-//! larger; that static is in `.data` (it holds non-zero defaults and
-//! padding), whose pages the kernel maps 16 at a time on a read fault:
-//! that cost as much as it saved.
+//! its first page, so a table per class from the first batch would cost
+//! each class a program uses a resident page for a few hundred bytes of
+//! pointers; kept in the cache itself, next to the lock, the first slices
+//! would enlarge the allocator's static, whose `.data` pages the kernel
+//! maps 16 at a time (measurements: docs/performance.md, "Transfer
+//! caches").
 //!
 //! # Part batches
 //! A thread cache gives back a whole batch when one of its lists overflows
@@ -34,10 +30,9 @@
 //! uses a class little. Parked, those objects go on to the next thread that
 //! asks; sent to their spans, each would be linked into its span there and
 //! carved out again by the next refill, at a pagemap lookup and a few span
-//! updates apiece (measured: 4,000 short-lived threads, each churning 4,000
-//! blocks, moved 45% of their objects through spans, a quarter of the
-//! program's time). So a push parks up to a batch, a take takes up to a
-//! batch from the top, and whole batches and parts mix freely.
+//! updates apiece (measurements: docs/performance.md, "Transfer caches").
+//! So a push parks up to a batch, a take takes up to a batch from the top,
+//! and whole batches and parts mix freely.
 //!
 //! # Invariants
 //! - `slots[..len]` are the parked objects, free objects of the class; `len`

@@ -247,8 +247,9 @@ pub fn capture_interrupted(ip: usize, sp: usize, bp: usize, out: &mut [usize]) -
     }
 }
 
-/// Stack the fast walker may use, with room to spare (measured: 1.3 KiB
-/// optimised, 5.4 KiB unoptimised, for a walk that decodes its rules).
+/// Stack the fast walker may use: two to three times what a walk that
+/// decodes its rules takes (measurements: docs/performance.md, "Stack
+/// walker's room").
 const WALK_STACK: usize = if cfg!(debug_assertions) {
     12 << 10
 } else {

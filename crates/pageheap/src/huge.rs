@@ -79,8 +79,9 @@ impl<O: Os> PageHeap<O> {
         // Aligned to the page-table level it spans (1 GiB, else 2 MiB), so
         // that no page-table page is shared with a neighbouring mapping:
         // dropping the whole block (zeroed reuse) then walks only its own
-        // tables (measured in C: an untouched 1 GiB range drops in 0.45 µs
-        // aligned, 1.6 µs not). Address space only: the over-map is trimmed.
+        // tables, several times faster (measurements: docs/performance.md,
+        // "Page heap: the arena test, large and huge blocks"). Address
+        // space only: the over-map is trimmed.
         let table = if len >= 1 << 30 { 1 << 30 } else { 2 << 20 };
         self.make_room(len);
         let p = match self.os.map(len, align.max(table)) {

@@ -84,7 +84,8 @@ impl HugeCache {
     /// one at least `len` long: growing a smaller one would leave the old
     /// part to clear where a fresh mapping reads as zero for free, and its
     /// page tables would make every later drop of the whole block walk them
-    /// (6 µs against 1.8 µs for 1 GiB here).
+    /// (measurements: docs/performance.md, "Page heap: the arena test,
+    /// large and huge blocks").
     pub(crate) fn take_fit(&mut self, len: usize, align: usize, zero: bool) -> Option<*mut Span> {
         let found = self.list.iter().find(|&c| {
             // SAFETY: members of the cache are valid records.

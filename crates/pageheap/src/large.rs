@@ -31,9 +31,10 @@ use crate::{PageHeap, PAGE_SHIFT, PAGE_SIZE};
 /// Below it a copy is cheap and what it leaves behind is small; above it,
 /// copying a block at every step of its growth (a buffer, a vector, a string
 /// being built) would leave every earlier copy resident in the free lists
-/// until decay (measured: growing a buffer to 30 MiB by 1.25x peaked at
-/// 102 MiB of RSS; glibc, which `mremap`s such blocks, at 38). Each such
-/// block is one kernel mapping (the kernel allows about 65,000).
+/// until decay (glibc `mremap`s such blocks; measurements:
+/// docs/performance.md, "Page heap: the arena test, large and huge
+/// blocks"). Each such block is one kernel mapping (the kernel allows
+/// about 65,000).
 pub const MOVE_MIN: usize = 2 << 20;
 
 /// Alignments above this (the arena's growth step) get a mapping of their

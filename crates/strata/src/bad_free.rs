@@ -14,8 +14,8 @@
 //!   large free of a small object's address.
 //!
 //! A sized `dealloc(p, layout)` trusts its layout for small objects: looking
-//! the pointer up costs 34% more instructions per malloc/free pair (measured
-//! with callgrind), far above what a default build should pay. Small-object
+//! the pointer up costs 34% more instructions per malloc/free pair
+//! (docs/safety.md), far above what a default build should pay. Small-object
 //! double frees and interior pointers at aligned offsets are left to the
 //! `checked` build. See `docs/safety.md`.
 //!

@@ -94,14 +94,10 @@ unsafe impl<'a> ThreadSlot<'a> for &'a Slot {
 ///
 /// The budget is a ceiling, not a reservation: a list's maximum grows only
 /// when the thread keeps refilling it, so a cache holds this much only for a
-/// thread that frees and reuses that much. Measured (main job, one process):
-/// with 4 MiB, a working set of 26 MB of 8..512 B objects freed in random
-/// order and allocated again (row 3) or a ring of 64 blocks of 8 B..1 MiB
-/// (row 2) spent most of their time moving objects through the transfer
-/// caches and the spans (~2x mimalloc); 16 MiB fixed the ring only, 32 MiB
-/// both. Peak RSS of the multi-threaded rows (larson, mstress) did not move,
-/// and xmalloc-test's fell (21.5 -> 4.8 MiB): the consumer's frees stay in
-/// its cache instead of filling the transfer caches.
+/// thread that frees and reuses that much. Less sends a large working set
+/// that is freed and reused through the transfer caches and the spans;
+/// this much did not raise the peak RSS of multi-threaded programs
+/// (measurements: docs/performance.md, "Thread-cache budget").
 pub(crate) const DEFAULT_MAX_CACHE_BYTES: usize = 32 << 20;
 
 /// The bytes all caches together may hold by default (see

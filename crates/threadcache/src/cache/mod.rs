@@ -15,10 +15,8 @@
 //! hands out); the program's own first touches of those objects then miss in
 //! parallel. Batches move to and from the central layer as arrays of
 //! pointers too (copied from and onto the stack), so an object's cache lines
-//! move between cores only when the program touches it. Measured: 100k
-//! objects of 8..512 B freed in random order and allocated again,
-//! interleaved with mimalloc runs so that the objects are cold, spent over
-//! half its time on that pointer chase.
+//! move between cores only when the program touches it (measurements:
+//! docs/performance.md, "Thread-cache stacks").
 //!
 //! # Adapting
 //! - A list that runs dry fetches a batch from the central layer and raises
@@ -119,8 +117,8 @@ struct FreeList {
     /// A full 32-bit field although it never exceeds `MAX_LEN + 1`: a free
     /// stores it and the next allocation loads it, and a narrower store
     /// followed by the wider load the compiler emits for a `u16` cannot be
-    /// forwarded (measured: 7.7 ns per dependent malloc/free pair against
-    /// mimalloc's 4.9, with the same instruction count).
+    /// forwarded, which stalls a dependent malloc/free pair (measurements:
+    /// docs/performance.md, "Thread-cache stacks").
     len: u32,
     max_len: u32,
     low_water: u32,
