@@ -3,6 +3,7 @@
 
 use strata_os::{FakeOs, Os};
 use strata_pageheap::{PageHeap, DEFAULT_DECAY_MS, HUGE_MIN, PAGE_SIZE};
+use strata_testkit::rng::Rng;
 
 fn all_zero(addr: usize, len: usize) -> bool {
     // SAFETY: the caller passes a live block of at least `len` bytes.
@@ -250,13 +251,10 @@ fn replaced_large_blocks_keep_what_they_freed() {
     heap.set_dirty_max(1 << 20);
     const N: usize = 20;
     let mut blocks = [(0usize, 0usize); N];
-    let mut x = 88172645463325252u64;
+    let mut rng = Rng::new(88172645463325252);
     let (mut mapped_warm, mut most_kept) = (0, 0);
     for i in 0..400 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let len = (1 << 20) + (x % (4 << 20)) as usize;
+        let len = (1 << 20) + rng.below(4 << 20);
         let k = i % N;
         if blocks[k].0 != 0 {
             // SAFETY: a live block of ours, given up.

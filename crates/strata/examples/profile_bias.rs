@@ -5,6 +5,8 @@
 
 use std::alloc::{alloc, Layout};
 
+use strata_testkit::rng::Rng;
+
 #[global_allocator]
 static A: strata::Strata = strata::Strata;
 
@@ -20,13 +22,10 @@ fn main() {
     strata::profile::set_interval(t);
     strata::profile::start();
     let mut keep = Vec::with_capacity(total / lo + 1);
-    let mut x = 0x12345u64;
+    let mut rng = Rng::new(0x12345);
     let mut done = 0;
     while done < total {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let n = lo + (x as usize) % (hi - lo + 1);
+        let n = rng.range(lo, hi);
         // SAFETY: a non-zero layout.
         keep.push(unsafe { alloc(Layout::from_size_align(n, 8).unwrap()) });
         done += n;

@@ -8,23 +8,22 @@ static GLOBAL: strata::Strata = strata::Strata;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use strata_testkit::rng::Rng;
+
 /// Allocation churn across sizes, so that some thread is likely to hold an
 /// allocator lock at the moment of the fork.
-fn churn(stop: &AtomicBool, seed: usize) {
+fn churn(stop: &AtomicBool, seed: u64) {
     let mut keep: Vec<Vec<u8>> = Vec::new();
-    let mut i = seed;
+    let mut rng = Rng::new(seed);
     while !stop.load(Ordering::Relaxed) {
-        i = i
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let size = match i % 8 {
-            0 => 300_000 + i % 100_000,
-            1 => 8192 + i % 60_000,
-            _ => 1 + (i >> 20) % 2000,
+        let size = match rng.below(8) {
+            0 => rng.range(300_000, 399_999),
+            1 => rng.range(8192, 68_191),
+            _ => rng.range(1, 2000),
         };
-        keep.push(vec![(i % 251) as u8; size]);
+        keep.push(vec![rng.below(251) as u8; size]);
         if keep.len() > 64 {
-            let v = keep.swap_remove((i >> 8) % keep.len());
+            let v = keep.swap_remove(rng.below(keep.len()));
             assert!(v.iter().all(|&b| b == v[0]));
         }
     }

@@ -21,26 +21,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use strata_testkit::rng::Rng;
+
 #[global_allocator]
 static A: strata::Strata = strata::Strata;
 
 const MIB: usize = 1 << 20;
-
-/// A deterministic generator (the workload must not depend on the
-/// profiler's random numbers).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn between(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() as usize) % (hi - lo + 1)
-    }
-}
 
 type Blocks = Vec<(*mut u8, Layout)>;
 
@@ -50,7 +36,7 @@ type Blocks = Vec<(*mut u8, Layout)>;
 fn fill(rng: &mut Rng, total: usize, (lo, hi): (usize, usize), align: usize, keep: &mut Blocks) {
     let mut done = 0;
     while done < total {
-        let n = rng.between(lo, hi).min(total - done).max(1);
+        let n = rng.range(lo, hi).min(total - done).max(1);
         let l = Layout::from_size_align(n, align).unwrap();
         // SAFETY: a non-zero layout.
         let p = unsafe { alloc(l) };
@@ -81,7 +67,8 @@ fn free_all(v: &mut Blocks) {
 
 /// The workload: A allocates 600 MiB and keeps 300, B 400 and keeps 100.
 fn workload() {
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    // Seeded: the workload must not depend on the profiler's random numbers.
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
     // Room reserved up front: a Vec growing inside a site would add to it.
     let (mut a, mut b, mut gone) = (
         Vec::with_capacity(1 << 20),
