@@ -14,7 +14,8 @@
 //! ```
 //!
 //! It is generic over the OS layer ([`strata_os::Os`]), so it runs over
-//! [`strata_os::FakeOs`] in tests and can be used alone as a page allocator.
+//! `strata_os::FakeOs` (strata-os's `fake` feature) in tests and can be used
+//! alone as a page allocator.
 //!
 //! # Invariants
 //! - Every page the heap mapped belongs to exactly one span.
