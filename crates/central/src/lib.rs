@@ -181,9 +181,10 @@ pub struct Central<P> {
     /// Bytes parked in all transfer caches together, kept under
     /// [`TRANSFER_BUDGET`].
     transfer_bytes: AtomicUsize,
-    /// Address of the table every class keeps its first [`transfer::FIRST`]
-    /// parked pointers in (its slice: `class * FIRST`), 0 until mapped.
-    first_tables: AtomicUsize,
+    /// Addresses of the shared tables, one per tier of
+    /// [`transfer::TIERS`]: every class keeps its slice of a tier's
+    /// (`class * TIERS[tier]` pointers in), 0 until mapped.
+    shared_tables: [AtomicUsize; transfer::TIERS.len()],
     /// The page source's pressure epoch last acted on.
     pressure_seen: AtomicU32,
 }
@@ -224,7 +225,7 @@ impl<P: PageSource> Central<P> {
                     NUM_CLASSES
                 ],
                 transfer_bytes: AtomicUsize::new(0),
-                first_tables: AtomicUsize::new(0),
+                shared_tables: [AtomicUsize::new(0), AtomicUsize::new(0)],
                 pressure_seen: AtomicU32::new(0),
             }
         }
@@ -349,7 +350,7 @@ impl<P: PageSource> Central<P> {
             objs,
             info.batch as usize,
             transfer_capacity(info),
-            || self.first_table(class),
+            |tier| self.shared_table(tier, class),
             |bytes| self.pages.map_table(bytes),
         );
         if !parked {
@@ -372,27 +373,23 @@ impl<P: PageSource> Central<P> {
         }
     }
 
-    /// The slice of the shared first table for `class` (`FIRST` pointers),
-    /// mapping the table on first use. Two threads that map it at once both
-    /// map, one publishes its table and the other's stays unused (address
-    /// space only: a table is never touched before it is published).
-    fn first_table(&self, class: u8) -> Option<NonNull<*mut u8>> {
-        let mut base = self.first_tables.load(Ordering::Acquire);
+    /// The slice of the shared table of `tier` for `class`
+    /// (`TIERS[tier]` pointers), mapping the table on first use. Two
+    /// threads that map it at once both map, one publishes its table and
+    /// the other's stays unused (address space only: a table is never
+    /// touched before it is published).
+    fn shared_table(&self, tier: usize, class: u8) -> Option<NonNull<*mut u8>> {
+        let slice_bytes = transfer::TIERS[tier] * core::mem::size_of::<*mut u8>();
+        let table = &self.shared_tables[tier];
+        let mut base = table.load(Ordering::Acquire);
         if base == 0 {
-            let bytes = NUM_CLASSES * transfer::FIRST * core::mem::size_of::<*mut u8>();
-            let mine = self.pages.map_table(bytes)?.as_ptr() as usize;
-            base = match self.first_tables.compare_exchange(
-                0,
-                mine,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            let mine = self.pages.map_table(NUM_CLASSES * slice_bytes)?.as_ptr() as usize;
+            base = match table.compare_exchange(0, mine, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => mine,
                 Err(theirs) => theirs,
             };
         }
-        let slice = base + class as usize * transfer::FIRST * core::mem::size_of::<*mut u8>();
-        NonNull::new(slice as *mut *mut u8)
+        NonNull::new((base + class as usize * slice_bytes) as *mut *mut u8)
     }
 
     /// Takes room for `objects` of `info`'s class in the shared transfer

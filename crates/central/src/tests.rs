@@ -7,6 +7,7 @@ use std::vec::Vec;
 use strata_testkit::rng::Rng;
 
 use crate::fake::{alloc, free, FakePages};
+use crate::transfer::{FIRST, SECOND};
 use crate::{class_size_of, Central, CLASSES, NUM_CLASSES};
 
 #[test]
@@ -283,27 +284,39 @@ fn parked_batches_are_pointers_and_leave_objects_alone() {
 }
 
 /// The first two batches of 32 are parked in the class's slice of the
-/// shared first table (mapped once, for every class); the third maps the
-/// class's own table, and every batch comes back whole, last parked first.
+/// shared first table (mapped once, for every class), the next six in its
+/// slice of the shared second table; the ninth maps the class's own table,
+/// and every batch comes back whole, last parked first.
 #[test]
-fn first_batches_share_a_table_then_move_to_their_own() {
+fn first_batches_share_tables_then_move_to_their_own() {
     let central = Central::new(FakePages::new());
     let tables = || central.pages().tables.lock().unwrap().len();
     let class = 5u8;
     let batch = CLASSES[class as usize].batch as usize;
     assert_eq!(batch, 32, "class 5 moves batches of 32");
-    let batches: Vec<Vec<usize>> = (0..3).map(|_| alloc(&central, class, batch)).collect();
+    assert_eq!((FIRST, SECOND), (2 * batch, 8 * batch));
+    let batches: Vec<Vec<usize>> = (0..9).map(|_| alloc(&central, class, batch)).collect();
     for (i, b) in batches.iter().enumerate() {
         // SAFETY: a full batch of live objects, given up.
         unsafe { free(&central, class, b) };
-        assert_eq!(tables(), if i < 2 { 1 } else { 2 }, "after batch {i}");
+        let mapped = match i {
+            0..2 => 1,
+            2..8 => 2,
+            _ => 3,
+        };
+        assert_eq!(tables(), mapped, "after batch {i}");
         assert_eq!(central.class_stats(class).transfer_objects, (i + 1) * batch);
     }
-    // Another class parks in the shared table: nothing new is mapped.
-    let other = alloc(&central, 6, CLASSES[6].batch as usize);
-    // SAFETY: as above.
-    unsafe { free(&central, 6, &other) };
-    assert_eq!(tables(), 2);
+    // Other classes park in the shared tables: nothing new is mapped.
+    for other in [6u8, 7] {
+        let n = CLASSES[other as usize].batch as usize;
+        let objs: Vec<Vec<usize>> = (0..3).map(|_| alloc(&central, other, n)).collect();
+        for b in &objs {
+            // SAFETY: as above.
+            unsafe { free(&central, other, b) };
+        }
+    }
+    assert_eq!(tables(), 3);
     for b in batches.iter().rev() {
         assert_eq!(
             &alloc(&central, class, batch),

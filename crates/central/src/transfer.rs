@@ -13,15 +13,17 @@
 //!
 //! # The first batches share pages with other classes
 //! A class's first [`FIRST`] pointers (two batches of 32) live in its slice
-//! of one table shared by all classes (`Central::first_table`: 512 bytes a
-//! class, eight to a page); a table of its own, with room for its capacity,
-//! is mapped only when more are parked at once. Every table is touched from
-//! its first page, so a table per class from the first batch would cost
+//! of one table shared by all classes (512 bytes a class, eight to a page),
+//! the next, up to [`SECOND`] (eight batches), in its slice of a second
+//! shared table (2 KiB a class, two to a page); a table of its own, with
+//! room for its capacity, is mapped only when more are parked at once.
+//! Every table is touched from its first page, so a table per class costs
 //! each class a program uses a resident page for a few hundred bytes of
-//! pointers; kept in the cache itself, next to the lock, the first slices
-//! would enlarge the allocator's static, whose `.data` pages the kernel
-//! maps 16 at a time (measurements: docs/performance.md, "Transfer
-//! caches").
+//! pointers, and a small program that frees all it holds at its end parks
+//! a few hundred objects in each class it used; kept in the cache itself,
+//! next to the lock, the first slices would enlarge the allocator's
+//! static, whose `.data` pages the kernel maps 16 at a time (measurements:
+//! docs/performance.md, "Transfer caches").
 //!
 //! # Part batches
 //! A thread cache gives back a whole batch when one of its lists overflows
@@ -41,10 +43,11 @@
 //!   a multiple of the batch: parts are parked and taken as they come, so
 //!   no batch boundary is kept inside the table.
 //! - `cap` is 0 with `slots` null until the first batch is parked; then
-//!   `FIRST` (the class's slice of the shared table), and once more are
-//!   parked at once, `room(capacity, batch)` (its own table, mapped once
-//!   for the life of the process: address space, touched as it fills). The
-//!   shared slice is not used again after the move.
+//!   one of [`TIERS`] (the class's slice of a shared table), and once more
+//!   are parked at once than the last tier holds, `room(capacity, batch)`
+//!   (its own table, mapped once for the life of the process: address
+//!   space, touched as it fills). `cap` only grows: a slice is not used
+//!   again after the class moves up.
 
 use core::ptr::{self, NonNull};
 
@@ -59,11 +62,26 @@ pub(crate) const MAX_BATCH: usize = 32;
 /// to tables of their own too).
 pub(crate) const FIRST: usize = if cfg!(strata_loom) { 8 } else { 2 * MAX_BATCH };
 
+/// Pointers a class keeps in its slice of the shared second table: eight
+/// batches of the largest size, a quarter of a 4 KiB page (the same as
+/// `FIRST` under loom, where the tier is skipped).
+pub(crate) const SECOND: usize = if cfg!(strata_loom) {
+    FIRST
+} else {
+    8 * MAX_BATCH
+};
+
+/// The shared tables' slices, smallest first: a class moves up a tier (to
+/// its slice in the next shared table) while its objects fit there, and to
+/// a table of its own after the last.
+pub(crate) const TIERS: [usize; 2] = [FIRST, SECOND];
+
 pub(crate) struct TransferCache {
     slots: *mut *mut u8,
     /// Objects held.
     len: usize,
-    /// Room in `slots`: 0, `FIRST` or the class's room.
+    /// Room in `slots`: 0, a tier's slice (`FIRST`, `SECOND`) or the
+    /// class's room.
     cap: usize,
     /// The fewest objects held since the last idle pass: that many sat
     /// unused the whole time ([`TransferCache::take_idle`]).
@@ -96,15 +114,15 @@ impl TransferCache {
 
     /// Parks a batch or part of one (`objs.len()` at most the class's
     /// batch size, `batch`); false if it does not fit in `capacity`
-    /// batches, or needs a table and got none: `first` gives the class's
-    /// slice of the shared table (`FIRST` pointers), `map` a table of its
-    /// own (asked for [`TransferCache::table_bytes`]).
+    /// batches, or needs a table and got none: `shared(tier)` gives the
+    /// class's slice of a shared table (`TIERS[tier]` pointers), `map` a
+    /// table of its own (asked for [`TransferCache::table_bytes`]).
     pub(crate) fn push(
         &mut self,
         objs: &[*mut u8],
         batch: usize,
         capacity: usize,
-        first: impl FnOnce() -> Option<NonNull<*mut u8>>,
+        shared: impl Fn(usize) -> Option<NonNull<*mut u8>>,
         map: impl FnOnce(usize) -> Option<NonNull<u8>>,
     ) -> bool {
         let k = objs.len();
@@ -115,32 +133,31 @@ impl TransferCache {
             return false;
         }
         if self.len + k > self.cap {
-            let shared = if self.cap == 0 && k <= FIRST {
-                first()
-            } else {
-                None
-            };
-            if let Some(t) = shared {
-                self.slots = t.as_ptr();
-                self.cap = FIRST;
-            } else {
-                let Some(t) = map(Self::table_bytes(capacity, batch)) else {
-                    return false;
-                };
-                let table = t.as_ptr() as *mut *mut u8;
-                if self.len > 0 {
-                    // SAFETY: `slots[..len]` hold the parked pointers; the
-                    // new table has room for `room >= len` and is another
-                    // mapping.
-                    unsafe { ptr::copy_nonoverlapping(self.slots, table, self.len) };
+            // The smallest tier above this one that the objects fit in.
+            let tier = (0..TIERS.len())
+                .find(|&t| TIERS[t] > self.cap && self.len + k <= TIERS[t])
+                .and_then(|t| Some((shared(t)?, TIERS[t])));
+            let (table, cap) = match tier {
+                Some(slice) => slice,
+                None => {
+                    let Some(t) = map(Self::table_bytes(capacity, batch)) else {
+                        return false;
+                    };
+                    (t.cast::<*mut u8>(), room)
                 }
-                self.slots = table;
-                self.cap = room;
+            };
+            if self.len > 0 {
+                // SAFETY: `slots[..len]` hold the parked pointers; the new
+                // table has room for `cap >= len + k` and is another slice
+                // or mapping.
+                unsafe { ptr::copy_nonoverlapping(self.slots, table.as_ptr(), self.len) };
             }
+            self.slots = table.as_ptr();
+            self.cap = cap;
         }
-        // SAFETY: `slots` has room for `cap >= len + k` pointers (the
-        // shared slice is taken only when the objects fit, and an own table
-        // holds `room`); `objs` is a separate slice.
+        // SAFETY: `slots` has room for `cap >= len + k` pointers (a shared
+        // slice is taken only when the objects fit, and an own table holds
+        // `room`); `objs` is a separate slice.
         unsafe { ptr::copy_nonoverlapping(objs.as_ptr(), self.slots.add(self.len), k) };
         self.len += k;
         debug_assert!(self.len <= self.cap && self.len <= room);
