@@ -327,12 +327,7 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         if !p.is_null() {
             return p;
         }
-        let p = self.alloc_slow(slot.slot(), class, size);
-        if CLEAR_FIRST_WORD && !p.is_null() {
-            // SAFETY: as above.
-            unsafe { (p as *mut usize).write(0) };
-        }
-        p
+        self.alloc_slow::<CLEAR_FIRST_WORD>(slot.slot(), class, size)
     }
 
     /// The fast path of [`ThreadCaches::alloc_with`] alone: an object from
@@ -422,7 +417,12 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
     }
 
     #[inline(never)]
-    fn alloc_slow(&'static self, slot: &Slot, class: u8, size: usize) -> *mut u8 {
+    fn alloc_slow<const CLEAR_FIRST_WORD: bool>(
+        &'static self,
+        slot: &Slot,
+        class: u8,
+        size: usize,
+    ) -> *mut u8 {
         let mut cache = slot.cache();
         if cache.is_none() && slot.is(UNINIT) {
             cache = self.create(slot);
@@ -433,6 +433,15 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
             // SAFETY: as above.
             let cache = unsafe { c.as_mut() };
             let p = cache.refill(&self.backend, class);
+            // The mark is cleared on the object from the list, before the
+            // sampler may swap in a block of its own: a sampled block is
+            // sized to the request, and a word written into one of 1-7
+            // bytes would land in its guard.
+            if CLEAR_FIRST_WORD && !p.is_null() {
+                // SAFETY: a free object of at least 8 bytes, now the
+                // caller's.
+                unsafe { (p as *mut usize).write(0) };
+            }
             // The sampler may want allocations of this class examined more
             // often from now on, this one included.
             if !p.is_null() && (H::SAMPLER.on_refill)(cache.sample_state(), class) {
@@ -451,6 +460,10 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         }
         let mut one = [ptr::null_mut()];
         self.backend.alloc_batch(class, &mut one);
+        if CLEAR_FIRST_WORD && !one[0].is_null() {
+            // SAFETY: a free object of at least 8 bytes, now the caller's.
+            unsafe { (one[0] as *mut usize).write(0) };
+        }
         one[0]
     }
 
