@@ -26,6 +26,7 @@ use crate::counters::OsCounters;
 use crate::{align_down, align_up, Os, OsError};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
+mod vdso;
 mod zero;
 
 /// The largest OS page the page heap can serve (its growth unit is 2 MiB;
@@ -48,7 +49,8 @@ pub const fn check_page_size(size: usize) -> Result<(), &'static str> {
     }
 }
 
-/// The kernel's page size (`sysconf(_SC_PAGESIZE)`), asked once. Stops the
+/// The kernel's page size (`AT_PAGESZ` of the auxiliary vector, as
+/// `sysconf` answers it), asked once. Stops the
 /// program with [`check_page_size`]'s message when strata cannot use it; the
 /// allocator's initialisation calls this first, so that happens at start.
 pub fn os_page_size() -> usize {
@@ -57,8 +59,15 @@ pub fn os_page_size() -> usize {
     if cached != 0 {
         return cached;
     }
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    // The auxiliary vector rather than `sysconf`: `getauxval` sits beside
+    // `mmap` in libc's text, so a small program faults in no more of it
+    // (see the `vdso` module).
+    // SAFETY: getauxval has no preconditions.
+    let size = match unsafe { libc::getauxval(libc::AT_PAGESZ) } {
+        // SAFETY: sysconf has no preconditions.
+        0 => unsafe { libc::sysconf(libc::_SC_PAGESIZE) },
+        size => size as libc::c_long,
+    };
     // A failed call (-1) reads as no answer.
     let size = usize::try_from(size).unwrap_or(0);
     if let Err(msg) = check_page_size(size) {
@@ -87,7 +96,7 @@ pub fn monotonic_ms() -> u64 {
     // SAFETY: clock_gettime writes into the struct we pass.
     unsafe {
         let mut ts: libc::timespec = core::mem::zeroed();
-        libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts);
+        vdso::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts);
         ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
     }
 }
@@ -98,7 +107,7 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: clock_gettime writes into the struct we pass.
     unsafe {
         let mut ts: libc::timespec = core::mem::zeroed();
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        vdso::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     }
 }

@@ -487,3 +487,58 @@ fn this_kernel_page_size_is_one_strata_serves() {
         "the cached size is the kernel's"
     );
 }
+
+/// The clock is read in the vDSO itself wherever the kernel maps one, and
+/// it is the same clock libc reads: a vDSO reading lies between two of
+/// libc's.
+#[test]
+fn the_clock_comes_from_the_vdso_and_agrees_with_libc() {
+    // SAFETY: getauxval has no preconditions.
+    let has_vdso = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) } != 0;
+    assert_eq!(super::vdso::in_use(), has_vdso);
+    let libc_ns = || {
+        // SAFETY: a timespec of zeros is valid.
+        let mut ts: libc::timespec = unsafe { core::mem::zeroed() };
+        // SAFETY: writes into `ts`.
+        assert_eq!(
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) },
+            0
+        );
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    for _ in 0..1000 {
+        let before = libc_ns();
+        let ours = monotonic_ns();
+        let after = libc_ns();
+        assert!(before <= ours && ours <= after, "{before} {ours} {after}");
+    }
+    // The coarse clock ticks at most a few ms behind the precise one.
+    let coarse = monotonic_ms();
+    let precise = libc_ns() / 1_000_000;
+    assert!(
+        coarse <= precise && precise - coarse < 100,
+        "{coarse} {precise}"
+    );
+}
+
+/// The lookup finds the vDSO's functions by name and nothing else.
+#[test]
+fn the_vdso_lookup_finds_only_what_is_there() {
+    // SAFETY: getauxval has no preconditions.
+    if unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) } == 0 {
+        assert_eq!(super::vdso::find("__vdso_clock_gettime"), None);
+        return;
+    }
+    let clock = super::vdso::find("__vdso_clock_gettime").expect("clock_gettime");
+    let time = super::vdso::find("__vdso_gettimeofday").expect("gettimeofday");
+    assert_ne!(clock, time);
+    for absent in [
+        "",
+        "__vdso_",
+        "__vdso_clock_gettimex",
+        "clock_gettime_",
+        "malloc",
+    ] {
+        assert_eq!(super::vdso::find(absent), None, "{absent:?}");
+    }
+}
