@@ -250,14 +250,15 @@ pub fn class_size_of(class: u8) -> usize {
 /// `size = odd << shift`, `(n * inverse).rotate_right(shift)` is `n / size`
 /// when `n` is a multiple of `size`, and greater than `u64::MAX / size`
 /// otherwise, where `inverse` is the odd part's inverse modulo 2^64. So one
-/// compare against the index of the span's last object checks both that
-/// `n` is an object boundary and that the object lies inside the span.
+/// compare against the span's object count checks both that `n` is an
+/// object boundary and that the object lies inside the span. Class 0 (no
+/// small objects) has a count of zero: no offset passes.
 struct Divisor {
     inverse: u64,
-    /// The index of the last object of a span of the class: the class's
-    /// count less one, raised by [`note_span_objects`] where the page heap
-    /// rounds spans up to larger OS pages. Only ever raised.
-    last: AtomicU64,
+    /// How many objects a span of the class holds: the class's count,
+    /// raised by [`note_span_objects`] where the page heap rounds spans up
+    /// to larger OS pages. Only ever raised; zero for class 0.
+    count: AtomicU64,
     shift: u32,
 }
 
@@ -280,7 +281,7 @@ impl Divisor {
         let shift = d.trailing_zeros();
         Divisor {
             inverse: inverse_mod_2_64(d >> shift),
-            last: AtomicU64::new(CLASSES[i].objects as u64 - 1),
+            count: AtomicU64::new(CLASSES[i].objects as u64),
             shift,
         }
     }
@@ -290,13 +291,13 @@ impl Divisor {
         (offset as u64)
             .wrapping_mul(self.inverse)
             .rotate_right(self.shift)
-            <= self.last.load(Ordering::Relaxed)
+            < self.count.load(Ordering::Relaxed)
     }
 
     fn raise(&self, objects: u32) {
-        let last = objects.saturating_sub(1) as u64;
-        if last > self.last.load(Ordering::Relaxed) {
-            self.last.fetch_max(last, Ordering::Relaxed);
+        let count = objects as u64;
+        if count > self.count.load(Ordering::Relaxed) {
+            self.count.fetch_max(count, Ordering::Relaxed);
         }
     }
 }
@@ -307,7 +308,7 @@ static DIVISORS: [Divisor; 256] = {
     let mut t = [const {
         Divisor {
             inverse: 0,
-            last: AtomicU64::new(0),
+            count: AtomicU64::new(0),
             shift: 0,
         }
     }; 256];
@@ -322,7 +323,9 @@ static DIVISORS: [Divisor; 256] = {
 /// Whether `offset` bytes from the start of a span of `class` is where one
 /// of its objects starts: an object boundary below the span's last object
 /// (a free of any other address inside the span is an interior pointer, or
-/// one past the objects, in the span's unused tail). A load, a multiply, a
+/// one past the objects, in the span's unused tail). Never for class 0, so
+/// a caller holding a map's answer for any address (class 0: no small
+/// object there) needs no test of its own for that. A load, a multiply, a
 /// rotate and a compare.
 #[inline]
 pub fn is_object_offset(class: u8, offset: usize) -> bool {
@@ -361,6 +364,13 @@ mod tests {
                     "class {c} (size {size}), offset {off}",
                 );
             }
+        }
+    }
+
+    #[test]
+    fn class_zero_has_no_object_offsets() {
+        for off in [0, 8, 16, 4096, 8192, usize::MAX] {
+            assert!(!is_object_offset(0, off), "{off}");
         }
     }
 

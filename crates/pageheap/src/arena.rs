@@ -111,23 +111,24 @@ impl Arena {
     }
 
     /// The small-class map's answer for `addr`: `(class, offset of its
-    /// page from its span's start)`, or `(0, _)` when the map does not
-    /// cover `addr` (null, outside the arena, not covered yet) or the page
-    /// is in no small-object span. A subtraction, a compare and a load.
+    /// page from its span's start)`, with class 0 for a page in no
+    /// small-object span, or `None` when the map does not cover `addr`
+    /// (null, outside the arena, not covered yet). A subtraction, a compare
+    /// and a load.
     #[inline(always)]
-    pub(crate) fn small_entry(&self, addr: usize) -> (u8, usize) {
+    pub(crate) fn small_entry(&self, addr: usize) -> Option<(u8, usize)> {
         // `covered` first: once it is non-zero, `base` is the arena's.
         let covered = self.covered.load(Ordering::Acquire);
         let base = self.base.load(Ordering::Relaxed);
         let off = addr.wrapping_sub(base);
         if off >= covered {
-            return (0, 0);
+            return None;
         }
         // SAFETY: the entry of an offset below `covered` is committed map
         // memory (module docs), read as an atomic like the pagemap's.
         let e =
             unsafe { (*(base as *const AtomicU32).add(off >> PAGE_SHIFT)).load(Ordering::Relaxed) };
-        (e as u8, (e >> 8) as usize)
+        Some((e as u8, (e >> 8) as usize))
     }
 
     /// The map entry of `page`, if the map covers it (for writing).

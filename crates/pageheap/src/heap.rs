@@ -290,8 +290,17 @@ impl<O: Os> PageHeap<O> {
     /// outside the arena, in no small span).
     #[inline(always)]
     pub fn arena_object(&self, addr: usize) -> (u8, usize) {
-        let (class, page_offset) = self.arena.small_entry(addr);
-        (class, page_offset + (addr & (PAGE_SIZE - 1)))
+        self.arena_entry(addr).unwrap_or((0, 0))
+    }
+
+    /// [`PageHeap::arena_object`], with `None` for an address outside what
+    /// the map covers (null, outside the arena) and `(0, _)` for a page of
+    /// the arena in no small span: for a caller that sends the first out of
+    /// line at once and lets class 0 fail its object test.
+    #[inline(always)]
+    pub fn arena_entry(&self, addr: usize) -> Option<(u8, usize)> {
+        let (class, page_offset) = self.arena.small_entry(addr)?;
+        Some((class, page_offset + (addr & (PAGE_SIZE - 1))))
     }
 
     /// The arena's `(start, length)` in bytes, once the heap has grown.

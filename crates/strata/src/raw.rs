@@ -110,19 +110,41 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
 pub unsafe fn free(p: *mut u8) {
     // An object in the arena: its class and offset in its span from the
     // arena's flat map. Everything else (null included) takes the pagemap.
-    let (class, offset) = pages().arena_object(p as usize);
-    if class == 0 {
+    let Some((class, offset)) = pages().arena_entry(p as usize) else {
         // SAFETY: forwarded contract.
         return unsafe { free_elsewhere(p) };
+    };
+    // One test sends out of line both pages of the arena in no small span
+    // (class 0 has no object offsets) and pointers that are not an
+    // object's start.
+    if !strata_central::is_object_offset(class, offset) {
+        // SAFETY: forwarded contract.
+        return unsafe { free_not_object_start(p, class) };
     }
-    // SAFETY: the map says p lies in an in-use span of this class, `offset`
-    // bytes from its start.
-    unsafe { free_small_at(p, class, offset) }
+    // SAFETY: the map says p is where an object of an in-use span of this
+    // class starts.
+    unsafe { free_object(p, class) }
 }
 
-/// The rest of [`free`] for a small object, given its class and offset in
-/// its span: the object-start test, the freed mark, the push. Every call
-/// from here is a tail call (so `free` keeps nothing on the stack): the
+/// [`free`] of a pointer the arena's map does not place at an object's
+/// start: anything outside the arena's small spans (`class` 0), or an
+/// interior pointer of a span of `class`.
+///
+/// # Safety
+/// As [`free`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn free_not_object_start(p: *mut u8, class: u8) {
+    if class != 0 {
+        return report_interior(p);
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free_elsewhere(p) }
+}
+
+/// A free of a small object given its class and offset in its span (found
+/// by the pagemap): the object-start test, the freed mark, the push. Every
+/// call from here is a tail call (so `free` keeps nothing on the stack): the
 /// out-of-line paths are `extern "C"`, which lets the compiler jump to them
 /// from C's `free`.
 ///
@@ -133,6 +155,17 @@ unsafe fn free_small_at(p: *mut u8, class: u8, offset: usize) {
     if !strata_central::is_object_offset(class, offset) {
         return report_interior(p);
     }
+    // SAFETY: p is where an object of an in-use span of this class starts.
+    unsafe { free_object(p, class) }
+}
+
+/// The freed mark's test and the push, for `p` where an object of an
+/// in-use span of `class` starts (tail calls only, as above).
+///
+/// # Safety
+/// As said, and `p` is given up by the caller.
+#[inline(always)]
+unsafe fn free_object(p: *mut u8, class: u8) {
     // SAFETY (both): p is where an object of an in-use span of this class
     // starts.
     #[cfg(not(feature = "checked"))]
