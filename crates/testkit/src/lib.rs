@@ -10,6 +10,8 @@
 //! - [`cargo`]: building more of the workspace from a test, with the
 //!   running test's profile and target directory;
 //! - [`pairs`]: the fast-path probe's allocate/free loop;
+//! - [`pprof`]: a reader of the heap profiles strata writes, so that the
+//!   profile tests check them without `go tool pprof`;
 //! - [`rng`]: the one deterministic random-number generator (splitmix64)
 //!   and the seed derivations of the tests, the stress suite and the
 //!   benchmarks;
@@ -21,6 +23,7 @@ pub mod cargo;
 #[cfg(strata_loom)]
 pub mod loom_model;
 pub mod pairs;
+pub mod pprof;
 pub mod rng;
 pub mod smaps;
 pub mod xml;
