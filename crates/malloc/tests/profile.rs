@@ -3,8 +3,9 @@
 //! `LD_PRELOAD`, sampled at 1 MiB (`STRATA_PROFILE_INTERVAL`), its profile
 //! written by `strata_profile_dump` and at exit (`STRATA_PROFILE`); each
 //! site's estimated live bytes must be within 10% of the truth, read from
-//! the collapsed stacks and by `go tool pprof`. And CPython, whose
-//! profile must name CPython's own allocation functions.
+//! the collapsed stacks, from the pprof profiles (decoded by the testkit's
+//! reader, always) and by `go tool pprof` where `go` is on PATH. And
+//! CPython, whose profile must name CPython's own allocation functions.
 
 mod common;
 
@@ -46,7 +47,9 @@ fn check(what: &str, got: Option<&f64>, truth: f64) {
 /// `go tool pprof -top -cum` of a profile, or None without `go`.
 fn pprof_top(profile: &Path, index: &str) -> Option<String> {
     if !have("go") {
-        eprintln!("SKIPPED the pprof check: no `go` on PATH (the collapsed stacks were checked)");
+        eprintln!(
+            "SKIPPED the pprof check: no `go` on PATH (the testkit's reader checked the profile)"
+        );
         return None;
     }
     let out = Command::new("go")
@@ -121,6 +124,20 @@ fn c_sites_are_estimated_within_ten_percent() {
     check("site A at the peak", peak.get("site_a"), 300.0 * MIB);
 
     for profile in [explicit, files_with(dir.path(), ".heap.pb.gz")[0].clone()] {
+        let cum = strata_testkit::pprof::read(&profile)
+            .and_then(|p| p.cum_by_function("inuse_space"))
+            .unwrap_or_else(|e| panic!("{profile:?}: {e}"));
+        let bytes = |site: &str| cum.get(site).map(|&v| v as f64);
+        check(
+            "profile: site A live",
+            bytes("site_a").as_ref(),
+            300.0 * MIB,
+        );
+        check(
+            "profile: site B live",
+            bytes("site_b").as_ref(),
+            100.0 * MIB,
+        );
         if let Some(top) = pprof_top(&profile, "inuse_space") {
             eprintln!("{top}");
             check(

@@ -2,7 +2,9 @@
 //! whole process's): two allocation sites with known live and total
 //! bytes, sampled at 1 MiB over about 1 GiB allocated, dumped as collapsed
 //! stacks and in pprof's format; each site's estimate of live bytes must
-//! be within 10% of the truth.
+//! be within 10% of the truth, in the collapsed stacks, in the pprof
+//! profile (read by the testkit's reader, always) and by `go tool pprof`
+//! where `go` is on PATH.
 //!
 //! Why the sites hold what they hold: an estimate of `L` live bytes in
 //! blocks much smaller than the interval `T` has a standard deviation of
@@ -214,10 +216,31 @@ fn sites_are_estimated_within_ten_percent() {
         mapped as f64 / MIB as f64
     );
 
-    // pprof reads the profile and finds the same numbers.
+    // The pprof profile says the same: the testkit's reader (function
+    // names are mangled: a site is the function whose name has it).
     let heap = dir.join("heap.pb.gz");
+    let profile = strata_testkit::pprof::read(&heap).unwrap();
+    let cum = profile.cum_by_function("inuse_space").unwrap();
+    let named = |site: &str| {
+        let mut hits = cum.iter().filter(|(name, _)| name.contains(site));
+        let (name, &v) = hits.next()?;
+        assert!(hits.next().is_none(), "more than {name} names {site}");
+        Some(v as f64)
+    };
+    for (site, truth) in [("site_a", 300.0), ("site_b", 100.0)] {
+        check(
+            &format!("profile: {site} live"),
+            named(site).as_ref(),
+            truth * MIB as f64,
+            0.10,
+        );
+    }
+
+    // And pprof itself, where it is installed.
     if Command::new("go").arg("version").output().is_err() {
-        eprintln!("SKIPPED the pprof check: no `go` on PATH (the collapsed stacks were checked)");
+        eprintln!(
+            "SKIPPED the pprof check: no `go` on PATH (the testkit's reader checked the profile)"
+        );
     } else {
         let out = Command::new("go")
             .args(["tool", "pprof", "-top", "-cum", "-sample_index=inuse_space"])
