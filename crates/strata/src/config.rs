@@ -1,7 +1,9 @@
 //! Configuration from `STRATA_*` environment variables, read once at start-up
 //! without allocating: the environment (`environ`) is scanned in place and
 //! each value parsed by its row of [`crate::options`], the parser
-//! [`crate::set_option`] uses at run time too.
+//! [`crate::set_option`] uses at run time too. The heap profiler's
+//! settings are not fields of [`Config`]: the profiler applies them at its
+//! start-up through the same rows.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
@@ -15,6 +17,7 @@
 //! | `STRATA_PROFILE` | a path prefix: heap profiling on, profile written at exit to `<prefix>.<pid>.heap.pb.gz` (pprof) and `.inuse/.alloc/.peak.collapsed` (`crate::profile`) | off |
 //! | `STRATA_PROFILE_INTERVAL` | mean bytes between heap-profile samples (`k`, `m`, `g` suffixes) | 2 MiB |
 //! | `STRATA_PROFILE_SIGNAL` | a signal (`USR2`, `SIGUSR1`, a number) that writes a numbered profile (profiling on; prefix `strata-profile` if `STRATA_PROFILE` is unset) | none |
+//! | `STRATA_STACK_WALKER` | how the heap profiler captures stacks: `strata` (its own reading of the call-frame tables) or `system` (libgcc's walker) | `strata` |
 //! | `STRATA_HUGE_PAGES_AFTER` | ask for transparent huge pages on all heap growth once the heap has grown by this much (`0`: from the start); growth for a plain request of 4 MiB or more asks either way while the heap is under 64 MiB | never |
 //! | `STRATA_GUARDED_RATE` | guarded sampling (`crate::guarded`): one small allocation in this many, on average, gets a page of its own between guard pages, so that an overflow, underflow or use after free of it stops the program with a report; `0` or `off`: off; 1000 is the suggested rate | off |
 //! | `STRATA_GUARDED_MAX_PER_SEC` | guarded blocks made a second at most, process-wide: the rate's picks past it are ordinary allocations, so that a program allocating tens of millions of blocks a second spends about 1% of a core on guarded ones; `0` or `unlimited`: every pick | 2000 |
@@ -81,7 +84,7 @@ impl Config {
     pub fn from_env() -> Config {
         let mut c = Config::DEFAULT;
         for_each_strata_var(|name, value| {
-            if let Some(row) = setting_named(name) {
+            if let Some(row) = setting_named(name).filter(|r| r.in_config()) {
                 if let Ok(v) = row.parse(value) {
                     row.put(&mut c, v);
                 }
@@ -102,9 +105,6 @@ fn setting_named(name: &[u8]) -> Option<&'static OptionRow> {
 /// (`STRATA_VERBOSE=1`). Formats on the stack, allocates nothing.
 pub(crate) fn warn_about_env() {
     for_each_strata_var(|name, value| {
-        if READ_ELSEWHERE.contains(&name) {
-            return;
-        }
         let mut buf = [0u8; 640];
         let mut w = SliceWriter::new(&mut buf);
         w.write_bytes(b"strata: ");
@@ -123,7 +123,7 @@ pub(crate) fn warn_about_env() {
                 Err(e) => {
                     w.write_bytes(b"=");
                     w.write_bytes(value);
-                    let _ = write!(w, " ignored: {e}; {} stays", row.value(&Config::DEFAULT));
+                    let _ = write!(w, " ignored: {e}; {} stays", row.default_value());
                 }
             },
         }
@@ -134,34 +134,13 @@ pub(crate) fn warn_about_env() {
 
 pub(crate) use crate::options::parse_size;
 
-/// `STRATA_*` variables that are not settings of the table but are read by
-/// a part of their own (the heap profiler), so not reported as unknown.
-const READ_ELSEWHERE: &[&[u8]] = &[
-    b"STRATA_PROFILE",
-    b"STRATA_PROFILE_INTERVAL",
-    b"STRATA_PROFILE_SIGNAL",
-    b"STRATA_STACK_WALKER",
-];
-
-/// Whether `STRATA_*` variable `name` is set to `value`.
-pub(crate) fn env_is(name: &core::ffi::CStr, value: &[u8]) -> bool {
-    let name = name.to_bytes();
-    let mut found = false;
-    for_each_strata_var(|n, v| found |= n == name && v == value);
-    found
-}
-
-/// The value of `STRATA_*` variable `name` as a size (`123`, `64k`, `2m`),
-/// if it is set and parses.
-pub(crate) fn env_usize(name: &core::ffi::CStr) -> Option<usize> {
-    let name = name.to_bytes();
-    let mut found = None;
+/// Calls `f` with the value of `STRATA_*` variable `name` if it is set.
+pub(crate) fn with_env_value(name: &[u8], mut f: impl FnMut(&[u8])) {
     for_each_strata_var(|n, v| {
         if n == name {
-            found = parse_size(v);
+            f(v);
         }
     });
-    found
 }
 
 extern "C" {

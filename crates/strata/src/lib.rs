@@ -76,7 +76,7 @@ use strata_central::class_size_of;
 pub use bad_free::{set_bad_free_hook, BadFree, BadFreeKind};
 pub use config::Config;
 pub use mallinfo::{write_malloc_info, MallInfo};
-pub use options::{OptionError, OptionValue};
+pub use options::{OptionError, OptionText, OptionValue};
 pub use report::MAX_LISTED_CACHES;
 pub use stats::Stats;
 pub use strata_central::ClassStats;

@@ -12,6 +12,9 @@
 //! | bytes | decimal, with an optional `k`, `m` or `g` suffix (binary units, either case): `4096`, `64k`, `8m`, `2g` | decimal bytes |
 //! | milliseconds | decimal | decimal |
 //! | flag | `0` or `1` (any number: not 0 is on), `true`/`false`, `on`/`off`, `yes`/`no` | `0` or `1` |
+//! | text | any bytes but none, at most [`OptionText::MAX`] | the text |
+//! | signal | `USR1`, `USR2`, `PROF`, `URG` (with or without `SIG`) or a number 1..=64; `0` | the name, or the number |
+//! | stack walker | `strata` or `system` | the word |
 //!
 //! Some settings take a word for one value as well (`never`, `none`,
 //! `unlimited`); the value reads back as that word.
@@ -23,11 +26,22 @@
 //! whether the environment is checked at start-up, which is over by then:
 //! setting it fails with [`OptionError::StartupOnly`].
 //!
+//! # Where values live
+//! Most rows are fields of [`Config`]. The heap profiler's four
+//! (`STRATA_PROFILE`, `STRATA_PROFILE_INTERVAL`, `STRATA_PROFILE_SIGNAL`,
+//! `STRATA_STACK_WALKER`) are kept by the profiler; their rows read and
+//! apply them there ([`Store::Own`]), and the profiler applies their
+//! environment values through the same rows at start-up
+//! ([`apply_own_from_env`]).
+//!
 //! # Invariants
 //! - Nothing here allocates, formats through the global allocator or
-//!   panics: the environment is read inside the allocator's start-up.
-//! - Each field of [`Config`] has exactly one row, and the environment,
-//!   [`crate::set_option`] and [`crate::get_option`] all go through it.
+//!   panics: the environment is read inside the allocator's start-up. A
+//!   text value is held in place ([`OptionText`]).
+//! - Each field of [`Config`] has exactly one row, and so has every
+//!   setting kept elsewhere; the environment, [`crate::set_option`],
+//!   [`crate::get_option`] and `STRATA_VERBOSE`'s warnings all go through
+//!   the rows.
 
 use core::fmt;
 
@@ -76,13 +90,18 @@ impl fmt::Display for OptionError {
 
 /// The value of a setting, as [`crate::get_option`] reads it back. Its
 /// `Display` text is accepted by [`crate::set_option`].
+// A text is held in place, not boxed: reading a setting allocates nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OptionValue {
     /// A number: bytes, milliseconds, or 0/1 for a flag.
     Number(u64),
     /// The word a setting takes for one special value (`never`, `none`,
-    /// `unlimited`).
+    /// `unlimited`), or one of the words a setting is chosen by
+    /// (`system`, `USR2`).
     Word(&'static str),
+    /// A text: `STRATA_PROFILE`'s path prefix.
+    Text(OptionText),
 }
 
 impl fmt::Display for OptionValue {
@@ -90,7 +109,54 @@ impl fmt::Display for OptionValue {
         match self {
             OptionValue::Number(n) => write!(f, "{n}"),
             OptionValue::Word(w) => f.write_str(w),
+            OptionValue::Text(t) => fmt::Display::fmt(t, f),
         }
+    }
+}
+
+/// A text value held in place (a path is bytes, not necessarily UTF-8).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct OptionText {
+    len: usize,
+    buf: [u8; OptionText::MAX],
+}
+
+impl OptionText {
+    /// The longest text a setting takes, in bytes.
+    pub const MAX: usize = 510;
+
+    /// `b` as a text, if it is at most [`OptionText::MAX`] bytes.
+    pub fn new(b: &[u8]) -> Option<OptionText> {
+        let mut t = OptionText {
+            len: b.len(),
+            buf: [0; OptionText::MAX],
+        };
+        t.buf.get_mut(..b.len())?.copy_from_slice(b);
+        Some(t)
+    }
+
+    /// The text's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl fmt::Display for OptionText {
+    /// The bytes, invalid UTF-8 shown as U+FFFD.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.as_bytes().utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{FFFD}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for OptionText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
     }
 }
 
@@ -101,6 +167,35 @@ enum Kind {
     Flag,
     /// A plain decimal count.
     Count,
+    /// Any non-empty bytes up to [`OptionText::MAX`]; parses as 1 (the
+    /// row's `apply` takes the bytes).
+    Text,
+    /// A signal by name or number (`0`: none).
+    Signal,
+    /// `strata` (0) or `system` (1).
+    Walker,
+}
+
+/// Where a setting's value lives.
+#[derive(Clone, Copy)]
+enum Store {
+    /// A field of [`Config`].
+    Config {
+        get: fn(&Config) -> u64,
+        put: fn(&mut Config, u64),
+        /// Applies a value to the running allocator; `None`: start-up only.
+        apply: Option<fn(u64) -> Result<(), OptionError>>,
+    },
+    /// Kept by the part that uses it (the heap profiler).
+    Own {
+        get: fn() -> OptionValue,
+        /// The value before any is set (what a malformed one leaves).
+        default: &'static OptionValue,
+        /// Applies the parsed value (the second argument: the text as
+        /// given, for a text setting); used at start-up too, so it must
+        /// not wait for the allocator's initialisation.
+        apply: fn(u64, &[u8]) -> Result<(), OptionError>,
+    },
 }
 
 /// A row of the table: one setting.
@@ -112,10 +207,7 @@ pub(crate) struct OptionRow {
     word: Option<(&'static str, u64)>,
     /// What the setting accepts, in words (for errors and warnings).
     expected: &'static str,
-    get: fn(&Config) -> u64,
-    put: fn(&mut Config, u64),
-    /// Applies a value to the running allocator; `None`: start-up only.
-    apply: Option<fn(u64) -> Result<(), OptionError>>,
+    store: Store,
 }
 
 const PREFIX: &str = "STRATA_";
@@ -128,31 +220,27 @@ const BYTES: &str = "a size in bytes: 4096, 64k, 8m or 2g";
 /// not at all (`startup_only`).
 macro_rules! row {
     ($var:literal, $kind:ident, $word:expr, $expected:expr, $field:ident: bool, startup_only) => {
-        OptionRow {
-            apply: None,
-            ..row!($var, $kind, $word, $expected, $field: bool, |_| Ok(()))
-        }
+        row!(@config $var, $kind, $word, $expected,
+            |c| u64::from(c.$field), |c, v| c.$field = v != 0, None)
     };
     ($var:literal, $kind:ident, $word:expr, $expected:expr, $field:ident: bool, $apply:expr) => {
-        OptionRow {
-            var: $var,
-            kind: Kind::$kind,
-            word: $word,
-            expected: $expected,
-            get: |c| u64::from(c.$field),
-            put: |c, v| c.$field = v != 0,
-            apply: row!(@apply bool, $apply),
-        }
+        row!(@config $var, $kind, $word, $expected,
+            |c| u64::from(c.$field), |c, v| c.$field = v != 0, row!(@apply bool, $apply))
     };
     ($var:literal, $kind:ident, $word:expr, $expected:expr, $field:ident: $ty:ty, $apply:expr) => {
+        row!(@config $var, $kind, $word, $expected,
+            |c| c.$field as u64, |c, v| c.$field = v as $ty, row!(@apply $ty, $apply))
+    };
+    (@config $var:literal, $kind:ident, $word:expr, $expected:expr, $get:expr, $put:expr, $apply:expr) => {
+        row!(@row $var, $kind, $word, $expected, Store::Config { get: $get, put: $put, apply: $apply })
+    };
+    (@row $var:literal, $kind:ident, $word:expr, $expected:expr, $store:expr) => {
         OptionRow {
             var: $var,
             kind: Kind::$kind,
             word: $word,
             expected: $expected,
-            get: |c| c.$field as u64,
-            put: |c, v| c.$field = v as $ty,
-            apply: row!(@apply $ty, $apply),
+            store: $store,
         }
     };
     (@apply bool, $apply:expr) => {
@@ -171,8 +259,21 @@ fn always<T>(set: fn(T)) -> impl Fn(T) -> Result<(), OptionError> {
     }
 }
 
-/// Every setting, in the order the README lists them.
-pub(crate) static OPTIONS: [OptionRow; 11] = [
+/// A row of a setting the heap profiler keeps ([`crate::profile::settings`]).
+macro_rules! own_row {
+    ($var:literal, $kind:ident, $word:expr, $expected:expr, $module:ident) => {
+        row!(@row $var, $kind, $word, $expected, Store::Own {
+            get: crate::profile::settings::$module::get,
+            default: &crate::profile::settings::$module::DEFAULT,
+            apply: crate::profile::settings::$module::apply,
+        })
+    };
+}
+
+/// Every setting, in the order the README lists them (the profiler's in
+/// the order start-up applies them: the prefix before the signal that
+/// dumps under it).
+pub(crate) static OPTIONS: [OptionRow; 15] = [
     row!(
         "STRATA_DECAY_MS", Millis, Some(("never", u64::MAX)),
         "milliseconds (a number) or `never`",
@@ -203,6 +304,28 @@ pub(crate) static OPTIONS: [OptionRow; 11] = [
     row!(
         "STRATA_SHOW_STATS", Flag, None, "0 or 1",
         show_stats: bool, always(crate::global::set_show_stats)
+    ),
+    own_row!(
+        "STRATA_PROFILE",
+        Text,
+        Some(("off", 0)),
+        "a path prefix (at most 510 bytes) or `off`",
+        prefix
+    ),
+    own_row!("STRATA_PROFILE_INTERVAL", Bytes, None, BYTES, interval),
+    own_row!(
+        "STRATA_PROFILE_SIGNAL",
+        Signal,
+        Some(("off", 0)),
+        "a signal (USR1, USR2, PROF, URG, SIGUSR2 or a number 1..64), or 0 or `off`",
+        signal_row
+    ),
+    own_row!(
+        "STRATA_STACK_WALKER",
+        Walker,
+        None,
+        "`strata` or `system`",
+        walker
     ),
     row!(
         "STRATA_HUGE_PAGES_AFTER", Bytes, Some(("never", usize::MAX as u64)),
@@ -266,22 +389,50 @@ impl OptionRow {
             Kind::Millis => parse_decimal(s),
             Kind::Flag => parse_flag(s),
             Kind::Count => parse_decimal(s),
+            Kind::Text => (!s.is_empty() && s.len() <= OptionText::MAX).then_some(1),
+            Kind::Signal if s == b"0" => Some(0),
+            Kind::Signal => crate::profile::signal_number(s).map(|n| n as u64),
+            Kind::Walker => match s {
+                b"strata" => Some(0),
+                b"system" => Some(1),
+                _ => None,
+            },
         };
         v.ok_or(malformed)
     }
 
-    /// The value of this setting in `c`, as it reads back.
+    /// The value of this setting in `c` (a setting kept elsewhere: as it
+    /// is now), as it reads back.
     pub(crate) fn value(&self, c: &Config) -> OptionValue {
-        let v = (self.get)(c);
+        let v = match self.store {
+            Store::Config { get, .. } => get(c),
+            Store::Own { get, .. } => return get(),
+        };
         match self.word {
             Some((word, w)) if w == v => OptionValue::Word(word),
             _ => OptionValue::Number(v),
         }
     }
 
-    /// Stores a parsed value into `c` (start-up).
+    /// The value before any is set.
+    pub(crate) fn default_value(&self) -> OptionValue {
+        match self.store {
+            Store::Config { .. } => self.value(&Config::DEFAULT),
+            Store::Own { default, .. } => *default,
+        }
+    }
+
+    /// Whether this setting is a field of [`Config`].
+    pub(crate) fn in_config(&self) -> bool {
+        matches!(self.store, Store::Config { .. })
+    }
+
+    /// Stores a parsed value into `c` (start-up); a setting kept elsewhere
+    /// is not in `c` ([`apply_own_from_env`] applies it).
     pub(crate) fn put(&self, c: &mut Config, v: u64) {
-        (self.put)(c, v);
+        if let Store::Config { put, .. } = self.store {
+            put(c, v);
+        }
     }
 }
 
@@ -305,8 +456,16 @@ pub(crate) fn find(name: &[u8]) -> Option<&'static OptionRow> {
 /// [`crate::set_option`].
 pub(crate) fn set(name: &[u8], value: &[u8]) -> Result<(), OptionError> {
     let row = find(name).ok_or(OptionError::Unknown)?;
-    let apply = row.apply.ok_or(OptionError::StartupOnly)?;
-    apply(row.parse(value)?)
+    match row.store {
+        Store::Config { apply, .. } => apply.ok_or(OptionError::StartupOnly)?(row.parse(value)?),
+        Store::Own { apply, .. } => {
+            let v = row.parse(value)?;
+            // Start-up applies the environment's value first, so that this
+            // one is not overridden by it afterwards.
+            crate::global::ensure_init();
+            apply(v, value)
+        }
+    }
 }
 
 /// [`crate::get_option`].
@@ -314,6 +473,22 @@ pub(crate) fn get(name: &[u8]) -> Result<OptionValue, OptionError> {
     let row = find(name).ok_or(OptionError::Unknown)?;
     crate::global::ensure_init();
     Ok(row.value(&config::state::get()))
+}
+
+/// Applies the environment's values of the settings kept outside
+/// [`Config`], in the table's order (the heap profiler's start-up). A
+/// value that does not parse is left out, as [`Config::from_env`] does;
+/// `STRATA_VERBOSE=1` names it.
+pub(crate) fn apply_own_from_env() {
+    for row in OPTIONS.iter() {
+        if let Store::Own { apply, .. } = row.store {
+            crate::config::with_env_value(row.var.as_bytes(), |value| {
+                if let Ok(v) = row.parse(value) {
+                    let _ = apply(v, value);
+                }
+            });
+        }
+    }
 }
 
 /// Parses `123`, `64k`, `8M`, `1g`.
@@ -391,24 +566,29 @@ mod tests {
 
     #[test]
     fn values_read_back_as_they_are_accepted() {
-        // Every row puts and gets the same field: set a distinct value
-        // through each row and read it back through the same one.
-        for (i, o) in OPTIONS.iter().enumerate() {
+        // Every row of a Config field puts and gets the same field: set a
+        // distinct value through each row and read it back through the
+        // same one. (The profiler's rows: tests/options.rs.)
+        let get = |o: &OptionRow, c: &Config| match o.store {
+            Store::Config { get, .. } => get(c),
+            Store::Own { .. } => 0,
+        };
+        for (i, o) in OPTIONS.iter().enumerate().filter(|(_, o)| o.in_config()) {
             let mut c = Config::DEFAULT;
             let v = if o.kind == Kind::Flag {
-                1 - (o.get)(&Config::DEFAULT)
+                1 - get(o, &Config::DEFAULT)
             } else {
                 (i as u64 + 1) << 20
             };
             o.put(&mut c, v);
-            assert_eq!((o.get)(&c), v, "{}", o.var);
+            assert_eq!(get(o, &c), v, "{}", o.var);
             let text = format!("{}", o.value(&c));
             assert_eq!(o.parse(text.as_bytes()), Ok(v), "{}", o.var);
             // And no other field changed.
             for p in OPTIONS.iter().filter(|p| p.var != o.var) {
                 assert_eq!(
-                    (p.get)(&c),
-                    (p.get)(&Config::DEFAULT),
+                    get(p, &c),
+                    get(p, &Config::DEFAULT),
                     "{} moved {}",
                     o.var,
                     p.var
@@ -442,6 +622,25 @@ mod tests {
         );
         let bytes = find(b"thread_cache_bytes").unwrap();
         assert!(bytes.parse(b"never").is_err());
+        let prefix = find(b"profile").unwrap();
+        assert_eq!(prefix.parse(b"/tmp/p"), Ok(1));
+        assert_eq!(prefix.parse(b"off"), Ok(0));
+        assert!(prefix.parse(b"").is_err());
+        assert!(prefix.parse(&[b'x'; OptionText::MAX + 1]).is_err());
+        let signal = find(b"STRATA_PROFILE_SIGNAL").unwrap();
+        for (s, v) in [("USR1", libc::SIGUSR1), ("SIGUSR2", libc::SIGUSR2)] {
+            assert_eq!(signal.parse(s.as_bytes()), Ok(v as u64), "{s}");
+        }
+        for s in ["0", "off"] {
+            assert_eq!(signal.parse(s.as_bytes()), Ok(0), "{s}");
+        }
+        assert!(signal.parse(b"HUP?").is_err());
+        let walker = find(b"stack_walker").unwrap();
+        assert_eq!(walker.parse(b"system"), Ok(1));
+        assert!(walker.parse(b"fast?").is_err());
+        let t = OptionText::new(b"a\xffb").unwrap();
+        assert_eq!(format!("{t}"), "a\u{FFFD}b");
+        assert_eq!(t.as_bytes(), b"a\xffb");
         assert_eq!(OptionError::Unknown.errno(), libc::EINVAL);
         assert_eq!(OptionError::StartupOnly.errno(), libc::EPERM);
     }

@@ -29,6 +29,24 @@ use crate::options::OPTIONS;
 /// The most thread caches the report lists one by one.
 pub const MAX_LISTED_CACHES: usize = 256;
 
+/// Writes what it is given as the inside of a JSON string (a setting's
+/// value may be a path: quotes, backslashes and control characters are
+/// escaped).
+struct JsonString<W>(W);
+
+impl<W: Write> Write for JsonString<W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            match c {
+                '"' | '\\' => write!(self.0, "\\{c}")?,
+                c if (c as u32) < 0x20 => write!(self.0, "\\u{:04x}", c as u32)?,
+                c => self.0.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// [`crate::write_stats_json`].
 pub(crate) fn write_stats_json(w: &mut impl Write) -> fmt::Result {
     let stats = crate::stats();
@@ -38,7 +56,9 @@ pub(crate) fn write_stats_json(w: &mut impl Write) -> fmt::Result {
     let config = state::get();
     for (i, o) in OPTIONS.iter().enumerate() {
         let sep = if i > 0 { "," } else { "" };
-        write!(w, "{sep}\"{}\":\"{}\"", o.short_name(), o.value(&config))?;
+        write!(w, "{sep}\"{}\":\"", o.short_name())?;
+        write!(JsonString(&mut *w), "{}", o.value(&config))?;
+        w.write_char('"')?;
     }
     w.write_str("},\"size_classes\":[")?;
     let mut first = true;

@@ -101,13 +101,160 @@ fn every_run_time_setting_reads_back_and_takes_effect() {
     for name in strata::option_names() {
         assert!(strata::get_option(name).is_ok(), "{name}");
     }
-    assert_eq!(strata::option_names().count(), 11);
+    assert_eq!(strata::option_names().count(), 15);
 
     // Back to what the other tests expect.
     strata::set_decay_ms(before.decay_ms);
     strata::set_dirty_max(before.dirty_max);
     strata::set_thread_cache_bytes(before.thread_cache_bytes);
     strata::set_thread_caches_total(before.thread_caches_total);
+}
+
+#[test]
+fn the_profilers_interval_and_walker_are_settings() {
+    let _g = SERIAL.lock().unwrap();
+    assert_eq!(get("profile_interval"), (2u64 << 20).to_string());
+    strata::set_option("STRATA_PROFILE_INTERVAL", "512k").unwrap();
+    assert_eq!(strata::profile::interval(), 512 << 10);
+    assert_eq!(get("profile_interval"), (512u64 << 10).to_string());
+    assert_eq!(
+        strata::set_option("profile_interval", "2q"),
+        Err(OptionError::Malformed {
+            expected: "a size in bytes: 4096, 64k, 8m or 2g"
+        })
+    );
+    assert_eq!(strata::profile::interval(), 512 << 10);
+    strata::set_option("profile_interval", "2m").unwrap();
+    assert_eq!(strata::profile::interval(), 2 << 20);
+
+    assert_eq!(
+        strata::get_option("stack_walker"),
+        Ok(OptionValue::Word("strata"))
+    );
+    strata::set_option("STRATA_STACK_WALKER", "system").unwrap();
+    assert_eq!(
+        strata::get_option("STRATA_STACK_WALKER"),
+        Ok(OptionValue::Word("system"))
+    );
+    assert_eq!(
+        strata::set_option("stack_walker", "fast"),
+        Err(OptionError::Malformed {
+            expected: "`strata` or `system`"
+        })
+    );
+    assert_eq!(get("stack_walker"), "system");
+    strata::set_option("stack_walker", "strata").unwrap();
+    assert_eq!(get("stack_walker"), "strata");
+
+    // Neither the prefix nor the signal is set in this process.
+    assert_eq!(get("profile"), "off");
+    assert_eq!(get("profile_signal"), "off");
+    assert!(matches!(
+        strata::set_option("profile", ""),
+        Err(OptionError::Malformed { .. })
+    ));
+    assert!(matches!(
+        strata::set_option("profile", &"x".repeat(strata::OptionText::MAX + 1)),
+        Err(OptionError::Malformed { .. })
+    ));
+    assert_eq!(
+        strata::set_option("profile_signal", "HUP"),
+        Err(OptionError::Malformed {
+            expected: "a signal (USR1, USR2, PROF, URG, SIGUSR2 or a number 1..64), or 0 or `off`"
+        })
+    );
+    assert_eq!(get("profile"), "off");
+    assert_eq!(get("profile_signal"), "off");
+    assert!(!strata::profile::is_on());
+}
+
+/// Signals the test's own handler counted.
+static OWN_HANDLER_RAN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn own_handler(_: libc::c_int) {
+    OWN_HANDLER_RAN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The `.heap.pb.gz` files in `dir`, sorted.
+fn heap_files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".heap.pb.gz"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `STRATA_PROFILE` and `STRATA_PROFILE_SIGNAL` set at run time, in a
+/// child (they dump at exit and take signals): the prefix turns profiling
+/// on; the signal's handler moves from USR2 to USR1, USR2 gets back the
+/// handler it had before, and `off` gives USR1 back its own.
+#[test]
+fn the_profile_prefix_and_signal_move_at_run_time() {
+    const NAME: &str = "the_profile_prefix_and_signal_move_at_run_time";
+    let pid = std::process::id();
+    if in_child(NAME) {
+        let dir = std::path::PathBuf::from(std::env::var("OPTIONS_TEST_DIR").unwrap());
+        // SAFETY: a handler that only touches an atomic.
+        unsafe {
+            libc::signal(
+                libc::SIGUSR1,
+                own_handler as *const () as libc::sighandler_t,
+            );
+            libc::signal(
+                libc::SIGUSR2,
+                own_handler as *const () as libc::sighandler_t,
+            );
+        }
+        let prefix = dir.join("p");
+        let prefix = prefix.to_str().unwrap();
+        strata::set_option("STRATA_PROFILE", prefix).unwrap();
+        assert!(strata::profile::is_on());
+        assert_eq!(get("profile"), prefix);
+        let dumps = |n: usize| {
+            wait_for(&format!("{n} dumps"), || heap_files(&dir).len() == n);
+        };
+        let raise = |sig| {
+            // SAFETY: raising a signal with a handler installed.
+            unsafe { libc::raise(sig) };
+        };
+
+        strata::set_option("profile_signal", "USR2").unwrap();
+        assert_eq!(get("profile_signal"), "USR2");
+        raise(libc::SIGUSR2);
+        dumps(1);
+        strata::set_option("STRATA_PROFILE_SIGNAL", "SIGUSR1").unwrap();
+        assert_eq!(get("profile_signal"), "USR1");
+        raise(libc::SIGUSR1);
+        dumps(2);
+        assert_eq!(OWN_HANDLER_RAN.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // USR2 has its handler back: no dump.
+        raise(libc::SIGUSR2);
+        assert_eq!(OWN_HANDLER_RAN.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A number names a signal too; 0 removes strata's handler.
+        strata::set_option("profile_signal", &libc::SIGUSR2.to_string()).unwrap();
+        assert_eq!(get("profile_signal"), "USR2");
+        strata::set_option("profile_signal", "0").unwrap();
+        assert_eq!(get("profile_signal"), "off");
+        raise(libc::SIGUSR1);
+        raise(libc::SIGUSR2);
+        assert_eq!(OWN_HANDLER_RAN.load(std::sync::atomic::Ordering::SeqCst), 3);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(heap_files(&dir).len(), 2, "{:?}", heap_files(&dir));
+        // `off`: no prefix, sampling off, no dump at exit.
+        strata::set_option("profile", "off").unwrap();
+        assert_eq!(get("profile"), "off");
+        assert!(!strata::profile::is_on());
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("strata-options-profile-{pid}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    child(NAME, &[("OPTIONS_TEST_DIR", dir.to_str().unwrap())]);
+    let files = heap_files(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[0].ends_with(".1.heap.pb.gz") && files[1].ends_with(".2.heap.pb.gz"));
 }
 
 /// The `strata-release` threads alive in this process.
@@ -202,6 +349,10 @@ fn verbose_names_unknown_and_malformed_variables() {
         ("STRATA_DECAYMS", "5"),
         ("STRATA_THREAD_CACHE_BYTES", "64k"),
         ("STRATA_DIRTY_MAX", "8q"),
+        // The profiler's settings are checked as well.
+        ("STRATA_PROFILE_INTERVAL", "2q"),
+        ("STRATA_PROFILE_SIGNAL", "HUP?"),
+        ("STRATA_STACK_WALKER", "fast"),
     ];
     let mut verbose = env.to_vec();
     verbose.push(("STRATA_VERBOSE", "1"));
@@ -227,7 +378,17 @@ fn verbose_names_unknown_and_malformed_variables() {
         unknown.contains("is not a strata setting") && unknown.contains("STRATA_DECAY_MS"),
         "{unknown}"
     );
-    assert_eq!(lines.len(), 3, "warnings about good variables:\n{stderr}");
+    assert!(line("STRATA_PROFILE_INTERVAL=").contains("=2q ignored: expected a size in bytes"));
+    assert_eq!(
+        line("STRATA_PROFILE_SIGNAL="),
+        "strata: STRATA_PROFILE_SIGNAL=HUP? ignored: expected a signal (USR1, USR2, PROF, URG, \
+         SIGUSR2 or a number 1..64), or 0 or `off`; off stays"
+    );
+    assert_eq!(
+        line("STRATA_STACK_WALKER="),
+        "strata: STRATA_STACK_WALKER=fast ignored: expected `strata` or `system`; strata stays"
+    );
+    assert_eq!(lines.len(), 6, "warnings about good variables:\n{stderr}");
     // Without STRATA_VERBOSE=1, the same environment is silent.
     let quiet = child(NAME, &env);
     assert!(!quiet.contains("strata: "), "{quiet}");

@@ -9,8 +9,9 @@
 //! strata::profile::dump("heap.pb.gz").unwrap();
 //! ```
 //!
-//! or `STRATA_PROFILE=/tmp/prof` in the environment (dumps at exit; see
-//! `docs/profiling.md`).
+//! or `STRATA_PROFILE=/tmp/prof` in the environment, or
+//! `strata::set_option("STRATA_PROFILE", "/tmp/prof")` at run time (dumps
+//! at exit; see `docs/profiling.md`).
 //!
 //! # Sampling
 //! Each allocation of `s` bytes is sampled with probability
@@ -62,6 +63,7 @@ mod dump;
 mod encode;
 mod math;
 mod pool;
+pub(crate) mod settings;
 mod signal;
 mod store;
 mod symbols;
@@ -75,6 +77,7 @@ use crate::sync::statics::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 pub use dump::{dump, dump_collapsed, dump_collapsed_cstr, dump_cstr, Kind};
 
+pub(crate) use signal::signal_number;
 use store::{Counts, Record, Records, Stacks};
 
 /// The default mean interval between samples, in bytes.
@@ -152,6 +155,13 @@ pub fn start() {
     crate::global::ensure_init();
     ACTIVE.store(true, Ordering::Relaxed);
     crate::global::rearm_this_thread();
+}
+
+/// Turns sampling on from a setting ([`settings`]): every thread at its
+/// next countdown expiry, this one included (start-up applies settings, so
+/// this must not wait for the allocator's initialisation).
+fn switch_on() {
+    ACTIVE.store(true, Ordering::Relaxed);
 }
 
 /// Stops sampling. The records of blocks still live stay (a dump still
@@ -482,25 +492,12 @@ pub(crate) fn put_back(rec: TakenRecord, addr: usize, size: usize) {
 
 // ---- set-up and fork ------------------------------------------------------
 
-/// Reads `STRATA_PROFILE_INTERVAL`, `STRATA_PROFILE`,
-/// `STRATA_PROFILE_SIGNAL` and `STRATA_STACK_WALKER` (once, at the
-/// allocator's start).
+/// Applies `STRATA_PROFILE`, `STRATA_PROFILE_INTERVAL`,
+/// `STRATA_PROFILE_SIGNAL` and `STRATA_STACK_WALKER` from the environment
+/// (once, at the allocator's start), through their rows of the settings
+/// table ([`settings`]).
 pub(crate) fn init_from_env() {
-    if crate::config::env_is(c"STRATA_STACK_WALKER", b"system") {
-        strata_os::stack::set_walker(strata_os::stack::Walker::System);
-    }
-    if let Some(t) = crate::config::env_usize(c"STRATA_PROFILE_INTERVAL") {
-        set_interval(t);
-    }
-    let dumps_at_exit = signal::set_prefix_from_env();
-    if dumps_at_exit {
-        ACTIVE.store(true, Ordering::Relaxed);
-        // SAFETY: a plain function valid for the process lifetime.
-        unsafe { libc::atexit(dump_at_exit) };
-    }
-    if signal::install_from_env() {
-        ACTIVE.store(true, Ordering::Relaxed);
-    }
+    crate::options::apply_own_from_env();
 }
 
 extern "C" fn dump_at_exit() {
@@ -509,6 +506,7 @@ extern "C" fn dump_at_exit() {
 
 /// Takes the profiler's lock before `fork`.
 pub(crate) fn fork_prepare() {
+    signal::settings_lock().fork_prepare();
     STATE.fork_prepare();
 }
 
@@ -516,6 +514,8 @@ pub(crate) fn fork_prepare() {
 pub(crate) fn fork_parent() {
     // SAFETY: fork_prepare ran on this thread.
     unsafe { STATE.fork_parent() };
+    // SAFETY: as above.
+    unsafe { signal::settings_lock().fork_parent() };
 }
 
 /// Resets it in the child.
@@ -523,7 +523,9 @@ pub(crate) fn fork_child() {
     // SAFETY: in the child, after fork_prepare in the parent.
     unsafe { STATE.fork_child() };
     OWNER.store(0, Ordering::Relaxed);
-    signal::forget_after_fork();
+    // SAFETY: as above.
+    unsafe { signal::settings_lock().fork_child() };
+    signal::forget_thread();
 }
 
 /// Copies what a dump needs under the lock ([`dump`]).

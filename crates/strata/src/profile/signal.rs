@@ -13,103 +13,149 @@
 //! `.inuse.collapsed`, `.alloc.collapsed` and `.peak.collapsed` beside it
 //! (the same name with that ending instead of `.heap.pb.gz`).
 //!
+//! The prefix and the signal can change at run time
+//! ([`super::settings`]): a new signal gets the handler and the one before
+//! gets back the handler it had before strata's; `0` removes strata's.
+//!
 //! # Invariants
-//! - The prefix is written once, at the allocator's start, before any
-//!   dump can read it.
+//! - The prefix and the signal are read and written under `SETTINGS`'
+//!   lock, held only to copy or store them (and for the `sigaction` calls
+//!   of a move), never across a dump or a thread's creation.
+//! - `SETTINGS.signal` is the one signal strata's handler is installed on
+//!   (0: none), and `previous` is what that signal had before.
 
-use core::cell::UnsafeCell;
 use core::ffi::{c_int, CStr};
 use core::sync::atomic::AtomicU32;
+
+use strata_base::{ForkLock, Lock};
 
 use crate::sync::statics::{AtomicBool, Ordering};
 
 use super::dump::{self, Kind};
 
-/// The prefix, NUL-terminated (empty: none set).
-struct Prefix(UnsafeCell<[u8; 512]>);
+/// The longest prefix, in bytes.
+pub(crate) const PREFIX_MAX: usize = crate::options::OptionText::MAX;
 
-// SAFETY: written once at start-up (`set_prefix_from_env`, under the
-// allocator's one-time initialisation), read afterwards only.
-unsafe impl Sync for Prefix {}
+/// Where dumps go and which signal asks for one.
+struct Settings {
+    prefix: [u8; PREFIX_MAX],
+    /// Bytes of `prefix` in use (0: none set).
+    len: usize,
+    /// The signal strata's handler is on (0: none).
+    signal: c_int,
+    /// The action `signal` had before strata's handler.
+    previous: Option<libc::sigaction>,
+}
 
-static PREFIX: Prefix = Prefix(UnsafeCell::new([0; 512]));
+static SETTINGS: Lock<Settings> = Lock::new(Settings {
+    prefix: [0; PREFIX_MAX],
+    len: 0,
+    signal: 0,
+    previous: None,
+});
 
 /// Dump requests the signal handler counted (a futex word).
 static REQUESTS: AtomicU32 = AtomicU32::new(0);
 static THREAD_STARTED: AtomicBool = AtomicBool::new(false);
 
-fn prefix() -> &'static [u8] {
-    // SAFETY: see `Prefix`.
-    let p = unsafe { &*PREFIX.0.get() };
-    let n = p.iter().position(|&b| b == 0).unwrap_or(0);
-    &p[..n]
+/// The prefix set (empty: none), copied out.
+pub(super) fn prefix(out: &mut [u8; PREFIX_MAX]) -> usize {
+    let s = SETTINGS.lock();
+    out[..s.len].copy_from_slice(&s.prefix[..s.len]);
+    s.len
 }
 
-/// Reads `STRATA_PROFILE`; true if it names a prefix (profiling on, dump
-/// at exit).
-pub(super) fn set_prefix_from_env() -> bool {
-    // SAFETY: getenv returns null or a NUL-terminated string.
-    let v = unsafe { libc::getenv(c"STRATA_PROFILE".as_ptr()) };
-    if v.is_null() {
+/// Sets the prefix (empty: none); false if it is longer than
+/// [`PREFIX_MAX`].
+pub(super) fn set_prefix(v: &[u8]) -> bool {
+    let mut s = SETTINGS.lock();
+    let Some(to) = s.prefix.get_mut(..v.len()) else {
         return false;
-    }
-    // SAFETY: non-null result of getenv.
-    let v = unsafe { CStr::from_ptr(v) }.to_bytes();
-    set_prefix(v)
-}
-
-fn set_prefix(v: &[u8]) -> bool {
-    // SAFETY: see `Prefix`: this runs once, before any reader.
-    let p = unsafe { &mut *PREFIX.0.get() };
-    if v.is_empty() || v.len() >= p.len() - 1 {
-        return false;
-    }
-    p[..v.len()].copy_from_slice(v);
-    p[v.len()] = 0;
+    };
+    to.copy_from_slice(v);
+    s.len = v.len();
     true
 }
 
-/// Parses `USR2`, `SIGUSR2` or a number.
-fn signal_number(v: &[u8]) -> Option<c_int> {
+/// Parses `USR2`, `SIGUSR2` or a number (1..=64).
+pub(crate) fn signal_number(v: &[u8]) -> Option<c_int> {
     let name = v.strip_prefix(b"SIG").unwrap_or(v);
-    match name {
-        b"USR1" => Some(libc::SIGUSR1),
-        b"USR2" => Some(libc::SIGUSR2),
-        b"PROF" => Some(libc::SIGPROF),
-        b"URG" => Some(libc::SIGURG),
-        _ => crate::config::parse_size(name)
-            .filter(|&n| n > 0 && n < 65)
-            .map(|n| n as c_int),
-    }
+    NAMES
+        .iter()
+        .find(|(n, _)| n.as_bytes() == name)
+        .map(|&(_, sig)| sig)
+        .or_else(|| {
+            crate::options::parse_size(name)
+                .filter(|&n| n > 0 && n < 65 && name.iter().all(u8::is_ascii_digit))
+                .map(|n| n as c_int)
+        })
 }
 
-/// Reads `STRATA_PROFILE_SIGNAL`; installs the handler and starts the
-/// dumping thread. True if installed.
-pub(super) fn install_from_env() -> bool {
-    // SAFETY: as in set_prefix_from_env.
-    let v = unsafe { libc::getenv(c"STRATA_PROFILE_SIGNAL".as_ptr()) };
-    if v.is_null() {
+/// The signals known by name.
+const NAMES: [(&str, c_int); 4] = [
+    ("USR1", libc::SIGUSR1),
+    ("USR2", libc::SIGUSR2),
+    ("PROF", libc::SIGPROF),
+    ("URG", libc::SIGURG),
+];
+
+/// The name `sig` is known by, if any.
+pub(super) fn signal_name(sig: c_int) -> Option<&'static str> {
+    NAMES.iter().find(|&&(_, s)| s == sig).map(|&(n, _)| n)
+}
+
+/// The signal strata's handler is on (0: none).
+pub(super) fn signal() -> c_int {
+    SETTINGS.lock().signal
+}
+
+/// Puts strata's handler on `sig` (0: on none), starting the dumping
+/// thread first, and gives the signal it was on back the action it had
+/// before. False if the thread or the handler could not be set up
+/// (nothing changed then).
+pub(super) fn set_signal(sig: c_int) -> bool {
+    if sig != 0 && !start_thread() {
         return false;
     }
-    // SAFETY: non-null result of getenv.
-    let Some(sig) = signal_number(unsafe { CStr::from_ptr(v) }.to_bytes()) else {
-        strata_os::write_stderr(&[b"strata: STRATA_PROFILE_SIGNAL: not a signal\n"]);
-        return false;
-    };
-    if prefix().is_empty() {
-        set_prefix(b"strata-profile");
+    let mut s = SETTINGS.lock();
+    if s.signal == sig {
+        return true;
     }
-    if !start_thread() {
-        return false;
+    if sig != 0 {
+        // SAFETY: a handler that only touches an atomic and makes a
+        // system call (both async-signal-safe); the structs are fully
+        // initialised (zeroed is a valid sigaction).
+        let previous = unsafe {
+            let mut act: libc::sigaction = core::mem::zeroed();
+            act.sa_sigaction = on_signal as *const () as usize;
+            act.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut act.sa_mask);
+            let mut old: libc::sigaction = core::mem::zeroed();
+            if libc::sigaction(sig, &act, &mut old) != 0 {
+                return false;
+            }
+            old
+        };
+        restore(&s);
+        s.previous = Some(previous);
+        if s.len == 0 {
+            let default = b"strata-profile";
+            s.prefix[..default.len()].copy_from_slice(default);
+            s.len = default.len();
+        }
+    } else {
+        restore(&s);
+        s.previous = None;
     }
-    // SAFETY: a handler that only touches an atomic and makes a system
-    // call (both async-signal-safe); the struct is fully initialised.
-    unsafe {
-        let mut act: libc::sigaction = core::mem::zeroed();
-        act.sa_sigaction = on_signal as *const () as usize;
-        act.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut act.sa_mask);
-        libc::sigaction(sig, &act, core::ptr::null_mut()) == 0
+    s.signal = sig;
+    true
+}
+
+/// Gives the signal strata's handler is on back its previous action.
+fn restore(s: &Settings) {
+    if let (true, Some(old)) = (s.signal != 0, s.previous.as_ref()) {
+        // SAFETY: an action the kernel gave for this signal.
+        unsafe { libc::sigaction(s.signal, old, core::ptr::null_mut()) };
     }
 }
 
@@ -148,8 +194,14 @@ extern "C" fn run(_: *mut libc::c_void) -> *mut libc::c_void {
     }
 }
 
-/// A fork child has no dumping thread: the next install starts one.
-pub(super) fn forget_after_fork() {
+/// The settings' lock, for the profiler's `fork` handlers (which also
+/// call [`forget_thread`] in the child).
+pub(super) fn settings_lock() -> &'static impl ForkLock {
+    &SETTINGS
+}
+
+/// A fork child has no dumping thread: the next signal set starts one.
+pub(super) fn forget_thread() {
     THREAD_STARTED.store(false, Ordering::Release);
 }
 
@@ -174,15 +226,16 @@ impl PathBuf {
 
 /// Writes the profile and the three collapsed-stack files under the prefix.
 pub(super) fn dump_to_prefix(seq: Option<u64>) {
-    let pre = prefix();
-    if pre.is_empty() {
+    let mut pre = [0; PREFIX_MAX];
+    let n = prefix(&mut pre);
+    if n == 0 {
         return;
     }
     let mut base = PathBuf {
         buf: [0; 600],
         len: 0,
     };
-    base.push(pre);
+    base.push(&pre[..n]);
     base.push(b".");
     // SAFETY: getpid has no preconditions.
     base.push(strata_os::Dec::new(unsafe { libc::getpid() } as u64).as_bytes());
@@ -222,5 +275,7 @@ mod tests {
         assert_eq!(signal_number(b"12"), Some(12));
         assert_eq!(signal_number(b"HUP?"), None);
         assert_eq!(signal_number(b"0"), None);
+        assert_eq!(signal_number(b"2k"), None);
+        assert_eq!(signal_number(b"URG"), Some(libc::SIGURG));
     }
 }
