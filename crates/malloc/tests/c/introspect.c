@@ -166,6 +166,24 @@ static void settings_by_name(void) {
   CHECK(strstr(json, "\"decay_ms\":\"250\"") != NULL);
   CHECK(json_number(json, "decay_ms") == 250);
   CHECK(strata_set_option("decay_ms", "1000") == 0);
+  /* The heap profiler's settings are rows too; its prefix reads back as text
+     (and, in the JSON report, as a JSON string). */
+  CHECK(strata_set_option("profile_interval", "2m") == 0);
+  CHECK(strata_get_option("STRATA_PROFILE_INTERVAL", buf, sizeof buf) == 7 &&
+        strcmp(buf, "2097152") == 0);
+  CHECK(strata_get_option("profile_signal", buf, sizeof buf) == 3 && strcmp(buf, "off") == 0);
+  errno = 0;
+  CHECK(strata_set_option("profile_signal", "HUP") == -1 && errno == EINVAL);
+  CHECK(strata_set_option("STRATA_STACK_WALKER", "system") == 0);
+  CHECK(strata_get_option("stack_walker", buf, sizeof buf) == 6 && strcmp(buf, "system") == 0);
+  CHECK(strata_set_option("stack_walker", "strata") == 0);
+  CHECK(strata_set_option("STRATA_PROFILE", "/nonexistent/\"p\"") == 0);
+  CHECK(strata_get_option("profile", buf, sizeof buf) == 16 &&
+        strcmp(buf, "/nonexistent/\"p\"") == 0);
+  strata_stats_json(json, sizeof json);
+  CHECK(strstr(json, "\"profile\":\"/nonexistent/\\\"p\\\"\"") != NULL);
+  CHECK(strata_set_option("profile", "off") == 0);
+  CHECK(strata_get_option("profile", buf, sizeof buf) == 3 && strcmp(buf, "off") == 0);
 }
 
 static void memory_functions(void) {
