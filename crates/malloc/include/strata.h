@@ -83,12 +83,26 @@ int strata_populate(void *ptr, size_t len);
  *                        is guarded (docs/safety.md); 0 or "off": off
  *   guarded_max_per_sec  a count: guarded blocks made a second at most,
  *                        process-wide (2000); 0 or "unlimited": no limit
+ *   profile              a path prefix (at most 510 bytes): heap profiling
+ *                        on, a profile written at exit to
+ *                        <prefix>.<pid>.heap.pb.gz (docs/profiling.md);
+ *                        "off": no prefix, sampling off
+ *   profile_interval     bytes: mean bytes between heap-profile samples
+ *                        (2m)
+ *   profile_signal       a signal ("USR2", "SIGUSR1", "PROF", "URG", a
+ *                        number): profiling on, each signal writes a
+ *                        numbered profile; strata's handler moves from the
+ *                        signal before, which gets back its own; 0 or
+ *                        "off": removed
+ *   stack_walker         "strata" (its own reading of the call-frame
+ *                        tables) or "system" (libgcc's), for the profiler
  *   verbose              read at start-up only: setting it fails with EPERM
  *
  * Each takes effect at once (thread caches refit to a new budget at their
  * next periodic check). Returns 0, or -1 with errno EINVAL for an unknown
  * name, a malformed value or a NULL argument, EPERM for a setting read at
- * start-up only, EAGAIN when the background thread could not be created. */
+ * start-up only, EAGAIN when the background thread (or the profiler's
+ * signal thread or handler) could not be set up. */
 int strata_set_option(const char *name, const char *value);
 
 /* Heap profiling (docs/profiling.md). strata_profile_start(0) samples one
@@ -103,7 +117,8 @@ int strata_profile_dump(const char *path);
 int strata_profile_dump_collapsed(const char *path, int kind);
 
 /* Writes the value of a setting (named as for strata_set_option) into buf,
- * snprintf-style, as strata_set_option accepts it: "1000", "never", "0".
+ * snprintf-style, as strata_set_option accepts it: "1000", "never", "0",
+ * "USR2", a profile prefix.
  * Returns its length, or -1 with errno EINVAL for an unknown or NULL name. */
 ssize_t strata_get_option(const char *name, char *buf, size_t len);
 
