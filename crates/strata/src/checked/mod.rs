@@ -139,6 +139,13 @@ pub(crate) unsafe fn dealloc(p: *mut u8, size: usize, align: usize) {
         // SAFETY: forwarded contract.
         return unsafe { crate::guarded::free(p) };
     }
+    // A sampled block: a pool block (outside the arena, which the checks
+    // below would call never allocated) is the profiler's to free, and a
+    // large one's record goes before its span does, as in the default
+    // build's free paths.
+    if crate::profile::tracking() && crate::profile::release(p) {
+        return;
+    }
     // SAFETY: forwarded contract.
     unsafe {
         match class_of(size, align) {
