@@ -322,7 +322,11 @@ pub fn set_show_stats(on: bool) {
 /// ```
 ///
 /// Every setting takes effect at once except `STRATA_VERBOSE`, which only
-/// matters at start-up ([`OptionError::StartupOnly`]).
+/// matters at start-up ([`OptionError::StartupOnly`]). The heap profiler's
+/// are settings too: `STRATA_PROFILE` (a path prefix: profiling on, a dump
+/// at exit; `off`), `STRATA_PROFILE_INTERVAL`, `STRATA_PROFILE_SIGNAL`
+/// (strata's handler moves to the new signal; `off`) and
+/// `STRATA_STACK_WALKER` (`docs/profiling.md`).
 pub fn set_option(name: &str, value: &str) -> Result<(), OptionError> {
     options::set(name.as_bytes(), value.as_bytes())
 }

@@ -305,6 +305,21 @@ pub(crate) static OPTIONS: [OptionRow; 15] = [
         "STRATA_SHOW_STATS", Flag, None, "0 or 1",
         show_stats: bool, always(crate::global::set_show_stats)
     ),
+    row!(
+        "STRATA_HUGE_PAGES_AFTER", Bytes, Some(("never", usize::MAX as u64)),
+        "a size in bytes (4096, 64k, 8m or 2g) or `never`",
+        huge_pages_after: usize, always(crate::global::set_huge_pages_after)
+    ),
+    row!(
+        "STRATA_GUARDED_RATE", Count, Some(("off", 0)),
+        "a count (one allocation in it is guarded; 0: off) or `off`",
+        guarded_rate: usize, always(crate::guarded::set_rate)
+    ),
+    row!(
+        "STRATA_GUARDED_MAX_PER_SEC", Count, Some(("unlimited", 0)),
+        "a count (guarded blocks a second at most; 0: no limit) or `unlimited`",
+        guarded_max_per_sec: usize, always(crate::guarded::set_max_per_sec)
+    ),
     own_row!(
         "STRATA_PROFILE",
         Text,
@@ -326,21 +341,6 @@ pub(crate) static OPTIONS: [OptionRow; 15] = [
         None,
         "`strata` or `system`",
         walker
-    ),
-    row!(
-        "STRATA_HUGE_PAGES_AFTER", Bytes, Some(("never", usize::MAX as u64)),
-        "a size in bytes (4096, 64k, 8m or 2g) or `never`",
-        huge_pages_after: usize, always(crate::global::set_huge_pages_after)
-    ),
-    row!(
-        "STRATA_GUARDED_RATE", Count, Some(("off", 0)),
-        "a count (one allocation in it is guarded; 0: off) or `off`",
-        guarded_rate: usize, always(crate::guarded::set_rate)
-    ),
-    row!(
-        "STRATA_GUARDED_MAX_PER_SEC", Count, Some(("unlimited", 0)),
-        "a count (guarded blocks a second at most; 0: no limit) or `unlimited`",
-        guarded_max_per_sec: usize, always(crate::guarded::set_max_per_sec)
     ),
     row!(
         "STRATA_VERBOSE", Flag, None, "0 or 1",
