@@ -278,3 +278,76 @@ fn sites_are_estimated_within_ten_percent() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every allocation sampled (interval 1), then resized and freed through
+/// the global allocator and through `strata::raw` (the C ABI's paths):
+/// each block is one of the profiler's, and every path must hand it to the
+/// profiler (the checked build's included, whose own checks would call a
+/// pool block never allocated).
+#[test]
+fn sampled_blocks_resize_and_free_cleanly() {
+    if std::env::var_os("PROFILE_TEST_EVERY_BLOCK").is_some() {
+        let mut rng = Rng::new(7);
+        let mut blocks = Vec::with_capacity(4096);
+        strata::profile::set_interval(1);
+        strata::profile::start();
+        for _ in 0..4096 {
+            let n = rng.range(1, 600 << 10);
+            let l = Layout::from_size_align(n, 8).unwrap();
+            // SAFETY: a non-zero layout.
+            let p = unsafe { alloc(l) };
+            assert!(!p.is_null());
+            blocks.push((p, l));
+        }
+        assert!(strata::profile::stats().live_samples >= 4000);
+        for (p, l) in blocks.iter_mut() {
+            let n = l.size() / 2 + 1;
+            // SAFETY: allocated above with `l`; a non-zero new size.
+            *p = unsafe { std::alloc::realloc(*p, *l, n) };
+            assert!(!p.is_null());
+            *l = Layout::from_size_align(n, 8).unwrap();
+        }
+        // And through the C ABI's paths (usable size, realloc, free).
+        let mut raw = Vec::with_capacity(1024);
+        for _ in 0..1024 {
+            let p = strata::raw::malloc(rng.range(1, 4096));
+            assert!(!p.is_null());
+            raw.push(p);
+        }
+        for p in raw.iter_mut() {
+            // SAFETY: live blocks of strata's.
+            unsafe {
+                let n = strata::raw::usable_size(*p);
+                assert!(n > 0);
+                *p = strata::raw::realloc(*p, n + 1, 8);
+                assert!(!p.is_null());
+            }
+        }
+        for p in raw {
+            // SAFETY: as above.
+            unsafe { strata::raw::free(p) };
+        }
+        strata::profile::stop();
+        free_all(&mut blocks);
+        // Every record went with its block (the test harness may hold a
+        // sampled block or two of its own).
+        let left = strata::profile::stats().live_samples;
+        assert!(left < 8, "{left} records left");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sampled_blocks_resize_and_free_cleanly",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PROFILE_TEST_EVERY_BLOCK", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("strata: "),
+        "{stderr}"
+    );
+}

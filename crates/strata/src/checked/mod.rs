@@ -165,6 +165,13 @@ pub(crate) unsafe fn live_size(p: *mut u8) -> Option<usize> {
     if crate::guarded::owns(p) {
         return Some(crate::guarded::size_of(p)).filter(|&n| n != 0);
     }
+    // A sampled block of the profiler's pool: outside the arena, it has no
+    // marks of this build's, and the profiler's record knows its size.
+    if crate::profile::tracking() {
+        if let Some(n) = crate::profile::pooled_size(p) {
+            return Some(n);
+        }
+    }
     let (class, at_start) = small_object_at(pages(), p as usize);
     let result = if class == 0 {
         match pages().large_size(p as usize) {
