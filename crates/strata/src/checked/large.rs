@@ -36,9 +36,11 @@ use crate::global::pages;
 /// its marks and guard page; null if it cannot.
 pub(crate) fn alloc(size: usize, align: usize) -> *mut u8 {
     let guard = os_page_size();
-    let Some(total) = size.checked_add(SIZE_WORD + guard) else {
+    // (No block that large could be mapped; the size word holds no more.)
+    if size > marks::MAX_SIZE {
         return core::ptr::null_mut();
-    };
+    }
+    let total = size + SIZE_WORD + guard;
     let p = crate::global::alloc_large_span(total, align, true);
     if p.is_null() {
         return p;
