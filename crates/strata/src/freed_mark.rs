@@ -69,15 +69,16 @@ pub(crate) unsafe fn mark(p: *mut u8) {
 /// [`alloc_cleared`] from this thread's cache only: null if the list is
 /// empty.
 #[inline(always)]
-pub(crate) fn alloc_cached(class: u8, size: usize) -> *mut u8 {
-    HEAP.alloc_cached::<true>(this_thread(), class, size)
+pub(crate) fn alloc_cached(class: u8, request: usize) -> *mut u8 {
+    HEAP.alloc_cached::<true>(this_thread(), class, request)
 }
 
-/// Allocates an object of `class` for `size` bytes (the default build's
-/// small path) with its first word cleared, so it carries no mark.
+/// Allocates an object of `class` for `request` ([`crate::request`]; a
+/// plain size for C's `malloc`) (the default build's small path) with its
+/// first word cleared, so it carries no mark.
 #[inline(always)]
-pub(crate) fn alloc_cleared(class: u8, size: usize) -> *mut u8 {
-    HEAP.alloc_with::<true>(this_thread(), class, size)
+pub(crate) fn alloc_cleared(class: u8, request: usize) -> *mut u8 {
+    HEAP.alloc_with::<true>(this_thread(), class, request)
 }
 
 /// Checks a marked object of `class` being freed: reports a double free

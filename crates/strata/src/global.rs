@@ -164,14 +164,26 @@ pub(crate) fn class_of(size: usize, align: usize) -> u8 {
     strata_central::class_index(size, align)
 }
 
-/// A small object of `class` for a request of `size` bytes (which the
-/// heap profiler's sampler and the `checked` build's canaries read).
+/// A small object of `class` for a request described by `request`
+/// ([`crate::request`]: its size and alignment, which the samplers and the
+/// `checked` build's canaries read).
 #[inline(always)]
-pub(crate) fn alloc_small(class: u8, size: usize) -> *mut u8 {
+pub(crate) fn alloc_small(class: u8, request: usize) -> *mut u8 {
     #[cfg(feature = "checked")]
-    return crate::checked::alloc_small(class, size);
+    return crate::checked::alloc_small(class, request);
     #[cfg(not(feature = "checked"))]
-    HEAP.alloc(this_thread(), class, size)
+    HEAP.alloc(this_thread(), class, request)
+}
+
+/// A block for `size` bytes aligned to `align` (above 8) through
+/// `GlobalAlloc::alloc`, out of its line: the one path that tells the
+/// samplers an alignment ([`crate::request`]).
+#[inline(never)]
+pub(crate) fn alloc_aligned(size: usize, align: usize) -> *mut u8 {
+    match class_of(size, align) {
+        0 => alloc_large(size, align, false),
+        class => alloc_small(class, crate::request::new(size, align)),
+    }
 }
 
 /// Frees a small object after a sized `dealloc`. The layout names the class,

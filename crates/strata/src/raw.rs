@@ -27,9 +27,9 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     match class_of(size, align) {
         0 => alloc_large(size, align, false),
         #[cfg(not(feature = "checked"))]
-        class => crate::freed_mark::alloc_cleared(class, size),
+        class => crate::freed_mark::alloc_cleared(class, crate::request::new(size, align)),
         #[cfg(feature = "checked")]
-        class => alloc_small(class, size),
+        class => alloc_small(class, crate::request::new(size, align)),
     }
 }
 
@@ -45,6 +45,8 @@ pub fn malloc(size: usize) -> *mut u8 {
     if size > MAX_SMALL {
         return malloc_large(size);
     }
+    // The size alone is the request's word (`crate::request`): malloc's
+    // alignment is what the word means by default.
     #[cfg(not(feature = "checked"))]
     return crate::freed_mark::alloc_cleared(strata_central::small_class(size), size);
     // The checked build's class has room for its marks.
@@ -85,7 +87,7 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
     match class_of(size, align) {
         0 => alloc_large(size, align, true),
         class => {
-            let p = alloc_small(class, size);
+            let p = alloc_small(class, crate::request::new(size, align));
             if !p.is_null() {
                 // SAFETY: a fresh object of at least `size` bytes, and of
                 // at least a word (which clears a `free` mark).

@@ -98,10 +98,12 @@ pub struct Sampler {
     /// must be memoryless (geometric) for redrawing to be harmless. 0:
     /// offer none.
     pub next_gap: fn(&mut SampleState) -> u32,
-    /// An allocation offered: its size class and the bytes asked for (the
-    /// class's size when the owner did not say). Returns a block of at
-    /// least that many bytes to hand out instead of the cache's object
-    /// (which goes back on its list), or `None` to hand that out.
+    /// An allocation offered: its size class and the word the owner passed
+    /// for the request (the bytes asked for, or a word of the owner's own
+    /// that says more, such as the alignment; 0 when the owner did not
+    /// say), which the cache never reads. Returns a block meeting the
+    /// request to hand out instead of the cache's object (which goes back
+    /// on its list), or `None` to hand that out.
     pub offer: fn(&mut SampleState, class: u8, size: usize) -> Option<NonNull<u8>>,
     /// A list of `class` was refilled: the thread is about to allocate
     /// objects of that class. True if that changed what `next_gap` draws

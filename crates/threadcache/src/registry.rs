@@ -305,8 +305,10 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         self.budget.fair()
     }
 
-    /// Allocates an object of `class` for a request of `size` bytes (for
-    /// the sampler only; 0 if not known) for the thread owning `slot`.
+    /// Allocates an object of `class` for a request described by `size`
+    /// (the owner's word for its sampler, passed on as is: see
+    /// [`crate::Sampler::offer`]; 0 if not known) for the thread owning
+    /// `slot`.
     #[inline(always)]
     pub fn alloc<'a>(&'static self, slot: impl ThreadSlot<'a>, class: u8, size: usize) -> *mut u8 {
         self.alloc_with::<false>(slot, class, size)

@@ -72,15 +72,16 @@ pub(crate) fn class_of(size: usize, align: usize) -> u8 {
     strata_central::class_index(room, align)
 }
 
-/// A small object of `class` for `size` bytes, zeroed and marked.
+/// A small object of `class` for `request` ([`crate::request`]), zeroed
+/// and marked.
 #[inline]
-pub(crate) fn alloc_small(class: u8, size: usize) -> *mut u8 {
-    let p = HEAP.alloc(this_thread(), class, size);
+pub(crate) fn alloc_small(class: u8, request: usize) -> *mut u8 {
+    let p = HEAP.alloc(this_thread(), class, request);
     // A guarded block is zeroed, and checked by its pool instead of marks.
     if !p.is_null() && !crate::guarded::owns(p) {
         // SAFETY: a free object of `class` just taken from a free list, now
         // ours; class_of made room for size + SIZE_WORD.
-        unsafe { object::hand_out(p, class, size) };
+        unsafe { object::hand_out(p, class, crate::request::size(request)) };
     }
     p
 }

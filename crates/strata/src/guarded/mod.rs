@@ -159,18 +159,18 @@ fn next_gap(st: &mut SampleState) -> u32 {
     crate::profile::geometric_gap(st, c)
 }
 
-/// An examined allocation: the profiler's with probability `q / c`,
-/// otherwise the guard's.
-fn offer(st: &mut SampleState, class: u8, size: usize) -> Option<NonNull<u8>> {
+/// An examined allocation (`request`: [`crate::request`]): the profiler's
+/// with probability `q / c`, otherwise the guard's.
+fn offer(st: &mut SampleState, class: u8, request: usize) -> Option<NonNull<u8>> {
     let q = crate::profile::examine_rate(st);
     let g = probability();
     if q > 0.0 && (g == 0.0 || crate::profile::uniform(st) * (q + g - q * g) <= q) {
-        return crate::profile::offer(st, class, size);
+        return crate::profile::offer(st, class, request);
     }
     if g == 0.0 {
         return None;
     }
-    pool::alloc(class, size)
+    pool::alloc(class, request)
 }
 
 /// Frees the guarded block at `p` (which [`owns`] accepted); a block not
@@ -185,7 +185,9 @@ pub(crate) unsafe fn free(p: *mut u8) {
 }
 
 /// The size asked for of the live guarded block at `p` (which [`owns`]
-/// accepted); anything else is reported and reads as 0.
+/// accepted), which is also its usable size: the bytes past it, up to the
+/// guard page or the page's end, are checked on free. Anything else is
+/// reported and reads as 0.
 #[cold]
 pub(crate) fn size_of(p: *const u8) -> usize {
     pool::live_size(p as usize).unwrap_or(0)

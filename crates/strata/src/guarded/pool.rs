@@ -11,13 +11,20 @@
 //!   possible (until `SLOTS - 1` other guarded blocks were freed after it).
 //! - Taken: its page is made readable and writable, filled with
 //!   [`PATTERN`], and the block placed on it, zeroed: on alternate
-//!   allocations at the highest address the class's alignment allows
+//!   allocations at the highest address the request's alignment allows
 //!   before the guard page after it (an overflow faults; with the
 //!   alignment's few slack bytes before the guard, a small overflow is
 //!   found on free instead) or at the page's start, against the guard page
 //!   before it (an underflow faults). The pattern's bytes around the block
 //!   are checked on free, which catches an overflow of a block at the
 //!   page's start and an underflow of one at its end.
+//! - The placement follows the request ([`crate::request`]), not its size
+//!   class: the bytes asked for, aligned to what the caller asked for and
+//!   at least to what C's `malloc` promises (8 bytes, 16 from 16 bytes up).
+//!   A 48-byte request aligned to 8 ends at the guard in either build,
+//!   though the `checked` build serves it from the 64-byte class (its
+//!   marks need 8 bytes more). The block's usable size is the size asked
+//!   for: the slack after it is not the program's, and is checked.
 //! - Freed: its page is made inaccessible again (`PROT_NONE`), so a use
 //!   after free faults, and the slot goes to the back of the ring.
 //!
@@ -212,16 +219,27 @@ fn base() -> Option<usize> {
     Some(m as usize)
 }
 
-/// A guarded block for `size` bytes of `class` (0: the class's size), or
-/// `None`: the class is larger than a page, every slot is live, or the OS
-/// refused.
-pub(super) fn alloc(class: u8, size: usize) -> Option<NonNull<u8>> {
+/// A guarded block for `request` ([`crate::request`]; 0: the class's
+/// size and alignment) of `class`, or `None`: the class is larger than a
+/// page, every slot is live, or the OS refused.
+pub(super) fn alloc(class: u8, request: usize) -> Option<NonNull<u8>> {
     let class_size = strata_central::class_size_of(class);
     let page = os_page_size();
     if class == 0 || class_size > page {
         return None;
     }
-    let size = if size == 0 { class_size } else { size };
+    let size = match crate::request::size(request) {
+        0 => class_size,
+        n => n,
+    };
+    // Every object of the class is aligned to the lowest set bit of its
+    // size (spans start on pages), which meets whatever alignment the
+    // request had: the alignment to use when the request does not say.
+    let align = match crate::request::align(request) {
+        0 => class_size & class_size.wrapping_neg(),
+        a => a,
+    }
+    .min(page);
     let base = base()?;
     let (i, at_end) = {
         let now = strata_os::monotonic_ms();
@@ -255,10 +273,6 @@ pub(super) fn alloc(class: u8, size: usize) -> Option<NonNull<u8>> {
         RING.lock().push(i);
         return None;
     }
-    // Every object of the class is aligned to the lowest set bit of its
-    // size (spans start on pages): whatever alignment the request had,
-    // this one meets it.
-    let align = (class_size & class_size.wrapping_neg()).min(page);
     let addr = if at_end {
         (slot + page - size) & !(align - 1)
     } else {

@@ -297,12 +297,13 @@ pub(crate) fn on_refill(st: &mut SampleState, class: u8) -> bool {
     true
 }
 
-/// An examined allocation of `class` for `size` bytes: sampled with
-/// probability `min(1, p/q)`, served from the pool if so.
-pub(crate) fn offer(st: &mut SampleState, class: u8, size: usize) -> Option<NonNull<u8>> {
+/// An examined allocation of `class` for `request` ([`crate::request`]):
+/// sampled with probability `min(1, p/q)`, served from the pool if so.
+pub(crate) fn offer(st: &mut SampleState, class: u8, request: usize) -> Option<NonNull<u8>> {
     if !ACTIVE.load(Ordering::Relaxed) {
         return None;
     }
+    let size = crate::request::size(request);
     let size = if size == 0 {
         strata_central::class_size_of(class)
     } else {
