@@ -5,12 +5,18 @@
 //! (`cargo test -p strata-malloc --test probes`) or the checked build
 //! (`... --features checked`). The table of docs/safety.md, beside glibc and
 //! the peers, comes from `tests/probes.sh`.
+//!
+//! The preload reaches the probe alone: the shell and `timeout` that start
+//! it run on glibc, so a report or a crash is the probe's. Each probe also
+//! runs clean (no preload, glibc's `malloc`) as a control, and the test
+//! prints both columns and their scores (`-- --nocapture`): what strata
+//! catches beside what glibc does, in one run.
 
 mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::{run, tail, Alloc, Scratch};
 
@@ -75,6 +81,68 @@ fn probes_binary(dir: &Path) -> std::path::PathBuf {
     exe
 }
 
+/// Runs probe `name` of `exe` in a process of its own, with strata preloaded
+/// into it (`strata`) or not, and `env` set: the shell and `timeout` that
+/// start it never get the preload. A probe that hangs (a deadlock after a
+/// corrupted heap) is killed after 60 s (exit 124); no core files.
+fn run_probe(exe: &Path, name: &str, strata: bool, env: &[(&str, &str)]) -> Output {
+    let preload = if strata {
+        common::strata_so()
+            .to_str()
+            .expect("a UTF-8 path")
+            .to_owned()
+    } else {
+        String::new()
+    };
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        r#"ulimit -c 0
+if [ -n "$0" ]; then exec timeout 60 env LD_PRELOAD="$0" "$1" "$2"; fi
+exec timeout 60 "$1" "$2""#,
+    ])
+    .arg(preload)
+    .arg(exe)
+    .arg(name);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // Glibc: the shell's own environment has no LD_PRELOAD.
+    run(&mut cmd, Alloc::Glibc, None).0
+}
+
+/// What a probe's run shows, in the words of `tests/probes.sh` and of the
+/// table in docs/safety.md: "yes (SIGABRT, message)", "no", "hang", ...
+fn verdict(out: &Output) -> String {
+    let msg = if out.stderr.is_empty() {
+        ""
+    } else {
+        ", message"
+    };
+    let completed = String::from_utf8_lossy(&out.stdout).contains("completed");
+    match (out.status.code(), out.status.signal()) {
+        (Some(124), _) => "hang".into(),
+        (_, Some(sig)) => format!("yes ({}{msg})", signal_name(sig)),
+        (Some(0), _) if !out.stderr.is_empty() => "yes (message)".into(),
+        (Some(0), _) if completed => "no".into(),
+        (Some(0), _) => "? (exit 0, no output)".into(),
+        (Some(rc), _) => format!("yes (exit {rc}{msg})"),
+        (None, None) => "?".into(),
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGABRT => "SIGABRT".into(),
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGBUS => "SIGBUS".into(),
+        libc::SIGILL => "SIGILL".into(),
+        libc::SIGTRAP => "SIGTRAP".into(),
+        libc::SIGFPE => "SIGFPE".into(),
+        _ => format!("signal {sig}"),
+    }
+}
+
 #[test]
 fn every_probe_is_listed_here() {
     let dir = Scratch::new("probes-list");
@@ -92,16 +160,32 @@ fn every_probe_is_listed_here() {
 fn strata_catches_what_this_build_should() {
     let dir = Scratch::new("probes");
     let exe = probes_binary(dir.path());
+    let build = if cfg!(feature = "checked") {
+        "strata checked"
+    } else {
+        "strata"
+    };
     let mut wrong = Vec::new();
+    let mut table = format!("| probe | clean (glibc) | {build} |\n|---|---|---|\n");
+    let (mut glibc_caught, mut strata_caught) = (0, 0);
     for row in PROBES {
         let (name, want) = (row.0, expected(row));
-        // A probe that hangs (a deadlock after a corrupted heap) fails the
-        // test rather than stalling it; no core files.
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", "ulimit -c 0; exec timeout 60 \"$0\" \"$1\""])
-            .arg(&exe)
-            .arg(name);
-        let (out, _) = run(&mut cmd, Alloc::Strata, None);
+        // The control: the same probe with no preload. It must end (no
+        // hang) and say nothing of strata's: a sign the preload reached
+        // only the runs meant to have it.
+        let clean = run_probe(&exe, name, false, &[]);
+        let clean_verdict = verdict(&clean);
+        if clean_verdict == "hang" || String::from_utf8_lossy(&clean.stderr).contains("strata") {
+            wrong.push(format!(
+                "{name}, clean (control): {clean_verdict}\n  stderr: {}",
+                tail(&clean.stderr).trim()
+            ));
+        }
+        let out = run_probe(&exe, name, true, &[]);
+        let strata_verdict = verdict(&out);
+        glibc_caught += clean_verdict.starts_with("yes") as usize;
+        strata_caught += strata_verdict.starts_with("yes") as usize;
+        table += &format!("| `{name}` | {clean_verdict} | {strata_verdict} |\n");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let completed = String::from_utf8_lossy(&out.stdout).contains("completed");
         let ok = out.status.code() != Some(124)
@@ -124,15 +208,14 @@ fn strata_catches_what_this_build_should() {
             ));
         }
     }
+    println!(
+        "{table}\ncaught: clean (glibc) {glibc_caught} of {n}, {build} {strata_caught} of {n}",
+        n = PROBES.len()
+    );
     assert!(
         wrong.is_empty(),
-        "{} build: {} probe(s) not as expected (if strata now catches more, \
+        "{build}: {} probe(s) not as expected (if strata now catches more, \
          update PROBES and docs/safety.md):\n{}",
-        if cfg!(feature = "checked") {
-            "checked"
-        } else {
-            "default"
-        },
         wrong.len(),
         wrong.join("\n")
     );
@@ -157,13 +240,15 @@ fn guarded_sampling_catches_small_block_misuse() {
     ];
     let mut wrong = Vec::new();
     for name in caught {
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", "ulimit -c 0; exec timeout 60 \"$0\" \"$1\""])
-            .arg(&exe)
-            .arg(name)
-            .env("STRATA_GUARDED_RATE", "1")
-            .env("STRATA_GUARDED_MAX_PER_SEC", "unlimited");
-        let (out, _) = run(&mut cmd, Alloc::Strata, None);
+        let out = run_probe(
+            &exe,
+            name,
+            true,
+            &[
+                ("STRATA_GUARDED_RATE", "1"),
+                ("STRATA_GUARDED_MAX_PER_SEC", "unlimited"),
+            ],
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stopped = matches!(out.status.signal(), Some(libc::SIGSEGV | libc::SIGABRT));
         if !stopped

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What each allocator catches: runs every probe of tests/c/probes.c in a
-# process of its own under glibc (no preload), strata's default and checked
-# builds, jemalloc, mimalloc and tcmalloc, and prints the table of
-# docs/safety.md.
+# process of its own under glibc (no preload: the control), strata's
+# default and checked builds, jemalloc, mimalloc and tcmalloc, and prints
+# the table of docs/safety.md, with each column's score (probes caught).
 #
 #   crates/malloc/tests/probes.sh
 #
@@ -40,9 +40,13 @@ verdict() {
     echo "n/a"
     return
   fi
+  # The preload reaches the probe alone (through env, after timeout):
+  # neither this shell nor timeout runs on the allocator under test.
   (
     ulimit -c 0
-    if [ -n "$preload" ]; then export LD_PRELOAD=$preload; fi
+    if [ -n "$preload" ]; then
+      exec timeout 20 env LD_PRELOAD="$preload" "$tmp/probes" "$probe"
+    fi
     exec timeout 20 "$tmp/probes" "$probe"
   ) >"$tmp/out" 2>"$tmp/err" || rc=$?
   local msg=""
@@ -70,10 +74,21 @@ for n in "${names[@]}"; do
 done
 echo "$header"
 echo "$rule"
+scores=()
+for p in "${preloads[@]}"; do scores+=(0); done
 for probe in $("$tmp/probes" list); do
   row="| \`$probe\` |"
-  for p in "${preloads[@]}"; do
-    row+=" $(verdict "$p" "$probe") |"
+  for i in "${!preloads[@]}"; do
+    v=$(verdict "${preloads[$i]}" "$probe")
+    case $v in yes*) scores[i]=$((scores[i] + 1)) ;; esac
+    row+=" $v |"
   done
   echo "$row"
 done
+total=$("$tmp/probes" list | wc -l)
+row="| caught |"
+for i in "${!preloads[@]}"; do
+  p=${preloads[$i]}
+  if [ -n "$p" ] && [ ! -e "$p" ]; then row+=" n/a |"; else row+=" ${scores[$i]} of $total |"; fi
+done
+echo "$row"
