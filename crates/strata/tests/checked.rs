@@ -12,6 +12,7 @@ mod common;
 static GLOBAL: strata::Strata = strata::Strata;
 
 use std::alloc::{alloc, dealloc, realloc, Layout};
+use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
@@ -23,11 +24,13 @@ use common::hook::caught;
 fn double_free_of_a_small_object() {
     for size in [8usize, 24, 100, 3000, 200_000] {
         let l = Layout::from_size_align(size, 8).unwrap();
+        // black_box: a release build may drop an allocation nobody uses,
+        // and with it the frees.
         // SAFETY: non-zero layout; the second free is the bad one.
         let seen = caught(|| unsafe {
-            let p = alloc(l);
+            let p = black_box(alloc(l));
             dealloc(p, l);
-            dealloc(p, l);
+            dealloc(black_box(p), l);
         });
         assert_eq!(seen.len(), 1, "size {size}: {seen:?}");
         assert_eq!(seen[0].kind, BadFreeKind::DoubleFree, "size {size}");
@@ -421,16 +424,19 @@ fn overwritten_first_word_of_a_free_object_does_not_redirect_allocation() {
     let target = [0u64; 8];
     let t = target.as_ptr() as *mut u8;
     let seen = caught(|| {
+        // black_box: in a release build the comparisons with a freed
+        // pointer may otherwise be folded away.
         // SAFETY: deliberately writes into a freed object's first word
         // (which the checked build does not poison), then allocates.
         unsafe {
-            let a = alloc(l);
+            let a = black_box(alloc(l));
             dealloc(a, l);
+            let a = black_box(a);
             (a as *mut usize).write(t as usize);
             let mut live = Vec::new();
             let mut came_back = false;
             for _ in 0..5000 {
-                let q = alloc(l);
+                let q = black_box(alloc(l));
                 assert_ne!(q, t, "allocation followed a forged word");
                 came_back |= q == a;
                 live.push(q);
