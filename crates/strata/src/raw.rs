@@ -5,15 +5,16 @@
 //!
 //! `strata-malloc` builds the C ABI on these functions.
 
-use core::mem::size_of;
 use core::ptr;
 
 use strata_central::{class_size_of, MAX_SMALL};
 
 use crate::bad_free::BadFreeKind;
+#[cfg(feature = "checked")]
+use crate::global::alloc_small;
 use crate::global::{
-    alloc_large, alloc_small, class_of, free_large, free_small_known, large_size, pages,
-    resize_large, size_class_of,
+    alloc_large, class_of, free_large, free_small_known, large_size, pages, resize_large,
+    size_class_of,
 };
 use crate::validate::small_object_at;
 
@@ -50,8 +51,13 @@ pub fn malloc(size: usize) -> *mut u8 {
     #[cfg(not(feature = "checked"))]
     return crate::freed_mark::alloc_cleared(strata_central::small_class(size), size);
     // The checked build's class has room for its marks.
+    // A request just under the largest class can need a large block once
+    // the marks are added.
     #[cfg(feature = "checked")]
-    alloc_small(class_of(size, 8), size)
+    match class_of(size, 8) {
+        0 => malloc_large(size),
+        class => alloc_small(class, size),
+    }
 }
 
 #[cold]
@@ -87,11 +93,18 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
     match class_of(size, align) {
         0 => alloc_large(size, align, true),
         class => {
+            // Only the `size` bytes asked for are written: a sampled block
+            // is sized to the request (a word written into one of 1-7
+            // bytes would land in its guard, or in the checked build's
+            // marks after it), and `free`'s mark is cleared on the object
+            // taken from the list, as `alloc` does.
+            #[cfg(not(feature = "checked"))]
+            let p = crate::freed_mark::alloc_cleared(class, crate::request::new(size, align));
+            #[cfg(feature = "checked")]
             let p = alloc_small(class, crate::request::new(size, align));
             if !p.is_null() {
-                // SAFETY: a fresh object of at least `size` bytes, and of
-                // at least a word (which clears a `free` mark).
-                unsafe { ptr::write_bytes(p, 0, size.max(size_of::<usize>())) };
+                // SAFETY: a fresh object of at least `size` bytes.
+                unsafe { ptr::write_bytes(p, 0, size) };
             }
             p
         }

@@ -342,3 +342,36 @@ fn huge_realloc_keeps_alignment_and_contents() {
         }
     }
 }
+
+/// C's `malloc` and `calloc` (`strata::raw`) at every size of the first
+/// classes and around the largest small size, where the checked build's
+/// marks push a request into a large block: never null, aligned as C
+/// promises, usable in full, zero from `calloc`, and freed cleanly.
+#[test]
+fn c_entry_points_at_the_class_edges() {
+    // The largest small size (`strata_central::MAX_SMALL`).
+    let max = 256 << 10;
+    let sizes = (0..=80).chain(max - 24..=max + 24);
+    for size in sizes {
+        for zeroed in [false, true] {
+            let p = if zeroed {
+                strata::raw::alloc_zeroed(size, 1)
+            } else {
+                strata::raw::malloc(size)
+            };
+            assert!(!p.is_null(), "size {size}, zeroed {zeroed}");
+            assert_aligned(p, if size > 8 { 16 } else { 8 }, "C block");
+            // SAFETY: a live block of at least `size` bytes, freed once.
+            unsafe {
+                let usable = strata::raw::usable_size(p);
+                assert!(usable >= size, "size {size}: usable {usable}");
+                let b = bytes(p, size);
+                if zeroed {
+                    assert!(b.iter().all(|&x| x == 0), "size {size} not zero");
+                }
+                b.fill(0xc5);
+                strata::raw::free(p);
+            }
+        }
+    }
+}

@@ -513,7 +513,7 @@ fn the_rate_is_a_setting() {
     });
 }
 
-/// C's `malloc` of 1-7 bytes: the block a sampler hands out is sized to
+/// C's `malloc` and `calloc` of 1-7 bytes: the block a sampler hands out is sized to
 /// the request, so the word that clears `free`'s mark must go on the
 /// object from the list, never on the guarded block (whose slack, checked
 /// on free, it would overwrite). Every such block is used in full and
@@ -524,13 +524,21 @@ fn tiny_c_blocks_are_guarded_and_freed_cleanly() {
         guarded::set_max_per_sec(0);
         guarded::set_rate(1);
         let mut guarded_seen = 0;
-        for round in 0..64 {
+        for round in 0..128 {
             let size = 1 + round % 7;
-            let p = strata::raw::malloc(size);
+            // calloc as well: it must clear only the bytes asked for.
+            let p = if round % 2 == 0 {
+                strata::raw::malloc(size)
+            } else {
+                strata::raw::alloc_zeroed(size, 1)
+            };
             assert!(!p.is_null());
             guarded_seen += guarded::is_guarded(p) as usize;
             // SAFETY: `size` bytes of a live block, then freed once.
             unsafe {
+                if round % 2 == 1 {
+                    assert!((0..size).all(|i| p.add(i).read() == 0));
+                }
                 p.write_bytes(0xa5, size);
                 assert!((0..size).all(|i| p.add(i).read() == 0xa5));
                 strata::raw::free(p);
@@ -538,6 +546,6 @@ fn tiny_c_blocks_are_guarded_and_freed_cleanly() {
         }
         // A rate of 1 guards every allocation through a cache (refills
         // included) while a slot is free.
-        assert!(guarded_seen >= 32, "{guarded_seen} of 64 guarded");
+        assert!(guarded_seen >= 64, "{guarded_seen} of 128 guarded");
     });
 }
