@@ -19,7 +19,14 @@ fn abi_test_binary(dir: &Path) -> Option<std::path::PathBuf> {
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/abi_test.c");
     let exe = dir.join("abi_test");
-    common::compile_c(&src, &exe, &["-ldl"]);
+    // The checked build answers `malloc_usable_size` with the size asked
+    // for, not the class's (docs/safety.md).
+    let build = if cfg!(feature = "checked") {
+        "-DSTRATA_CHECKED=1"
+    } else {
+        "-DSTRATA_CHECKED=0"
+    };
+    common::compile_c(&src, &exe, &["-ldl", build]);
     Some(exe)
 }
 
