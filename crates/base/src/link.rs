@@ -1,6 +1,6 @@
 //! Free-list links: the first word of every free object points to the next
 //! free object. Every layer that reads or writes a link goes through
-//! [`read`] and [`write`], so that the `checked` feature can change how links
+//! [`read`] and [`write()`], so that the `checked` feature can change how links
 //! are stored in one place.
 //!
 //! - Default build: a link is the plain address.

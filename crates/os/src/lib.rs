@@ -33,7 +33,7 @@
 //! captured and printed without allocating ([`stack`]) and a memory-fault
 //! handler that shows faults to a reporter first ([`fault`]).
 //!
-//! A [`FakeOs`] (feature `fake`) backs the layers above in their own tests,
+//! A `FakeOs` (feature `fake`) backs the layers above in their own tests,
 //! with a page size of its choosing.
 
 #![cfg_attr(not(test), no_std)]

@@ -4,7 +4,7 @@
 //! (the stress suite and the benchmarks depend on it directly):
 //! - [`smaps`]: what the kernel says about this process's mappings (the
 //!   huge-page tests read the `hg` flag back);
-//! - [`loom_model`] (under `--cfg strata_loom`): the model runner every
+//! - `loom_model` (under `--cfg strata_loom`): the model runner every
 //!   crate's loom models use, with its default preemption bound, and model
 //!   threads with stacks big enough for the allocator's structures;
 //! - [`cargo`]: building more of the workspace from a test, with the

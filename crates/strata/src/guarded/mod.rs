@@ -29,7 +29,7 @@
 //! allocates faster than `rate` times that many blocks a second would
 //! otherwise spend more than about 1% of a core on them. Picks past the
 //! budget are served as ordinary allocations and counted
-//! ([`GuardedStats::skipped`]); see [`budget`].
+//! ([`GuardedStats::skipped`]); see `budget`.
 //!
 //! Only allocations through the thread caches are sampled, of size classes
 //! up to one OS page; large blocks are not (the `checked` build guards
@@ -38,8 +38,8 @@
 //! # Invariants
 //! - Nothing here allocates through the global allocator, panics, or holds
 //!   a lock across a call that could take it again; the fault reporter
-//!   takes no lock and captures no stack (see [`report`]).
-//! - A pointer is the pool's exactly when [`owns`] says so: the free,
+//!   takes no lock and captures no stack (see `report`).
+//! - A pointer is the pool's exactly when `owns` says so: the free,
 //!   usable-size and realloc paths ask it before anything else on their
 //!   cold (outside the arena) paths.
 

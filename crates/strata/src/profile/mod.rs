@@ -33,21 +33,21 @@
 //!   of each examined allocation, decaying by 3% per examination), so that
 //!   a thread allocating large small-class blocks is examined often enough
 //!   to sample them at their own `p(s)`.
-//! - A sampled small block is served from the profiler's pool ([`pool`]),
+//! - A sampled small block is served from the profiler's pool (`pool`),
 //!   outside the heap's arena; the object the cache popped goes back to
 //!   its list. The free paths send pointers outside the arena to cold
-//!   paths, which ask [`release`] first.
+//!   paths, which ask `release` first.
 //!
 //! # Records
 //! A sample captures its stack ([`strata_os::stack::capture`]: no
 //! allocation, no lock the allocator holds; strata's own reading of the
 //! call-frame tables with a cache of decoded rules, or libgcc's walker
 //! with `STRATA_STACK_WALKER=system`) before it takes the profiler's
-//! lock, which guards only the tables of [`store`] and the pool, all in OS
+//! lock, which guards only the tables of `store` and the pool, all in OS
 //! memory. The lock is never held across a call that could take it again;
 //! a signal handler that allocates on a thread holding it is refused a
 //! sample (and its frees of sampled blocks wait for the next dump: see
-//! [`with_state`]).
+//! `with_state`).
 //!
 //! # Invariants
 //! - `LIVE` counts the records in the table; a free path consults the

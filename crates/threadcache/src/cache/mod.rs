@@ -480,7 +480,7 @@ impl ThreadCache {
     ///
     /// A list at the start of its slow start (maximum 0 or 1: the thread
     /// has allocated at most one object of `class`, or only freed some)
-    /// takes at least [`START_BYTES`] of objects and hands out the last of
+    /// takes at least `START_BYTES` of objects and hands out the last of
     /// them. One object at a time, the first allocations of threads that
     /// start together take neighbouring objects (the next carved, or the
     /// ones just freed: the objects another thread handed them), so objects
