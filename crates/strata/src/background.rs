@@ -5,7 +5,26 @@
 //! it allocates again. A program that wants its idle memory returned anyway
 //! can start this thread (`STRATA_BACKGROUND_RELEASE=1` or
 //! [`crate::start_background_release`]): it wakes every quarter of the decay
-//! delay (at least every 10 ms, at most every second) and runs a decay pass.
+//! delay (at least every 10 ms, at most every second) and ticks the central
+//! layer ([`strata_central::Central::tick`]) as an allocation would: a decay
+//! pass over the page heap and, on the same beat, the transfer caches give
+//! back the batches that sat unused since the previous pass, so that the
+//! spans those batches pinned return to the page heap and decay with it.
+//! Without the second half, a program that freed a burst and then made no
+//! call at all kept what its transfer caches parked, and the spans under it,
+//! for as long as it stayed quiet.
+//!
+//! What the thread cannot reach: a thread cache belongs to its thread, which
+//! alone gives back what it holds (at its own periodic check or its exit).
+//!
+//! # Locks
+//! A tick takes what an allocation's tick takes, one lock at a time and
+//! never one across a system call: a class's transfer-cache lock to read
+//! what sat idle and to pop one batch, its central-list lock to put that
+//! batch back into its spans, the page heap's lock for each emptied span
+//! and for each batch of spans a release takes out (`madvise` runs outside
+//! it). So an allocation that meets the thread here waits at most for one
+//! batch to move, never for the whole pass.
 //!
 //! It is a raw pthread, not a `std::thread`: creating it must not allocate
 //! through the global allocator (this code may run inside `malloc`), and it
@@ -27,6 +46,8 @@
 //! - At most one thread runs the loop: one is created only on the move from
 //!   OFF, and a thread ends only on its own move from STOPPING to OFF.
 
+use strata_central::Central;
+
 use crate::layers::Pages;
 use crate::sync::statics::{AtomicU8, Ordering};
 
@@ -36,9 +57,9 @@ const STOPPING: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(OFF);
 
-/// Starts the thread, ticking `pages`, unless it runs. Returns whether it
-/// runs.
-pub(crate) fn start(pages: &'static Pages) -> bool {
+/// Starts the thread, ticking `central` (and the page heap under it),
+/// unless it runs. Returns whether it runs.
+pub(crate) fn start(central: &'static Central<Pages>) -> bool {
     loop {
         match STATE.compare_exchange(OFF, RUNNING, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => break,
@@ -55,7 +76,7 @@ pub(crate) fn start(pages: &'static Pages) -> bool {
             }
         }
     }
-    let arg = pages as *const Pages as *mut libc::c_void;
+    let arg = central as *const Central<Pages> as *mut libc::c_void;
     if !spawn_quiet(run, arg, 64 * 1024) {
         STATE.store(OFF, Ordering::Release);
         crate::config::state::set_background(false);
@@ -109,13 +130,13 @@ pub(crate) fn forget_after_fork() {
 }
 
 extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
-    // SAFETY: `start` passes the process-wide page heap, a 'static.
-    let pages = unsafe { &*(arg as *const Pages) };
+    // SAFETY: `start` passes the process-wide central layer, a 'static.
+    let central = unsafe { &*(arg as *const Central<Pages>) };
     // A name for ps, top and debuggers (15 bytes at most).
     // SAFETY: a NUL-terminated name for this thread.
     unsafe { libc::pthread_setname_np(libc::pthread_self(), c"strata-release".as_ptr()) };
     loop {
-        let ms = (pages.decay_ms() / 4).clamp(10, 1000);
+        let ms = (central.pages().decay_ms() / 4).clamp(10, 1000);
         let ts = libc::timespec {
             tv_sec: (ms / 1000) as libc::time_t,
             tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
@@ -128,6 +149,6 @@ extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
         {
             return core::ptr::null_mut();
         }
-        pages.tick();
+        central.tick();
     }
 }

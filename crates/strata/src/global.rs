@@ -93,7 +93,7 @@ fn init_slow() {
     }
     INIT.store(READY, Ordering::Release);
     if config.background_release {
-        crate::background::start(pages());
+        crate::background::start(central());
     }
 }
 
@@ -382,7 +382,7 @@ pub(crate) fn set_huge_pages_after(bytes: usize) {
 /// [`crate::start_background_release`].
 pub(crate) fn start_background_release() -> bool {
     ensure_init();
-    crate::background::start(pages())
+    crate::background::start(central())
 }
 
 /// [`crate::stop_background_release`].

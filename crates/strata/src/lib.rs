@@ -283,8 +283,9 @@ pub fn set_dirty_max(bytes: usize) {
     global::set_dirty_max(bytes);
 }
 
-/// Starts a background thread that runs decay even while the program does
-/// not allocate (`STRATA_BACKGROUND_RELEASE=1`). Returns whether it runs.
+/// Starts a background thread that runs decay, and gives back what the
+/// transfer caches held unused, even while the program does not allocate
+/// (`STRATA_BACKGROUND_RELEASE=1`). Returns whether it runs.
 pub fn start_background_release() -> bool {
     global::start_background_release()
 }
