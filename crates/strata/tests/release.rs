@@ -26,20 +26,11 @@ fn rss() -> usize {
     kib << 10
 }
 
-/// Allocates `total` bytes in blocks of `size`, writes every page, frees
-/// them all, then makes one small allocation a millisecond (cache hits
-/// only) until the process is back within `slack` of where it started or
-/// `limit` has passed. Returns the resident bytes above the start at the
-/// end and how long it took.
-fn burst_then_trickle(
-    size: usize,
-    total: usize,
-    slack: usize,
-    limit: Duration,
-) -> (usize, Duration) {
-    let start = rss();
+/// Allocates `total` bytes in blocks of `size` and writes every page of
+/// them: the blocks, with their layout.
+fn burst(size: usize, total: usize) -> (Layout, Vec<*mut u8>) {
     let layout = Layout::from_size_align(size, 16).unwrap();
-    let blocks: Vec<*mut u8> = (0..total / size)
+    let blocks = (0..total / size)
         .map(|_| {
             // SAFETY: a non-zero layout.
             let p = unsafe { alloc(layout) };
@@ -55,6 +46,22 @@ fn burst_then_trickle(
             p
         })
         .collect();
+    (layout, blocks)
+}
+
+/// Allocates `total` bytes in blocks of `size`, writes every page, frees
+/// them all, then makes one small allocation a millisecond (cache hits
+/// only) until the process is back within `slack` of where it started or
+/// `limit` has passed. Returns the resident bytes above the start at the
+/// end and how long it took.
+fn burst_then_trickle(
+    size: usize,
+    total: usize,
+    slack: usize,
+    limit: Duration,
+) -> (usize, Duration) {
+    let start = rss();
+    let (layout, blocks) = burst(size, total);
     assert!(rss() >= start + total / 2, "the burst is resident");
     for p in blocks {
         // SAFETY: allocated above with `layout`.
@@ -134,6 +141,156 @@ fn decay_alone_brings_a_burst_back_while_the_program_hits_its_cache() {
             &[("STRATA_DECAY_MS", "200"), ("STRATA_DIRTY_MAX", "1024g")],
         );
     }
+}
+
+/// The process's resident set from `/proc/self/statm`, read into a stack
+/// buffer with plain system calls: no allocator call, so that a program
+/// that waits on this makes none at all.
+fn rss_quiet() -> usize {
+    let mut buf = [0u8; 128];
+    // SAFETY: a NUL-terminated path; `read` writes at most `buf.len()`
+    // bytes into `buf`; the descriptor is ours and closed once.
+    let n = unsafe {
+        let fd = libc::open(
+            c"/proc/self/statm".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        assert!(fd >= 0, "open /proc/self/statm");
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    assert!(n > 0, "read /proc/self/statm");
+    // "size resident shared ...", in pages.
+    let pages = buf[..n as usize]
+        .split(|&b| b == b' ')
+        .nth(1)
+        .and_then(|f| core::str::from_utf8(f).ok()?.parse::<usize>().ok())
+        .expect("statm's resident field");
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize
+}
+
+/// Allocates `total` bytes in blocks of `size` on this thread, writes every
+/// page, frees them all, then makes no allocator call at all (the thread
+/// sleeps and reads `statm`) until the process is back within `slack` of
+/// where it started or `limit` has passed. Returns the resident bytes above
+/// the start then and how long it took, then stays quiet until `settle`
+/// has passed since the frees and returns the bytes above the start then.
+fn burst_then_quiet(
+    size: usize,
+    total: usize,
+    slack: usize,
+    limit: Duration,
+    settle: Duration,
+) -> (usize, Duration, usize) {
+    let start = rss_quiet();
+    let (layout, blocks) = burst(size, total);
+    assert!(rss_quiet() >= start + total / 2, "the burst is resident");
+    for &p in &blocks {
+        // SAFETY: allocated above with `layout`, freed once.
+        unsafe { dealloc(p, layout) };
+    }
+    drop(blocks);
+    let t0 = Instant::now();
+    let (above, took) = loop {
+        let above = rss_quiet().saturating_sub(start);
+        if above <= slack || t0.elapsed() > limit {
+            break (above, t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::thread::sleep(settle.saturating_sub(t0.elapsed()));
+    (above, took, rss_quiet().saturating_sub(start))
+}
+
+/// The decay delay of the tests below, short to keep them fast.
+const QUIET_DECAY_MS: u64 = 250;
+
+fn quiet_burst_goes_back(name: &str, size: usize) {
+    let decay = QUIET_DECAY_MS.to_string();
+    // With the cap on free memory at its default and off (free memory
+    // then waits for decay), since the cap releases a freed burst at once
+    // and could hide what decay leaves behind.
+    for dirty_max in [None, Some("unlimited")] {
+        let mut env = vec![
+            ("STRATA_DECAY_MS", decay.as_str()),
+            ("STRATA_BACKGROUND_RELEASE", "1"),
+        ];
+        env.extend(dirty_max.map(|v| ("STRATA_DIRTY_MAX", v)));
+        if !in_child(name, &env) {
+            continue;
+        }
+        let settle = Duration::from_millis(4 * QUIET_DECAY_MS);
+        let (above, took, settled) =
+            burst_then_quiet(size, 512 * MIB, 64 * MIB, Duration::from_secs(10), settle);
+        let stats = strata::stats();
+        println!(
+            "{size}-byte blocks, no calls, dirty max {}: {} MiB above the start after {took:?}, \
+             {} KiB after {settle:?}; transfer caches {} KiB, thread caches {} KiB, \
+             spans in use {} KiB",
+            strata::config().dirty_max,
+            above / MIB,
+            settled >> 10,
+            stats.transfer_cache_bytes >> 10,
+            stats.thread_cache_bytes >> 10,
+            stats.in_use_bytes >> 10,
+        );
+        assert!(
+            above <= 64 * MIB,
+            "{size}-byte blocks: {} MiB still resident after {took:?}",
+            above / MIB
+        );
+        // Twice the delay, and as much again for a loaded machine.
+        assert!(
+            took <= Duration::from_millis(4 * QUIET_DECAY_MS),
+            "{size}-byte blocks: back only after {took:?}"
+        );
+        assert!(
+            settled <= 64 * MIB,
+            "{} KiB resident after {settle:?}",
+            settled >> 10
+        );
+        // The transfer caches hold a few MiB at most (their budget), so
+        // what they keep barely shows against the slack above; what shows
+        // it is that they are empty after some idle passes, and that the
+        // spans they pinned went back: the spans still in use are the ones
+        // under this thread's cache, which only this thread can give back,
+        // and a few of other classes (2 MiB, where the transfer caches held
+        // 4 MiB of the burst and pinned that much in spans).
+        assert_eq!(stats.transfer_cache_bytes, 0, "parked after {settle:?}");
+        assert!(
+            stats.in_use_bytes <= stats.thread_cache_bytes + 2 * MIB,
+            "{} KiB of spans in use after {settle:?}, {} KiB in thread caches",
+            stats.in_use_bytes >> 10,
+            stats.thread_cache_bytes >> 10
+        );
+        return;
+    }
+}
+
+#[test]
+fn a_freed_burst_of_2k_blocks_goes_back_while_the_program_makes_no_call() {
+    quiet_burst_goes_back(
+        "a_freed_burst_of_2k_blocks_goes_back_while_the_program_makes_no_call",
+        2 << 10,
+    );
+}
+
+#[test]
+fn a_freed_burst_of_64k_blocks_goes_back_while_the_program_makes_no_call() {
+    quiet_burst_goes_back(
+        "a_freed_burst_of_64k_blocks_goes_back_while_the_program_makes_no_call",
+        64 << 10,
+    );
+}
+
+#[test]
+fn a_freed_burst_of_256k_blocks_goes_back_while_the_program_makes_no_call() {
+    quiet_burst_goes_back(
+        "a_freed_burst_of_256k_blocks_goes_back_while_the_program_makes_no_call",
+        256 << 10,
+    );
 }
 
 /// Threads that churned and freed everything hold at most their share of
