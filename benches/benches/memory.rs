@@ -11,7 +11,7 @@
 //! ```text
 //! cargo bench -p strata-benches --bench memory              # full, ~2-3 min
 //! cargo bench -p strata-benches --bench memory -- --quick   # ~30 s
-//! cargo bench -p strata-benches --bench memory -- T3 decay  # only T3 and T6
+//! cargo bench -p strata-benches --bench memory -- T3 decay  # only T3 and T6..T6f
 //! ```
 //!
 //! Without `--bench` (which `cargo bench` passes), e.g. under
@@ -63,9 +63,29 @@ fn jemalloc_release() {
     }
 }
 
+fn strata_background() {
+    strata::start_background_release();
+}
+
+fn jemalloc_background() {
+    let mut on = true;
+    // SAFETY: `background_thread` takes a bool, read from `on`; nothing is
+    // returned (old pointers null).
+    unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"background_thread".as_ptr(),
+            null_mut(),
+            null_mut(),
+            (&mut on as *mut bool).cast(),
+            std::mem::size_of::<bool>(),
+        )
+    };
+}
+
 const STRATA_HOOKS: Hooks = Hooks {
     release: Some(strata_release),
     populate: Some(strata::populate),
+    background: Some(strata_background),
 };
 
 /// One allocator configuration: runs a scenario in the current (child) process.
@@ -106,6 +126,7 @@ const GLIBC: Entry = Entry {
         let hooks = Hooks {
             release: Some(glibc_release),
             populate: None,
+            background: None,
         };
         s.run(&System, &hooks)
     },
@@ -117,6 +138,7 @@ const MIMALLOC: Entry = Entry {
         let hooks = Hooks {
             release: Some(mimalloc_release),
             populate: None,
+            background: None,
         };
         s.run(&MiMalloc, &hooks)
     },
@@ -128,6 +150,7 @@ const JEMALLOC: Entry = Entry {
         let hooks = Hooks {
             release: Some(jemalloc_release),
             populate: None,
+            background: Some(jemalloc_background),
         };
         s.run(&Jemalloc, &hooks)
     },

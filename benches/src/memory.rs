@@ -41,6 +41,10 @@ pub struct Hooks {
     pub release: Option<fn()>,
     /// Makes a range of a live block resident now (`strata::populate`).
     pub populate: Option<unsafe fn(NonNull<u8>, usize) -> bool>,
+    /// Starts the allocator's own thread that gives free memory back while
+    /// the program makes no call (`strata::start_background_release`,
+    /// jemalloc's `background_thread`). `None`: the allocator has none.
+    pub background: Option<fn()>,
 }
 
 /// One scenario with its parameters.
@@ -74,12 +78,14 @@ pub enum Kind {
     /// T5: `total` bytes as `block`-byte blocks, every page written, all
     /// freed, then the allocator's release.
     Release { block: usize, total: usize },
-    /// T6: as T5 with `block`, then `seconds` of one 64-byte allocation per
-    /// millisecond and no release call.
+    /// T6: as T5 with `block`, then `seconds` with no release call: one
+    /// 64-byte allocation per millisecond (`calls`), or no call at all with
+    /// the allocator's background thread on (when it has one).
     Decay {
         block: usize,
         total: usize,
         seconds: u64,
+        calls: bool,
     },
     /// T7: alloc, populate (when the allocator can), write a byte per page.
     Populate { size: usize },
@@ -167,7 +173,10 @@ impl Spec {
                     col("peak MiB", 1),
                     col("after free MiB", 1),
                 ];
-                c.extend((1..=*seconds).map(|s| col(format!("@{s}s MiB"), 1)));
+                c.extend(
+                    (1..=*seconds * release::MARKS_PER_SECOND)
+                        .map(|m| col(format!("@{}s MiB", release::mark_secs(m)), 1)),
+                );
                 c.push(col("final/peak", 3));
                 c
             }
@@ -225,7 +234,8 @@ impl Spec {
                 block,
                 total,
                 seconds,
-            } => release::decay(a, *block, *total, *seconds),
+                calls,
+            } => release::decay(a, hooks, *block, *total, *seconds, *calls),
             Kind::Populate { size } => grow::populate(a, hooks, *size),
             Kind::ReallocDoubling { from, to } => grow::realloc_doubling(a, *from, *to),
         };

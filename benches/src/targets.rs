@@ -285,6 +285,14 @@ pub const MEMORY: &[Target] = &[
         unit: "final/peak",
     },
     Target {
+        on: On::Ids(&["T6", "T6b", "T6c", "T6d", "T6e", "T6f"]),
+        figure: Figure::Diff(Col::Last("s MiB"), Col::Named("start MiB")),
+        against: Against::Fixed,
+        limit: Limit::AtMost(64.0),
+        text: "RSS {last}s after the frees <= start + 64 MiB",
+        unit: "MiB over start",
+    },
+    Target {
         on: On::Ids(&["T7"]),
         figure: Figure::Col(Col::Named("faults/page %")),
         against: Against::Fixed,

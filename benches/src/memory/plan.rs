@@ -83,19 +83,38 @@ pub fn specs(mode: Mode) -> Vec<Spec> {
     };
     v.push(spec("T5", "release 64 KiB blocks", title, reps, 0, kind));
 
+    // T6 and its siblings: the same burst in blocks of three sizes, then
+    // one small call a millisecond, or none at all with the allocator's
+    // background thread on.
     let seconds = mode.pick(5, 2, 1);
-    let title = format!(
-        "{} as {} blocks of 256 KiB written and freed, then {seconds} s of one retained \
-         64 B alloc per ms, no release call",
-        bytes(total),
-        total >> 18
-    );
-    let kind = Kind::Decay {
-        block: 256 << 10,
-        total,
-        seconds,
-    };
-    v.push(spec("T6", "decay 256 KiB blocks", title, 1, seconds, kind));
+    let bursts = [
+        ("T6", "decay 256 KiB blocks", 256 << 10, true),
+        ("T6b", "decay 64 KiB blocks", 64 << 10, true),
+        ("T6c", "decay 2 KiB blocks", 2 << 10, true),
+        ("T6d", "decay 256 KiB blocks, no calls", 256 << 10, false),
+        ("T6e", "decay 64 KiB blocks, no calls", 64 << 10, false),
+        ("T6f", "decay 2 KiB blocks, no calls", 2 << 10, false),
+    ];
+    for (id, name, block, calls) in bursts {
+        let after = if calls {
+            format!("{seconds} s of one retained 64 B alloc per ms")
+        } else {
+            format!("{seconds} s of no call at all, background release on (strata, jemalloc)")
+        };
+        let title = format!(
+            "{} as {} blocks of {} written and freed, then {after}, no release call",
+            bytes(total),
+            total / block,
+            bytes(block)
+        );
+        let kind = Kind::Decay {
+            block,
+            total,
+            seconds,
+            calls,
+        };
+        v.push(spec(id, name, title, 1, seconds, kind));
+    }
 
     let size = mode.pick(256 * MIB, 256 * MIB, 8 * MIB);
     let title = format!(

@@ -101,6 +101,7 @@ fn every_scenario_runs_on_system_with_its_columns() {
             unsafe { libc::malloc_trim(0) };
         }),
         populate: None,
+        background: None,
     };
     for spec in specs(Mode::Smoke) {
         let v = spec.run(&System, &hooks).unwrap_or_else(|e| panic!("{e}"));
