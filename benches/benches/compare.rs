@@ -33,7 +33,6 @@
 use std::alloc::{GlobalAlloc, System};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::path::Path;
 use std::time::Instant;
 
 use mimalloc::MiMalloc;
@@ -305,34 +304,17 @@ fn write_plot(opts: &Opts, results: &[RowResult], api: Api) {
         Api::Sized => "compare".to_string(),
         Api::Unsized => format!("compare-{}", api.label()),
     };
-    let svg = report::output_path(mode, &name, "svg");
     let title = format!(
         "strata-benches compare ({} mode, {}): time relative to the fastest allocator",
         mode.name(),
         api.title()
     );
     let view: Vec<RowResult> = results.iter().filter(|r| r.api == api).cloned().collect();
-    let written = std::fs::create_dir_all(report::output_dir())
-        .map_err(|e| e.to_string())
-        .and_then(|()| plot::compare_svg(&svg, &view, &title));
-    if let Err(e) = written {
-        eprintln!("compare: {e}");
-        return;
-    }
-    println!("plot: {}", svg.display());
-    if opts.write_docs {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/plots");
-        let to = docs.join(format!("{name}.svg"));
-        let copied = std::fs::create_dir_all(&docs).and_then(|()| std::fs::copy(&svg, &to));
-        match copied {
-            Ok(_) => println!("plot copied to {}", to.display()),
-            Err(e) => eprintln!(
-                "compare: could not copy the plot to {}: {e}",
-                docs.display()
-            ),
-        }
-    }
+    report::save_plot("compare", mode, &name, opts.write_docs, |svg| {
+        plot::compare_svg(svg, &view, &title)
+    });
 }
+
 /// A filter selects a row by id ("4b"), by number ("5" = 5a..5d), or by a
 /// case-insensitive piece of its name or title ("larson", "calloc").
 fn selects(filter: &str, row: &Row) -> bool {

@@ -12,13 +12,16 @@
 //! cargo bench -p strata-benches --bench memory              # full, ~2-3 min
 //! cargo bench -p strata-benches --bench memory -- --quick   # ~30 s
 //! cargo bench -p strata-benches --bench memory -- T3 decay  # only T3 and T6..T6f
+//! cargo bench -p strata-benches --bench memory -- decay --write-docs  # also docs/plots/memory-decay.svg
 //! ```
 //!
 //! Without `--bench` (which `cargo bench` passes), e.g. under
 //! `cargo test --all-targets`, it does a few-second smoke run; `--full`
 //! forces the full run. Results: the tables and a SUMMARY against the
 //! targets of `strata_benches::targets::MEMORY` on stdout,
-//! `<target>/strata-bench/memory.csv` and `memory-summary.csv`.
+//! `<target>/strata-bench/memory.csv` and `memory-summary.csv`, and when
+//! the decay scenarios ran, their RSS over time as
+//! `<target>/strata-bench/memory-decay.svg`.
 
 use std::alloc::System;
 use std::ptr::null_mut;
@@ -29,7 +32,9 @@ use strata::Strata;
 use strata_benches::child::{run_interleaved, ChildResult};
 use strata_benches::cli::{self, Args};
 use strata_benches::judge::judge;
-use strata_benches::memory::{self, Hooks, Spec};
+use strata_benches::memory::{self, Hooks, Kind, Spec};
+use strata_benches::mode::Mode;
+use strata_benches::plot;
 use strata_benches::report::{self, scenarios, summary};
 use strata_benches::results::ScenarioResult;
 use strata_benches::targets;
@@ -165,12 +170,14 @@ fn entries(spec: &Spec) -> Vec<&'static Entry> {
     }
 }
 
-const USAGE: &str = "usage: memory [--quick | --full | --smoke] [--csv PATH] [FILTER...]
-  --quick     smaller counts, one run each, T6 for 2 s (also STRATA_BENCH_QUICK=1)
-  --full      full run even without --bench
-  --smoke     a few seconds, tiny counts (default without --bench, e.g. under cargo test)
-  --csv PATH  CSV output (default: <target>/strata-bench/memory.csv)
-  FILTER      run only matching scenarios: an id (T3) or part of a name (decay)";
+const USAGE: &str =
+    "usage: memory [--quick | --full | --smoke] [--csv PATH] [--write-docs] [FILTER...]
+  --quick       smaller counts, one run each, T6 for 2 s (also STRATA_BENCH_QUICK=1)
+  --full        full run even without --bench
+  --smoke       a few seconds, tiny counts (default without --bench, e.g. under cargo test)
+  --csv PATH    CSV output (default: <target>/strata-bench/memory.csv)
+  --write-docs  also copy the decay plot to docs/plots/ (also STRATA_BENCH_WRITE_DOCS=1)
+  FILTER        run only matching scenarios: an id (T3) or part of a name (decay)";
 
 /// A filter selects a scenario by id ("T3") or by a case-insensitive piece
 /// of its name ("decay").
@@ -241,7 +248,11 @@ fn run_scenario(spec: &Spec) -> ScenarioResult {
 }
 
 fn main() {
-    let args = cli::parse("memory", USAGE, |_, _| false);
+    let mut write_docs = cli::env_on("STRATA_BENCH_WRITE_DOCS");
+    let args = cli::parse("memory", USAGE, |flag, _| {
+        write_docs |= flag == "--write-docs";
+        flag == "--write-docs"
+    });
     let mode = args.mode;
     let specs: Vec<Spec> = memory::specs(mode)
         .into_iter()
@@ -275,6 +286,7 @@ fn main() {
         &csv.with_file_name(format!("{stem}-summary.csv")),
         &summary::memory_summary_csv(&verdicts, mode.name()),
     );
+    write_decay_plot(mode, &results, write_docs);
     println!(
         "{} scenarios in {:.1} s ({} mode), load average now {}",
         results.len(),
@@ -282,4 +294,23 @@ fn main() {
         mode.name(),
         cli::loadavg()
     );
+}
+
+/// Draws the RSS over time of the decay scenarios that ran, and copies the
+/// plot to docs/plots when asked.
+fn write_decay_plot(mode: Mode, results: &[ScenarioResult], write_docs: bool) {
+    let decay: Vec<&ScenarioResult> = results
+        .iter()
+        .filter(|r| matches!(r.spec.kind, Kind::Decay { .. }))
+        .collect();
+    if decay.is_empty() {
+        return;
+    }
+    let title = format!(
+        "strata-benches memory ({} mode): RSS after a freed 1 GiB burst, no release call",
+        mode.name()
+    );
+    report::save_plot("memory", mode, "memory-decay", write_docs, |svg| {
+        plot::decay_svg(svg, &decay, &title)
+    });
 }

@@ -7,6 +7,13 @@
 //! cut there and labelled with its real ratio. A red line marks the time
 //! target most rows are held to (from the results' table of targets,
 //! [`crate::targets::compare`]). One plot shows one interface's rows.
+//!
+//! The memory bench's plot of RSS over time after a freed burst is in
+//! `plot/decay.rs`, with the same colours.
+
+mod decay;
+
+pub use decay::decay_svg;
 
 use std::path::Path;
 
@@ -58,6 +65,54 @@ pub fn relative_times(r: &RowResult) -> Vec<(&'static str, f64)> {
 
 type Err = Box<dyn std::error::Error>;
 
+/// Where a plot's legend goes and what its last entry, a line, means.
+struct Legend<'a> {
+    /// Pixels from the left of the first entry.
+    left: i32,
+    /// Pixels from one allocator's entry to the next.
+    step: i32,
+    /// The colour of the line the last entry explains.
+    line: RGBColor,
+    /// What the line marks.
+    note: &'a str,
+}
+
+impl Legend<'_> {
+    /// Fills `root` white and draws `title` above this legend: a box of
+    /// each allocator's colour (the `i`-th of `names` has `colour(i)`) with
+    /// its name, then the line with its note.
+    fn draw_with_title(
+        &self,
+        root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+        title: &str,
+        names: &[&str],
+    ) -> Result<(), Err> {
+        root.fill(&WHITE)?;
+        root.draw(&Text::new(
+            title.to_string(),
+            (10, 12),
+            ("sans-serif", 18).into_font(),
+        ))?;
+        for (i, name) in names.iter().enumerate() {
+            let x = self.left + self.step * i as i32;
+            root.draw(&Rectangle::new([(x, 40), (x + 14, 52)], colour(i).filled()))?;
+            root.draw(&Text::new(
+                name.to_string(),
+                (x + 20, 40),
+                ("sans-serif", 14),
+            ))?;
+        }
+        let x = self.left + self.step * names.len() as i32;
+        root.draw(&PathElement::new(vec![(x, 46), (x + 14, 46)], self.line))?;
+        root.draw(&Text::new(
+            self.note.to_string(),
+            (x + 20, 40),
+            ("sans-serif", 14),
+        ))?;
+        Ok(())
+    }
+}
+
 /// Writes the grouped bar chart of `results` (rows run through one
 /// interface) to `path`, titled `title`.
 pub fn compare_svg(path: &Path, results: &[RowResult], title: &str) -> Result<(), String> {
@@ -73,27 +128,15 @@ fn draw(path: &Path, results: &[RowResult], title: &str) -> Result<(), Err> {
     // Rows are counted in bar slots, top to bottom.
     let slots = (results.len() * (names.len() + 1)) as f64;
     let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
-    root.fill(&WHITE)?;
-    root.draw(&Text::new(
-        title.to_string(),
-        (10, 12),
-        ("sans-serif", 18).into_font(),
-    ))?;
-    for (i, name) in names.iter().enumerate() {
-        let x = LEFT as i32 + 120 * i as i32;
-        root.draw(&Rectangle::new([(x, 40), (x + 14, 52)], colour(i).filled()))?;
-        root.draw(&Text::new(
-            name.to_string(),
-            (x + 20, 40),
-            ("sans-serif", 14),
-        ))?;
-    }
-    let x = LEFT as i32 + 120 * names.len() as i32;
-    root.draw(&PathElement::new(vec![(x, 46), (x + 14, 46)], RED))?;
     let table = targets::compare(results.first().map_or(Api::Sized, |r| r.api));
     let limit = targets::limit_of(table, TIME, Against::BestPeer).unwrap_or(f64::NAN);
-    let note = format!("{limit}x: the target on most rows");
-    root.draw(&Text::new(note, (x + 20, 40), ("sans-serif", 14)))?;
+    let legend = Legend {
+        left: LEFT as i32,
+        step: 120,
+        line: RED,
+        note: &format!("{limit}x: the target on most rows"),
+    };
+    legend.draw_with_title(&root, title, &names)?;
     let mut chart = ChartBuilder::on(&root)
         .margin_top(TOP)
         .margin_right(30)
@@ -170,17 +213,29 @@ mod tests {
             .collect();
         let rel = relative_times(&results[0]);
         assert_eq!(rel[0], ("strata", 10.0 / 8.0));
-        let path = std::env::temp_dir().join(format!("strata-plot-{}.svg", std::process::id()));
-        compare_svg(&path, &results, "test plot").unwrap();
+        assert_draws(
+            |path| compare_svg(path, &results, "test plot"),
+            &[
+                "test plot",
+                "[1] small pairs",
+                "1.25x",
+                "6.5x &gt;",
+                "jemalloc",
+            ],
+        );
+    }
+
+    /// Draws a plot with `draw` into a file of its own and checks that the SVG
+    /// holds every one of `texts`.
+    pub(crate) fn assert_draws(draw: impl FnOnce(&Path) -> Result<(), String>, texts: &[&str]) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("strata-plot-{}-{n}.svg", std::process::id()));
+        draw(&path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        for text in [
-            "test plot",
-            "[1] small pairs",
-            "1.25x",
-            "6.5x &gt;",
-            "jemalloc",
-        ] {
+        for text in texts {
             assert!(svg.contains(text), "{text} missing");
         }
     }

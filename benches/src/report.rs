@@ -191,6 +191,35 @@ pub fn output_path(mode: Mode, stem: &str, ext: &str) -> PathBuf {
     output_dir().join(file)
 }
 
+/// Draws a plot with `draw` into `<output_dir>/<name>.svg` (see
+/// [`output_path`]) and says where on stdout; with `docs`, also copies it to
+/// `docs/plots/<name>.svg`. As bench `tool`, says what failed on stderr.
+pub fn save_plot(
+    tool: &str,
+    mode: Mode,
+    name: &str,
+    docs: bool,
+    draw: impl FnOnce(&Path) -> Result<(), String>,
+) {
+    let svg = output_path(mode, name, "svg");
+    let written = std::fs::create_dir_all(output_dir())
+        .map_err(|e| e.to_string())
+        .and_then(|()| draw(&svg));
+    if let Err(e) = written {
+        eprintln!("{tool}: {e}");
+        return;
+    }
+    println!("plot: {}", svg.display());
+    if docs {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/plots");
+        let to = dir.join(format!("{name}.svg"));
+        match std::fs::create_dir_all(&dir).and_then(|()| std::fs::copy(&svg, &to)) {
+            Ok(_) => println!("plot copied to {}", to.display()),
+            Err(e) => eprintln!("{tool}: could not copy the plot to {}: {e}", dir.display()),
+        }
+    }
+}
+
 /// Writes the CSV `text` to `path`, creating its directory, and says where
 /// on stdout, or, as bench `tool`, why not on stderr.
 pub fn save_csv(tool: &str, path: &Path, text: &str) {
