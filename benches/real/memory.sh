@@ -3,8 +3,13 @@
 # whichever peers are installed as shared libraries (Debian: apt-get install
 # libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4):
 #
-#   burst SIZE        1 GiB in blocks of SIZE written and freed, then one
-#                     small malloc/free a millisecond: RSS 5 s later
+#   burst SIZE        1 GiB in blocks of SIZE (256 KiB, 64 KiB, 2 KiB) written
+#                     and freed, then 5 s of one small malloc/free a
+#                     millisecond ("calls"), or of no call at all with the
+#                     allocators' background threads on ("quiet":
+#                     STRATA_BACKGROUND_RELEASE=1, jemalloc's
+#                     background_thread; the others have none): RSS 5 s
+#                     later, and whether it is within start + 64 MiB
 #   idle_threads      256 threads churn ~2 MB each, free all and wait: RSS
 #                     while they idle and after they exit
 #   small_footprint   4,000 live objects of 8..408 B replaced 2 million
@@ -36,7 +41,15 @@ for p in $programs; do
         case $p in
         burst)
             for size in 262144 65536 2048; do
-                printf '%-16s %-9s %-7s %s\n' "$p" "$a" "$size" "$(LD_PRELOAD=${so[$a]} "$bin/$p" "$size")"
+                for calls in 1 0; do
+                    if [ $calls = 1 ]; then how=calls; bg=(); else
+                        how=quiet; bg=(STRATA_BACKGROUND_RELEASE=1 MALLOC_CONF=background_thread:true)
+                    fi
+                    out=$(env "${bg[@]}" LD_PRELOAD="${so[$a]}" "$bin/$p" "$size" "$calls")
+                    read -r _ start _ _ _ after <<< "$out"
+                    met=$([ "$after" -le $((start + 64)) ] && echo "<= start+64 MiB" || echo "MISSED start+64 MiB")
+                    printf '%-16s %-9s %-7s %-6s %s  %s\n' "$p" "$a" "$size" "$how" "$out" "$met"
+                done
             done ;;
         idle_threads)
             printf '%-16s %-9s %s\n' "$p" "$a" "$(LD_PRELOAD=${so[$a]} "$bin/$p")" ;;
