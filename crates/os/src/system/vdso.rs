@@ -40,7 +40,11 @@ static CLOCK_GETTIME: AtomicUsize = AtomicUsize::new(UNKNOWN);
 pub(super) unsafe fn clock_gettime(clock: libc::clockid_t, ts: *mut libc::timespec) -> libc::c_int {
     let mut f = CLOCK_GETTIME.load(Ordering::Relaxed);
     if f == UNKNOWN {
-        f = find("__vdso_clock_gettime").unwrap_or(ABSENT);
+        // x86-64 and RISC-V name it one way, arm64, ppc64 and s390x the
+        // other.
+        f = find("__vdso_clock_gettime")
+            .or_else(|| find("__kernel_clock_gettime"))
+            .unwrap_or(ABSENT);
         CLOCK_GETTIME.store(f, Ordering::Relaxed);
     }
     if f == ABSENT {
@@ -87,9 +91,11 @@ impl Image {
         Some(unsafe { (addr as *const T).read() })
     }
 
-    /// The image address of a virtual address the image's tables hold.
+    /// The image address of a virtual address the image's tables hold
+    /// (wrapping: an image linked at a high address has a bias that wraps;
+    /// every read is checked against the image's bounds anyway).
     fn at(&self, vaddr: u64) -> Option<usize> {
-        usize::try_from(vaddr).ok()?.checked_add(self.bias)
+        Some(usize::try_from(vaddr).ok()?.wrapping_add(self.bias))
     }
 }
 
