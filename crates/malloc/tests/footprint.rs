@@ -108,13 +108,15 @@ fn a_small_program_stays_small() {
          default left .bss",
         strata.data
     );
-    // Hot code first (`build.rs`, where it links with lld): measured 96 of
-    // 420 KiB resident, and 400 with the functions where the compiler
-    // left them. The list names the optimised build's functions (a debug
-    // build keeps many more).
+    // Hot code first (`build.rs`, where it links with lld): measured 92 of
+    // 476 KiB resident with an up-to-date list, 132-220 with two functions
+    // missing from it (the kernel maps text in 64 KiB windows around each
+    // fault), and 400 with the functions where the compiler left them. The
+    // list names the optimised build's functions (a debug build keeps many
+    // more); CI runs this test in release too.
     if !cfg!(debug_assertions) && option_env!("STRATA_HOT_LAYOUT").is_some() {
         assert!(
-            strata.text * 3 <= strata.text_size,
+            strata.text * 4 <= strata.text_size,
             "{} KiB of libstrata's {} KiB of text resident: is \
              layout/hot.ld out of date (layout/generate.sh)?",
             strata.text,
