@@ -9,10 +9,24 @@
 //!
 //! So budgets are drawn from a pool. A cache joins with the floor (drawn
 //! even when the pool is empty: a thread always gets a working cache),
-//! and on its periodic checks moves towards the fair share: it gives back
-//! what it holds above it, or draws what the pool has up to it. The pool
-//! starts at the total, so the budgets of all caches add up to at most the
-//! total plus the floors drawn from an empty pool.
+//! draws more only when one of its lists is about to grow past its budget
+//! (up to the fair share and what the pool has), and gives back on its
+//! periodic checks what it holds above the fair share, and at its idle
+//! passes what its lists no longer use. The pool starts at the total, so
+//! the budgets of all caches add up to at most the total plus the floors
+//! drawn from an empty pool.
+//!
+//! Drawing on demand, not up to the fair share at once, matters when a
+//! cache goes quiet without exiting: a program's main thread that
+//! allocates a little, starts the workers and waits for them in
+//! `pthread_join` never reaches another periodic check. Had it drawn the
+//! fair share of a lone thread (the per-thread maximum) when it started,
+//! that budget would stay with it, and the last worker to start would
+//! find the pool empty and work with the floor, moving objects to and
+//! from the central layer on most of its allocations (malloc-thread, 4
+//! workers: 38,000 budget fits in that worker and a third more
+//! instructions for the whole program; measurements: docs/performance.md,
+//! "Thread-cache budget").
 //!
 //! # Invariants
 //! - `pool + Σ budgets of live caches == total` at all times (every change
@@ -82,17 +96,28 @@ impl Budget {
         start
     }
 
-    /// The budget a cache holding `current` should hold now: the fair
-    /// share if it holds more (the excess goes back to the pool), else
-    /// what the pool can add towards the fair share.
-    pub(crate) fn refit(&self, current: usize) -> usize {
-        let fair = self.fair();
-        if current >= fair {
-            self.pool
-                .fetch_add((current - fair) as isize, Ordering::Relaxed);
-            return fair;
+    /// The budget a cache holding `current` keeps when it needs `keep`:
+    /// what it holds above that, or above the fair share, goes back to the
+    /// pool (a cache that needs more draws it with [`Budget::draw`]).
+    pub(crate) fn shrink(&self, current: usize, keep: usize) -> usize {
+        let keep = keep.min(self.fair());
+        if current <= keep {
+            return current;
         }
-        let want = (fair - current) as isize;
+        self.pool
+            .fetch_add((current - keep) as isize, Ordering::Relaxed);
+        keep
+    }
+
+    /// The budget of a cache holding `current` that wants `want`: what the
+    /// pool can add towards the smaller of `want` and the fair share
+    /// (`current` if nothing, or if it holds that much already).
+    pub(crate) fn draw(&self, current: usize, want: usize) -> usize {
+        let target = want.min(self.fair());
+        if target <= current {
+            return current;
+        }
+        let want = (target - current) as isize;
         // Adds and subtractions work on the stored (shifted) value as they
         // are; only the comparison with `want` needs the real one.
         let mut stored = self.pool.load(Ordering::Relaxed);
@@ -155,9 +180,12 @@ mod tests {
         for live in 1..=32usize {
             b.set_fair(fair_share(32 * MIB, total, live));
             caches.push(b.join());
-            // Every cache refits once per arrival, in order.
+            // Every cache gives back its excess, then draws all it may.
             for c in caches.iter_mut() {
-                *c = b.refit(*c);
+                *c = b.shrink(*c, usize::MAX);
+            }
+            for c in caches.iter_mut() {
+                *c = b.draw(*c, usize::MAX);
             }
             let sum: usize = caches.iter().sum();
             assert!(sum <= total + live * MIN_CACHE_BYTES, "{live}: {sum}");
@@ -166,6 +194,34 @@ mod tests {
         // With 32 caches each has its fair share (256 KiB).
         assert!(caches.iter().all(|&c| c == total / 32), "{caches:?}");
         for c in caches.drain(..) {
+            b.leave(c);
+        }
+        assert_eq!(b.pool(), total as isize);
+    }
+
+    /// A cache draws what it asks for, never past its fair share, and a
+    /// quiet cache that drew little leaves the rest to the others.
+    #[test]
+    fn caches_draw_what_they_need_and_give_back_what_they_do_not() {
+        let total = 8 * MIB;
+        let b = Budget::new(total, fair_share(32 * MIB, total, 1));
+        // A first thread, alone, needs little.
+        let quiet = b.join();
+        assert_eq!(b.draw(quiet, 100 << 10), quiet, "the floor covers it");
+        b.set_fair(fair_share(32 * MIB, total, 4));
+        let mut busy: Vec<usize> = (0..3).map(|_| b.join()).collect();
+        for c in busy.iter_mut() {
+            *c = b.draw(*c, usize::MAX);
+        }
+        // Each of the busy ones got its share (2 MiB), the quiet one kept
+        // its floor, and the pool holds the quiet one's unused share.
+        assert!(busy.iter().all(|&c| c == 2 * MIB), "{busy:?}");
+        assert_eq!(b.pool(), (2 * MIB - MIN_CACHE_BYTES) as isize);
+        // A busy cache whose lists shrank keeps what it uses now.
+        busy[0] = b.shrink(busy[0], MIB);
+        assert_eq!(busy[0], MIB);
+        assert_eq!(b.pool(), (3 * MIB - MIN_CACHE_BYTES) as isize);
+        for c in busy.into_iter().chain([quiet]) {
             b.leave(c);
         }
         assert_eq!(b.pool(), total as isize);

@@ -430,3 +430,43 @@ fn each_live_cache_is_listed_with_its_published_bytes() {
     reg.for_each_cache(|_| left += 1);
     assert_eq!(left, 0);
 }
+
+/// A thread that made its cache first and then went quiet (a main thread
+/// waiting for its workers) holds only the budget it used: the workers
+/// that start after it each get their fair share, not the floor.
+#[test]
+fn a_quiet_first_cache_leaves_the_budget_to_the_busy_ones() {
+    std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+    let reg = registry();
+    reg.set_max_cache_bytes(2 << 20);
+    reg.set_total_cache_bytes(2 << 20);
+    SLOT.with(|slot| {
+        // SAFETY: a live object given up at once.
+        unsafe { reg.free(slot, reg.alloc(slot, 1, 0), 1) };
+        let joined = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    SLOT.with(|slot| {
+                        // SAFETY: a live object given up at once.
+                        unsafe { reg.free(slot, reg.alloc(slot, 1, 0), 1) };
+                        // Four caches now: a fair share is 512 KiB.
+                        joined.wait();
+                        for _ in 0..8 {
+                            fill(reg, slot, 4, 200);
+                        }
+                        // SAFETY: this thread's cache.
+                        let capacity = unsafe { slot.cache().unwrap().as_ref().capacity() };
+                        assert!(
+                            capacity > 256 << 10,
+                            "a busy cache kept to {capacity} bytes"
+                        );
+                        reg.flush_current(slot);
+                    });
+                });
+            }
+            joined.wait();
+        });
+        reg.flush_current(slot);
+    });
+}

@@ -26,9 +26,11 @@
 //! - A list that grows past its maximum gives a batch back; a list that does
 //!   so repeatedly has its maximum lowered.
 //! - The byte budget bounds the sum of `max_len * object_size` (only changed
-//!   on slow paths). A list that wants to grow past it first makes the other
-//!   lists give back half of what they left unused since the last time (the
-//!   low-water mark) and lowers their maxima.
+//!   on slow paths). It starts at a floor and is drawn from the budget
+//!   shared by all caches as lists grow past it (see [`crate::budget`]);
+//!   when none is left to draw, a list that wants to grow first makes the
+//!   other lists give back half of what they left unused since the last
+//!   time (the low-water mark) and lowers their maxima.
 //!
 //! # Invariants
 //! - `slots[..len]` are the free objects held (the top is `slots[len - 1]`),
@@ -272,8 +274,8 @@ impl ThreadCache {
                 c.lists[class].slots = base.add(first);
                 c.lists[class].cap = SMALL_STACK;
             }
+            // The floor; more is drawn as lists grow (`make_room`).
             c.max_size = budget.join();
-            c.refresh_budget();
             c.pressure_seen = backend.pressure_epoch();
         }
         true
@@ -539,7 +541,8 @@ impl ThreadCache {
             (max_len + batch).min(MAX_LEN)
         };
         let extra = (grown - max_len) as usize * object_size as usize;
-        if self.tick(backend, c) && self.capacity + extra > self.max_size {
+        let ticked = self.tick(backend, c);
+        if !self.make_room(extra) && ticked {
             // Scavenging walks every list: only every SCAVENGE_EVERY slow calls.
             self.scavenge(backend);
         }
@@ -580,8 +583,7 @@ impl ThreadCache {
         let n = batch.max(len - max_len).min(len);
         self.release(backend, class, n);
         if max_len < batch {
-            let extra = object_size as usize;
-            if self.capacity + extra <= self.max_size {
+            if self.make_room(object_size as usize) {
                 self.set_max(backend.os(), c, max_len + 1);
             }
         } else {

@@ -8,6 +8,7 @@ use strata_os::Os;
 use crate::sync::statics::Ordering;
 
 use super::{ThreadCache, SCAVENGE_EVERY};
+use crate::budget::MIN_CACHE_BYTES;
 use crate::Backend;
 
 impl ThreadCache {
@@ -15,7 +16,8 @@ impl ThreadCache {
     /// allocations it reads the clock, and once per idle interval (a quarter
     /// of the decay delay) it gives back what its lists held unused since
     /// the last pass, fits the cache to its present share of the budget,
-    /// and lets the backend do its own idle work (decay). So memory a
+    /// gives back the budget its lists no longer use, and lets the backend
+    /// do its own idle work (decay). So memory a
     /// thread stopped using goes back even when every allocation it still
     /// makes is a cache hit.
     pub(super) fn idle_check<B: Backend>(&mut self, backend: &B) {
@@ -33,16 +35,43 @@ impl ThreadCache {
         self.refresh_budget();
         self.release_idle(backend);
         self.fit_budget(backend, 0);
+        // What the lists no longer use goes back to the shared budget, but
+        // for a quarter more than they use now (the headroom `make_room`
+        // draws) and the floor.
+        let keep = (self.capacity + self.capacity / 4).max(MIN_CACHE_BYTES);
+        self.shrink_budget(keep);
         self.publish();
         backend.tick();
     }
 
-    /// Moves the cache's budget towards its fair share now.
+    /// Gives back what the cache's budget holds above its fair share now.
     pub(super) fn refresh_budget(&mut self) {
+        self.shrink_budget(usize::MAX);
+    }
+
+    /// Gives back what the cache's budget holds above `keep` (or above its
+    /// fair share).
+    fn shrink_budget(&mut self, keep: usize) {
         if !self.budget.is_null() {
             // SAFETY: the registry's budget, which outlives its caches.
-            self.max_size = unsafe { (*self.budget).refit(self.max_size) };
+            self.max_size = unsafe { (*self.budget).shrink(self.max_size, keep) };
         }
+    }
+
+    /// Whether the lists' maxima may grow by `extra` bytes within the
+    /// budget, drawing more from the shared budget if they may not yet:
+    /// a quarter more than needed, so that a growing cache draws now and
+    /// then, not at every refill.
+    pub(super) fn make_room(&mut self, extra: usize) -> bool {
+        let need = self.capacity + extra;
+        if need <= self.max_size {
+            return true;
+        }
+        if !self.budget.is_null() {
+            // SAFETY: the registry's budget, which outlives its caches.
+            self.max_size = unsafe { (*self.budget).draw(self.max_size, need + need / 4) };
+        }
+        need <= self.max_size
     }
 
     /// Gives the cache's budget back (the cache is going away, flushed).
@@ -111,9 +140,9 @@ impl ThreadCache {
         }
     }
 
-    /// Counts a slow-path call; every [`SCAVENGE_EVERY`] calls it takes the
-    /// present budget (fitting the cache to it if it shrank as threads
-    /// arrived), publishes the cache's size for statistics and returns true
+    /// Counts a slow-path call; every [`SCAVENGE_EVERY`] calls it gives
+    /// back what the budget holds above the fair share (fitting the cache
+    /// to it if it shrank as threads arrived), publishes the cache's size for statistics and returns true
     /// (time to scavenge, if the cache is over budget).
     /// List `busy` (a refill in progress) is left as it is.
     pub(super) fn tick<B: Backend>(&mut self, backend: &B, busy: usize) -> bool {
