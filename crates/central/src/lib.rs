@@ -104,8 +104,8 @@ pub unsafe trait PageSource: Sync {
     unsafe fn free_span(&self, span: NonNull<Span>);
     /// The in-use span holding `addr`.
     fn span_of(&self, addr: usize) -> Option<NonNull<Span>>;
-    /// Called on every batch the central layer moves: a chance for the page
-    /// source to do amortised work (decay). Must be cheap when idle.
+    /// Called by [`Central::tick`]: a chance for the page source to do
+    /// amortised work (decay). Must be cheap when idle.
     /// Returns true when it ran a pass: the central layer then gives back
     /// what sat idle in its transfer caches.
     fn tick(&self) -> bool {
@@ -241,6 +241,9 @@ impl<P: PageSource> Central<P> {
     /// `out[..count]` and returns the count, 0 only when memory ran out. The
     /// objects form a stack: use them from the end (a fresh span's then come
     /// in address order). Nothing is written to the objects.
+    ///
+    /// Does not tick (read the clock for decay): the caller runs
+    /// [`Central::tick`] on a beat of its own.
     pub fn alloc_batch(&self, class: u8, out: &mut [*mut u8]) -> usize {
         self.alloc_from(class, out, false)
     }
@@ -258,7 +261,6 @@ impl<P: PageSource> Central<P> {
     }
 
     fn alloc_from(&self, class: u8, out: &mut [*mut u8], spans_first: bool) -> usize {
-        self.tick();
         let n = out.len();
         let info = &CLASSES[class as usize];
         let lists = &self.classes[class as usize];
@@ -310,13 +312,13 @@ impl<P: PageSource> Central<P> {
     /// are parked as they are (their pointers copied) for the next
     /// [`Central::alloc_batch`] while the class's transfer cache and the
     /// shared budget have room, else returned to their spans; nothing is
-    /// written to the objects until they go back to their spans.
+    /// written to the objects until they go back to their spans. Does not
+    /// tick, as [`Central::alloc_batch`].
     ///
     /// # Safety
     /// `objs` holds distinct objects of `class` allocated from this central
     /// layer and no longer used.
     pub unsafe fn free_batch(&self, class: u8, objs: &[*mut u8]) {
-        self.tick();
         let info = &CLASSES[class as usize];
         let batch = info.batch as usize;
         for chunk in objs.chunks(batch.max(1)) {
@@ -449,6 +451,7 @@ impl<P: PageSource> Central<P> {
 
     /// One object of `class`, for callers without a thread cache.
     pub fn alloc_one(&self, class: u8) -> Option<NonNull<u8>> {
+        self.tick();
         let mut one = [ptr::null_mut()];
         self.alloc_batch(class, &mut one);
         NonNull::new(one[0])
@@ -465,8 +468,12 @@ impl<P: PageSource> Central<P> {
         unsafe { self.release_to_spans(class, &[obj]) }
     }
 
-    /// Amortised idle work, on every batch moved and whenever a thread
-    /// cache's periodic check calls it: when the page source runs a decay
+    /// Amortised idle work: on every object [`Central::alloc_one`] and
+    /// [`Central::free_one`] move and every call of
+    /// [`Central::free_to_spans`], and on the beat of whoever moves batches
+    /// ([`Central::alloc_batch`] and [`Central::free_batch`] do not tick: a
+    /// thread cache ticks every 64 slow-path calls and at its idle passes,
+    /// which spares a clock read per batch). When the page source runs a decay
     /// pass (at most every quarter of the delay), batches that sat in a
     /// transfer cache since the previous pass go back to their spans, so
     /// that spans left empty return to the page heap and decay with it.

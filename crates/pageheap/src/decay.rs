@@ -9,8 +9,9 @@
 //! storms (release on every free) and never shrinking at all.
 //!
 //! Decay runs amortised on the ordinary paths: [`PageHeap::tick`] is called
-//! by large allocations and frees and by the central layer on every batch it
-//! moves; it reads a coarse clock (a vDSO read) and does work only when a
+//! by large allocations and frees, by the central layer on every object it
+//! moves alone, and by each thread cache every 64 slow-path calls and at
+//! its idle passes; it reads a coarse clock (a vDSO read) and does work only when a
 //! pass is due, at most every quarter of the delay. No background thread is
 //! needed; the owner may run one that calls `tick`.
 //!

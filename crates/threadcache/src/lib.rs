@@ -192,8 +192,10 @@ pub unsafe trait Backend: Sync {
     fn pressure_epoch(&self) -> u32 {
         0
     }
-    /// The backend's own idle work (decay), called by a cache's idle pass.
-    /// Must be cheap when there is nothing to do.
+    /// The backend's own idle work (decay), called by a cache's idle pass
+    /// and every 64 slow-path calls of a cache (so the backend's batch
+    /// calls need not read the clock themselves). Must be cheap when there
+    /// is nothing to do.
     fn tick(&self) {}
     /// The size class of `obj`, an object this backend handed out, or 0
     /// if it cannot tell (then no sample is taken in its place).

@@ -460,6 +460,9 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         if class as usize >= self.backend.num_classes() || class == 0 {
             return ptr::null_mut();
         }
+        // A thread without a cache has no beat of its own: it ticks on
+        // every object, as the backend's batches do not.
+        self.backend.tick();
         let mut one = [ptr::null_mut()];
         self.backend.alloc_batch(class, &mut one);
         if CLEAR_FIRST_WORD && !one[0].is_null() {
@@ -484,6 +487,7 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
             }
             return;
         }
+        self.backend.tick();
         // SAFETY: forwarded contract.
         unsafe { self.backend.free_batch(class, &[obj]) }
     }

@@ -142,8 +142,9 @@ impl ThreadCache {
 
     /// Counts a slow-path call; every [`SCAVENGE_EVERY`] calls it gives
     /// back what the budget holds above the fair share (fitting the cache
-    /// to it if it shrank as threads arrived), publishes the cache's size for statistics and returns true
-    /// (time to scavenge, if the cache is over budget).
+    /// to it if it shrank as threads arrived), publishes the cache's size
+    /// for statistics, lets the backend do its idle work (decay) and
+    /// returns true (time to scavenge, if the cache is over budget).
     /// List `busy` (a refill in progress) is left as it is.
     pub(super) fn tick<B: Backend>(&mut self, backend: &B, busy: usize) -> bool {
         self.slow_calls += 1;
@@ -154,6 +155,9 @@ impl ThreadCache {
         self.refresh_budget();
         self.fit_budget(backend, busy);
         self.publish();
+        // The backend's batches do not read the clock for decay; this beat
+        // does, once for 64 of them.
+        backend.tick();
         true
     }
 
