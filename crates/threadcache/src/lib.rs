@@ -50,6 +50,7 @@
 mod budget;
 mod cache;
 mod registry;
+mod slot;
 mod sync;
 
 #[cfg(test)]
@@ -61,8 +62,8 @@ mod tests;
 
 pub use cache::{ThreadCache, EVENT_EVERY, MAX_CLASSES};
 #[doc(hidden)]
-pub use registry::{Sentinels, SENTINELS};
-pub use registry::{Slot, ThreadCacheStats, ThreadCaches, ThreadSlot};
+pub use registry::{ThreadCacheStats, ThreadCaches};
+pub use slot::{Sentinels, Slot, ThreadSlot, SENTINELS};
 
 use core::ptr::NonNull;
 

@@ -18,7 +18,6 @@
 //! - Every live cache is in the registry's list; its record returns to the
 //!   pool only after it has been flushed and unlinked.
 
-use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 
@@ -26,69 +25,9 @@ use strata_base::{ForkLock, List, Lock, MetaPool};
 
 use crate::budget::{fair_share, Budget};
 use crate::cache::ThreadCache;
+use crate::slot::{Slot, ThreadSlot, DESTROYED, INITIALISING, UNINIT};
 use crate::sync::{AtomicUsize, Ordering};
 use crate::{Backend, Hooks, NoHooks};
-
-/// The states of a thread with no live cache, each a static, all-zero
-/// [`ThreadCache`] whose lists are empty with maximum zero. A slot always
-/// holds a cache pointer, so the fast paths need no state check: an
-/// allocation from a sentinel finds an empty list and a free finds a full
-/// one, and both land on the slow path, which tells the states apart.
-#[repr(C)]
-#[doc(hidden)]
-pub struct Sentinels([ThreadCache; 3]);
-
-// SAFETY: the sentinels are never written: `pop` only reads an empty list and
-// `try_push` refuses a list whose maximum is zero before writing.
-unsafe impl Sync for Sentinels {}
-
-/// The sentinel caches. A [`Slot`] starts as this static's address (the
-/// `UNINIT` sentinel is the first), so a slot defined outside Rust's
-/// `thread_local!` (strata's initial-exec TLS word, written in assembly) is
-/// initialised with a relocation to this symbol; see [`Slot::INITIAL_IS_SENTINELS`].
-#[doc(hidden)]
-pub static SENTINELS: Sentinels = Sentinels([
-    ThreadCache::sentinel(),
-    ThreadCache::sentinel(),
-    ThreadCache::sentinel(),
-]);
-
-const UNINIT: usize = 0;
-const INITIALISING: usize = 1;
-const DESTROYED: usize = 2;
-
-const fn sentinel(state: usize) -> *mut ThreadCache {
-    &raw const SENTINELS.0[state] as *mut ThreadCache
-}
-
-/// How the fast paths reach the calling thread's [`Slot`]: `word` reads what
-/// it holds (the only access on the fast path), `slot` gives the slot itself
-/// to the slow paths, which write it. `&Slot` is one (a slot from a
-/// `thread_local!`); an owner with a cheaper way to read its thread-local
-/// word (strata's initial-exec TLS) implements it on a token type.
-///
-/// # Safety
-/// `word` must return the current content of the calling thread's slot, and
-/// `slot` that same slot, which only the calling thread uses.
-pub unsafe trait ThreadSlot<'a>: Copy {
-    /// The slot's current word.
-    fn word(self) -> *mut ThreadCache;
-    /// The slot.
-    fn slot(self) -> &'a Slot;
-}
-
-// SAFETY: a `&Slot` is read and handed on as it is.
-unsafe impl<'a> ThreadSlot<'a> for &'a Slot {
-    #[inline(always)]
-    fn word(self) -> *mut ThreadCache {
-        self.0.get()
-    }
-
-    #[inline(always)]
-    fn slot(self) -> &'a Slot {
-        self
-    }
-}
 
 /// Default byte budget of one thread's cache: 32 MiB.
 ///
@@ -104,59 +43,6 @@ pub(crate) const DEFAULT_MAX_CACHE_BYTES: usize = 32 << 20;
 /// [`crate::budget`]): up to two busy threads get the full per-thread
 /// maximum, 512 threads the floor each.
 pub(crate) const DEFAULT_TOTAL_CACHE_BYTES: usize = 64 << 20;
-
-/// A thread's slot: its cache, or a sentinel saying why it has none. Declare
-/// one per thread with a const-initialised `thread_local!`.
-#[repr(transparent)]
-pub struct Slot(Cell<*mut ThreadCache>);
-
-impl Slot {
-    /// A slot is one pointer-sized word whose initial value is the address
-    /// of [`SENTINELS`]: what a slot defined in assembly must hold (checked
-    /// here at compile time and by a test).
-    pub const INITIAL_IS_SENTINELS: () = {
-        assert!(core::mem::size_of::<Slot>() == core::mem::size_of::<usize>());
-        // sentinel(UNINIT) is &SENTINELS.0[0]: at offset 0 (repr(C)).
-        assert!(UNINIT == 0 && core::mem::offset_of!(Sentinels, 0) == 0);
-    };
-
-    /// The slot of a thread that has not used the allocator yet.
-    pub const fn new() -> Self {
-        Slot(Cell::new(sentinel(UNINIT)))
-    }
-
-    fn set_state(&self, state: usize) {
-        self.0.set(sentinel(state));
-    }
-
-    fn is(&self, state: usize) -> bool {
-        self.0.get() == sentinel(state)
-    }
-
-    /// Whether this thread's cache has been destroyed (thread exit).
-    pub fn is_destroyed(&self) -> bool {
-        self.is(DESTROYED)
-    }
-
-    /// This thread's live cache, if any.
-    #[inline]
-    pub fn cache(&self) -> Option<NonNull<ThreadCache>> {
-        let c = self.0.get();
-        let base = sentinel(0) as usize;
-        let end = base + core::mem::size_of::<Sentinels>();
-        if (base..end).contains(&(c as usize)) {
-            None
-        } else {
-            NonNull::new(c)
-        }
-    }
-}
-
-impl Default for Slot {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// Every live cache, linked through `prev`/`next`, and how many were ever
 /// created; only reached under the registry's `list` lock.
@@ -538,7 +424,7 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         // Sampling from the first allocation on, if it is on.
         // SAFETY: our record, a live cache.
         unsafe { (*c).rearm(&H::SAMPLER) };
-        slot.0.set(c);
+        slot.publish(c);
         Some(rec)
     }
 
