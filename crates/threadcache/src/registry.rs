@@ -29,6 +29,19 @@ use crate::slot::{Slot, ThreadSlot, DESTROYED, INITIALISING, UNINIT};
 use crate::sync::{AtomicUsize, Ordering};
 use crate::{Backend, Hooks, NoHooks};
 
+/// Zeroes the first word of `p` when `CLEAR` (the mark a C `free` leaves
+/// in freed objects: see [`ThreadCaches::alloc_with`]).
+///
+/// # Safety
+/// `p` is a free object (of at least 8 bytes) now the caller's.
+#[inline(always)]
+unsafe fn clear_first_word<const CLEAR: bool>(p: *mut u8) {
+    if CLEAR {
+        // SAFETY: caller's contract.
+        unsafe { (p as *mut usize).write(0) };
+    }
+}
+
 /// Default byte budget of one thread's cache: 32 MiB.
 ///
 /// The budget is a ceiling, not a reservation: a list's maximum grows only
@@ -233,11 +246,8 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         // SAFETY: the slot holds this thread's cache or a sentinel.
         let p = unsafe { ThreadCache::pop(c, class) };
         if !p.is_null() {
-            if CLEAR_FIRST_WORD {
-                // SAFETY: a free object of at least 8 bytes, now the
-                // caller's.
-                unsafe { (p as *mut usize).write(0) };
-            }
+            // SAFETY: a free object, now the caller's.
+            unsafe { clear_first_word::<CLEAR_FIRST_WORD>(p) };
             // SAFETY: the pop succeeded, so `c` is this thread's live cache.
             if unsafe { ThreadCache::count_event(c) } {
                 let p = Self::event(size, self, slot.slot(), p);
@@ -325,10 +335,9 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
             // sampler may swap in a block of its own: a sampled block is
             // sized to the request, and a word written into one of 1-7
             // bytes would land in its guard.
-            if CLEAR_FIRST_WORD && !p.is_null() {
-                // SAFETY: a free object of at least 8 bytes, now the
-                // caller's.
-                unsafe { (p as *mut usize).write(0) };
+            if !p.is_null() {
+                // SAFETY: a free object, now the caller's.
+                unsafe { clear_first_word::<CLEAR_FIRST_WORD>(p) };
             }
             // The sampler may want allocations of this class examined more
             // often from now on, this one included.
@@ -351,9 +360,9 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         self.backend.tick();
         let mut one = [ptr::null_mut()];
         self.backend.alloc_batch(class, &mut one);
-        if CLEAR_FIRST_WORD && !one[0].is_null() {
-            // SAFETY: a free object of at least 8 bytes, now the caller's.
-            unsafe { (one[0] as *mut usize).write(0) };
+        if !one[0].is_null() {
+            // SAFETY: a free object, now the caller's.
+            unsafe { clear_first_word::<CLEAR_FIRST_WORD>(one[0]) };
         }
         one[0]
     }
