@@ -21,7 +21,7 @@
 
 /// The largest alignment C's `malloc` gives a small request (from 16 bytes
 /// up; 8 below).
-pub(crate) const MALLOC_ALIGN: usize = 16;
+const MALLOC_MAX_ALIGN: usize = 16;
 
 /// The word for `size` bytes aligned to `align` (a power of two), for a
 /// request a size class serves (so both are far below 2^32: at most 256 KiB
@@ -48,8 +48,8 @@ pub(crate) fn align(word: usize) -> usize {
     if word == 0 {
         return 0;
     }
-    let malloc = if size(word) >= MALLOC_ALIGN {
-        MALLOC_ALIGN
+    let malloc = if size(word) >= MALLOC_MAX_ALIGN {
+        MALLOC_MAX_ALIGN
     } else {
         8
     };
