@@ -27,11 +27,20 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     }
     match class_of(size, align) {
         0 => alloc_large(size, align, false),
-        #[cfg(not(feature = "checked"))]
-        class => crate::freed_mark::alloc_cleared(class, crate::request::new(size, align)),
-        #[cfg(feature = "checked")]
-        class => alloc_small(class, crate::request::new(size, align)),
+        class => alloc_object(class, crate::request::new(size, align)),
     }
+}
+
+/// An object of `class` for `request` ([`crate::request`]) as the C entry
+/// points hand it out: in the default build with `free`'s mark cleared on
+/// the object taken from the list (never on a sampled block, which is
+/// sized to the request), in the checked build with its marks.
+#[inline(always)]
+fn alloc_object(class: u8, request: usize) -> *mut u8 {
+    #[cfg(not(feature = "checked"))]
+    return crate::freed_mark::alloc_cleared(class, request);
+    #[cfg(feature = "checked")]
+    alloc_small(class, request)
 }
 
 /// C's `malloc`: `size` bytes aligned to 8, and to 16 from 16 bytes up
@@ -49,14 +58,13 @@ pub fn malloc(size: usize) -> *mut u8 {
     // The size alone is the request's word (`crate::request`): malloc's
     // alignment is what the word means by default.
     #[cfg(not(feature = "checked"))]
-    return crate::freed_mark::alloc_cleared(strata_central::small_class(size), size);
-    // The checked build's class has room for its marks.
-    // A request just under the largest class can need a large block once
-    // the marks are added.
+    return alloc_object(strata_central::small_class(size), size);
+    // The checked build's class has room for its marks, so a request just
+    // under the largest class can need a large block.
     #[cfg(feature = "checked")]
     match class_of(size, 8) {
         0 => malloc_large(size),
-        class => alloc_small(class, size),
+        class => alloc_object(class, size),
     }
 }
 
@@ -96,12 +104,8 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
             // Only the `size` bytes asked for are written: a sampled block
             // is sized to the request (a word written into one of 1-7
             // bytes would land in its guard, or in the checked build's
-            // marks after it), and `free`'s mark is cleared on the object
-            // taken from the list, as `alloc` does.
-            #[cfg(not(feature = "checked"))]
-            let p = crate::freed_mark::alloc_cleared(class, crate::request::new(size, align));
-            #[cfg(feature = "checked")]
-            let p = alloc_small(class, crate::request::new(size, align));
+            // marks after it).
+            let p = alloc_object(class, crate::request::new(size, align));
             if !p.is_null() {
                 // SAFETY: a fresh object of at least `size` bytes.
                 unsafe { ptr::write_bytes(p, 0, size) };
