@@ -69,8 +69,16 @@ fn read_limit(base: &[u8], path: &[u8], file: &[u8]) -> Option<u64> {
         if end >= PATH_MAX {
             return None;
         }
-        p[len..end].copy_from_slice(part);
-        len = end;
+        // Byte by byte, through `black_box`: the compiler would make a
+        // `copy_from_slice` (or a plain loop) a call to libc's `memcpy`,
+        // whose text a small program otherwise may never fault in
+        // (`strata_base::copy_pointers` says why that matters).
+        for &b in part {
+            if let Some(at) = p.get_mut(core::hint::black_box(len)) {
+                *at = b;
+            }
+            len += 1;
+        }
     }
     p[len] = 0;
     let mut buf = [0u8; 64];
@@ -97,26 +105,82 @@ fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 }
 
 /// Reads up to `buf.len()` bytes of the file `path` (NUL-terminated).
+///
+/// Through the system calls themselves, not libc's `open`, `read` and
+/// `close`: the first decay pass of every program reads these files, and
+/// libc's wrappers lie in a 64 KiB window of its text that a small program
+/// may otherwise never fault in (docs/performance.md, "Libc pages a small
+/// program touches").
 fn read_file(path: &[u8], buf: &mut [u8]) -> Option<usize> {
     debug_assert_eq!(path.last(), Some(&0));
-    // SAFETY: `path` is NUL-terminated; the descriptor is ours and closed
-    // below; `read` writes at most `buf.len()` bytes into `buf`.
-    unsafe {
-        let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return None;
-        }
-        let mut n = 0;
-        while n < buf.len() {
-            let r = libc::read(fd, buf[n..].as_mut_ptr().cast(), buf.len() - n);
-            if r <= 0 {
-                break;
-            }
-            n += r as usize;
-        }
-        libc::close(fd);
-        Some(n)
+    let flags = (libc::O_RDONLY | libc::O_CLOEXEC) as usize;
+    // SAFETY: `path` is NUL-terminated; openat only reads it.
+    let fd = unsafe {
+        syscall3(
+            libc::SYS_openat as usize,
+            libc::AT_FDCWD as usize,
+            path.as_ptr() as usize,
+            flags,
+        )
+    };
+    if fd < 0 {
+        return None;
     }
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: `read` writes at most `buf.len() - n` bytes at `buf[n..]`.
+        let r = unsafe {
+            syscall3(
+                libc::SYS_read as usize,
+                fd as usize,
+                buf[n..].as_mut_ptr() as usize,
+                buf.len() - n,
+            )
+        };
+        if r <= 0 {
+            break;
+        }
+        n += r as usize;
+    }
+    // SAFETY: the descriptor is ours, opened above and not used after.
+    unsafe { syscall3(libc::SYS_close as usize, fd as usize, 0, 0) };
+    Some(n)
+}
+
+/// System call `nr` with three arguments; a negative result is `-errno`.
+///
+/// # Safety
+/// As the system call's own contract for these arguments.
+#[cfg(target_arch = "x86_64")]
+unsafe fn syscall3(nr: usize, a: usize, b: usize, c: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the x86-64 Linux system call convention: number and result
+    // in rax, arguments in rdi, rsi, rdx; the kernel clobbers rcx and r11.
+    // The caller's contract covers what the call itself does to memory.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// System call `nr` with three arguments, through libc elsewhere; a
+/// negative result is `-1` (errno is not read).
+///
+/// # Safety
+/// As the system call's own contract for these arguments.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn syscall3(nr: usize, a: usize, b: usize, c: usize) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe { libc::syscall(nr as libc::c_long, a, b, c) as isize }
 }
 
 #[cfg(test)]
