@@ -284,51 +284,86 @@ fn parked_batches_are_pointers_and_leave_objects_alone() {
 }
 
 /// The first two batches of 32 are parked in the class's slice of the
-/// shared first table (mapped once, for every class), the next six in its
-/// slice of the shared second table; the ninth maps the class's own table,
-/// and every batch comes back whole, last parked first.
+/// shared first table (mapped once, for every class). A cache that is full
+/// grows into its slice of the shared second table (six more batches) and
+/// then into a table of its own only once a push found it full and objects
+/// were taken from it after: batches nobody takes (a program freeing all it
+/// holds at its end) go to their spans instead of touching a new table.
+/// Every parked batch comes back whole, last parked first.
 #[test]
 fn first_batches_share_tables_then_move_to_their_own() {
     let central = Central::new(FakePages::new());
     let tables = || central.pages().tables.lock().unwrap().len();
-    let class = 5u8;
+    let parked = || central.class_stats(class_of_test()).transfer_objects;
+    fn class_of_test() -> u8 {
+        5
+    }
+    let class = class_of_test();
     let batch = CLASSES[class as usize].batch as usize;
     assert_eq!(batch, 32, "class 5 moves batches of 32");
     assert_eq!((FIRST, SECOND), (2 * batch, 8 * batch));
-    let batches: Vec<Vec<usize>> = (0..9).map(|_| alloc(&central, class, batch)).collect();
-    for (i, b) in batches.iter().enumerate() {
+    let batches: Vec<Vec<usize>> = (0..14).map(|_| alloc(&central, class, batch)).collect();
+    // Fills the first slice, then frees four more that nobody asks for:
+    // they go to their spans, and no table is mapped for them.
+    for (i, b) in batches[..6].iter().enumerate() {
         // SAFETY: a full batch of live objects, given up.
         unsafe { free(&central, class, b) };
-        let mapped = match i {
-            0..2 => 1,
-            2..8 => 2,
-            _ => 3,
-        };
-        assert_eq!(tables(), mapped, "after batch {i}");
-        assert_eq!(central.class_stats(class).transfer_objects, (i + 1) * batch);
+        assert_eq!(tables(), 1, "after batch {i}");
+        assert_eq!(parked(), (i + 1).min(2) * batch, "after batch {i}");
     }
+    // Taken from while full: the next push that finds it full grows it.
+    let taken = alloc(&central, class, batch);
+    assert_eq!(taken, batches[1], "the batch parked last");
+    // SAFETY: as above (handed out again, given up again).
+    unsafe { free(&central, class, &taken) };
+    assert_eq!((tables(), parked()), (1, 2 * batch));
+    for (i, b) in batches[6..12].iter().enumerate() {
+        // SAFETY: as above.
+        unsafe { free(&central, class, b) };
+        assert_eq!((tables(), parked()), (2, (3 + i) * batch), "after {i}");
+    }
+    // The second slice is full: one more nobody asks for goes to spans.
+    // SAFETY: as above.
+    unsafe { free(&central, class, &batches[12]) };
+    assert_eq!((tables(), parked()), (2, 8 * batch), "no own table unasked");
+    let again = alloc(&central, class, batch);
+    assert_eq!(again, batches[11]);
+    // SAFETY: as above.
+    unsafe {
+        free(&central, class, &again);
+        free(&central, class, &batches[13]);
+    }
+    assert_eq!(tables(), 3, "its own table once taken from while full");
     // Other classes park in the shared tables: nothing new is mapped.
     for other in [6u8, 7] {
         let n = CLASSES[other as usize].batch as usize;
-        let objs: Vec<Vec<usize>> = (0..3).map(|_| alloc(&central, other, n)).collect();
+        let objs: Vec<Vec<usize>> = (0..2).map(|_| alloc(&central, other, n)).collect();
         for b in &objs {
             // SAFETY: as above.
             unsafe { free(&central, other, b) };
         }
     }
     assert_eq!(tables(), 3);
-    for b in batches.iter().rev() {
-        assert_eq!(
-            &alloc(&central, class, batch),
-            b,
-            "a parked batch, in order"
-        );
+    let mut back = Vec::new();
+    while parked() > 0 {
+        let b = alloc(&central, class, batch);
+        assert_eq!(b.len(), batch, "parked batches come back whole");
+        back.push(b);
     }
-    assert_eq!(central.class_stats(class).transfer_objects, 0);
-    for b in &batches {
+    for b in &back {
         for &o in b {
             // SAFETY: live objects, given back one by one (to their spans).
             unsafe { central.free_one(class, o as *mut u8) };
+        }
+    }
+    central.drain_transfer_caches();
+    for other in [6u8, 7] {
+        let n = CLASSES[other as usize].batch as usize;
+        for _ in 0..2 {
+            for o in alloc(&central, other, n) {
+                // SAFETY: as above.
+                unsafe { central.free_one(other, o as *mut u8) };
+            }
         }
     }
     central.drain_transfer_caches();
