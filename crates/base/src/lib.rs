@@ -12,8 +12,6 @@
 //!   ahead of a lock so that nothing maps under it.
 //! - [`link`]: how a free object stores its link to the next one (encoded
 //!   in the checked build).
-//! - [`copy_pointers`]: moves a batch of object pointers without calling
-//!   libc's `memcpy`, whose text a small program would otherwise fault in.
 //!
 //! Under `--cfg strata_loom` the lock and the pool are built on loom's
 //! atomics and checked by the models in `loom_tests.rs`; the
@@ -23,7 +21,6 @@
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
-mod copy;
 pub mod link;
 mod list;
 mod lock;
@@ -32,7 +29,6 @@ mod loom_tests;
 mod pool;
 mod sync;
 
-pub use copy::copy_pointers;
 pub use list::{Iter as ListIter, Linked, List};
 pub use lock::{ForkLock, Lock, LockGuard};
 pub use pool::MetaPool;

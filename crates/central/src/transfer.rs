@@ -63,8 +63,6 @@
 
 use core::ptr::{self, NonNull};
 
-use strata_base::copy_pointers;
-
 /// Most batches a transfer cache can hold (2 under loom: `crate::sync`).
 pub(crate) const MAX_SLOTS: usize = crate::sync::TRANSFER_SLOTS;
 
@@ -176,7 +174,7 @@ impl TransferCache {
                 // SAFETY: `slots[..len]` hold the parked pointers; the new
                 // table has room for `cap >= len + k` and is another slice
                 // or mapping.
-                unsafe { copy_pointers(self.slots, table.as_ptr(), self.len) };
+                unsafe { ptr::copy_nonoverlapping(self.slots, table.as_ptr(), self.len) };
             }
             self.slots = table.as_ptr();
             self.cap = cap;
@@ -186,7 +184,7 @@ impl TransferCache {
         // SAFETY: `slots` has room for `cap >= len + k` pointers (a shared
         // slice is taken only when the objects fit, and an own table holds
         // `room`); `objs` is a separate slice.
-        unsafe { copy_pointers(objs.as_ptr(), self.slots.add(self.len), k) };
+        unsafe { ptr::copy_nonoverlapping(objs.as_ptr(), self.slots.add(self.len), k) };
         self.len += k;
         debug_assert!(self.len <= self.cap && self.len <= room);
         true
@@ -201,7 +199,7 @@ impl TransferCache {
         self.low_water = self.low_water.min(self.len);
         // SAFETY: `slots[len..len + k]` hold parked objects; `out` is a
         // separate slice of at least that length.
-        unsafe { copy_pointers(self.slots.add(self.len), out.as_mut_ptr(), k) };
+        unsafe { ptr::copy_nonoverlapping(self.slots.add(self.len), out.as_mut_ptr(), k) };
         k
     }
 

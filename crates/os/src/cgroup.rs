@@ -69,16 +69,8 @@ fn read_limit(base: &[u8], path: &[u8], file: &[u8]) -> Option<u64> {
         if end >= PATH_MAX {
             return None;
         }
-        // Byte by byte, through `black_box`: the compiler would make a
-        // `copy_from_slice` (or a plain loop) a call to libc's `memcpy`,
-        // whose text a small program otherwise may never fault in
-        // (`strata_base::copy_pointers` says why that matters).
-        for &b in part {
-            if let Some(at) = p.get_mut(core::hint::black_box(len)) {
-                *at = b;
-            }
-            len += 1;
-        }
+        p[len..end].copy_from_slice(part);
+        len = end;
     }
     p[len] = 0;
     let mut buf = [0u8; 64];

@@ -78,7 +78,7 @@ impl ThreadCache {
                 // the two never overlap.
                 unsafe {
                     let to = self.slots_map.add(class * self.own_stride) as *mut *mut u8;
-                    strata_base::copy_pointers(l.slots, to, l.len as usize);
+                    ptr::copy_nonoverlapping(l.slots, to, l.len as usize);
                     l.slots = to;
                 }
                 l.cap = SLOTS_PER_CLASS;
