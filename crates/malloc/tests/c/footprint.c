@@ -5,7 +5,10 @@
  *   start <KiB>       anonymous resident after the first allocation
  *   end <KiB>         anonymous resident after the churn, objects still live
  *   live <KiB>        the bytes the live objects asked for
- *   hwm <KiB>         the process's peak resident (VmHWM)
+ *   hwm <KiB>         the process's peak resident (VmHWM: the kernel's
+ *                     counters, which lag by up to a batch of pages a CPU)
+ *   rss <KiB>         resident after the churn, counted exactly
+ *                     (smaps_rollup's Rss: a walk of the page tables)
  *   thp <KiB>         anonymous memory backed by transparent huge pages
  *                     after the churn (AnonHugePages; -1 if unknown)
  *   data <KiB>        resident pages of libstrata's writable file-backed
@@ -93,12 +96,15 @@ int main(int argc, char **argv) {
     slurp("/proc/self/status");
     char *h = strstr(buf, "VmHWM:");
     long hwm = h ? atol(h + 6) : -1;
-    long thp = -1;
-    if (slurp("/proc/self/smaps_rollup") >= 0 && (h = strstr(buf, "AnonHugePages:"))) thp = atol(h + 14);
+    long thp = -1, rss = -1;
+    if (slurp("/proc/self/smaps_rollup") >= 0) {
+        if ((h = strstr(buf, "AnonHugePages:"))) thp = atol(h + 14);
+        if ((h = strstr(buf, "\nRss:"))) rss = atol(h + 5);
+    }
     long data = strata_kib(" rw-p ", 0), text_size = 0;
     long text = strata_kib(" r-xp ", &text_size);
     for (int i = 0; i < N; i++) free(v[i]);
-    printf("libm %d libgcc_s %d start %ld end %ld live %zu hwm %ld thp %ld data %ld text %ld textsize %ld\n",
-           libm, libgcc_s, start, end, live / 1024, hwm, thp, data, text, text_size);
+    printf("libm %d libgcc_s %d start %ld end %ld live %zu hwm %ld rss %ld thp %ld data %ld text %ld textsize %ld\n",
+           libm, libgcc_s, start, end, live / 1024, hwm, rss, thp, data, text, text_size);
     return 0;
 }
