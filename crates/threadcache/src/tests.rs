@@ -223,8 +223,8 @@ fn stacks_pop_last_freed_first_give_back_overflow_and_are_reused() {
 
 /// Lists start on small stacks packed side by side (a thread using many
 /// classes a little touches a few pages, not a page per class); a list
-/// whose maximum outgrows its small stack moves to its own, keeping its
-/// objects.
+/// whose maximum outgrows its small stack moves to a middle stack, packed
+/// the same way, and past that to its own, keeping its objects.
 #[test]
 fn small_lists_share_pages_and_a_growing_list_moves_to_its_own_stack() {
     std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
@@ -250,6 +250,22 @@ fn small_lists_share_pages_and_a_growing_list_moves_to_its_own_stack() {
             3 * bytes,
             "small stacks are packed side by side: {first:#x} {fourth:#x}"
         );
+        // Grown past a small stack but not far, classes 1 and 2 move to
+        // middle stacks, packed side by side too.
+        for class in 1..=2u8 {
+            let objs: Vec<usize> = (0..160)
+                .map(|_| reg.alloc(slot, class, 0) as usize)
+                .collect();
+            for &p in &objs {
+                // SAFETY: live objects given up once.
+                unsafe { reg.free(slot, p as *mut u8, class) };
+            }
+        }
+        // SAFETY: as above.
+        let cache = unsafe { slot.cache().expect("a cache").as_ref() };
+        let ((mid1, cap1), (mid2, cap2)) = (cache.stack_of(1), cache.stack_of(2));
+        assert_eq!((cap1, cap2), (2 * cap, 2 * cap), "middle stacks");
+        assert_eq!(mid2 - mid1, 2 * bytes, "middle stacks are packed too");
         // Grow class 1 far past a small stack, then check every object.
         let objs: Vec<usize> = (0..5_000).map(|_| reg.alloc(slot, 1, 0) as usize).collect();
         for &p in &objs {

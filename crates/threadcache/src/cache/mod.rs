@@ -35,8 +35,9 @@
 //! # Invariants
 //! - `slots[..len]` are the free objects held (the top is `slots[len - 1]`),
 //!   `len <= cap` and `max_len + SLACK <= cap` (a list starts on a small
-//!   stack packed with the other classes' and moves to its own when its
-//!   maximum outgrows it); after a free returns, `len <= max_len + 1`
+//!   stack packed with the other classes', moves to a middle one, also
+//!   packed, when its maximum outgrows it, and to its own past that);
+//!   after a free returns, `len <= max_len + 1`
 //!   (one over only when that free's overflow lowered the maximum by a
 //!   batch: `SLACK`), so the bytes held exceed `capacity`, the sum of
 //!   `max_len * object_size`, by at most an object a list, and `capacity`
@@ -90,6 +91,13 @@ const SLOTS_PER_CLASS: u32 = MAX_LEN + SLACK;
 /// and overflows (measurements: docs/performance.md, "Thread-cache stacks").
 const SMALL_STACK: u32 = 128;
 
+/// Room in a class's middle stack, also packed (2 KiB each, two to a
+/// page), where a list moves when its maximum outgrows its first stack:
+/// a small program's lists that grow past 124 mostly stay under 252, and
+/// each took a page of its own stack for a few hundred pointers
+/// (measurements: docs/performance.md, "Thread-cache stacks").
+const MID_STACK: u32 = 256;
+
 /// Slow-path calls between two walks over every list (scavenge, statistics).
 const SCAVENGE_EVERY: u32 = 64;
 
@@ -124,7 +132,8 @@ struct FreeList {
     len: u32,
     max_len: u32,
     low_water: u32,
-    /// Entries `slots` has room for: `SMALL_STACK` or `SLOTS_PER_CLASS`.
+    /// Entries `slots` has room for: `SMALL_STACK`, `MID_STACK` or
+    /// `SLOTS_PER_CLASS`.
     cap: u32,
 }
 
@@ -176,10 +185,11 @@ pub struct ThreadCache {
     /// The mapping holding every list's stack (null in a sentinel). Never
     /// unmapped: it stays with the record for the next cache, so a program
     /// that creates and ends threads does not map and unmap each time.
-    /// Reserved address space where the OS allows: the packed first stacks
-    /// are committed at once, a class's own stack when its list first moves
-    /// there, so strict overcommit and `RLIMIT_AS` charge a thread for the
-    /// stacks it uses (about 100 KiB), not for all of them (6 MiB).
+    /// Reserved address space where the OS allows: the packed first and
+    /// middle stacks are committed at once, a class's own stack when its
+    /// list first moves there, so strict overcommit and `RLIMIT_AS` charge
+    /// a thread for the stacks it uses (about 300 KiB), not for all of
+    /// them (6 MiB).
     slots_map: *mut u8,
     /// Bytes between two classes' own stacks: whole OS pages, so each
     /// commits alone.

@@ -1,23 +1,36 @@
 //! Where a cache's lists keep their pointers: one mapping per cache,
-//! reserved whole, with small first stacks packed together and committed
-//! at once, and an own stack per class committed when the list's maximum
-//! outgrows its first one (see the parent module's invariants).
+//! reserved whole, with small first stacks and middle stacks packed
+//! together (committed at once: a page costs memory only once a list
+//! writes it), and an own stack per class committed when the list's
+//! maximum outgrows its middle one (see the parent module's invariants).
 
 use core::ptr;
 
 use strata_os::Os;
 
-use super::{ThreadCache, SLACK, SLOTS_PER_CLASS, SMALL_STACK};
+use super::{ThreadCache, MID_STACK, SLACK, SLOTS_PER_CLASS, SMALL_STACK};
 
 impl ThreadCache {
     /// The stacks' mapping for `nclasses` classes and OS pages of `page`
     /// bytes: the own stacks' stride, and the offset and length of the
-    /// packed first stacks after them (whole pages).
+    /// packed stacks after them (the first stacks, then the middle ones;
+    /// whole pages).
     pub(super) fn slots_layout(nclasses: usize, page: usize) -> (usize, usize, usize) {
         let word = core::mem::size_of::<*mut u8>();
         let stride = (SLOTS_PER_CLASS as usize * word).next_multiple_of(page);
-        let small = (nclasses * SMALL_STACK as usize * word).next_multiple_of(page);
-        (stride, nclasses * stride, small)
+        let packed = (nclasses * (SMALL_STACK + MID_STACK) as usize * word).next_multiple_of(page);
+        (stride, nclasses * stride, packed)
+    }
+
+    /// Where `class`'s middle stack is: after the first stacks, which
+    /// follow the own stacks (`slots_layout`).
+    fn mid_stack(&self, class: usize) -> *mut *mut u8 {
+        let at = self.nclasses * self.own_stride / core::mem::size_of::<*mut u8>()
+            + self.nclasses * SMALL_STACK as usize
+            + class * MID_STACK as usize;
+        // SAFETY: in the cache's mapping: the packed stacks hold
+        // MID_STACK entries per class after the first stacks.
+        unsafe { (self.slots_map as *mut *mut u8).add(at) }
     }
 
     /// Maps the stacks for `nclasses` classes: reserved, with the packed
@@ -64,18 +77,29 @@ impl ThreadCache {
     }
 
     /// Sets a list's maximum, keeping `capacity` in step, and moves the
-    /// list to its own stack if its first one has no room for it (or keeps
-    /// the maximum within the first stack if the OS refuses the own one).
+    /// list to its middle stack, or its own, if the one it is on has no
+    /// room for it (or keeps the maximum within its stack if the OS
+    /// refuses the own one).
     pub(super) fn set_max<O: Os>(&mut self, os: &O, class: usize, max_len: u32) {
         let size = self.info[class].object_size as usize;
         let mut max_len = max_len;
+        if max_len + SLACK > self.lists[class].cap && max_len + SLACK <= MID_STACK {
+            let to = self.mid_stack(class);
+            let l = &mut self.lists[class];
+            // SAFETY: the class's middle stack (MID_STACK entries, in the
+            // committed packed part of the mapping) and its first stack
+            // never overlap; the first stack's `len` entries are copied.
+            unsafe { ptr::copy_nonoverlapping(l.slots, to, l.len as usize) };
+            l.slots = to;
+            l.cap = MID_STACK;
+        }
         if max_len + SLACK > self.lists[class].cap {
             if self.commit_own_stack(os, class) {
                 let l = &mut self.lists[class];
                 // SAFETY: the class's own stack lies in the cache's mapping
                 // (SLOTS_PER_CLASS entries from `class * own_stride` bytes),
-                // committed; the first stack's `len` entries are copied, and
-                // the two never overlap.
+                // committed; the packed stack's `len` entries are copied,
+                // and the two never overlap.
                 unsafe {
                     let to = self.slots_map.add(class * self.own_stride) as *mut *mut u8;
                     ptr::copy_nonoverlapping(l.slots, to, l.len as usize);
