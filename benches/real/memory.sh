@@ -13,7 +13,9 @@
 #   idle_threads      256 threads churn ~2 MB each, free all and wait: RSS
 #                     while they idle and after they exit
 #   small_footprint   4,000 live objects of 8..408 B replaced 2 million
-#                     times: peak RSS
+#                     times: peak RSS (the kernel's, which lags by up to
+#                     128 KiB a CPU), and the exact resident size after
+#                     its last free (smaps_rollup, x86-64 only)
 #   malloc_large      20 buffers of 5..25 MiB replaced 500 times, written
 #                     whole: CPU (user, system) and page faults
 #
@@ -25,6 +27,9 @@ root=$(cd "$here/../.." && pwd)
 programs=${*:-burst idle_threads small_footprint malloc_large}
 lib=/usr/lib/x86_64-linux-gnu
 declare -A so=([glibc]="" [strata]="${STRATA_SO:-$root/target/release/libstrata_malloc.so}")
+# Not passed on: a program that has any STRATA_ variable set runs strata's
+# option parsing, and that cost small_footprint about 150 KiB more.
+unset STRATA_SO
 order="glibc strata"
 for peer in mimalloc:libmimalloc.so.2 jemalloc:libjemalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4; do
     if [ -e "$lib/${peer#*:}" ]; then
@@ -37,6 +42,9 @@ bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 for p in $programs; do
     cc -O2 -fno-builtin -pthread "$here/c/$p.c" -o "$bin/$p" -lm
+    if [ $p = small_footprint ] && [ "$(uname -m)" = x86_64 ]; then
+        cc -O2 -fno-builtin -pthread -DSTOP_AT_END "$here/c/$p.c" -o "$bin/${p}_stop" -lm
+    fi
     for a in $order; do
         case $p in
         burst)
@@ -53,6 +61,16 @@ for p in $programs; do
             done ;;
         idle_threads)
             printf '%-16s %-9s %s\n' "$p" "$a" "$(LD_PRELOAD=${so[$a]} "$bin/$p")" ;;
+        small_footprint)
+            /usr/bin/time -f "$(printf '%-16s %-9s' "$p" "$a") %U user %S sys %R faults %M KiB peak" \
+                env LD_PRELOAD="${so[$a]}" "$bin/$p" > /dev/null
+            if [ "$(uname -m)" = x86_64 ]; then
+                env LD_PRELOAD="${so[$a]}" "$bin/${p}_stop" & pid=$!
+                until grep -q '^State:.*T' /proc/$pid/status 2>/dev/null; do sleep 0.01; done
+                printf '%-16s %-9s %s KiB exact after the last free\n' "$p" "$a" \
+                    "$(awk '/^Rss:/ {print $2}' /proc/$pid/smaps_rollup)"
+                kill -CONT $pid; wait $pid
+            fi ;;
         *)
             /usr/bin/time -f "$(printf '%-16s %-9s' "$p" "$a") %U user %S sys %R faults %M KiB peak" \
                 env LD_PRELOAD="${so[$a]}" "$bin/$p" > /dev/null ;;

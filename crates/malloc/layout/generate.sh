@@ -24,6 +24,8 @@ run() {
         --callgrind-out-file="$work/cg.%p" "$@" >/dev/null 2>&1
 }
 run "$work/footprint" 20000
+# Once with an option set, so that reading the configuration is hot code too.
+STRATA_DECAY_MS=1000 run "$work/footprint" 20000
 run "$work/pair_loop" 10000 32
 run "$work/small_footprint"
 run "$work/espresso"
