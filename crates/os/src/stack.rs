@@ -9,10 +9,13 @@
 //!
 //! - [`Walker::Fast`] (the default) reads the tables itself and keeps each
 //!   instruction's decoded rule in a fixed cache (`crate::unwind`): a
-//!   stack seen before costs a table probe and a few loads per frame. On a
-//!   frame it does not handle (a DWARF expression, a signal frame) or a
-//!   stack it cannot bound (an alternate signal stack) it hands the whole
-//!   capture to the system walker.
+//!   stack seen before costs a table probe and a few loads per frame, and
+//!   a capture repeating the last one of its thread (the same start, the
+//!   same stack words at the addresses that walk read) is given that
+//!   walk's frames without decoding, with a key that names them
+//!   ([`capture_keyed`]). On a frame it does not handle (a DWARF
+//!   expression, a signal frame) or a stack it cannot bound (an alternate
+//!   signal stack) it hands the whole capture to the system walker.
 //! - [`Walker::System`]: libgcc's `_Unwind_Backtrace`, which every Rust
 //!   program and glibc already carries, which searches and decodes the
 //!   tables again at every frame (measured: docs/performance.md).
@@ -110,11 +113,9 @@ extern "C" fn on_frame(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
 struct Capturing(&'static AtomicUsize);
 
 impl Capturing {
-    /// Claims an entry for the calling thread; `None` if it already holds
-    /// one (re-entry) or none is free.
-    fn enter() -> Option<Capturing> {
-        // SAFETY: pthread_self has no preconditions and never fails.
-        let me = unsafe { libc::pthread_self() } as usize;
+    /// Claims an entry for the calling thread, `me` (its `pthread_self`);
+    /// `None` if it already holds one (re-entry) or none is free.
+    fn enter(me: usize) -> Option<Capturing> {
         // Only this thread ever stores `me`, so a scan that misses it means
         // it holds no entry, whatever other threads do meanwhile.
         if CAPTURING.iter().any(|e| e.load(Ordering::Relaxed) == me) {
@@ -134,6 +135,12 @@ impl Drop for Capturing {
     fn drop(&mut self) {
         self.0.store(0, Ordering::Release);
     }
+}
+
+/// The calling thread's `pthread_self`.
+fn this_thread() -> usize {
+    // SAFETY: pthread_self has no preconditions and never fails.
+    unsafe { libc::pthread_self() as usize }
 }
 
 /// How [`capture`] walks the stack.
@@ -184,12 +191,36 @@ pub fn capture(out: &mut [usize], skip: usize) -> usize {
     core::hint::black_box(capture_with(walker(), out, skip + 1))
 }
 
+/// [`capture`], with a key for the frames written: two captures that
+/// return the same non-zero key wrote the same frames (so a caller can
+/// keep what it derived from them, such as an interned stack). The fast
+/// walker gives a key when it repeats or records a walk of its memo
+/// (`crate::unwind`); 0 otherwise.
+#[inline(never)]
+pub fn capture_keyed(out: &mut [usize], skip: usize) -> (usize, u64) {
+    core::hint::black_box(capture_keyed_with(walker(), out, skip + 1))
+}
+
 /// [`capture`] with a given walker; its first frame is an address inside
 /// `capture_with` itself.
 #[inline(never)]
 pub fn capture_with(walker: Walker, out: &mut [usize], skip: usize) -> usize {
-    let Some(_entry) = Capturing::enter() else {
-        return 0;
+    capture_from_here(walker, out, skip).0
+}
+
+/// [`capture_keyed`] with a given walker; its first frame is an address
+/// inside `capture_keyed_with` itself.
+#[inline(never)]
+pub fn capture_keyed_with(walker: Walker, out: &mut [usize], skip: usize) -> (usize, u64) {
+    capture_from_here(walker, out, skip)
+}
+
+/// The capture, inlined into its caller, where its first frame is.
+#[inline(always)]
+fn capture_from_here(walker: Walker, out: &mut [usize], skip: usize) -> (usize, u64) {
+    let me = this_thread();
+    let Some(_entry) = Capturing::enter(me) else {
+        return (0, 0);
     };
     #[cfg(target_arch = "x86_64")]
     if walker == Walker::Fast {
@@ -206,8 +237,9 @@ pub fn capture_with(walker: Walker, out: &mut [usize], skip: usize) -> usize {
                 options(nomem, nostack, preserves_flags),
             )
         };
-        if let Some(n) = crate::unwind::walk(crate::unwind::Regs { ip, sp, bp }, out, skip) {
-            return n;
+        let regs = crate::unwind::Regs { ip, sp, bp };
+        if let Some(found) = crate::unwind::walk_keyed(regs, me, out, skip) {
+            return found;
         }
         FALLBACKS.fetch_add(1, Ordering::Relaxed);
     }
@@ -217,7 +249,7 @@ pub fn capture_with(walker: Walker, out: &mut [usize], skip: usize) -> usize {
     // SAFETY: the callback matches the unwinder's signature and reads only
     // the `Walk` passed with it, which outlives the call.
     unsafe { _Unwind_Backtrace(on_frame, &mut walk as *mut Walk<'_> as *mut c_void) };
-    walk.len
+    (walk.len, 0)
 }
 
 /// The stack of a frame a signal interrupted, from the registers its
@@ -233,7 +265,7 @@ pub fn capture_interrupted(ip: usize, sp: usize, bp: usize, out: &mut [usize]) -
     if signal_stack_room().is_some_and(|room| room < WALK_STACK) {
         return 0;
     }
-    let Some(_entry) = Capturing::enter() else {
+    let Some(_entry) = Capturing::enter(this_thread()) else {
         return 0;
     };
     #[cfg(target_arch = "x86_64")]
@@ -380,7 +412,7 @@ mod tests {
 
     #[test]
     fn a_thread_already_capturing_gets_nothing() {
-        let held = Capturing::enter().expect("an entry");
+        let held = Capturing::enter(this_thread()).expect("an entry");
         let mut frames = [0usize; 8];
         assert_eq!(capture(&mut frames, 0), 0);
         drop(held);

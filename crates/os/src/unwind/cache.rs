@@ -80,14 +80,22 @@ pub(super) fn rule_for(pc: usize) -> Lookup {
     found
 }
 
-/// Empties the cache if an object was unloaded since the last walk.
-pub(super) fn forget_unloaded() {
-    let mut subs = u64::MAX;
+/// Empties the cache if an object was unloaded since the last walk;
+/// returns `dl_iterate_phdr`'s counts of objects added and removed
+/// (`None` if it gave none).
+pub(super) fn forget_unloaded() -> Option<(u64, u64)> {
+    let mut counts = (u64::MAX, u64::MAX);
     // SAFETY: the callback matches dl_iterate_phdr's signature and writes
-    // only the u64 passed with it.
-    unsafe { libc::dl_iterate_phdr(Some(first_subs), &mut subs as *mut u64 as *mut c_void) };
+    // only the pair passed with it.
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(first_counts),
+            &mut counts as *mut (u64, u64) as *mut c_void,
+        )
+    };
+    let (_, subs) = counts;
     if subs == u64::MAX {
-        return;
+        return None;
     }
     if SEEN_SUBS.load(Ordering::Relaxed) != subs {
         for e in &RULES {
@@ -95,17 +103,18 @@ pub(super) fn forget_unloaded() {
         }
         SEEN_SUBS.store(subs, Ordering::Relaxed);
     }
+    Some(counts)
 }
 
-unsafe extern "C" fn first_subs(
+unsafe extern "C" fn first_counts(
     info: *mut libc::dl_phdr_info,
     size: usize,
     data: *mut c_void,
 ) -> c_int {
     if size >= core::mem::size_of::<libc::dl_phdr_info>() {
         // SAFETY: dl_iterate_phdr passes a valid info of `size` bytes, and
-        // `data` is the u64 forget_unloaded passed.
-        unsafe { *(data as *mut u64) = (*info).dlpi_subs };
+        // `data` is the pair forget_unloaded passed.
+        unsafe { *(data as *mut (u64, u64)) = ((*info).dlpi_adds, (*info).dlpi_subs) };
     }
     1
 }

@@ -24,6 +24,15 @@
 //! per walk) the table is cleared: a later object may be loaded at the
 //! same addresses.
 //!
+//! # Memo
+//! A profiler samples the same few stacks over and over. The last walk of
+//! each of a few slots (by thread) is kept with the words of the stack it
+//! read and the registers it started from; a walk that starts from the
+//! same registers on a stack holding the same words at those addresses is
+//! given the kept frames without a rule looked up (`memo`, which says why
+//! that is exact). A repeat reads each return address and each saved
+//! `rbp` a later rule used once: measured in docs/performance.md.
+//!
 //! # Invariants
 //! - Nothing here allocates, takes a lock other than the loader's (the
 //!   same `dl_iterate_phdr` libgcc's walker calls), or panics.
@@ -37,10 +46,12 @@ mod cache;
 mod cfa;
 mod cursor;
 mod eh_frame;
+mod memo;
 
 use core::ffi::c_void;
 
 use cache::{forget_unloaded, rule_for};
+use memo::{Observe, Start, Unobserved};
 
 /// A frame's registers.
 #[derive(Clone, Copy, Debug)]
@@ -87,26 +98,53 @@ const MAX_STACK: usize = 1 << 30;
 
 /// Walks from `r` (a frame whose instruction pointer is exact, not a
 /// return address), writing instruction pointers into `out` after
-/// leaving out `skip`; returns how many were written, or `None` if the
-/// walk met something it does not handle.
-pub(crate) fn walk(r: Regs, out: &mut [usize], skip: usize) -> Option<usize> {
-    let mut len = 0;
-    walk_into(r, out, skip, &mut len).map(|()| len)
+/// leaving out `skip`; `None` if the walk met something it does not
+/// handle. The walk is given again from a memo when nothing it would read
+/// changed since it last ran (see `memo`). Returns the frames written and
+/// a key, the same non-zero key only for the same frames (0: not
+/// memoised). `me`: the calling thread's `pthread_self`.
+pub(crate) fn walk_keyed(
+    r: Regs,
+    me: usize,
+    out: &mut [usize],
+    skip: usize,
+) -> Option<(usize, u64)> {
+    let top = stack_top(r.sp, me)?;
+    let objects = forget_unloaded()?;
+    let start = Start {
+        ip: r.ip,
+        sp: r.sp,
+        bp: r.bp,
+        top,
+        objects,
+        skip,
+        room: out.len(),
+    };
+    memo::walk_memoised(start, me, out)
 }
 
-/// [`walk`], keeping what was written before the walk met something it
-/// does not handle: the frames it is sure of, innermost first.
+/// The walk of [`walk_keyed`], never memoised, keeping what was written
+/// before it met something it does not handle: the frames it is sure of,
+/// innermost first.
 pub(crate) fn walk_partial(r: Regs, out: &mut [usize], skip: usize) -> usize {
     let mut len = 0;
-    let _ = walk_into(r, out, skip, &mut len);
+    if let Some(top) = stack_top(r.sp, this_thread()) {
+        forget_unloaded();
+        let _ = walk_into(r, top, out, skip, &mut len, &mut Unobserved);
+    }
     len
 }
 
-/// The walk: `len` counts the frames written so far, also when it gives
-/// up (`None`).
-fn walk_into(mut r: Regs, out: &mut [usize], mut skip: usize, len: &mut usize) -> Option<()> {
-    let top = stack_top(r.sp)?;
-    forget_unloaded();
+/// The walk below `top`: `len` counts the frames written so far, also
+/// when it gives up (`None`); `obs` sees every stack word read.
+fn walk_into<O: Observe + ?Sized>(
+    mut r: Regs,
+    top: usize,
+    out: &mut [usize],
+    mut skip: usize,
+    len: &mut usize,
+    obs: &mut O,
+) -> Option<()> {
     let mut exact = true;
     loop {
         if r.ip == 0 {
@@ -133,15 +171,23 @@ fn walk_into(mut r: Regs, out: &mut [usize], mut skip: usize, len: &mut usize) -
         let Some(ra_off) = rule.ra else {
             return Some(());
         };
+        if rule.cfa_bp {
+            obs.used_bp();
+        }
         let base = if rule.cfa_bp { r.bp } else { r.sp };
         let cfa = base.checked_add_signed(rule.cfa_off as isize)?;
         if cfa <= r.sp || cfa > top || cfa % 8 != 0 {
             return None;
         }
-        let ra = read_stack(cfa, ra_off, r.sp, top)?;
+        let (at, ra) = read_stack(cfa, ra_off, r.sp, top)?;
+        obs.read_ra(at, ra);
         let bp = match rule.bp {
             None => r.bp,
-            Some(off) => read_stack(cfa, off, r.sp, top)?,
+            Some(off) => {
+                let (at, bp) = read_stack(cfa, off, r.sp, top)?;
+                obs.read_bp(at, bp);
+                bp
+            }
         };
         r = Regs {
             ip: ra,
@@ -151,15 +197,22 @@ fn walk_into(mut r: Regs, out: &mut [usize], mut skip: usize, len: &mut usize) -
     }
 }
 
-/// The word at `cfa + off` if it lies within `[lo, top)`.
-fn read_stack(cfa: usize, off: i64, lo: usize, top: usize) -> Option<usize> {
+/// The address `cfa + off` and the word there, if it lies within
+/// `[lo, top)`.
+fn read_stack(cfa: usize, off: i64, lo: usize, top: usize) -> Option<(usize, usize)> {
     let at = cfa.checked_add_signed(off as isize)?;
     if at < lo || at.checked_add(8)? > top || at % 8 != 0 {
         return None;
     }
     // SAFETY: `[lo, top)` is the calling thread's stack from a live stack
     // pointer up to its top (stack_top), all mapped; the word is aligned.
-    Some(unsafe { core::ptr::read_volatile(at as *const usize) })
+    Some((at, unsafe { core::ptr::read_volatile(at as *const usize) }))
+}
+
+/// The calling thread's `pthread_self`.
+fn this_thread() -> usize {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as usize }
 }
 
 extern "C" {
@@ -172,10 +225,8 @@ extern "C" {
 /// thread's descriptor (`pthread_self`) at the top of the stack it runs
 /// on; the main thread's ends at `__libc_stack_end` (plus `argc` and
 /// `argv[0]`, mapped above it). `None` on any other stack (a signal's
-/// alternate stack, a coroutine's).
-fn stack_top(sp: usize) -> Option<usize> {
-    // SAFETY: pthread_self has no preconditions.
-    let me = unsafe { libc::pthread_self() } as usize;
+/// alternate stack, a coroutine's). `me`: the thread's `pthread_self`.
+fn stack_top(sp: usize, me: usize) -> Option<usize> {
     if me > sp && me - sp < MAX_STACK {
         return Some(me);
     }
