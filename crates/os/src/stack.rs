@@ -32,7 +32,9 @@
 //! and a thread that finds itself in the table gets an empty trace. A
 //! thread that finds the table full (more than [`MAX_CAPTURING`] threads
 //! unwinding at once) gets an empty trace too: a report without a trace,
-//! never a deadlock.
+//! never a deadlock. A word of bits says which entries are held, so the
+//! check reads those only (usually none): scanning all 64 entries was the
+//! largest single cost of a capture repeated from the walker's memo.
 //!
 //! # Printing
 //! [`write_trace`] writes one line per frame to stderr: the address, the
@@ -46,10 +48,12 @@
 //! - Both walkers give the same frames: the first is the caller's call of
 //!   [`capture_with`] (the same function, another address), then the same
 //!   return addresses.
-//! - A thread's entry in the re-entry table is held only while it unwinds.
+//! - A thread's entry in the re-entry table is held only while it unwinds:
+//!   its bit in `HELD` is set before its identity is written and the walk
+//!   starts, and cleared after the walk and the entry's reset.
 
 use core::ffi::{c_int, c_void, CStr};
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::report::{write_stderr, Dec, Hex};
 
@@ -59,6 +63,11 @@ pub const MAX_CAPTURING: usize = 64;
 
 /// Threads unwinding now, by `pthread_self` (0: a free entry).
 static CAPTURING: [AtomicUsize; MAX_CAPTURING] = [const { AtomicUsize::new(0) }; MAX_CAPTURING];
+
+const _: () = assert!(MAX_CAPTURING <= 64);
+
+/// Bit `i`: entry `i` of [`CAPTURING`] is held.
+static HELD: AtomicU64 = AtomicU64::new(0);
 
 /// An opaque `_Unwind_Context`.
 #[repr(C)]
@@ -110,30 +119,53 @@ extern "C" fn on_frame(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
 }
 
 /// Holds this thread's entry in [`CAPTURING`] while it unwinds.
-struct Capturing(&'static AtomicUsize);
+struct Capturing(usize);
 
 impl Capturing {
     /// Claims an entry for the calling thread, `me` (its `pthread_self`);
     /// `None` if it already holds one (re-entry) or none is free.
     fn enter(me: usize) -> Option<Capturing> {
-        // Only this thread ever stores `me`, so a scan that misses it means
-        // it holds no entry, whatever other threads do meanwhile.
-        if CAPTURING.iter().any(|e| e.load(Ordering::Relaxed) == me) {
-            return None;
+        let mut held = HELD.load(Ordering::Relaxed);
+        // Only this thread stores `me`, and it does so after setting its
+        // bit and clears it before clearing the bit, so a scan of the
+        // held entries that misses it means it holds none, whatever other
+        // threads do meanwhile. (Between its bit and its identity it has
+        // not started to walk: a handler walking then is not a re-entry.)
+        let mut bits = held;
+        while bits != 0 {
+            if CAPTURING[bits.trailing_zeros() as usize].load(Ordering::Relaxed) == me {
+                return None;
+            }
+            bits &= bits - 1;
         }
-        CAPTURING
-            .iter()
-            .find(|e| {
-                e.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            })
-            .map(Capturing)
+        loop {
+            let i = (!held).trailing_zeros() as usize;
+            if i >= MAX_CAPTURING {
+                return None;
+            }
+            match HELD.compare_exchange_weak(
+                held,
+                held | 1 << i,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    CAPTURING[i].store(me, Ordering::Relaxed);
+                    // A signal handler on this thread must see the entry
+                    // before anything of the walk happens.
+                    compiler_fence(Ordering::SeqCst);
+                    return Some(Capturing(i));
+                }
+                Err(now) => held = now,
+            }
+        }
     }
 }
 
 impl Drop for Capturing {
     fn drop(&mut self) {
-        self.0.store(0, Ordering::Release);
+        CAPTURING[self.0].store(0, Ordering::Release);
+        HELD.fetch_and(!(1 << self.0), Ordering::Release);
     }
 }
 
