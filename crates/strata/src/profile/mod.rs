@@ -44,7 +44,9 @@
 //! call-frame tables with a cache of decoded rules, or libgcc's walker
 //! with `STRATA_STACK_WALKER=system`) before it takes the profiler's
 //! lock, which guards only the tables of `store` and the pool, all in OS
-//! memory. The lock is never held across a call that could take it again;
+//! memory. A capture the walker repeated from its memo comes with the key
+//! of an earlier one (the same frames): the stack it was interned to is
+//! remembered by key, so a repeated stack is neither hashed nor compared. The lock is never held across a call that could take it again;
 //! a signal handler that allocates on a thread holding it is refused a
 //! sample (and its frees of sampled blocks wait for the next dump: see
 //! `with_state`).
@@ -118,16 +120,30 @@ pub(crate) struct State {
     peak_bytes: f64,
     /// Samples taken since the start.
     samples: u64,
+    /// The stacks of recent captures by their keys
+    /// ([`strata_os::stack::capture_keyed`]): a capture with one of these
+    /// keys wrote the frames of that stack, which need no interning.
+    recent: [(u64, u32); RECENT],
 }
 
-static STATE: Lock<State> = Lock::new(State {
-    records: Records::new(),
-    stacks: Stacks::new(),
-    pool: pool::Pool::new(),
-    live_bytes: 0.0,
-    peak_bytes: 0.0,
-    samples: 0,
-});
+/// Keys remembered in [`State::recent`]: the stack walker's memo slots.
+const RECENT: usize = 16;
+
+impl State {
+    const fn new() -> State {
+        State {
+            records: Records::new(),
+            stacks: Stacks::new(),
+            pool: pool::Pool::new(),
+            live_bytes: 0.0,
+            peak_bytes: 0.0,
+            samples: 0,
+            recent: [(0, 0); RECENT],
+        }
+    }
+}
+
+static STATE: Lock<State> = Lock::new(State::new());
 
 /// Runs `f` with the profiler's tables; `None` if the calling thread holds
 /// them already (a signal handler interrupted it in here), so that
@@ -318,7 +334,7 @@ pub(crate) fn offer(st: &mut SampleState, class: u8, request: usize) -> Option<N
     let weight = 1.0 / p.min(q);
     let bucket = pool::bucket_for(strata_central::class_size_of(class))?;
     let mut frames = [0usize; MAX_DEPTH];
-    let depth = strata_os::stack::capture(&mut frames, 1);
+    let (depth, key) = strata_os::stack::capture_keyed(&mut frames, 1);
     with_state(|s| {
         let block = s.pool.take(bucket);
         let block = NonNull::new(block)?;
@@ -329,7 +345,7 @@ pub(crate) fn offer(st: &mut SampleState, class: u8, request: usize) -> Option<N
             stack: 0,
             pooled: bucket as u32 + 1,
         };
-        if !s.add(r, &frames[..depth]) {
+        if !s.add(r, &frames[..depth], key) {
             // SAFETY: the slot was just taken and handed to nobody.
             unsafe { s.pool.give(block.as_ptr(), bucket) };
             return None;
@@ -358,7 +374,7 @@ pub(crate) fn sample_large(p: *mut u8, size: usize) {
         return;
     }
     let mut frames = [0usize; MAX_DEPTH];
-    let depth = strata_os::stack::capture(&mut frames, 1);
+    let (depth, key) = strata_os::stack::capture_keyed(&mut frames, 1);
     let r = Record {
         addr: p as usize,
         size,
@@ -366,13 +382,14 @@ pub(crate) fn sample_large(p: *mut u8, size: usize) {
         stack: 0,
         pooled: 0,
     };
-    with_state(|s| s.add(r, &frames[..depth]));
+    with_state(|s| s.add(r, &frames[..depth], key));
 }
 
 impl State {
-    /// Records a sample; false if the OS refused room for it.
-    fn add(&mut self, mut r: Record, frames: &[usize]) -> bool {
-        r.stack = self.stacks.intern(frames);
+    /// Records a sample of `frames`, captured with `key`; false if the OS
+    /// refused room for it.
+    fn add(&mut self, mut r: Record, frames: &[usize], key: u64) -> bool {
+        r.stack = self.stack_of(frames, key);
         if !self.records.insert(r) {
             return false;
         }
@@ -389,6 +406,22 @@ impl State {
             self.take_peak();
         }
         true
+    }
+
+    /// The stack id of `frames`: remembered for `key` if a capture with
+    /// the same key was interned before (the same frames), else interned.
+    fn stack_of(&mut self, frames: &[usize], key: u64) -> u32 {
+        let seen = &mut self.recent[key as usize % RECENT];
+        if key != 0 && seen.0 == key {
+            return seen.1;
+        }
+        let id = self.stacks.intern(frames);
+        // Id 0 may be a refusal of room that a later intern would not
+        // meet: not remembered.
+        if key != 0 && id != 0 {
+            *seen = (key, id);
+        }
+        id
     }
 
     /// Makes the live profile the peak profile.
@@ -562,6 +595,26 @@ pub(crate) fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_names_its_stack() {
+        let mut s = State::new();
+        let a = s.stack_of(&[1, 2, 3], 17);
+        assert_ne!(a, 0);
+        // A capture with the same key wrote the same frames: the stack is
+        // not looked up again (other frames here show it was not).
+        assert_eq!(s.stack_of(&[9, 9], 17), a);
+        // No key: interned, found.
+        assert_eq!(s.stack_of(&[1, 2, 3], 0), a);
+        let b = s.stack_of(&[1, 2, 4], 33);
+        assert_ne!(b, a);
+        // A new key of the same slot replaces it; the old key's frames
+        // are interned again, to the same stack.
+        let c = s.stack_of(&[5], 33 + 16);
+        assert!(c != a && c != b);
+        assert_eq!(s.stack_of(&[1, 2, 4], 33), b);
+        assert_eq!(s.stacks.list.len(), 4, "the empty stack and three");
+    }
 
     /// The countdown and the examination together sample an allocation of
     /// `s` bytes with probability min(p(s), q), whatever q the thread is
