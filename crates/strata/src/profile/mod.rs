@@ -355,6 +355,18 @@ pub(crate) fn offer(st: &mut SampleState, class: u8, request: usize) -> Option<N
     .flatten()
 }
 
+/// One draw of the large blocks' generator: true with probability `prob`.
+fn draw_large(prob: f64) -> bool {
+    // splitmix64 over a Weyl sequence: independent draws from any thread.
+    let mut z = LARGE_RNG
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15 ^ strata_os::process_secret() as u64);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    unit(z) <= prob
+}
+
 /// A large block of `size` bytes just allocated at `p`: sampled with
 /// probability `p(size)`.
 #[cold]
@@ -363,14 +375,9 @@ pub(crate) fn sample_large(p: *mut u8, size: usize) {
         return;
     }
     let prob = probability(size);
-    // splitmix64 over a Weyl sequence: independent draws from any thread.
-    let mut z = LARGE_RNG
-        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-        .wrapping_add(0x9E37_79B9_7F4A_7C15 ^ strata_os::process_secret() as u64);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    if unit(z) > prob {
+    // A block of 40 intervals or more is sampled for sure (probability 1.0
+    // exactly): no draw, and no shared counter bumped for one.
+    if prob < 1.0 && !draw_large(prob) {
         return;
     }
     let mut frames = [0usize; MAX_DEPTH];
