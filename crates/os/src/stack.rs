@@ -223,6 +223,11 @@ pub fn capture(out: &mut [usize], skip: usize) -> usize {
     core::hint::black_box(capture_with(walker(), out, skip + 1))
 }
 
+/// The memos the fast walker keeps: the keys of [`capture_keyed`] taken
+/// modulo this say which memo gave them, so a table of this many entries
+/// indexed so keeps the latest key of every memo.
+pub const CAPTURE_MEMOS: usize = crate::unwind::MEMOS_IN_ALL;
+
 /// [`capture`], with a key for the frames written: two captures that
 /// return the same non-zero key wrote the same frames (so a caller can
 /// keep what it derived from them, such as an interned stack). The fast

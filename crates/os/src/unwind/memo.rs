@@ -27,7 +27,9 @@
 //! A thread uses the slot its `pthread_self` hashes to, claimed for the
 //! capture with a flag (a thread that finds it claimed walks without a
 //! memo). A thread never re-enters a capture (`stack::Capturing`), so
-//! the flag is only ever contended between threads.
+//! the flag is only ever contended between threads. A slot holds a few
+//! memos (ways), replaced in turn: a thread sampling from two places (a
+//! profiler's small and large blocks) keeps both.
 //!
 //! # Invariants
 //! - The addresses checked lie in `[sp, top)` of the recorded walk; a
@@ -44,7 +46,13 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::{walk_into, Regs};
 
 /// Slots (a power of two).
-const SLOTS: usize = 16;
+const SLOTS: usize = 8;
+
+/// Memos per slot (a power of two).
+const WAYS: usize = 4;
+
+/// Memos in all; a key's low bits say which.
+pub(crate) const MEMOS_IN_ALL: usize = SLOTS * WAYS;
 
 /// The most frames a memoised walk writes (a larger output walks).
 pub(crate) const MAX_FRAMES: usize = 64;
@@ -174,7 +182,13 @@ struct Memo {
 
 struct Slot {
     busy: AtomicBool,
-    memo: UnsafeCell<Memo>,
+    memos: UnsafeCell<Ways>,
+}
+
+struct Ways {
+    memo: [Memo; WAYS],
+    /// The way the next recording replaces.
+    next: usize,
 }
 
 // SAFETY: `memo` is touched only by the thread that set `busy` (Acquire)
@@ -191,22 +205,27 @@ const EMPTY: Start = Start {
     room: 0,
 };
 
+const EMPTY_MEMO: Memo = Memo {
+    key: 0,
+    start: EMPTY,
+    reads: Reads {
+        words: [(0, 0); MAX_READS],
+        n: 0,
+        overflow: false,
+        bp_at: None,
+        bp_used: false,
+    },
+    frames: [0; MAX_FRAMES],
+    len: 0,
+    recorded: 0,
+};
+
 static MEMOS: [Slot; SLOTS] = [const {
     Slot {
         busy: AtomicBool::new(false),
-        memo: UnsafeCell::new(Memo {
-            key: 0,
-            start: EMPTY,
-            reads: Reads {
-                words: [(0, 0); MAX_READS],
-                n: 0,
-                overflow: false,
-                bp_at: None,
-                bp_used: false,
-            },
-            frames: [0; MAX_FRAMES],
-            len: 0,
-            recorded: 0,
+        memos: UnsafeCell::new(Ways {
+            memo: [EMPTY_MEMO; WAYS],
+            next: 0,
         }),
     }
 }; SLOTS];
@@ -251,11 +270,14 @@ pub(super) fn walk_memoised(start: Start, me: usize, out: &mut [usize]) -> Optio
         return Some((len, 0));
     };
     // SAFETY: this thread holds the slot's flag (Slot's invariant).
-    let m = unsafe { &mut *claim.slot.memo.get() };
-    if m.key != 0 && repeats(m, &start) {
+    let ways = unsafe { &mut *claim.slot.memos.get() };
+    if let Some(m) = ways.memo.iter().find(|m| m.key != 0 && repeats(m, &start)) {
         out[..m.len].copy_from_slice(&m.frames[..m.len]);
         return Some((m.len, m.key));
     }
+    let way = ways.next;
+    ways.next = (way + 1) % WAYS;
+    let m = &mut ways.memo[way];
     m.key = 0;
     m.reads.clear();
     walk_into(regs, start.top, out, start.skip, &mut len, &mut m.reads)?;
@@ -270,7 +292,7 @@ pub(super) fn walk_memoised(start: Start, me: usize, out: &mut [usize]) -> Optio
     m.frames[..len].copy_from_slice(&out[..len]);
     m.len = len;
     m.recorded += 1;
-    m.key = (m.recorded * SLOTS as u64) | claim.index as u64;
+    m.key = m.recorded * MEMOS_IN_ALL as u64 + (claim.index * WAYS + way) as u64;
     Some((len, m.key))
 }
 

@@ -51,6 +51,7 @@ mod memo;
 use core::ffi::c_void;
 
 use cache::{forget_unloaded, rule_for};
+pub(crate) use memo::MEMOS_IN_ALL;
 use memo::{Observe, Start, Unobserved};
 
 /// A frame's registers.

@@ -126,8 +126,9 @@ pub(crate) struct State {
     recent: [(u64, u32); RECENT],
 }
 
-/// Keys remembered in [`State::recent`]: the stack walker's memo slots.
-const RECENT: usize = 16;
+/// Keys remembered in [`State::recent`]: one per memo of the stack
+/// walker, whose keys modulo this say which memo gave them.
+const RECENT: usize = strata_os::stack::CAPTURE_MEMOS;
 
 impl State {
     const fn new() -> State {
@@ -614,10 +615,11 @@ mod tests {
         // No key: interned, found.
         assert_eq!(s.stack_of(&[1, 2, 3], 0), a);
         let b = s.stack_of(&[1, 2, 4], 33);
+        assert_ne!(33 % RECENT, 17 % RECENT);
         assert_ne!(b, a);
-        // A new key of the same slot replaces it; the old key's frames
+        // A new key of the same memo replaces it; the old key's frames
         // are interned again, to the same stack.
-        let c = s.stack_of(&[5], 33 + 16);
+        let c = s.stack_of(&[5], 33 + RECENT as u64);
         assert!(c != a && c != b);
         assert_eq!(s.stack_of(&[1, 2, 4], 33), b);
         assert_eq!(s.stacks.list.len(), 4, "the empty stack and three");
