@@ -1,6 +1,6 @@
-//! Walks repeated without decoding: the last walk of each of a few slots,
-//! kept with everything it depended on, and given again when all of that
-//! is unchanged.
+//! Walks repeated without decoding: the last walks of each of a few
+//! slots, kept with everything they depended on, and given again when all
+//! of that is unchanged.
 //!
 //! # Why a repeat is exact
 //! The walk (`walk_into`) is a function of:
@@ -21,7 +21,7 @@
 //! stack holds the memo's value at every address the memo read, would
 //! read the same words in the same order, apply the same rules and write
 //! the same frames: the memo's frames are given instead. Anything else
-//! walks (and records the walk in the slot).
+//! walks (and records the walk in one of its slot's memos).
 //!
 //! # Slots
 //! A thread uses the slot its `pthread_self` hashes to, claimed for the
@@ -29,7 +29,9 @@
 //! memo). A thread never re-enters a capture (`stack::Capturing`), so
 //! the flag is only ever contended between threads. A slot holds a few
 //! memos (ways), replaced in turn: a thread sampling from two places (a
-//! profiler's small and large blocks) keeps both.
+//! profiler's small and large blocks) keeps both. (A fork while another
+//! thread holds a slot leaves it claimed in the child, whose threads of
+//! that slot then walk every time.)
 //!
 //! # Invariants
 //! - The addresses checked lie in `[sp, top)` of the recorded walk; a
@@ -176,7 +178,7 @@ struct Memo {
     reads: Reads,
     frames: [usize; MAX_FRAMES],
     len: usize,
-    /// Recordings made in this slot (keys' generations).
+    /// Recordings made in this memo (keys' generations).
     recorded: u64,
 }
 
@@ -195,8 +197,8 @@ struct Ways {
     last: usize,
 }
 
-// SAFETY: `memo` is touched only by the thread that set `busy` (Acquire)
-// until it clears it (Release).
+// SAFETY: `memos` is touched only by the thread that set `busy`
+// (Acquire) until it clears it (Release).
 unsafe impl Sync for Slot {}
 
 const EMPTY: Start = Start {
