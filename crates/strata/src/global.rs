@@ -341,6 +341,8 @@ pub(crate) fn release_free_memory() -> usize {
     #[cfg(feature = "checked")]
     crate::checked::drain_quarantine();
     HEAP.flush_current(this_thread().slot());
+    // The caches exited threads left for the next ones.
+    HEAP.release_retired();
     central().drain_transfer_caches();
     pages().release_free_memory()
 }

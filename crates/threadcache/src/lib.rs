@@ -50,6 +50,7 @@
 mod budget;
 mod cache;
 mod registry;
+mod retired;
 mod slot;
 mod sync;
 

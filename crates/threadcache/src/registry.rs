@@ -57,10 +57,13 @@ pub(crate) const DEFAULT_MAX_CACHE_BYTES: usize = 32 << 20;
 /// maximum, 512 threads the floor each.
 pub(crate) const DEFAULT_TOTAL_CACHE_BYTES: usize = 64 << 20;
 
-/// Every live cache, linked through `prev`/`next`, and how many were ever
-/// created; only reached under the registry's `list` lock.
-struct CacheList {
+/// Every live cache, linked through `prev`/`next`, the caches exited
+/// threads left for the next ones (`crate::retired`), and how many were
+/// ever created; only reached under the registry's `list` lock. A cache is
+/// in one of the two lists at most.
+pub(crate) struct CacheList {
     caches: List<ThreadCache>,
+    pub(crate) retired: List<ThreadCache>,
     created: u64,
 }
 
@@ -75,11 +78,11 @@ impl CacheList {
         self.created += 1;
     }
 
-    /// Unlinks a cache.
+    /// Unlinks a live cache.
     ///
     /// # Safety
-    /// `c` is in this list.
-    unsafe fn remove(&mut self, c: *mut ThreadCache) {
+    /// `c` is in the live list.
+    pub(crate) unsafe fn remove(&mut self, c: *mut ThreadCache) {
         // SAFETY: caller's contract.
         unsafe { self.caches.remove(c) };
     }
@@ -97,9 +100,14 @@ impl CacheList {
             .map(|c| unsafe { (*c).published.load(Ordering::Relaxed) })
     }
 
-    /// The bytes every cache in the list last published.
+    /// The bytes every cache in the list, or kept for the next thread,
+    /// last published.
     fn cached_bytes(&self) -> usize {
-        self.published().sum()
+        let retired = self.retired.iter().map(|c| {
+            // SAFETY: retired caches are whole records; `published` is atomic.
+            unsafe { (*c).published.load(Ordering::Relaxed) }
+        });
+        self.published().chain(retired).sum()
     }
 }
 
@@ -117,9 +125,9 @@ pub struct ThreadCacheStats {
 /// All thread caches over a backend `B`.
 /// The owner's hooks are `H` ([`Hooks`]).
 pub struct ThreadCaches<B: Backend, H: Hooks = NoHooks> {
-    backend: B,
+    pub(crate) backend: B,
     pub(crate) records: MetaPool<ThreadCache>,
-    list: Lock<CacheList>,
+    pub(crate) list: Lock<CacheList>,
     /// pthread key + 1, or 0 while not created.
     key: AtomicUsize,
     key_lock: Lock<()>,
@@ -128,7 +136,7 @@ pub struct ThreadCaches<B: Backend, H: Hooks = NoHooks> {
     /// Xor `DEFAULT_TOTAL_CACHE_BYTES`.
     total_cache_bytes: AtomicUsize,
     /// The budgets the caches share, refitted on their periodic checks.
-    budget: Budget,
+    pub(crate) budget: Budget,
     hooks: PhantomData<fn() -> H>,
 }
 
@@ -150,7 +158,7 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
             ThreadCaches {
                 backend,
                 records: MetaPool::new(),
-                list: Lock::new(CacheList { caches: List::new(), created: 0 }),
+                list: Lock::new(CacheList { caches: List::new(), retired: List::new(), created: 0 }),
                 key: AtomicUsize::new(0),
                 key_lock: Lock::new(()),
                 max_cache_bytes: AtomicUsize::new(0),
@@ -187,6 +195,11 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
             .swap(bytes ^ DEFAULT_TOTAL_CACHE_BYTES, Ordering::Relaxed)
             ^ DEFAULT_TOTAL_CACHE_BYTES;
         self.budget.grow_total(bytes as isize - old as isize);
+        self.update_budget(self.list.lock().live());
+    }
+
+    /// Sets each cache's fair share for the caches live now.
+    pub(crate) fn update_budget_now(&self) {
         self.update_budget(self.list.lock().live());
     }
 
@@ -277,7 +290,13 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         // SAFETY: the slot's cache belongs to this thread.
         let c = unsafe { c.as_mut() };
         let mut out = p;
-        if c.on_event(&this.backend) {
+        let pass = c.next_pass_at();
+        let offer = c.on_event(&this.backend);
+        if c.next_pass_at() != pass {
+            // An idle pass ran: so may the retired caches' (`crate::retired`).
+            this.reap_retired();
+        }
+        if offer {
             let class = this.backend.class_of_object(p);
             let block = match class {
                 0 => None,
@@ -396,21 +415,28 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
             slot.set_state(DESTROYED);
             return None;
         };
-        let Some(rec) = self.records.alloc(self.backend.os()) else {
-            slot.set_state(UNINIT);
-            return None;
+        self.update_budget(self.list.lock().live() + 1);
+        let rec = if let Some(rec) = self.take_retired() {
+            // SAFETY: a kept cache, just taken out of the retired list.
+            unsafe { ThreadCache::adopt(rec.as_ptr(), &self.backend, &self.budget) };
+            rec
+        } else {
+            let Some(rec) = self.records.alloc(self.backend.os()) else {
+                slot.set_state(UNINIT);
+                return None;
+            };
+            // SAFETY: a record of this registry's pool, which holds only
+            // caches of this backend: never used, or freed by `destroy`
+            // after a flush.
+            if !unsafe { ThreadCache::init(rec.as_ptr(), &self.backend, &self.budget) } {
+                // SAFETY: the record is unused.
+                unsafe { self.records.free(rec) };
+                slot.set_state(UNINIT);
+                return None;
+            }
+            rec
         };
         let c = rec.as_ptr();
-        // SAFETY: a record of this registry's pool, which holds only caches
-        // of this backend: never used, or freed by `destroy` after a flush.
-        self.update_budget(self.list.lock().live() + 1);
-        let mapped = unsafe { ThreadCache::init(c, &self.backend, &self.budget) };
-        if !mapped {
-            // SAFETY: the record is unused.
-            unsafe { self.records.free(rec) };
-            slot.set_state(UNINIT);
-            return None;
-        }
         // SAFETY: our record, just initialised.
         unsafe {
             (*c).registry = self as *const Self as *const ();
@@ -420,8 +446,10 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         // that allocation is served centrally.
         // SAFETY: a valid key; the value is our record.
         if unsafe { libc::pthread_setspecific(key, c as *const libc::c_void) } != 0 {
-            // SAFETY: the record is unused and its lists are empty.
+            // SAFETY: the record is used by nobody; an adopted cache's
+            // objects go back first.
             unsafe {
+                (*c).flush(&self.backend);
                 (*c).leave_budget();
                 self.records.free(rec);
             }
@@ -448,6 +476,7 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         self.update_budget(list.live());
     }
 
+    #[cfg(all(test, strata_loom))]
     /// Takes a cache out of the registry's list; its record may then go
     /// back to the pool.
     ///
@@ -582,7 +611,8 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
     }
 }
 
-/// The pthread key destructor: flushes and frees a thread's cache.
+/// The pthread key destructor: keeps a thread's cache for the next thread
+/// (`crate::retired`), or flushes and frees it.
 extern "C" fn destroy<B: Backend, H: Hooks>(arg: *mut libc::c_void) {
     let c = arg as *mut ThreadCache;
     if c.is_null() {
@@ -596,10 +626,7 @@ extern "C" fn destroy<B: Backend, H: Hooks>(arg: *mut libc::c_void) {
         let slot = &*(*c).slot;
         // From now on this thread is served centrally.
         slot.set_state(DESTROYED);
-        (*c).flush(&reg.backend);
-        (*c).leave_budget();
-        reg.unregister(c);
-        reg.records.free(NonNull::new_unchecked(c));
+        reg.retire(c);
         reg.backend.thread_exited(reg.list.lock().live());
     }
 }

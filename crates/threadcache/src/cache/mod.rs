@@ -51,6 +51,7 @@
 //!   destructor) and in the registry's statistics, which read the published
 //!   size only.
 
+mod retire;
 mod stacks;
 mod trim;
 
@@ -143,6 +144,10 @@ struct ListInfo {
     object_size: u32,
     batch: u32,
     overages: u32,
+    /// The list came with a cache a thread that exited left (see
+    /// [`retire`]) and has not been refilled since: its next refill
+    /// starts out apart, as a new list's does.
+    adopted: bool,
 }
 
 impl FreeList {
@@ -205,6 +210,9 @@ pub struct ThreadCache {
     next_pass_at: u64,
     /// The backend's pressure epoch when this cache last looked.
     pressure_seen: u32,
+    /// When the cache's thread exited and left it whole for the next
+    /// (the OS layer's clock, ms; see [`retire`]).
+    retired_at: u64,
     /// The budget pool this cache draws `max_size` from (see
     /// [`crate::budget`]); null in a sentinel.
     budget: *const Budget,
@@ -310,6 +318,7 @@ impl ThreadCache {
                 object_size: 0,
                 batch: 0,
                 overages: 0,
+                adopted: false,
             }; MAX_CLASSES],
             capacity: 0,
             max_size: 0,
@@ -320,6 +329,7 @@ impl ThreadCache {
             slow_calls: 0,
             next_pass_at: 0,
             pressure_seen: 0,
+            retired_at: 0,
             budget: ptr::null(),
             published: AtomicUsize::new(0),
             registry: ptr::null(),
@@ -491,7 +501,8 @@ impl ThreadCache {
     /// when memory ran out (or `class` is not one of the backend's).
     ///
     /// A list at the start of its slow start (maximum 0 or 1: the thread
-    /// has allocated at most one object of `class`, or only freed some)
+    /// has allocated at most one object of `class`, or only freed some;
+    /// or the first refill of a list its thread adopted with the cache)
     /// takes at least `START_BYTES` of objects and hands out the last of
     /// them. One object at a time, the first allocations of threads that
     /// start together take neighbouring objects (the next carved, or the
@@ -519,8 +530,9 @@ impl ThreadCache {
         }
         let mut max_len = self.lists[c].max_len;
         let start = START_BYTES.div_ceil(object_size).min(batch);
-        let starting = max_len <= 1 && start > 1;
-        if starting {
+        let adopted = core::mem::take(&mut self.info[c].adopted);
+        let starting = (max_len <= 1 || adopted) && start > 1;
+        if starting && max_len < start {
             // Slow start goes on from here, a batch at most.
             self.set_max(backend.os(), c, start);
             max_len = start;
