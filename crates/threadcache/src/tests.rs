@@ -569,17 +569,14 @@ fn an_adopted_list_does_not_hand_back_a_foreign_object() {
     let reg = registry();
     // An object from elsewhere (the main thread's, say), to hand over.
     let foreign = SLOT.with(|slot| reg.alloc(slot, 2, 0)) as usize;
-    std::thread::spawn(move || {
-        SLOT.with(|slot| {
-            let p = reg.alloc(slot, 2, 0);
-            // SAFETY: a live object given up once.
-            unsafe { reg.free(slot, p, 2) };
-        })
-    })
-    .join()
-    .unwrap();
+    // A thread that exits holding one object of the class in its list
+    // (its first refill took two and handed out one, which it keeps).
+    let kept = std::thread::spawn(move || SLOT.with(|slot| reg.alloc(slot, 2, 0) as usize))
+        .join()
+        .unwrap();
     assert_eq!(reg.list.lock().retired.len(), 1, "the cache was not kept");
     let apart = reg.backend().apart_calls.load(Ordering::Relaxed);
+    let calls = reg.backend().batch_calls.load(Ordering::Relaxed);
     let got = std::thread::spawn(move || {
         SLOT.with(|slot| {
             // SAFETY: the handed object, given up once.
@@ -592,16 +589,56 @@ fn an_adopted_list_does_not_hand_back_a_foreign_object() {
     })
     .join()
     .unwrap();
-    // (The fake backend's objects come from the system allocator, which
-    // may hand the foreign object out again: what is checked here is that
-    // the list went to the backend, for objects apart.)
     let _ = got;
+    // The free overflowed the adopted list (full at its one object) and
+    // gave it back whole; the refill that followed started out apart.
+    // (The fake backend's objects come from the system allocator, which
+    // may hand the foreign object out again whatever the refill: the
+    // refill's kind is what tells.)
+    assert_eq!(reg.backend().batch_calls.load(Ordering::Relaxed), calls + 1);
     assert_eq!(
         reg.backend().apart_calls.load(Ordering::Relaxed),
         apart + 1,
         "the refill after the adopted list's first free did not start out apart"
     );
+    SLOT.with(|slot| {
+        // SAFETY: the first thread's object, live, given up once.
+        unsafe { reg.free(slot, kept as *mut u8, 2) };
+    });
     SLOT.with(|slot| reg.flush_current(slot));
     reg.release_retired();
+    assert_eq!(reg.backend().outstanding.load(Ordering::Relaxed), 0);
+}
+
+/// A list in its slow start (maximum below a batch) that overflows gives
+/// back what is over half its maximum, not the whole list: the
+/// allocation after the overflow is served from the list, not refilled.
+#[test]
+fn a_list_in_its_slow_start_keeps_half_when_it_overflows() {
+    std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
+    let reg = registry();
+    SLOT.with(|slot| {
+        // Three refills: the list's maximum grows to 5 (of a batch of 8).
+        let objs: Vec<usize> = (0..6).map(|_| reg.alloc(slot, 2, 0) as usize).collect();
+        let out = reg.backend().outstanding.load(Ordering::Relaxed);
+        let mut freed = 0;
+        while reg.backend().outstanding.load(Ordering::Relaxed) == out {
+            // SAFETY: live objects given up once.
+            unsafe { reg.free(slot, objs[freed] as *mut u8, 2) };
+            freed += 1;
+        }
+        // The free that overflowed gave back all but half the maximum.
+        let in_list =
+            reg.backend().outstanding.load(Ordering::Relaxed) - (objs.len() - freed) as isize;
+        assert_eq!(in_list, 2, "objects left in the list after the overflow");
+        let calls = reg.backend().batch_calls.load(Ordering::Relaxed);
+        let p = reg.alloc(slot, 2, 0);
+        assert_eq!(reg.backend().batch_calls.load(Ordering::Relaxed), calls);
+        for &q in objs[freed..].iter().chain([&(p as usize)]) {
+            // SAFETY: live objects given up once.
+            unsafe { reg.free(slot, q as *mut u8, 2) };
+        }
+        reg.flush_current(slot);
+    });
     assert_eq!(reg.backend().outstanding.load(Ordering::Relaxed), 0);
 }

@@ -23,8 +23,10 @@
 //!   its maximum (by one up to the batch size, then by a batch), so a thread
 //!   that allocates a lot from one class moves whole batches, and a thread
 //!   that allocates little holds little.
-//! - A list that grows past its maximum gives a batch back; a list that does
-//!   so repeatedly has its maximum lowered.
+//! - A list that grows past its maximum gives a batch back (one still in
+//!   its slow start, below a batch, gives back what is over half its
+//!   maximum, so its next allocation does not refill it at once); a list
+//!   that does so repeatedly has its maximum lowered.
 //! - The byte budget bounds the sum of `max_len * object_size` (only changed
 //!   on slow paths). It starts at a floor and is drawn from the budget
 //!   shared by all caches as lists grow past it (see [`crate::budget`]);
@@ -601,8 +603,19 @@ impl ThreadCache {
         if len <= max_len {
             return;
         }
-        // Give back a batch, or everything over the maximum when that is more.
-        let n = batch.max(len - max_len).min(len);
+        // Give back a batch, or everything over the maximum when that is
+        // more. A list still in its slow start (maximum below a batch)
+        // keeps half its maximum: given back whole, its next allocation
+        // would refill it at once, and a list whose length wanders (a
+        // thread that frees and allocates a class in random order, a few
+        // live at a time) went back and forth between the two ends on
+        // most of its slow-path calls (measurements: docs/performance.md,
+        // "The classic allocator workloads under `LD_PRELOAD`").
+        let n = if max_len < batch {
+            len - max_len / 2
+        } else {
+            batch.max(len - max_len).min(len)
+        };
         self.release(backend, class, n);
         if max_len < batch {
             if self.make_room(object_size as usize) {
