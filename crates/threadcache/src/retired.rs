@@ -9,8 +9,8 @@
 //!
 //! # Bounds
 //! - At most [`MAX_RETIRED`] caches are kept, each holding at most the
-//!   floor of the budget (128 KiB by default): 1 MiB in all. The oldest
-//!   goes back when a ninth arrives.
+//!   floor of the budget (128 KiB by default): 512 KiB in all. The oldest
+//!   goes back when a fifth arrives.
 //! - A kept cache that no thread took within the backend's idle interval
 //!   goes back at the next thread exit or at a live cache's idle pass;
 //!   [`ThreadCaches::release_retired`] gives them all back at once (the
@@ -32,9 +32,12 @@ use crate::cache::ThreadCache;
 use crate::registry::ThreadCaches;
 use crate::{Backend, Hooks};
 
-/// Caches kept for the threads to come: enough for a round of threads
-/// started together on a small machine (mleak starts 8 at a time).
-pub(crate) const MAX_RETIRED: usize = 8;
+/// Caches kept for the threads to come. mleak (8 threads started at a
+/// time, on 2 cores) took the same CPU time keeping 2, 4 or 8, and its
+/// peak grew with each (about 64 KiB a cache): 4 leaves room for a few
+/// more cores (measured with a variant that also skipped the exit's
+/// drain: docs/performance.md, "Threads that come and go").
+pub(crate) const MAX_RETIRED: usize = 4;
 
 impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
     /// The cache of a thread that is exiting (its slot already says
