@@ -414,7 +414,8 @@ fn free_past_the_last_object_of_a_span() {
 /// free objects as stacks of pointers and read nothing out of them, and
 /// links in batches going through the central layer are encoded
 /// (`strata_base::link`). The forged address is never handed out, and the
-/// object itself comes back in use unharmed (its tag and poison are intact).
+/// object itself comes back in use unharmed (its tag and poison are intact)
+/// once the class's free objects are taken.
 #[test]
 fn overwritten_first_word_of_a_free_object_does_not_redirect_allocation() {
     if !alone("overwritten_first_word_of_a_free_object_does_not_redirect_allocation") {
@@ -445,6 +446,20 @@ fn overwritten_first_word_of_a_free_object_does_not_redirect_allocation() {
                         dealloc(q, l);
                     }
                 }
+            }
+            // Lists and transfer caches hand out their newest objects
+            // first, so an object that left the quarantine may wait under
+            // others while the loop above keeps 50 live. Taking without
+            // giving back empties every list of the class before a new
+            // span is carved: the object must be among what comes out.
+            for _ in 0..20_000 {
+                if came_back {
+                    break;
+                }
+                let q = black_box(alloc(l));
+                assert_ne!(q, t, "allocation followed a forged word");
+                came_back |= q == a;
+                live.push(q);
             }
             assert!(came_back, "the object never came back");
             for q in live {
