@@ -14,8 +14,13 @@
 //! call at all kept what its transfer caches parked, and the spans under it,
 //! for as long as it stayed quiet.
 //!
-//! What the thread cannot reach: a thread cache belongs to its thread, which
-//! alone gives back what it holds (at its own periodic check or its exit).
+//! On the same beat it gives back the caches that exited threads left for
+//! the threads to come (`strata_threadcache`'s retired caches) once none
+//! took them within the idle interval.
+//!
+//! What the thread cannot reach: a live thread cache belongs to its thread,
+//! which alone gives back what it holds (at its own periodic check or its
+//! exit).
 //!
 //! # Locks
 //! A tick takes what an allocation's tick takes, one lock at a time and
@@ -150,5 +155,6 @@ extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
             return core::ptr::null_mut();
         }
         central.tick();
+        crate::global::HEAP.reap_retired();
     }
 }

@@ -376,6 +376,50 @@ fn idle_and_exited_threads_hold_little() {
     );
 }
 
+/// The caches that exited threads leave for the threads to come go back
+/// once no thread took them within the idle interval, on the background
+/// thread's beat, while the program makes no call at all.
+#[test]
+fn exited_threads_caches_go_back_while_the_program_makes_no_call() {
+    let decay = QUIET_DECAY_MS.to_string();
+    let env = [
+        ("STRATA_DECAY_MS", decay.as_str()),
+        ("STRATA_BACKGROUND_RELEASE", "1"),
+    ];
+    if !in_child(
+        "exited_threads_caches_go_back_while_the_program_makes_no_call",
+        &env,
+    ) {
+        return;
+    }
+    let before = strata::stats().thread_cache_bytes;
+    // A few hundred small blocks of three classes, all freed, leave a
+    // small cache (far under the 128 KiB a kept cache may hold), which the
+    // thread's exit keeps for the next thread.
+    std::thread::spawn(|| {
+        for size in [64, 256, 1024] {
+            let blocks: Vec<Vec<u8>> = (0..200).map(|_| vec![1u8; size]).collect();
+            drop(blocks);
+        }
+    })
+    .join()
+    .unwrap();
+    let kept = strata::stats().thread_cache_bytes;
+    assert!(
+        kept >= before + (4 << 10),
+        "no cache kept: {kept} bytes in thread caches, {before} before the thread"
+    );
+    // No allocator call from here to the check: sleep and read stats only.
+    std::thread::sleep(Duration::from_millis(4 * QUIET_DECAY_MS));
+    let after = strata::stats().thread_cache_bytes;
+    assert!(
+        after <= before,
+        "{after} bytes in thread caches {} ms after the thread exited ({kept} when it \
+         had, {before} before)",
+        4 * QUIET_DECAY_MS
+    );
+}
+
 /// `stats()` sees the resident memory and remembers its peak.
 #[test]
 fn stats_report_resident_bytes_and_their_peak() {

@@ -12,7 +12,8 @@
 //!   floor of the budget (128 KiB by default): 512 KiB in all. The oldest
 //!   goes back when a fifth arrives.
 //! - A kept cache that no thread took within the backend's idle interval
-//!   goes back at the next thread exit or at a live cache's idle pass;
+//!   goes back at the next thread exit, at a live cache's idle pass, or at
+//!   the owner's own beat ([`ThreadCaches::reap_retired`]);
 //!   [`ThreadCaches::release_retired`] gives them all back at once (the
 //!   owner's "release free memory").
 //!
@@ -86,8 +87,10 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
     }
 
     /// Gives back the retired caches no thread took within the backend's
-    /// idle interval.
-    pub(crate) fn reap_retired(&self) {
+    /// idle interval. Live caches call it at their idle passes; an owner
+    /// with a thread of its own for idle memory calls it on that beat, so
+    /// that kept caches go back even in a program that makes no call.
+    pub fn reap_retired(&self) {
         let now = self.backend.os().now_ms();
         let interval = self.backend.idle_interval_ms();
         loop {
