@@ -4,8 +4,19 @@
 //! start registers, the same innermost return address) gets its own.
 
 use std::hint::black_box;
+use std::sync::{Mutex, MutexGuard};
 
 use strata_os::stack::{capture_keyed_with, fast_walk_fallbacks, Walker};
+
+/// A thread that finds its memo slot held by another thread walks without
+/// a memo and gets key 0 (`strata_os::unwind`'s memo, "Slots"), and the
+/// test harness runs tests on threads of their own at the same time: the
+/// tests here, which look at keys, run one at a time.
+static ALONE: Mutex<()> = Mutex::new(());
+
+fn alone() -> MutexGuard<'static, ()> {
+    ALONE.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A capture's frames and key, and where the capturing function's frame
 /// was (to show two paths started from the same stack pointer).
@@ -83,6 +94,7 @@ fn callers(s: &Seen) -> &[usize] {
 
 #[test]
 fn a_repeat_gives_the_frames_of_a_walk() {
+    let _alone = alone();
     let fallbacks = fast_walk_fallbacks();
     let seen = run(&[
         (Walker::System, false),
@@ -106,6 +118,7 @@ fn a_repeat_gives_the_frames_of_a_walk() {
 
 #[test]
 fn another_path_from_the_same_place_gets_its_own_frames() {
+    let _alone = alone();
     // Alternating paths, each capture but the first on a memo the other
     // path left.
     let mut ways = vec![(Walker::System, false), (Walker::System, true)];
@@ -133,6 +146,7 @@ fn another_path_from_the_same_place_gets_its_own_frames() {
 
 #[test]
 fn threads_repeat_their_own_stacks() {
+    let _alone = alone();
     let handles: Vec<_> = (0..6)
         .map(|t| {
             std::thread::spawn(move || {
