@@ -302,16 +302,17 @@ pub fn capture_interrupted(ip: usize, sp: usize, bp: usize, out: &mut [usize]) -
     if signal_stack_room().is_some_and(|room| room < WALK_STACK) {
         return 0;
     }
-    let Some(_entry) = Capturing::enter(this_thread()) else {
+    let me = this_thread();
+    let Some(_entry) = Capturing::enter(me) else {
         return 0;
     };
     #[cfg(target_arch = "x86_64")]
     {
-        crate::unwind::walk_partial(crate::unwind::Regs { ip, sp, bp }, out, 0)
+        crate::unwind::walk_partial(crate::unwind::Regs { ip, sp, bp }, me, out, 0)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (ip, sp, bp, out);
+        let _ = (ip, sp, bp, me, out);
         0
     }
 }

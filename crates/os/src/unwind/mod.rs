@@ -126,10 +126,10 @@ pub(crate) fn walk_keyed(
 
 /// The walk of [`walk_keyed`], never memoised, keeping what was written
 /// before it met something it does not handle: the frames it is sure of,
-/// innermost first.
-pub(crate) fn walk_partial(r: Regs, out: &mut [usize], skip: usize) -> usize {
+/// innermost first. `me`: the calling thread's `pthread_self`.
+pub(crate) fn walk_partial(r: Regs, me: usize, out: &mut [usize], skip: usize) -> usize {
     let mut len = 0;
-    if let Some(top) = stack_top(r.sp, this_thread()) {
+    if let Some(top) = stack_top(r.sp, me) {
         forget_unloaded();
         let _ = walk_into(r, top, out, skip, &mut len, &mut Unobserved);
     }
@@ -208,12 +208,6 @@ fn read_stack(cfa: usize, off: i64, lo: usize, top: usize) -> Option<(usize, usi
     // SAFETY: `[lo, top)` is the calling thread's stack from a live stack
     // pointer up to its top (stack_top), all mapped; the word is aligned.
     Some((at, unsafe { core::ptr::read_volatile(at as *const usize) }))
-}
-
-/// The calling thread's `pthread_self`.
-fn this_thread() -> usize {
-    // SAFETY: pthread_self has no preconditions.
-    unsafe { libc::pthread_self() as usize }
 }
 
 extern "C" {
