@@ -85,27 +85,19 @@ impl ThreadCache {
         let mut max_len = max_len;
         if max_len + SLACK > self.lists[class].cap && max_len + SLACK <= MID_STACK {
             let to = self.mid_stack(class);
-            let l = &mut self.lists[class];
-            // SAFETY: the class's middle stack (MID_STACK entries, in the
-            // committed packed part of the mapping) and its first stack
-            // never overlap; the first stack's `len` entries are copied.
-            unsafe { ptr::copy_nonoverlapping(l.slots, to, l.len as usize) };
-            l.slots = to;
-            l.cap = MID_STACK;
+            // SAFETY: the class's middle stack: MID_STACK entries in the
+            // committed packed part of the mapping, apart from its first.
+            unsafe { self.move_list(class, to, MID_STACK) };
         }
         if max_len + SLACK > self.lists[class].cap {
             if self.commit_own_stack(os, class) {
-                let l = &mut self.lists[class];
-                // SAFETY: the class's own stack lies in the cache's mapping
-                // (SLOTS_PER_CLASS entries from `class * own_stride` bytes),
-                // committed; the packed stack's `len` entries are copied,
-                // and the two never overlap.
+                // SAFETY: the class's own stack: SLOTS_PER_CLASS entries
+                // from `class * own_stride` bytes of the cache's mapping,
+                // committed just now, apart from the packed stacks.
                 unsafe {
                     let to = self.slots_map.add(class * self.own_stride) as *mut *mut u8;
-                    ptr::copy_nonoverlapping(l.slots, to, l.len as usize);
-                    l.slots = to;
+                    self.move_list(class, to, SLOTS_PER_CLASS);
                 }
-                l.cap = SLOTS_PER_CLASS;
             } else {
                 max_len = self.lists[class].cap - SLACK;
             }
@@ -114,5 +106,19 @@ impl ThreadCache {
         debug_assert!(max_len + SLACK <= l.cap, "a list's maximum past its stack");
         self.capacity = self.capacity - l.max_len as usize * size + max_len as usize * size;
         l.max_len = max_len;
+    }
+
+    /// Moves `class`'s list to the stack at `to`, of `cap` entries.
+    ///
+    /// # Safety
+    /// `to` is committed room for `cap` entries, at least the list's
+    /// length, that does not overlap the stack the list is on.
+    unsafe fn move_list(&mut self, class: usize, to: *mut *mut u8, cap: u32) {
+        let l = &mut self.lists[class];
+        debug_assert!(l.len <= cap);
+        // SAFETY: the caller's contract; the list's `len` entries are live.
+        unsafe { ptr::copy_nonoverlapping(l.slots, to, l.len as usize) };
+        l.slots = to;
+        l.cap = cap;
     }
 }
