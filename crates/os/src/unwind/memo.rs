@@ -279,8 +279,8 @@ pub(super) fn walk_memoised(start: Start, me: usize, out: &mut [usize]) -> Optio
     // SAFETY: this thread holds the slot's flag (Slot's invariant).
     let ways = unsafe { &mut *claim.slot.memos.get() };
     let first = ways.last;
-    let order = (0..WAYS).map(|i| (first + i) % WAYS);
-    if let Some(way) = order.clone().find(|&w| {
+    let mut order = (0..WAYS).map(|i| (first + i) % WAYS);
+    if let Some(way) = order.find(|&w| {
         let m = &ways.memo[w];
         m.key != 0 && repeats(m, &start)
     }) {

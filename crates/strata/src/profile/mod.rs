@@ -46,7 +46,8 @@
 //! lock, which guards only the tables of `store` and the pool, all in OS
 //! memory. A capture the walker repeated from its memo comes with the key
 //! of an earlier one (the same frames): the stack it was interned to is
-//! remembered by key, so a repeated stack is neither hashed nor compared. The lock is never held across a call that could take it again;
+//! remembered by key, so a repeated stack is neither hashed nor compared.
+//! The lock is never held across a call that could take it again;
 //! a signal handler that allocates on a thread holding it is refused a
 //! sample (and its frees of sampled blocks wait for the next dump: see
 //! `with_state`).
