@@ -226,6 +226,33 @@ fn a_block_reused_after_free_is_freed_again_normally() {
     }
 }
 
+/// A live block whose first bytes look like the freed mark (its first byte,
+/// or its whole first word, stored by the program) is freed normally: the
+/// look-alike is checked against the caches and not reported, and the
+/// block is not put in the cache twice.
+#[test]
+fn a_block_that_looks_marked_is_freed_normally() {
+    // The mark `free` leaves in a small block's first word (documented in
+    // `freed_mark.rs`), and a word that shares only its first byte.
+    const MARK: u64 = 0xFFFF_FFFF_DB1E_F4EE;
+    for word in [MARK, 0x0000_0000_0000_00EE, MARK ^ (1 << 40)] {
+        for size in [8usize, 48, 1024] {
+            let p = strata::raw::alloc(size, 8);
+            // SAFETY: a live block of at least 8 bytes, 8-aligned.
+            unsafe { (p as *mut u64).write(word) };
+            // SAFETY: a live block of ours, freed once.
+            assert!(caught(|| unsafe { strata::raw::free(p) }).is_empty());
+            let (a, b) = (strata::raw::alloc(size, 8), strata::raw::alloc(size, 8));
+            assert_ne!(a, b, "{size} B, {word:#x}: one block handed out twice");
+            // SAFETY: two live blocks of ours, each freed once.
+            unsafe {
+                strata::raw::free(a);
+                strata::raw::free(b);
+            }
+        }
+    }
+}
+
 /// A pointer just past a span's last object is no object's: 8160 bytes into
 /// an 8 KiB span of 48-byte objects is a multiple of 48, but the 170th
 /// object would end past the span. (The checked build serves 48-byte
