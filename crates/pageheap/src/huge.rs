@@ -6,6 +6,11 @@
 //! A freed huge mapping is not unmapped at once: the most recent few are
 //! kept in the [`crate::huge_cache`] and reused.
 //!
+//! A huge block that `realloc` grows gets a quarter more pages than it
+//! asked for, and keeps its pages while it uses at least three quarters of
+//! them, so a block grown a little at a time is remapped once per quarter
+//! rather than at every page (the room is address space until written).
+//!
 //! # Invariants
 //! - A huge span is a whole mapping (`own_mapping`), one kernel mapping from
 //!   [`strata_os::Os::map`] or a remap of one, a whole number of OS pages;
@@ -28,6 +33,25 @@ use crate::{PageHeap, PAGE_SHIFT, PAGE_SIZE};
 
 /// Requests of at least this many bytes get a mapping of their own.
 pub const HUGE_MIN: usize = 32 << 20;
+
+/// Whether a huge block of `old` pages resized to need `new` pages stays as
+/// it is: it fits, and uses at least three quarters of its pages. A
+/// mapping that grows gets a quarter more pages than asked for
+/// ([`grown_pages`]), so the steps of a block grown a little at a time
+/// that follow stay in place, and so does a shrink by little.
+#[inline]
+pub(crate) fn huge_keeps_pages(old: usize, new: usize) -> bool {
+    new <= old && new >= old - old / 4
+}
+
+/// The pages a huge mapping of `old` pages that must hold `new` (more)
+/// grows to: a quarter more than it had, or `new` if that is more, so that
+/// a block grown by small steps is remapped once per quarter, not at each
+/// page. The room is address space only: pages never written are never
+/// backed.
+fn grown_pages(old: usize, new: usize) -> usize {
+    new.max(old.saturating_add(old / 4))
+}
 
 impl<O: Os> PageHeap<O> {
     /// Allocates a huge block of `npages` pages aligned to `align`.
@@ -194,8 +218,9 @@ impl<O: Os> PageHeap<O> {
         )
     }
 
-    /// Resizes a huge block's mapping to `new_pages` pages (rounded up to
-    /// whole OS pages).
+    /// Resizes a huge block's mapping to hold `new_pages` pages (rounded
+    /// up to whole OS pages): nothing to do while [`huge_keeps_pages`], a
+    /// quarter more room when it grows ([`grown_pages`]).
     ///
     /// # Safety
     /// `s` is an in-use huge span owned by the caller.
@@ -208,24 +233,39 @@ impl<O: Os> PageHeap<O> {
         let new_pages = self.round_to_os_pages(new_pages)?;
         // SAFETY: caller's contract.
         let (old, old_pages) = unsafe { ((*s).start_addr(), (*s).npages) };
-        if new_pages == old_pages {
-            // The same pages (a block that grows a little at a time):
-            // nothing to ask the kernel, no lock to take.
+        if huge_keeps_pages(old_pages, new_pages) {
+            // Room enough, not much to spare (a block that grows a little
+            // at a time): nothing to ask the kernel, no lock to take.
             // SAFETY: the caller's live block.
             return Some(unsafe { NonNull::new_unchecked(old as *mut u8) });
         }
-        // SAFETY: a whole mapping of ours, owned by the caller; the pagemap
-        // is ready wherever it lands.
-        let p = unsafe {
-            self.os.remap(
-                NonNull::new_unchecked(old as *mut u8),
-                old_pages << PAGE_SHIFT,
-                new_pages.checked_mul(PAGE_SIZE)?,
-                align.max(PAGE_SIZE),
-                &mut |p, n| self.prepare_ends(p, n),
-            )
-        }
-        .ok()?;
+        let roomy = if new_pages > old_pages {
+            self.round_to_os_pages(grown_pages(old_pages, new_pages))?
+        } else {
+            new_pages
+        };
+        let remap = |pages: usize| {
+            // SAFETY: a whole mapping of ours, owned by the caller; the
+            // pagemap is ready wherever it lands.
+            unsafe {
+                self.os.remap(
+                    NonNull::new_unchecked(old as *mut u8),
+                    old_pages << PAGE_SHIFT,
+                    pages
+                        .checked_mul(PAGE_SIZE)
+                        .ok_or(strata_os::OsError::InvalidRequest)?,
+                    align.max(PAGE_SIZE),
+                    &mut |p, n| self.prepare_ends(p, n),
+                )
+            }
+        };
+        // The room is address space, but also commit charge under strict
+        // overcommit and part of RLIMIT_AS: without it if it does not fit.
+        let (p, new_pages) = match remap(roomy) {
+            Ok(p) => (p, roomy),
+            Err(_) if roomy != new_pages => (remap(new_pages).ok()?, new_pages),
+            Err(_) => return None,
+        };
         let start = p.as_ptr() as usize >> PAGE_SHIFT;
         let mut st = self.state.lock();
         // SAFETY: the record is the caller's in-use span; the lock is held.

@@ -166,6 +166,45 @@ impl<O: Os> PageHeap<O> {
         Ok(())
     }
 
+    /// Whether the live large block at `addr` already has the pages
+    /// `new_size` bytes need (exactly those in the heap; in a mapping of
+    /// its own, within [`crate::huge::huge_keeps_pages`]), so that resizing
+    /// it to `new_size` leaves it where it is with nothing to change: the common step of a block grown
+    /// (or shrunk) a little at a time, answered with one pagemap lookup and
+    /// no lock. Agrees with [`Self::resize_large`], which answers the same
+    /// steps in place after more work. `false` for anything else, a bad
+    /// pointer included, without looking further (the caller's full path
+    /// reports it).
+    ///
+    /// # Safety
+    /// `addr` is a live block owned by the caller, or a bad pointer that
+    /// the caller reports after a `false`.
+    #[inline]
+    pub unsafe fn resize_large_keeps_pages(&self, addr: usize, new_size: usize) -> bool {
+        let Some(s) = self.span_of(addr) else {
+            return false;
+        };
+        // SAFETY: span_of returned a record that holds the page; records
+        // are never unmapped. Once it is checked to be the caller's in-use
+        // large block, its size does not change meanwhile.
+        let s = unsafe { s.as_ref() };
+        if s.state != SpanState::InUse || s.size_class != 0 || s.start_addr() != addr {
+            return false;
+        }
+        let Some(pages) = new_size.max(1).checked_add(PAGE_SIZE - 1) else {
+            return false;
+        };
+        let Some(pages) = self.round_to_os_pages(pages >> PAGE_SHIFT) else {
+            return false;
+        };
+        if s.own_mapping {
+            return crate::huge::huge_keeps_pages(s.npages, pages);
+        }
+        // A span in the heap that would reach the huge size moves to a
+        // mapping of its own in `resize_large` (its pages are then fewer).
+        s.npages == pages && pages < crate::huge::HUGE_MIN >> PAGE_SHIFT
+    }
+
     /// Resizes the large allocation at `addr` to `new_size` bytes: a span in
     /// the heap shrinks in place or grows into a free right neighbour; a
     /// block that reaches [`MOVE_MIN`] and cannot grow in place is copied

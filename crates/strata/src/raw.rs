@@ -330,7 +330,34 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
             {
                 return p;
             }
+        } else {
+            // SAFETY: forwarded contract.
+            return unsafe { realloc_outside_arena(p, new_size, align) };
         }
+    }
+    // SAFETY: forwarded contract.
+    unsafe { realloc_slow(p, new_size, align) }
+}
+
+/// [`realloc`] of a block the arena's map has no class for: a large block
+/// that keeps its pages (a step of a block grown a little at a time) in
+/// one lookup and no more, everything else through [`realloc_slow`].
+/// Guarded blocks and sampled ones (whose record keeps their size) go the
+/// whole way.
+///
+/// # Safety
+/// As [`realloc`].
+#[cfg(not(feature = "checked"))]
+#[inline(never)]
+unsafe fn realloc_outside_arena(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
+    if !p.is_null()
+        && !crate::guarded::owns(p)
+        && !crate::profile::tracking()
+        // SAFETY: p is the caller's live block, or a bad pointer that
+        // `realloc_slow` reports after the `false`.
+        && unsafe { pages().resize_large_keeps_pages(p as usize, new_size) }
+    {
+        return p;
     }
     // SAFETY: forwarded contract.
     unsafe { realloc_slow(p, new_size, align) }

@@ -294,6 +294,57 @@ fn unsized_realloc_in_small_steps_moves_once_per_quarter() {
     unsafe { strata::raw::free(q) };
 }
 
+/// A large block grown (and shrunk) a little at a time through the unsized
+/// `realloc` stays where it is while its pages hold the new size, and
+/// keeps its contents when it has to grow past them: the step that keeps
+/// its pages is answered without the page heap's full path, and must
+/// agree with it. (The checked build moves every block it resizes.)
+#[cfg(not(feature = "checked"))]
+#[test]
+fn unsized_realloc_of_a_large_block_in_small_steps() {
+    let byte = |i: usize| (i.wrapping_mul(131) >> 3) as u8;
+    let mut size = 300 * KIB;
+    let mut p = strata::raw::alloc(size, 8);
+    assert!(!p.is_null());
+    // SAFETY (all): p is a live block of at least `size` bytes.
+    for i in 0..size {
+        unsafe { p.add(i).write(byte(i)) };
+    }
+    let mut in_place = 0;
+    while size < 2 * 1024 * KIB {
+        let new = size + 1000;
+        let usable = unsafe { strata::raw::usable_size(p) };
+        let q = unsafe { strata::raw::realloc(p, new, 8) };
+        assert!(!q.is_null());
+        if new <= usable {
+            assert_eq!(
+                q, p,
+                "{size} -> {new} moved within its {usable} usable bytes"
+            );
+            in_place += 1;
+        }
+        for i in (0..size).step_by(4093).chain([size - 1]) {
+            assert_eq!(
+                unsafe { q.add(i).read() },
+                byte(i),
+                "byte {i} after {size} -> {new}"
+            );
+        }
+        assert!(unsafe { strata::raw::usable_size(q) } >= new);
+        for i in size..new {
+            unsafe { q.add(i).write(byte(i)) };
+        }
+        p = q;
+        size = new;
+    }
+    assert!(in_place > 1000, "only {in_place} steps in place");
+    // Shrinking by a little: in place, the contents kept.
+    let q = unsafe { strata::raw::realloc(p, size - 1000, 8) };
+    assert_eq!(q, p);
+    assert_eq!(unsafe { q.add(size - 1001).read() }, byte(size - 1001));
+    unsafe { strata::raw::free(q) };
+}
+
 /// A block the heap profiler sampled lives in a slot of its own that holds
 /// its whole size class: resized within the class it stays put, and when it
 /// later moves, every byte the program wrote since (up to the size it last

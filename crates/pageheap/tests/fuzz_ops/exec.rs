@@ -317,11 +317,20 @@ fn resize<O: TestOs>(
             "a resized huge block is misaligned"
         );
         expect_prefix(p, b.len, len, b.tag, "contents kept by a huge resize");
+        // A huge block keeps its pages while it uses three quarters of
+        // them, and grows with a quarter more room: what it has is at
+        // least `len`, and either what it had or at most that room.
+        let got = heap.large_size(p).expect("a resized huge block");
+        assert!(
+            got >= len && (got == b.len || got <= heap_len(heap, len.max(b.len + b.len / 4))),
+            "a huge block of {} resized to {len} has {got}",
+            b.len
+        );
         m.remove(id);
         if p != b.addr {
             m.bury(b.addr);
         }
-        new_block(heap, m, p, len, false, Kind::Huge);
+        new_block(heap, m, p, got, false, Kind::Huge);
         return;
     }
     let len = heap_len(heap, large_pages(size) * PAGE_SIZE);
