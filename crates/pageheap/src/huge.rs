@@ -7,9 +7,13 @@
 //! kept in the [`crate::huge_cache`] and reused.
 //!
 //! A huge block that `realloc` grows gets a quarter more pages than it
-//! asked for, and keeps its pages while it uses at least three quarters of
-//! them, so a block grown a little at a time is remapped once per quarter
-//! rather than at every page (the room is address space until written).
+//! asked for, and keeps its pages while it needs at least three quarters
+//! of what it last asked for, so a block grown a little at a time is
+//! remapped once per quarter rather than at every page (the room is
+//! address space until written). A block that grows past
+//! [`crate::MOVE_MIN`] into a mapping the huge cache kept takes up to four
+//! times its pages of it as room, rather than trimming pages the next
+//! steps would fault in again.
 //!
 //! # Invariants
 //! - A huge span is a whole mapping (`own_mapping`), one kernel mapping from
@@ -34,14 +38,20 @@ use crate::{PageHeap, PAGE_SHIFT, PAGE_SIZE};
 /// Requests of at least this many bytes get a mapping of their own.
 pub const HUGE_MIN: usize = 32 << 20;
 
-/// Whether a huge block of `old` pages resized to need `new` pages stays as
-/// it is: it fits, and uses at least three quarters of its pages. A
-/// mapping that grows gets a quarter more pages than asked for
-/// ([`grown_pages`]), so the steps of a block grown a little at a time
-/// that follow stay in place, and so does a shrink by little.
+/// Whether a huge block of `old` pages, of which it last asked for
+/// `asked`, resized to need `new` pages stays as it is: it fits, and needs
+/// at least three quarters of what it asked for last. A mapping that grows
+/// gets a quarter more pages than asked for ([`grown_pages`]), so the
+/// steps of a block grown a little at a time that follow stay in place,
+/// and so does a shrink by little.
 #[inline]
-pub(crate) fn huge_keeps_pages(old: usize, new: usize) -> bool {
-    new <= old && new >= old - old / 4
+pub(crate) fn huge_keeps_pages(old: usize, asked: usize, new: usize) -> bool {
+    new <= old && new >= asked - asked / 4
+}
+
+/// `pages` as a span's `asked_pages`.
+fn asked(pages: usize) -> u32 {
+    u32::try_from(pages).unwrap_or(u32::MAX)
 }
 
 /// The pages a huge mapping of `old` pages that must hold `new` (more)
@@ -61,7 +71,23 @@ impl<O: Os> PageHeap<O> {
         align: usize,
         zero: bool,
     ) -> Option<NonNull<u8>> {
+        self.alloc_huge_within(npages, npages, align, zero)
+    }
+
+    /// Allocates a huge block of `npages` pages aligned to `align`, where a
+    /// cached mapping keeps up to `most` of its pages as room (for a block
+    /// that is growing: trimming the mapping would discard pages that its
+    /// next steps would fault in again); a fresh mapping has `npages`.
+    pub(crate) fn alloc_huge_within(
+        &self,
+        npages: usize,
+        most: usize,
+        align: usize,
+        zero: bool,
+    ) -> Option<NonNull<u8>> {
         let npages = self.round_to_os_pages(npages)?;
+        let most = self.round_to_os_pages(most)?;
+        let want = npages;
         let len = npages.checked_mul(PAGE_SIZE)?;
         let align = align.max(PAGE_SIZE);
         let cached = {
@@ -74,6 +100,9 @@ impl<O: Os> PageHeap<O> {
                 unsafe { ((*c).start_addr(), (*c).len_bytes(), (*c).clean) };
             // SAFETY: `old` is a whole mapping of ours that nobody uses.
             let old_ptr = unsafe { NonNull::new_unchecked(old as *mut u8) };
+            // As much of it as `most` allows, and at least `len`.
+            let npages = (old_len >> PAGE_SHIFT).min(most).max(npages);
+            let len = npages << PAGE_SHIFT;
             // SAFETY: as above.
             let moved = if old_len == len {
                 Ok(old_ptr)
@@ -90,7 +119,7 @@ impl<O: Os> PageHeap<O> {
                     // SAFETY: ours, mapped, unused.
                     unsafe { self.prepare_reuse(c, p, old_len.min(len), zero, clean) };
                     // SAFETY: c is ours; p is a whole mapping of `len` bytes.
-                    return unsafe { self.register_huge(c, p, npages, false) };
+                    return unsafe { self.register_huge(c, p, npages, want, false) };
                 }
                 Err(_) => {
                     // SAFETY: still a whole mapping of ours, unused.
@@ -131,10 +160,11 @@ impl<O: Os> PageHeap<O> {
         let rec = self.new_record(&mut st, p.as_ptr() as usize >> PAGE_SHIFT, npages, true);
         drop(st);
         // SAFETY: rec is ours; p is a fresh mapping of `len` bytes.
-        unsafe { self.register_huge(rec, p, npages, true) }
+        unsafe { self.register_huge(rec, p, npages, npages, true) }
     }
 
-    /// Makes `rec` describe the in-use huge mapping `p` and records it.
+    /// Makes `rec` describe the in-use huge mapping `p`, asked for `want`
+    /// of its pages, and records it.
     ///
     /// # Safety
     /// `rec` is a record owned by the caller, in no list; `p` is a whole
@@ -144,6 +174,7 @@ impl<O: Os> PageHeap<O> {
         rec: *mut Span,
         p: NonNull<u8>,
         npages: usize,
+        want: usize,
         fresh: bool,
     ) -> Option<NonNull<u8>> {
         let start = p.as_ptr() as usize >> PAGE_SHIFT;
@@ -162,6 +193,7 @@ impl<O: Os> PageHeap<O> {
             (*rec).set_state(SpanState::InUse);
             (*rec).clean = fresh;
             (*rec).own_mapping = true;
+            (*rec).asked_pages = asked(want);
             (*rec).size_class = 0;
         }
         self.pagemap.set(start, rec);
@@ -232,10 +264,14 @@ impl<O: Os> PageHeap<O> {
     ) -> Option<NonNull<u8>> {
         let new_pages = self.round_to_os_pages(new_pages)?;
         // SAFETY: caller's contract.
-        let (old, old_pages) = unsafe { ((*s).start_addr(), (*s).npages) };
-        if huge_keeps_pages(old_pages, new_pages) {
+        let (old, old_pages, was_asked) =
+            unsafe { ((*s).start_addr(), (*s).npages, (*s).asked_pages as usize) };
+        if huge_keeps_pages(old_pages, was_asked, new_pages) {
             // Room enough, not much to spare (a block that grows a little
             // at a time): nothing to ask the kernel, no lock to take.
+            // SAFETY: the caller's live block; `asked_pages` is its
+            // owner's alone.
+            unsafe { (*s).asked_pages = asked(new_pages) };
             // SAFETY: the caller's live block.
             return Some(unsafe { NonNull::new_unchecked(old as *mut u8) });
         }
@@ -261,6 +297,7 @@ impl<O: Os> PageHeap<O> {
         };
         // The room is address space, but also commit charge under strict
         // overcommit and part of RLIMIT_AS: without it if it does not fit.
+        let want = new_pages;
         let (p, new_pages) = match remap(roomy) {
             Ok(p) => (p, roomy),
             Err(_) if roomy != new_pages => (remap(new_pages).ok()?, new_pages),
@@ -272,6 +309,7 @@ impl<O: Os> PageHeap<O> {
         unsafe {
             (*s).start = start;
             (*s).npages = new_pages;
+            (*s).asked_pages = asked(want);
             (*s).clean = false;
         }
         self.pagemap.set(start, s);

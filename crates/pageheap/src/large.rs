@@ -168,7 +168,8 @@ impl<O: Os> PageHeap<O> {
 
     /// Whether the live large block at `addr` already has the pages
     /// `new_size` bytes need (exactly those in the heap; in a mapping of
-    /// its own, within [`crate::huge::huge_keeps_pages`]), so that resizing
+    /// its own, at least as many as it last asked for and within its
+    /// room), so that resizing
     /// it to `new_size` leaves it where it is with nothing to change: the common step of a block grown
     /// (or shrunk) a little at a time, answered with one pagemap lookup and
     /// no lock. Agrees with [`Self::resize_large`], which answers the same
@@ -198,7 +199,10 @@ impl<O: Os> PageHeap<O> {
             return false;
         };
         if s.own_mapping {
-            return crate::huge::huge_keeps_pages(s.npages, pages);
+            // Growth into its room, or as much as it last asked for (this
+            // read-only check leaves `asked_pages` as it is: a shrink below
+            // it goes the whole way, which decides on it and updates it).
+            return pages <= s.npages && pages >= s.asked_pages as usize;
         }
         // A span in the heap that would reach the huge size moves to a
         // mapping of its own in `resize_large` (its pages are then fewer).
@@ -264,7 +268,10 @@ impl<O: Os> PageHeap<O> {
             return None;
         }
         let npages = new_size.checked_add(PAGE_SIZE - 1)? >> PAGE_SHIFT;
-        let q = self.alloc_huge(npages, align, false)?;
+        // A growing block: a mapping the huge cache kept keeps up to four
+        // times its pages as room (a buffer grown again to the size of one
+        // freed before finds its pages still there).
+        let q = self.alloc_huge_within(npages, npages.saturating_mul(4), align, false)?;
         // SAFETY: `addr` is the caller's live block of `old_len` bytes and
         // `q` a new block of more; disjoint, both ours. The old block is
         // given up after the copy; `addr` was validated as an in-use large

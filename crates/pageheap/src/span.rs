@@ -55,6 +55,11 @@ pub struct Span {
     pub(crate) size_class: u8,
     /// The span is a whole mapping of its own (huge allocation).
     pub(crate) own_mapping: bool,
+    /// In use with a mapping of its own: the pages its last allocation or
+    /// resize asked for (at most `npages`, saturated at `u32::MAX`); the
+    /// rest is room to grow into. Read and written by the block's owner
+    /// only ([`crate::huge`]).
+    pub(crate) asked_pages: u32,
     /// Links in whichever list holds the span (heap free list or a central list).
     pub(crate) prev: *mut Span,
     pub(crate) next: *mut Span,
@@ -118,6 +123,7 @@ impl Span {
             clean,
             size_class: 0,
             own_mapping: false,
+            asked_pages: 0,
             prev: ptr::null_mut(),
             next: ptr::null_mut(),
             freed_at: 0,

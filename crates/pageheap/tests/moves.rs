@@ -92,6 +92,55 @@ fn a_blocked_large_block_moves_into_its_own_mapping_then_remaps() {
     grows_into_its_own_mapping_then_remaps(PageHeap::new(FakeOs::with_page_size(64 << 10)));
 }
 
+/// A block grown a little at a time past `MOVE_MIN` is remapped once per
+/// quarter or so, not at every page; freed, its mapping waits in the huge
+/// cache, and the next block grown the same way moves into all of it
+/// (trimmed, its pages would be faulted in again) and needs no remap.
+fn grown_by_steps_twice<O: Os>(heap: PageHeap<O>) {
+    let step = heap.os().page_size().max(PAGE_SIZE);
+    let mut last_len = 0;
+    for round in 0..2 {
+        let (a, b) = blocked_block(&heap, MOVE_MIN);
+        fill(a, MOVE_MIN);
+        let before = heap.stats();
+        let (mut p, mut size) = (a, MOVE_MIN);
+        while size < 2 * MOVE_MIN {
+            size += step;
+            // SAFETY: `p` is our live block, allocated with page alignment.
+            p = unsafe { heap.resize_large(p, size, PAGE_SIZE) }
+                .expect("a growing block")
+                .as_ptr() as usize;
+            if size == MOVE_MIN + step && round == 1 {
+                assert_eq!(
+                    heap.large_size(p),
+                    Ok(last_len),
+                    "the block took the mapping the last one left whole"
+                );
+            }
+        }
+        check(p, MOVE_MIN);
+        let remaps = heap.stats().huge_remaps - before.huge_remaps;
+        let most = if round == 0 { 4 } else { 0 };
+        assert!(remaps <= most, "round {round}: {remaps} remaps");
+        last_len = heap.large_size(p).unwrap();
+        assert!(last_len >= size);
+        // SAFETY: live blocks of this heap, freed once.
+        unsafe {
+            for q in [p, b] {
+                heap.free_large(q).unwrap();
+            }
+        }
+    }
+    heap.check_invariants().unwrap();
+}
+
+#[test]
+fn a_block_grown_by_steps_remaps_by_quarters_and_reuses_a_freed_mapping_whole() {
+    grown_by_steps_twice(PageHeap::new(SystemOs::new()));
+    grown_by_steps_twice(PageHeap::new(FakeOs::new()));
+    grown_by_steps_twice(PageHeap::new(FakeOs::with_page_size(64 << 10)));
+}
+
 #[test]
 fn small_blocks_leave_the_copy_to_the_caller() {
     let heap = PageHeap::new(SystemOs::new());

@@ -354,7 +354,14 @@ fn resize<O: TestOs>(
             m.mark_dirty(b.addr, b.addr + b.len);
             m.bury(b.addr);
             m.huge_allocs += 1;
-            new_block(heap, m, p, len, false, Kind::Huge);
+            // A mapping the huge cache kept keeps up to four times the
+            // pages as room for a growing block.
+            let got = heap.large_size(p).expect("a moved block");
+            assert!(
+                got >= len && got <= heap_len(heap, 4 * len),
+                "a block moved to grow to {len} has {got}"
+            );
+            new_block(heap, m, p, got, false, Kind::Huge);
         }
         Some(p) => {
             assert_eq!(p.as_ptr() as usize, b.addr, "a heap block resizes in place");
