@@ -29,6 +29,14 @@ fn check(p: usize, len: usize) {
     }
 }
 
+/// Frees live blocks of `heap`, each once.
+fn free_all<O: Os>(heap: &PageHeap<O>, blocks: &[usize]) {
+    for &p in blocks {
+        // SAFETY: the caller's live blocks of this heap, freed once.
+        unsafe { heap.free_large(p) }.unwrap();
+    }
+}
+
 /// A block of `len` bytes with a live block right after it, so it cannot
 /// grow in place: the block is made a page longer and shrunk, and the page
 /// it gave back is the only free one beside it.
@@ -76,12 +84,7 @@ fn grows_into_its_own_mapping_then_remaps<O: Os>(heap: PageHeap<O>) {
     check(r, len);
     assert_eq!(heap.stats().huge_remaps, after.huge_remaps + 1);
     assert_eq!(heap.stats().large_moves, after.large_moves);
-    // SAFETY: live blocks of this heap, freed once.
-    unsafe {
-        for p in [r, b] {
-            heap.free_large(p).unwrap();
-        }
-    }
+    free_all(&heap, &[r, b]);
     heap.check_invariants().unwrap();
 }
 
@@ -124,12 +127,7 @@ fn grown_by_steps_twice<O: Os>(heap: PageHeap<O>) {
         assert!(remaps <= most, "round {round}: {remaps} remaps");
         last_len = heap.large_size(p).unwrap();
         assert!(last_len >= size);
-        // SAFETY: live blocks of this heap, freed once.
-        unsafe {
-            for q in [p, b] {
-                heap.free_large(q).unwrap();
-            }
-        }
+        free_all(&heap, &[p, b]);
     }
     heap.check_invariants().unwrap();
 }
@@ -149,12 +147,7 @@ fn small_blocks_leave_the_copy_to_the_caller() {
     // SAFETY: our live block; under MOVE_MIN the caller copies.
     assert!(unsafe { heap.resize_large(a, 2 * len, PAGE_SIZE) }.is_none());
     assert_eq!(heap.stats().large_moves, 0);
-    // SAFETY: live blocks, freed once.
-    unsafe {
-        for p in [a, b] {
-            heap.free_large(p).unwrap();
-        }
-    }
+    free_all(&heap, &[a, b]);
     heap.check_invariants().unwrap();
 }
 
