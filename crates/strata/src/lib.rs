@@ -162,16 +162,27 @@ unsafe impl GlobalAlloc for Strata {
         // In place when the class or the span allows; the checked build
         // always moves a block (see `checked`).
         #[cfg(not(feature = "checked"))]
-        match (class_of(layout.size(), align), class_of(new_size, align)) {
-            // (A guarded block has no room past its size: it moves.)
-            (a, b) if a == b && a != 0 && !guarded::owns(ptr) => return ptr,
-            (0, 0) => {
-                // SAFETY: ptr is a live large block of the caller's.
-                if let Some(p) = unsafe { global::resize_large(ptr as usize, new_size, align) } {
-                    return p.as_ptr();
-                }
+        if layout.size() > strata_central::MAX_SMALL && new_size > strata_central::MAX_SMALL {
+            // Both large (no class whatever the alignment): the page heap
+            // resizes in place when the pages allow, with no class to look
+            // up first (a block grown a little at a time asks this often).
+            // SAFETY: ptr is a live large block of the caller's.
+            if let Some(p) = unsafe { global::resize_large(ptr as usize, new_size, align) } {
+                return p.as_ptr();
             }
-            _ => {}
+        } else {
+            match (class_of(layout.size(), align), class_of(new_size, align)) {
+                // (A guarded block has no room past its size: it moves.)
+                (a, b) if a == b && a != 0 && !guarded::owns(ptr) => return ptr,
+                (0, 0) => {
+                    // SAFETY: ptr is a live large block of the caller's.
+                    if let Some(p) = unsafe { global::resize_large(ptr as usize, new_size, align) }
+                    {
+                        return p.as_ptr();
+                    }
+                }
+                _ => {}
+            }
         }
         // SAFETY: the caller guarantees new_size rounded up to align does not
         // overflow isize, which is what Layout requires.
