@@ -218,7 +218,7 @@ unsafe fn free_small_outside(p: *mut u8, class: u8) {
         return unsafe { crate::guarded::free(p) };
     }
     // A sampled block of the profiler's pool lies outside the arena too.
-    if crate::profile::tracking() && crate::profile::release(p) {
+    if crate::profile::tracking(p) && crate::profile::release(p) {
         return;
     }
     if crate::validate::valid_small_free(pages(), p, class) {
@@ -279,7 +279,7 @@ pub(crate) fn alloc_large_span(size: usize, align: usize, zero: bool) -> *mut u8
 pub(crate) unsafe fn free_large(p: *mut u8) {
     // The record goes first: once the block is back, another thread may
     // get (and sample) the same address.
-    if crate::profile::tracking() {
+    if crate::profile::tracking(p) {
         crate::profile::release(p);
     }
     // SAFETY: forwarded contract; a bad pointer is refused, not obeyed.
@@ -317,7 +317,7 @@ pub(crate) unsafe fn resize_large(
     // A sampled block's record is keyed by its address: out of the table
     // while the block may move (its old address may be handed out and
     // sampled meanwhile), back under the new address and size after.
-    let rec = if crate::profile::tracking() {
+    let rec = if crate::profile::tracking(addr as *const u8) {
         crate::profile::take(addr as *const u8)
     } else {
         None

@@ -217,7 +217,7 @@ unsafe extern "C" fn free_elsewhere(p: *mut u8) {
         return unsafe { crate::guarded::free(p) };
     }
     // A sampled block of the profiler's pool (outside the arena).
-    if crate::profile::tracking() && crate::profile::release(p) {
+    if crate::profile::tracking(p) && crate::profile::release(p) {
         return;
     }
     let (class, at_start) = small_object_at(pages(), p as usize);
@@ -277,7 +277,7 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
     if class != 0 {
         return class_size_of(class);
     }
-    if crate::profile::tracking() {
+    if crate::profile::tracking(p) {
         if let Some(n) = crate::profile::pooled_size(p) {
             return pooled_usable(n);
         }
@@ -410,7 +410,7 @@ unsafe fn realloc_slow(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
         // A sampled small block keeps its pool slot, which holds the whole
         // class, while the new size needs the same class; what it holds is
         // its usable size, the class's.
-        let pooled = crate::profile::tracking() && crate::profile::pooled_size(p).is_some();
+        let pooled = crate::profile::tracking(p) && crate::profile::pooled_size(p).is_some();
         (if pooled { class_of(n, align) } else { 0 }, n)
     };
     let new_class = class_of(new_size, align);

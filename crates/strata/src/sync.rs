@@ -6,5 +6,7 @@
 
 /// Atomics in process-wide statics.
 pub(crate) mod statics {
-    pub(crate) use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+    pub(crate) use core::sync::atomic::{
+        AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
 }

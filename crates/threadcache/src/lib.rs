@@ -78,6 +78,8 @@ pub struct SampleState {
     pub rng: u64,
     /// The sampler's own parameter (0.0 in a new cache).
     pub param: f64,
+    /// What the sampler noted of its last draw (0.0 in a new cache).
+    pub note: f64,
 }
 
 impl SampleState {
@@ -87,6 +89,7 @@ impl SampleState {
         SampleState {
             rng: seed | 1,
             param: 0.0,
+            note: 0.0,
         }
     }
 }

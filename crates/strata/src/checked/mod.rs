@@ -144,7 +144,7 @@ pub(crate) unsafe fn dealloc(p: *mut u8, size: usize, align: usize) {
     // below would call never allocated) is the profiler's to free, and a
     // large one's record goes before its span does, as in the default
     // build's free paths.
-    if crate::profile::tracking() && crate::profile::release(p) {
+    if crate::profile::tracking(p) && crate::profile::release(p) {
         return;
     }
     // SAFETY: forwarded contract.
@@ -168,7 +168,7 @@ pub(crate) unsafe fn live_size(p: *mut u8) -> Option<usize> {
     }
     // A sampled block of the profiler's pool: outside the arena, it has no
     // marks of this build's, and the profiler's record knows its size.
-    if crate::profile::tracking() {
+    if crate::profile::tracking(p) {
         if let Some(n) = crate::profile::pooled_size(p) {
             return Some(n);
         }

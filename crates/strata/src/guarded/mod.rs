@@ -148,26 +148,37 @@ pub(crate) const SAMPLER: Sampler = Sampler {
     on_refill: crate::profile::on_refill,
 };
 
-/// Allocations until the next examined one: geometric with mean `1/c`.
+/// The guard's hazard per allocation: `-ln(1 - g)` for its probability
+/// `g` (0.0 when off; infinite for every allocation).
+fn guard_hazard(g: f64) -> f64 {
+    if g == 0.0 {
+        0.0
+    } else {
+        crate::profile::hazard(g)
+    }
+}
+
+/// Allocations until the next examined one: geometric for the sum of the
+/// two hazards, as if each allocation were examined by the profiler with
+/// its probability `q` and by the guard with `g`, independently (with
+/// `1 - (1 - q)(1 - g)` in all).
 fn next_gap(st: &mut SampleState) -> u32 {
-    let q = crate::profile::examine_rate(st);
-    let g = probability();
-    let c = q + g - q * g;
+    let c = crate::profile::examine_hazard(st) + guard_hazard(probability());
     if c <= 0.0 {
         return 0;
     }
-    crate::profile::geometric_gap(st, c)
+    crate::profile::draw_gap(st, c)
 }
 
 /// An examined allocation (`request`: [`crate::request`]): the profiler's
-/// with probability `q / c`, otherwise the guard's.
+/// if its draw fell below the profiler's hazard (with probability
+/// `q / (1 - (1 - q)(1 - g))`), otherwise the guard's.
 fn offer(st: &mut SampleState, class: u8, request: usize) -> Option<NonNull<u8>> {
-    let q = crate::profile::examine_rate(st);
-    let g = probability();
-    if q > 0.0 && (g == 0.0 || crate::profile::uniform(st) * (q + g - q * g) <= q) {
+    let h = crate::profile::examine_hazard(st);
+    if h > 0.0 && crate::profile::drawn_below(st, h) {
         return crate::profile::offer(st, class, request);
     }
-    if g == 0.0 {
+    if probability() == 0.0 {
         return None;
     }
     pool::alloc(class, request)

@@ -20,19 +20,24 @@
 //! bytes allocated; a sample of probability `p` stands for `1/p` blocks and
 //! `s/p` bytes, so every estimate is unbiased.
 //!
-//! - Large blocks (a span of their own, already a slow path) draw their
-//!   sample directly: one random number per block.
+//! - Large blocks (a span of their own, already a slow path) share a
+//!   countdown of bytes drawn exponential with mean `T`: the block that
+//!   reaches its end is sampled, and a new one is drawn. It is memoryless,
+//!   so each block is sampled with probability `p(s)`, on its own; a block
+//!   not sampled costs a compare-and-swap (`sampler`).
 //! - Small blocks cost the fast path nothing. The thread cache's countdown,
 //!   which expires every 1024 allocations for the cache's idle check, also
 //!   expires at an allocation the sampler picked: gaps are geometric with
 //!   mean `1/q` (each allocation is *examined* with probability `q`,
 //!   independently), and an examined allocation of `s` bytes is sampled
-//!   with probability `min(1, p(s)/q)`. It is sampled with probability
-//!   `min(p(s), q)` in all, and weighted by its inverse: unbiased whatever
-//!   `q` is. `q` adapts per thread (at least 1/1024, raised to the `p(s)`
-//!   of each examined allocation, decaying by 3% per examination), so that
-//!   a thread allocating large small-class blocks is examined often enough
-//!   to sample them at their own `p(s)`.
+//!   with probability `min(1, p(s)/q)`, decided by the remainder of the
+//!   gap's own draw (no second random number, no exponential: `sampler`).
+//!   It is sampled with probability `min(p(s), q)` in all, and weighted by
+//!   its inverse: unbiased whatever `q` is. `q` adapts per thread (at least
+//!   about 1/1024, raised to the `p(s)` of each examined allocation,
+//!   decaying by about 3% per examination), so that a thread allocating
+//!   large small-class blocks is examined often enough to sample them at
+//!   their own `p(s)`.
 //! - A sampled small block is served from the profiler's pool (`pool`),
 //!   outside the heap's arena; the object the cache popped goes back to
 //!   its list. The free paths send pointers outside the arena to cold
@@ -53,9 +58,11 @@
 //! `with_state`).
 //!
 //! # Invariants
-//! - `LIVE` counts the records in the table; a free path consults the
-//!   profiler only while it is non-zero, so a program that never profiles
-//!   pays one load on its cold free paths.
+//! - `live` counts the records in the table, in all and by a hash of
+//!   their addresses; a free path consults the profiler only while both
+//!   counts of its block are non-zero, so a program that never profiles
+//!   pays one load on its cold free paths, and one that does takes the
+//!   lock for few blocks besides the sampled ones.
 //! - Every pool slot in use has a record; a record with `pooled == 0` is a
 //!   block of the page heap's, whose free drops the record before the
 //!   block goes back.
@@ -64,8 +71,10 @@
 
 mod dump;
 mod encode;
+mod live;
 mod math;
 mod pool;
+mod sampler;
 pub(crate) mod settings;
 mod signal;
 mod store;
@@ -76,7 +85,7 @@ use core::ptr::NonNull;
 use strata_base::{ForkLock, Lock};
 use strata_threadcache::SampleState;
 
-use crate::sync::statics::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::statics::{AtomicBool, AtomicUsize, Ordering};
 
 pub use dump::{dump, dump_collapsed, dump_collapsed_cstr, dump_cstr, Kind};
 
@@ -89,26 +98,14 @@ pub const DEFAULT_INTERVAL: usize = 2 << 20;
 /// Frames kept per stack (the innermost ones).
 pub(crate) const MAX_DEPTH: usize = 64;
 
-/// The least probability an allocation is examined with: one in 1024, the
-/// idle check's period, so that examining costs at most one more expiry
-/// of the countdown per 1024 allocations.
-const Q_BASE: f64 = 1.0 / 1024.0;
-
-/// How fast a thread's examination probability falls back towards
-/// [`Q_BASE`], per examination.
-const Q_DECAY: f64 = 0.97;
-
 /// A new peak profile is taken when the live estimate passes the last one
 /// by this fraction: the peak profile is within about 3% of the peak.
 const PEAK_STEP: f64 = 1.0 / 32.0;
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static INTERVAL: AtomicUsize = AtomicUsize::new(DEFAULT_INTERVAL);
-static LIVE: AtomicUsize = AtomicUsize::new(0);
 /// `pthread_self` of the thread holding `STATE` (0: none).
 static OWNER: AtomicUsize = AtomicUsize::new(0);
-/// The generator for large blocks (a Weyl sequence, mixed).
-static LARGE_RNG: AtomicU64 = AtomicU64::new(0);
 
 /// What the profiler's lock guards.
 pub(crate) struct State {
@@ -199,6 +196,7 @@ pub fn is_on() -> bool {
 /// `sqrt(T / L)`.
 pub fn set_interval(bytes: usize) {
     INTERVAL.store(bytes.max(1), Ordering::Relaxed);
+    sampler::interval_changed();
 }
 
 /// The mean interval between samples, in bytes.
@@ -238,87 +236,15 @@ pub fn stats() -> ProfileStats {
     .unwrap_or_default()
 }
 
-// ---- the sampler ----------------------------------------------------------
+// ---- the samples -----------------------------------------------------------
 
-fn xorshift(x: &mut u64) -> u64 {
-    let mut v = *x;
-    v ^= v << 13;
-    v ^= v >> 7;
-    v ^= v << 17;
-    *x = v;
-    v
-}
-
-/// A uniform number in (0, 1] from 53 random bits.
-fn unit(bits: u64) -> f64 {
-    ((bits >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
-/// The probability a block of `size` bytes is sampled with.
-fn probability(size: usize) -> f64 {
-    -math::exp_m1(-(size as f64) / interval() as f64)
-}
-
-fn examine_probability(st: &SampleState) -> f64 {
-    if st.param > 0.0 {
-        st.param
-    } else {
-        Q_BASE
-    }
-}
-
-/// The probability the profiler examines an allocation with on this
-/// thread: 0.0 when profiling is off. The countdown's gaps are drawn by
-/// [`crate::guarded`]'s sampler, which adds the guard's own probability.
-pub(crate) fn examine_rate(st: &SampleState) -> f64 {
-    if !ACTIVE.load(Ordering::Relaxed) {
-        return 0.0;
-    }
-    examine_probability(st)
-}
-
-/// A uniform number in (0, 1] from the thread's generator.
-pub(crate) fn uniform(st: &mut SampleState) -> f64 {
-    unit(xorshift(&mut st.rng))
-}
-
-/// Allocations until the next examined one when each is examined with
-/// probability `q` (> 0): geometric with mean `1/q`.
-pub(crate) fn geometric_gap(st: &mut SampleState, q: f64) -> u32 {
-    if q >= 1.0 {
-        return 1;
-    }
-    let u = unit(xorshift(&mut st.rng));
-    let gap = 1.0 + (math::ln(u) / math::ln_1p(-q)).floor();
-    if gap >= u32::MAX as f64 {
-        u32::MAX
-    } else {
-        gap as u32
-    }
-}
-
-/// A refill of `class`: raises the thread's examination probability to
-/// the class's sampling probability before its objects go out, so that a
-/// thread turning to large blocks examines them at their own rate at once
-/// (a block examined with `q` below its `p` is sampled with weight `1/q`:
-/// unbiased, but one such sample of a 200 KiB block at `q = 1/1024`
-/// stands for 200 MiB).
-pub(crate) fn on_refill(st: &mut SampleState, class: u8) -> bool {
-    if !ACTIVE.load(Ordering::Relaxed) {
-        return false;
-    }
-    let p = probability(strata_central::class_size_of(class));
-    if p <= examine_probability(st) {
-        return false;
-    }
-    st.param = p.min(1.0);
-    true
-}
+pub(crate) use sampler::{draw_gap, drawn_below, examine_hazard, hazard, on_refill};
 
 /// An examined allocation of `class` for `request` ([`crate::request`]):
-/// sampled with probability `min(1, p/q)`, served from the pool if so.
+/// sampled with probability `min(p, q)` ([`sampler`]), served from the
+/// pool if so.
 pub(crate) fn offer(st: &mut SampleState, class: u8, request: usize) -> Option<NonNull<u8>> {
-    if !ACTIVE.load(Ordering::Relaxed) {
+    if !is_on() {
         return None;
     }
     let size = crate::request::size(request);
@@ -327,13 +253,7 @@ pub(crate) fn offer(st: &mut SampleState, class: u8, request: usize) -> Option<N
     } else {
         size
     };
-    let p = probability(size);
-    let q = examine_probability(st);
-    st.param = (q * Q_DECAY).max(p).clamp(Q_BASE, 1.0);
-    if p < q && unit(xorshift(&mut st.rng)) > p / q {
-        return None;
-    }
-    let weight = 1.0 / p.min(q);
+    let weight = sampler::examine(st, size)?;
     let bucket = pool::bucket_for(strata_central::class_size_of(class))?;
     let mut frames = [0usize; MAX_DEPTH];
     let (depth, key) = strata_os::stack::capture_keyed(&mut frames, 1);
@@ -357,37 +277,22 @@ pub(crate) fn offer(st: &mut SampleState, class: u8, request: usize) -> Option<N
     .flatten()
 }
 
-/// One draw of the large blocks' generator: true with probability `prob`.
-fn draw_large(prob: f64) -> bool {
-    // splitmix64 over a Weyl sequence: independent draws from any thread.
-    let mut z = LARGE_RNG
-        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-        .wrapping_add(0x9E37_79B9_7F4A_7C15 ^ strata_os::process_secret() as u64);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    unit(z) <= prob
-}
-
 /// A large block of `size` bytes just allocated at `p`: sampled with
-/// probability `p(size)`.
+/// probability `p(size)` ([`sampler`]: a countdown of bytes).
 #[cold]
 pub(crate) fn sample_large(p: *mut u8, size: usize) {
-    if !ACTIVE.load(Ordering::Relaxed) || p.is_null() {
+    if !is_on() || p.is_null() {
         return;
     }
-    let prob = probability(size);
-    // A block of 40 intervals or more is sampled for sure (probability 1.0
-    // exactly): no draw, and no shared counter bumped for one.
-    if prob < 1.0 && !draw_large(prob) {
+    let Some(weight) = sampler::large_weight(size) else {
         return;
-    }
+    };
     let mut frames = [0usize; MAX_DEPTH];
     let (depth, key) = strata_os::stack::capture_keyed(&mut frames, 1);
     let r = Record {
         addr: p as usize,
         size,
-        weight: 1.0 / prob,
+        weight,
         stack: 0,
         pooled: 0,
     };
@@ -402,7 +307,7 @@ impl State {
         if !self.records.insert(r) {
             return false;
         }
-        LIVE.fetch_add(1, Ordering::Relaxed);
+        live::added(r.addr);
         self.samples += 1;
         let bytes = r.size as f64 * r.weight;
         let c: &mut Counts = self.stacks.counts_mut(r.stack);
@@ -440,7 +345,7 @@ impl State {
     }
 
     fn drop_record(&mut self, r: &Record) {
-        LIVE.fetch_sub(1, Ordering::Relaxed);
+        live::dropped(r.addr);
         let bytes = r.size as f64 * r.weight;
         let c = self.stacks.counts_mut(r.stack);
         c.live_objects -= r.weight;
@@ -451,12 +356,7 @@ impl State {
 
 // ---- the free paths' questions --------------------------------------------
 
-/// Whether any sampled block is live: the free paths ask the profiler only
-/// then (one load).
-#[inline(always)]
-pub(crate) fn tracking() -> bool {
-    LIVE.load(Ordering::Relaxed) != 0
-}
+pub(crate) use live::tracking;
 
 /// `p` is being freed: drops its record if it has one. True if it was a
 /// pool block, now freed (the caller has nothing left to do); false for a
@@ -523,7 +423,7 @@ pub(crate) fn put_back(rec: TakenRecord, addr: usize, size: usize) {
     };
     with_state(|s| {
         if s.records.insert(r) {
-            LIVE.fetch_add(1, Ordering::Relaxed);
+            live::added(r.addr);
             let bytes = r.size as f64 * r.weight;
             let c = s.stacks.counts_mut(r.stack);
             c.live_objects += r.weight;
@@ -624,46 +524,5 @@ mod tests {
         assert!(c != a && c != b);
         assert_eq!(s.stack_of(&[1, 2, 4], 33), b);
         assert_eq!(s.stacks.list.len(), 4, "the empty stack and three");
-    }
-
-    /// The countdown and the examination together sample an allocation of
-    /// `s` bytes with probability min(p(s), q), whatever q the thread is
-    /// at: simulated here without a thread cache.
-    #[test]
-    fn examined_then_thinned_is_unbiased() {
-        let t = 64.0 * 1024.0;
-        let mut st = SampleState::seeded(12345);
-        let sizes = [16usize, 64, 1000, 8 << 10, 64 << 10, 200 << 10];
-        let mut est = [0f64; 6];
-        let mut truth = [0f64; 6];
-        let n = 400_000usize;
-        let mut left = 1u32;
-        for i in 0..n {
-            let k = (i * 7 + i / 3) % sizes.len();
-            let s = sizes[k];
-            truth[k] += s as f64;
-            left -= 1;
-            if left == 0 {
-                let q = examine_probability(&st);
-                let p = -(-(s as f64) / t).exp_m1();
-                st.param = (q * Q_DECAY).max(p).clamp(Q_BASE, 1.0);
-                if !(p < q && unit(xorshift(&mut st.rng)) > p / q) {
-                    est[k] += s as f64 / p.min(q);
-                }
-                let q = examine_probability(&st);
-                let u = unit(xorshift(&mut st.rng));
-                left = (1.0 + (u.ln() / (-q).ln_1p()).floor()) as u32;
-            }
-        }
-        for (k, &s) in sizes.iter().enumerate() {
-            let truth = truth[k];
-            let err = (est[k] - truth) / truth;
-            // sqrt(T / bytes) is the expected relative error.
-            let sigma = (t / truth).sqrt().max(1e-3);
-            assert!(
-                err.abs() < 5.0 * sigma,
-                "size {s}: error {err:.3} (sigma {sigma:.3})"
-            );
-        }
     }
 }

@@ -315,7 +315,11 @@ impl ThreadCache {
             // zero like every other field, so that the sentinels are all
             // zero bytes: the static sits in `.bss`, whose pages read as
             // the kernel's zero page and cost no memory.
-            sample_state: SampleState { rng: 0, param: 0.0 },
+            sample_state: SampleState {
+                rng: 0,
+                param: 0.0,
+                note: 0.0,
+            },
             info: [ListInfo {
                 object_size: 0,
                 batch: 0,

@@ -1,0 +1,330 @@
+//! Which allocations are sampled, and with what weight: the draws behind
+//! `profile`'s "Sampling" (see its module doc).
+//!
+//! Every draw here is in *hazards*: a block of `s` bytes has hazard
+//! `m = s/T` (`T`: the interval), and is sampled with probability
+//! `p = 1 - exp(-m)`. A thread examines each allocation with probability
+//! `q = 1 - exp(-h)` for its hazard `h`.
+//!
+//! - The gap to the next examined allocation comes from one exponential
+//!   draw `E` (mean 1): `1 + floor(E/h)` is geometric with parameter `q`,
+//!   and what is left, `R = E - floor(E/h) h`, is independent of the gap
+//!   and distributed as `E` given `E < h`. The examined allocation of
+//!   hazard `m` is sampled if `R < m`: with probability `p/q` when
+//!   `m < h`, always otherwise, so with `min(p, q)` in all; its weight is
+//!   the inverse. No exponential or second logarithm is computed unless a
+//!   sample is taken.
+//! - Large blocks share one countdown of bytes, drawn exponential with
+//!   mean `T`: a block that takes it to zero is sampled, and a new one is
+//!   drawn. The countdown is memoryless, so each block is sampled with
+//!   probability `p(s)`, independently, as if drawn on its own; a block
+//!   not sampled costs a compare-and-swap.
+//!
+//! # Invariants
+//! - A thread's hazard (`SampleState::param`, 0.0 for the least,
+//!   [`H_BASE`]) is the one its pending gap was drawn with: it changes
+//!   only before a new gap is drawn (an examination, or a refill whose
+//!   `on_refill` returns true and re-arms the countdown).
+//!   `SampleState::note` is the remainder `R` of that gap's draw.
+//! - `LARGE_LEFT` is 0 (none drawn: the next large block draws one) or
+//!   the bytes to the next sampled large block.
+//! - Nothing here allocates, takes a lock or panics.
+
+use strata_threadcache::SampleState;
+
+use super::{interval, is_on, math};
+use crate::sync::statics::{AtomicU64, Ordering};
+
+/// The least hazard a thread examines allocations with: about one in
+/// 1024, the idle check's period, so that examining costs at most one
+/// more expiry of the countdown per 1024 allocations.
+const H_BASE: f64 = 1.0 / 1024.0;
+
+/// How fast a thread's hazard falls back towards [`H_BASE`], per
+/// examination.
+const H_DECAY: f64 = 0.97;
+
+/// The generator for large blocks (a Weyl sequence, mixed).
+static LARGE_RNG: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes of large blocks until the next sampled one (0: none drawn).
+static LARGE_LEFT: AtomicU64 = AtomicU64::new(0);
+
+/// xorshift64*: the state steps by xorshift, and the output is the state
+/// times an odd constant. A state with few bits set (a small seed) gives
+/// tiny bare values for its first steps: drawn as the first gap, one of
+/// 7e-7 skipped 14,000 allocations at a hazard of 1/1024, where 1,000 was
+/// the mean.
+fn xorshift(x: &mut u64) -> u64 {
+    let mut v = *x;
+    v ^= v << 13;
+    v ^= v >> 7;
+    v ^= v << 17;
+    *x = v;
+    v.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+/// A uniform number in (0, 1] from 53 random bits.
+fn unit(bits: u64) -> f64 {
+    ((bits >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// The hazard of a block of `size` bytes at the present interval.
+fn hazard_of_size(size: usize) -> f64 {
+    size as f64 / interval() as f64
+}
+
+/// The probability of hazard `m`: `1 - exp(-m)`.
+fn probability_of(m: f64) -> f64 {
+    -math::exp_m1(-m)
+}
+
+/// The hazard of probability `p`: `-ln(1 - p)` (infinite for 1).
+pub(crate) fn hazard(p: f64) -> f64 {
+    -math::ln_1p(-p)
+}
+
+fn examine_hazard_of(st: &SampleState) -> f64 {
+    if st.param > 0.0 {
+        st.param
+    } else {
+        H_BASE
+    }
+}
+
+/// The hazard the profiler examines an allocation with on this thread:
+/// 0.0 when profiling is off. The countdown's gaps are drawn by
+/// [`crate::guarded`]'s sampler, which adds the guard's own hazard.
+pub(crate) fn examine_hazard(st: &SampleState) -> f64 {
+    if !is_on() {
+        return 0.0;
+    }
+    examine_hazard_of(st)
+}
+
+/// A uniform number in (0, 1] from the thread's generator.
+fn uniform(st: &mut SampleState) -> f64 {
+    unit(xorshift(&mut st.rng))
+}
+
+/// Allocations until the next examined one when each is examined with
+/// hazard `h` (> 0): geometric with mean `1/(1 - exp(-h))`. Notes the
+/// draw's remainder in `st.note` ([`drawn_below`], [`examine`]).
+pub(crate) fn draw_gap(st: &mut SampleState, h: f64) -> u32 {
+    let e = -math::ln(uniform(st));
+    let k = (e / h).floor();
+    // `k == 0` first: an infinite `h` (a guard sampling every allocation)
+    // would make `k * h` NaN.
+    st.note = if k == 0.0 { e } else { e - k * h };
+    if k >= (u32::MAX - 1) as f64 {
+        u32::MAX
+    } else {
+        k as u32 + 1
+    }
+}
+
+/// Whether the examined allocation's draw fell below hazard `h`: true
+/// with probability `(1 - exp(-h)) / (1 - exp(-c))` for the hazard `c`
+/// (at least `h`) the gap was drawn with. The guard's sampler splits the
+/// examinations with it, and [`examine`] then sees a remainder below `h`.
+pub(crate) fn drawn_below(st: &SampleState, h: f64) -> bool {
+    st.note < h
+}
+
+/// A refill of `class`: raises the thread's hazard to the class's before
+/// its objects go out, so that a thread turning to large blocks examines
+/// them at their own rate at once (a block examined with `q` below its
+/// `p` is sampled with weight `1/q`: unbiased, but one such sample of a
+/// 200 KiB block at `q = 1/1024` stands for 200 MiB).
+pub(crate) fn on_refill(st: &mut SampleState, class: u8) -> bool {
+    if !is_on() {
+        return false;
+    }
+    raise_to(st, hazard_of_size(strata_central::class_size_of(class)))
+}
+
+/// Raises the thread's hazard to `m`: true if it was below (the pending
+/// gap, drawn with the old one, is then to be drawn afresh).
+fn raise_to(st: &mut SampleState, m: f64) -> bool {
+    if m <= examine_hazard_of(st) {
+        return false;
+    }
+    st.param = m;
+    true
+}
+
+/// An examined allocation of `size` bytes (its gap drawn with the
+/// thread's hazard `h`, its remainder below `h`): its weight if it is
+/// sampled.
+pub(super) fn examine(st: &mut SampleState, size: usize) -> Option<f64> {
+    examine_at(st, hazard_of_size(size))
+}
+
+/// [`examine`] of a block of hazard `m`. The thread's hazard then decays
+/// towards [`H_BASE`], or rises to the block's.
+fn examine_at(st: &mut SampleState, m: f64) -> Option<f64> {
+    let h = examine_hazard_of(st);
+    st.param = (h * H_DECAY).max(m).max(H_BASE);
+    if st.note >= m {
+        return None;
+    }
+    // Sampled with probability min(p, q): weighted by its inverse.
+    Some(1.0 / probability_of(m.min(h)))
+}
+
+/// 64 bits of the large blocks' generator: splitmix64 over a Weyl
+/// sequence, independent draws from any thread.
+fn large_bits() -> u64 {
+    let mut z = LARGE_RNG
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15 ^ strata_os::process_secret() as u64);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Bytes to the next sampled large block: exponential with mean `T`,
+/// rounded up (so that a block of `s` bytes, a whole number, reaches it
+/// with probability `1 - exp(-s/T)` exactly), at least 1.
+fn large_gap() -> u64 {
+    let e = -math::ln(unit(large_bits())) * interval() as f64;
+    // A float-to-int `as` saturates.
+    (e.ceil() as u64).max(1)
+}
+
+/// Takes `size` bytes off `left` (0: none drawn; `draw` draws): true if
+/// they reached its end, which is then drawn afresh.
+fn count_down(left: &AtomicU64, size: usize, mut draw: impl FnMut() -> u64) -> bool {
+    let size = size as u64;
+    let mut cur = left.load(Ordering::Relaxed);
+    loop {
+        let gap = if cur == 0 { draw() } else { cur };
+        let (next, hit) = if gap > size {
+            (gap - size, false)
+        } else {
+            (draw(), true)
+        };
+        match left.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return hit,
+            Err(now) => cur = now,
+        }
+    }
+}
+
+/// Whether a large block of `size` bytes is sampled: its weight if so.
+pub(super) fn large_weight(size: usize) -> Option<f64> {
+    if !count_down(&LARGE_LEFT, size, large_gap) {
+        return None;
+    }
+    Some(1.0 / probability_of(hazard_of_size(size)))
+}
+
+/// The interval changed: the large blocks' countdown is drawn afresh, at
+/// the new interval, by the next large block.
+pub(super) fn interval_changed() {
+    LARGE_LEFT.store(0, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The countdown and the examination together sample an allocation of
+    /// `s` bytes with probability min(p(s), q), whatever hazard the thread
+    /// is at: simulated here without a thread cache, which would raise the
+    /// hazard at each refill of a list (here every 64th allocation of a
+    /// size) and draw the gap afresh.
+    #[test]
+    fn examined_then_thinned_is_unbiased() {
+        let t = 64.0 * 1024.0;
+        let mut st = SampleState::seeded(12345);
+        let sizes = [16usize, 64, 1000, 8 << 10, 64 << 10, 200 << 10];
+        let mut est = [0f64; 6];
+        let mut truth = [0f64; 6];
+        let mut samples = 0;
+        let n = 400_000usize;
+        let mut left = 1u32;
+        for i in 0..n {
+            let k = (i * 7 + i / 3) % sizes.len();
+            let s = sizes[k];
+            truth[k] += s as f64;
+            if i % 384 < 6 && raise_to(&mut st, s as f64 / t) {
+                let h = examine_hazard_of(&st);
+                left = draw_gap(&mut st, h);
+            }
+            left -= 1;
+            if left == 0 {
+                if let Some(w) = examine_at(&mut st, s as f64 / t) {
+                    est[k] += s as f64 * w;
+                    samples += 1;
+                }
+                let h = examine_hazard_of(&st);
+                left = draw_gap(&mut st, h);
+            }
+        }
+        // Some were sampled at `q` below their `p`, none above: at most
+        // the Poisson process's count, which is about one per interval.
+        assert!(samples > 100 && samples as f64 <= truth.iter().sum::<f64>() / t);
+        for (k, &s) in sizes.iter().enumerate() {
+            let truth = truth[k];
+            let err = (est[k] - truth) / truth;
+            // sqrt(T / bytes) is the expected relative error.
+            let sigma = (t / truth).sqrt().max(1e-3);
+            assert!(
+                err.abs() < 5.0 * sigma,
+                "size {s}: error {err:.3} (sigma {sigma:.3})"
+            );
+        }
+    }
+
+    /// The remainder of a gap's draw is the exponential below the hazard:
+    /// below `m` with probability `(1 - exp(-m)) / (1 - exp(-h))`.
+    #[test]
+    fn the_remainder_is_truncated_exponential() {
+        let mut st = SampleState::seeded(99);
+        let (h, m): (f64, f64) = (0.3, 0.1);
+        let n = 200_000;
+        let mut below = 0;
+        let mut gaps = 0u64;
+        for _ in 0..n {
+            gaps += draw_gap(&mut st, h) as u64;
+            assert!(st.note >= 0.0 && st.note < h + 1e-12);
+            below += drawn_below(&st, m) as u32;
+        }
+        let want = (-(-m).exp_m1()) / (-(-h).exp_m1());
+        let got = below as f64 / n as f64;
+        assert!((got - want).abs() < 0.01, "{got} against {want}");
+        let mean = gaps as f64 / n as f64;
+        let q = -(-h).exp_m1();
+        assert!((mean * q - 1.0).abs() < 0.02, "mean gap {mean}, q {q}");
+        // A hazard of 1 (a guard taking every allocation): gaps of one.
+        assert_eq!(draw_gap(&mut st, f64::INFINITY), 1);
+        assert!(st.note.is_finite());
+    }
+
+    /// The byte countdown samples a block of `s` bytes with probability
+    /// `1 - exp(-s/T)`, each block on its own, from any mix of sizes.
+    #[test]
+    fn the_large_countdown_samples_at_p() {
+        let left = AtomicU64::new(0);
+        let t = 1000.0;
+        let mut rng = 7u64;
+        let mut draw = || {
+            let e = -unit(xorshift(&mut rng)).ln() * t;
+            (e.ceil() as u64).max(1)
+        };
+        let sizes = [100usize, 700, 3000];
+        let mut hits = [0u32; 3];
+        let n = 300_000;
+        for i in 0..n {
+            hits[i % 3] += count_down(&left, sizes[i % 3], &mut draw) as u32;
+        }
+        for (k, &s) in sizes.iter().enumerate() {
+            let p = -(-(s as f64) / t).exp_m1();
+            let got = hits[k] as f64 / (n / 3) as f64;
+            let sd = (p * (1.0 - p) / (n / 3) as f64).sqrt();
+            assert!((got - p).abs() < 5.0 * sd, "size {s}: {got} against {p}");
+        }
+        assert_ne!(left.load(Ordering::Relaxed), 0);
+    }
+}
