@@ -196,7 +196,7 @@ pub fn is_on() -> bool {
 /// `sqrt(T / L)`.
 pub fn set_interval(bytes: usize) {
     INTERVAL.store(bytes.max(1), Ordering::Relaxed);
-    sampler::interval_changed();
+    sampler::interval_changed(bytes.max(1));
 }
 
 /// The mean interval between samples, in bytes.

@@ -50,6 +50,11 @@ static LARGE_RNG: AtomicU64 = AtomicU64::new(0);
 /// Bytes of large blocks until the next sampled one (0: none drawn).
 static LARGE_LEFT: AtomicU64 = AtomicU64::new(0);
 
+/// The bits of `1/T` as an `f64`: a block's hazard is a multiplication
+/// (a division, and a conversion of the interval from an unsigned word,
+/// were 14 instructions of each examination).
+static PER_BYTE: AtomicU64 = AtomicU64::new((1.0 / super::DEFAULT_INTERVAL as f64).to_bits());
+
 /// xorshift64*: the state steps by xorshift, and the output is the state
 /// times an odd constant. A state with few bits set (a small seed) gives
 /// tiny bare values for its first steps: drawn as the first gap, one of
@@ -71,7 +76,8 @@ fn unit(bits: u64) -> f64 {
 
 /// The hazard of a block of `size` bytes at the present interval.
 fn hazard_of_size(size: usize) -> f64 {
-    size as f64 / interval() as f64
+    // A block's size fits an `isize`: converted by one instruction.
+    size as isize as f64 * f64::from_bits(PER_BYTE.load(Ordering::Relaxed))
 }
 
 /// The probability of hazard `m`: `1 - exp(-m)`.
@@ -112,15 +118,20 @@ fn uniform(st: &mut SampleState) -> f64 {
 /// draw's remainder in `st.note` ([`drawn_below`], [`examine`]).
 pub(crate) fn draw_gap(st: &mut SampleState, h: f64) -> u32 {
     let e = -math::ln(uniform(st));
-    let k = (e / h).floor();
+    let x = e / h;
+    if x >= (u32::MAX - 1) as f64 {
+        // Beyond any idle check: never reached, so the remainder is not
+        // needed.
+        st.note = e;
+        return u32::MAX;
+    }
+    // `x` is not negative: truncation is its floor (`floor` itself was a
+    // call of 30 instructions).
+    let k = x as u32;
     // `k == 0` first: an infinite `h` (a guard sampling every allocation)
     // would make `k * h` NaN.
-    st.note = if k == 0.0 { e } else { e - k * h };
-    if k >= (u32::MAX - 1) as f64 {
-        u32::MAX
-    } else {
-        k as u32 + 1
-    }
+    st.note = if k == 0 { e } else { e - k as f64 * h };
+    k + 1
 }
 
 /// Whether the examined allocation's draw fell below hazard `h`: true
@@ -183,13 +194,14 @@ fn large_bits() -> u64 {
     z ^ (z >> 31)
 }
 
-/// Bytes to the next sampled large block: exponential with mean `T`,
-/// rounded up (so that a block of `s` bytes, a whole number, reaches it
-/// with probability `1 - exp(-s/T)` exactly), at least 1.
+/// Bytes to the next sampled large block: `floor(E) + 1` for an
+/// exponential `E` with mean `T`, so that a block of `s` bytes, a whole
+/// number, reaches it with probability `P(E < s) = 1 - exp(-s/T)` exactly.
 fn large_gap() -> u64 {
     let e = -math::ln(unit(large_bits())) * interval() as f64;
-    // A float-to-int `as` saturates.
-    (e.ceil() as u64).max(1)
+    // A float-to-int `as` truncates (the floor of a positive number) and
+    // saturates; to `i64`, one instruction and a fix-up (to `u64`, 14).
+    (e as i64 as u64).saturating_add(1)
 }
 
 /// Takes `size` bytes off `left` (0: none drawn; `draw` draws): true if
@@ -213,15 +225,24 @@ fn count_down(left: &AtomicU64, size: usize, mut draw: impl FnMut() -> u64) -> b
 
 /// Whether a large block of `size` bytes is sampled: its weight if so.
 pub(super) fn large_weight(size: usize) -> Option<f64> {
+    let m = hazard_of_size(size);
+    // A block of 40 intervals or more is sampled for sure (`p` is 1.0
+    // exactly: [`math::exp_m1`]), without the countdown, which it leaves
+    // as it was: memoryless, the rest of it still stands for the next
+    // block. No draw, no shared word written.
+    if m >= 40.0 {
+        return Some(1.0);
+    }
     if !count_down(&LARGE_LEFT, size, large_gap) {
         return None;
     }
-    Some(1.0 / probability_of(hazard_of_size(size)))
+    Some(1.0 / probability_of(m))
 }
 
-/// The interval changed: the large blocks' countdown is drawn afresh, at
-/// the new interval, by the next large block.
-pub(super) fn interval_changed() {
+/// The interval changed to `bytes`: the large blocks' countdown is drawn
+/// afresh, at the new interval, by the next large block.
+pub(super) fn interval_changed(bytes: usize) {
+    PER_BYTE.store((1.0 / bytes as f64).to_bits(), Ordering::Relaxed);
     LARGE_LEFT.store(0, Ordering::Relaxed);
 }
 
@@ -311,7 +332,7 @@ mod tests {
         let mut rng = 7u64;
         let mut draw = || {
             let e = -unit(xorshift(&mut rng)).ln() * t;
-            (e.ceil() as u64).max(1)
+            (e as u64).saturating_add(1)
         };
         let sizes = [100usize, 700, 3000];
         let mut hits = [0u32; 3];
