@@ -348,4 +348,50 @@ mod tests {
         }
         assert_ne!(left.load(Ordering::Relaxed), 0);
     }
+
+    /// Threads sharing the countdown: every block is counted once, and
+    /// the share of blocks sampled stays at `p`.
+    #[test]
+    fn the_shared_countdown_holds_under_threads() {
+        static LEFT: AtomicU64 = AtomicU64::new(0);
+        let (t, s, n) = (5000.0, 1000usize, 100_000u32);
+        let hits: u32 = std::thread::scope(|sc| {
+            let v: Vec<_> = (0..4u64)
+                .map(|k| {
+                    sc.spawn(move || {
+                        let mut rng = 0x9E37_79B9 ^ (k + 1);
+                        let mut draw = || {
+                            let e = -unit(xorshift(&mut rng)).ln() * t;
+                            (e as u64).saturating_add(1)
+                        };
+                        (0..n)
+                            .map(|_| count_down(&LEFT, s, &mut draw) as u32)
+                            .sum::<u32>()
+                    })
+                })
+                .collect();
+            v.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        let blocks = 4.0 * n as f64;
+        let p = -(-(s as f64) / t).exp_m1();
+        let sd = (p * (1.0 - p) / blocks).sqrt();
+        let got = hits as f64 / blocks;
+        assert!((got - p).abs() < 5.0 * sd, "{got} against {p}");
+        // With every countdown 5 blocks long, exactly one block in 5 is
+        // sampled, whichever thread takes it: none counted twice or lost.
+        static FIXED: AtomicU64 = AtomicU64::new(0);
+        let hits: u32 = std::thread::scope(|sc| {
+            let v: Vec<_> = (0..4)
+                .map(|_| {
+                    sc.spawn(move || {
+                        (0..n)
+                            .map(|_| count_down(&FIXED, s, || 5 * s as u64) as u32)
+                            .sum::<u32>()
+                    })
+                })
+                .collect();
+            v.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(hits, 4 * n / 5);
+    }
 }
