@@ -352,7 +352,7 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
 unsafe fn realloc_outside_arena(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     if !p.is_null()
         && !crate::guarded::owns(p)
-        && !crate::profile::tracking()
+        && !crate::profile::tracking(p)
         // SAFETY: p is the caller's live block, or a bad pointer that
         // `realloc_slow` reports after the `false`.
         && unsafe { pages().resize_large_keeps_pages(p as usize, new_size) }
