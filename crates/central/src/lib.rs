@@ -187,7 +187,17 @@ pub struct Central<P> {
     shared_tables: [AtomicUsize; transfer::TIERS.len()],
     /// The page source's pressure epoch last acted on.
     pressure_seen: AtomicU32,
+    /// The classes whose transfer cache ever parked an object, a bit each:
+    /// the walks over every transfer cache visit only these. Taking every
+    /// class's lock on each decay pass wrote to all of the classes' part
+    /// of the static, 14 KiB, where a small program uses a few dozen
+    /// classes (measurements: docs/performance.md, "A small program's
+    /// footprint, mapping by mapping").
+    parked_classes: [AtomicUsize; PARKED_WORDS],
 }
+
+/// Words of [`Central::parked_classes`].
+const PARKED_WORDS: usize = NUM_CLASSES.div_ceil(usize::BITS as usize);
 
 /// Bytes all transfer caches together may hold. Each class may hold up to
 /// 4 MiB, which keeps a program that frees and reallocates a large working
@@ -227,6 +237,7 @@ impl<P: PageSource> Central<P> {
                 transfer_bytes: AtomicUsize::new(0),
                 shared_tables: [AtomicUsize::new(0), AtomicUsize::new(0)],
                 pressure_seen: AtomicU32::new(0),
+                parked_classes: strata_base::array_unless_loom![AtomicUsize::new(0); PARKED_WORDS],
             }
         }
     }
@@ -357,8 +368,33 @@ impl<P: PageSource> Central<P> {
         );
         if !parked {
             self.unreserve_transfer(info, objs.len());
+            return false;
         }
-        parked
+        let (word, bit) = (
+            class as usize / usize::BITS as usize,
+            1 << (class as u32 % usize::BITS),
+        );
+        // Written once per class: a load, where the bit is set already.
+        if self.parked_classes[word].load(Ordering::Relaxed) & bit == 0 {
+            self.parked_classes[word].fetch_or(bit, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// The classes whose transfer cache ever parked an object (the only
+    /// ones that can hold any), in increasing order. One that parks while
+    /// a walk runs may be missed, as if it had parked just after.
+    fn parked_classes(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..PARKED_WORDS).flat_map(move |w| {
+            let mut bits = self.parked_classes[w].load(Ordering::Relaxed);
+            core::iter::from_fn(move || {
+                let b = bits.trailing_zeros();
+                (bits != 0).then(|| {
+                    bits &= bits - 1;
+                    (w * usize::BITS as usize + b as usize) as u8
+                })
+            })
+        })
     }
 
     /// Gives back the objects of `class` in `objs` straight to their spans,
@@ -505,7 +541,7 @@ impl<P: PageSource> Central<P> {
     /// threads parked shrinks with them and is all back once one is left,
     /// at a cost spread over the exits. Returns the objects moved.
     pub fn drain_share(&self, parts: usize) -> usize {
-        (1..NUM_CLASSES as u8)
+        self.parked_classes()
             .map(|class| {
                 let parked = self.classes[class as usize].transfer.lock().len();
                 self.drain_class(class, parked.div_ceil(parts.max(1)))
@@ -517,7 +553,7 @@ impl<P: PageSource> Central<P> {
     /// unused since the last call. Returns the objects moved.
     #[cold]
     pub fn drain_idle_transfer_caches(&self) -> usize {
-        (1..NUM_CLASSES as u8)
+        self.parked_classes()
             .map(|class| {
                 let idle = self.classes[class as usize].transfer.lock().take_idle();
                 self.drain_class(class, idle)
@@ -536,7 +572,7 @@ impl<P: PageSource> Central<P> {
     /// so that spans left empty return to the page heap (and can be
     /// released to the OS). Returns the objects moved.
     pub fn drain_transfer_caches(&self) -> usize {
-        (1..NUM_CLASSES as u8)
+        self.parked_classes()
             .map(|class| self.drain_class(class, usize::MAX))
             .sum()
     }

@@ -369,3 +369,34 @@ fn first_batches_share_tables_then_move_to_their_own() {
     central.drain_transfer_caches();
     assert_eq!(central.pages().live_spans(), 0);
 }
+
+/// The walks over the transfer caches visit only the classes that ever
+/// parked something (they would otherwise write to every class's lock,
+/// and so to every page of a static heap's class lists), and still give
+/// back everything parked.
+#[test]
+fn the_walks_visit_only_classes_that_parked() {
+    let central = Central::new(FakePages::new());
+    assert_eq!(central.parked_classes().count(), 0);
+    let last = (NUM_CLASSES - 1) as u8;
+    let mut held = Vec::new();
+    for class in [3u8, last] {
+        let batch = CLASSES[class as usize].batch as usize;
+        let mut got = Vec::new();
+        while got.len() < 2 * batch {
+            got.extend(alloc(&central, class, 2 * batch - got.len()));
+        }
+        // SAFETY: live objects of this class, given back once.
+        unsafe { free(&central, class, &got[..batch]) };
+        held.push((class, got.split_off(batch)));
+    }
+    assert_eq!(central.parked_classes().collect::<Vec<u8>>(), [3, last]);
+    assert!(central.drain_transfer_caches() > 0);
+    for (class, objs) in held {
+        assert_eq!(central.class_stats(class).transfer_objects, 0);
+        // SAFETY: live objects of this class, given back once.
+        unsafe { free(&central, class, &objs) };
+    }
+    central.drain_transfer_caches();
+    assert_eq!(central.pages().live_spans(), 0);
+}
