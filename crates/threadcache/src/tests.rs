@@ -230,7 +230,8 @@ fn stacks_pop_last_freed_first_give_back_overflow_and_are_reused() {
 /// Lists start on small stacks packed side by side (a thread using many
 /// classes a little touches a few pages, not a page per class); a list
 /// whose maximum outgrows its small stack moves to a middle stack, packed
-/// the same way, and past that to its own, keeping its objects.
+/// the same way in the order lists need them (whatever their classes),
+/// and past that to its own, keeping its objects.
 #[test]
 fn small_lists_share_pages_and_a_growing_list_moves_to_its_own_stack() {
     std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
@@ -256,9 +257,9 @@ fn small_lists_share_pages_and_a_growing_list_moves_to_its_own_stack() {
             3 * bytes,
             "small stacks are packed side by side: {first:#x} {fourth:#x}"
         );
-        // Grown past a small stack but not far, classes 1 and 2 move to
-        // middle stacks, packed side by side too.
-        for class in 1..=2u8 {
+        // Grown past a small stack but not far, classes 3 and 1 move to
+        // middle stacks, packed side by side too, in that order.
+        for class in [3u8, 1] {
             let objs: Vec<usize> = (0..160)
                 .map(|_| reg.alloc(slot, class, 0) as usize)
                 .collect();
@@ -269,9 +270,13 @@ fn small_lists_share_pages_and_a_growing_list_moves_to_its_own_stack() {
         }
         // SAFETY: as above.
         let cache = unsafe { slot.cache().expect("a cache").as_ref() };
-        let ((mid1, cap1), (mid2, cap2)) = (cache.stack_of(1), cache.stack_of(2));
-        assert_eq!((cap1, cap2), (2 * cap, 2 * cap), "middle stacks");
-        assert_eq!(mid2 - mid1, 2 * bytes, "middle stacks are packed too");
+        let ((mid1, cap1), (mid3, cap3)) = (cache.stack_of(1), cache.stack_of(3));
+        assert_eq!((cap1, cap3), (256, 256), "middle stacks");
+        assert_eq!(
+            mid1.wrapping_sub(mid3),
+            256 * std::mem::size_of::<*mut u8>(),
+            "middle stacks are packed too, in the order lists moved"
+        );
         // Grow class 1 far past a small stack, then check every object.
         let objs: Vec<usize> = (0..5_000).map(|_| reg.alloc(slot, 1, 0) as usize).collect();
         for &p in &objs {

@@ -38,7 +38,9 @@
 //! - `slots[..len]` are the free objects held (the top is `slots[len - 1]`),
 //!   `len <= cap` and `max_len + SLACK <= cap` (a list starts on a small
 //!   stack packed with the other classes', moves to a middle one, also
-//!   packed, when its maximum outgrows it, and to its own past that);
+//!   packed, when its maximum outgrows it, and to its own past that; it
+//!   never moves back, so `mids_used`, the middle stacks handed out, stays
+//!   below the number of classes);
 //!   after a free returns, `len <= max_len + 1`
 //!   (one over only when that free's overflow lowered the maximum by a
 //!   batch: `SLACK`), so the bytes held exceed `capacity`, the sum of
@@ -86,19 +88,23 @@ const SLACK: u32 = 4;
 const SLOTS_PER_CLASS: u32 = MAX_LEN + SLACK;
 
 /// Room in a class's first stack, one of many packed side by side (1 KiB
-/// each, four to a page): a list whose maximum stays at `SMALL_STACK -
-/// SLACK` or below (most of them, in most threads) shares a page instead of
-/// touching one of its own, which keeps a thread's stack pages near its
-/// working set. A list that grows past it moves to its own stack, once.
-/// 128 holds the maxima of 64-128 that busy lists drift to between refills
-/// and overflows (measurements: docs/performance.md, "Thread-cache stacks").
-const SMALL_STACK: u32 = 128;
+/// and a little more each, nearly four to a page): a list whose maximum
+/// stays at `SMALL_STACK - SLACK` or below (most of them, in most threads)
+/// shares a page instead of touching one of its own, which keeps a thread's
+/// stack pages near its working set. A list that grows past it moves to a
+/// middle stack, once. 128 entries held the maxima of 64-128 that busy
+/// lists drift to between refills and overflows; 132 holds 128 itself
+/// with its slack, four batches of the small classes (a maximum grows by
+/// batches of 32 there): a small program's lists that peaked at 128 no
+/// longer move (measurements: docs/performance.md, "Thread-cache stacks").
+const SMALL_STACK: u32 = 132;
 
-/// Room in a class's middle stack, also packed (2 KiB each, two to a
-/// page), where a list moves when its maximum outgrows its first stack:
-/// a small program's lists that grow past 124 mostly stay under 252, and
-/// each took a page of its own stack for a few hundred pointers
-/// (measurements: docs/performance.md, "Thread-cache stacks").
+/// Room in a middle stack, also packed (2 KiB each, two to a page), where
+/// a list moves when its maximum outgrows its first stack: a small
+/// program's lists that grow past 128 mostly stay under 252, and each took
+/// a page of its own stack for a few hundred pointers. Middle stacks are
+/// handed out in the order lists need them, so the few a thread uses share
+/// pages (measurements: docs/performance.md, "Thread-cache stacks").
 const MID_STACK: u32 = 256;
 
 /// Slow-path calls between two walks over every list (scavenge, statistics).
@@ -208,6 +214,9 @@ pub struct ThreadCache {
     nclasses: usize,
     /// Slow-path calls since the last scavenge / statistics update.
     slow_calls: u32,
+    /// Middle stacks handed out, in the order lists outgrew their first
+    /// stacks (see `stacks.rs`).
+    mids_used: u32,
     /// When the next idle pass is due (the OS layer's clock, ms).
     next_pass_at: u64,
     /// The backend's pressure epoch when this cache last looked.
@@ -333,6 +342,7 @@ impl ThreadCache {
             committed: [0; MAX_CLASSES / 64],
             nclasses: 0,
             slow_calls: 0,
+            mids_used: 0,
             next_pass_at: 0,
             pressure_seen: 0,
             retired_at: 0,

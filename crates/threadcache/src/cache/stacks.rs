@@ -1,8 +1,9 @@
 //! Where a cache's lists keep their pointers: one mapping per cache,
-//! reserved whole, with small first stacks and middle stacks packed
-//! together (committed at once: a page costs memory only once a list
-//! writes it), and an own stack per class committed when the list's
-//! maximum outgrows its middle one (see the parent module's invariants).
+//! reserved whole, with small first stacks (one per class, at its place)
+//! and middle stacks (handed out in turn) packed together (committed at
+//! once: a page costs memory only once a list writes it), and an own stack
+//! per class committed when the list's maximum outgrows its middle one
+//! (see the parent module's invariants).
 
 use core::ptr;
 
@@ -22,14 +23,21 @@ impl ThreadCache {
         (stride, nclasses * stride, packed)
     }
 
-    /// Where `class`'s middle stack is: after the first stacks, which
-    /// follow the own stacks (`slots_layout`).
-    fn mid_stack(&self, class: usize) -> *mut *mut u8 {
+    /// The next middle stack not handed out: after the first stacks,
+    /// which follow the own stacks (`slots_layout`). They go in the order
+    /// lists outgrow their first stacks, not at their classes' places, so
+    /// that the few a small program needs share pages (two to a page) even
+    /// when their classes are not neighbours. A list moves to a middle
+    /// stack at most once, so there is one for every class.
+    fn take_mid_stack(&mut self) -> *mut *mut u8 {
+        debug_assert!((self.mids_used as usize) < self.nclasses);
         let at = self.nclasses * self.own_stride / core::mem::size_of::<*mut u8>()
             + self.nclasses * SMALL_STACK as usize
-            + class * MID_STACK as usize;
+            + self.mids_used as usize * MID_STACK as usize;
+        self.mids_used += 1;
         // SAFETY: in the cache's mapping: the packed stacks hold
-        // MID_STACK entries per class after the first stacks.
+        // MID_STACK entries per class after the first stacks, and fewer
+        // than `nclasses` were handed out before.
         unsafe { (self.slots_map as *mut *mut u8).add(at) }
     }
 
@@ -84,9 +92,10 @@ impl ThreadCache {
         let size = self.info[class].object_size as usize;
         let mut max_len = max_len;
         if max_len + SLACK > self.lists[class].cap && max_len + SLACK <= MID_STACK {
-            let to = self.mid_stack(class);
-            // SAFETY: the class's middle stack: MID_STACK entries in the
-            // committed packed part of the mapping, apart from its first.
+            // Only from a first stack (the only smaller one): once per list.
+            let to = self.take_mid_stack();
+            // SAFETY: a middle stack no list used: MID_STACK entries in the
+            // committed packed part of the mapping, apart from the first.
             unsafe { self.move_list(class, to, MID_STACK) };
         }
         if max_len + SLACK > self.lists[class].cap {
