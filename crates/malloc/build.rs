@@ -18,7 +18,9 @@
 //!   output section (valgrind reads symbols from `.text` only). GNU ld
 //!   would make a second `.text` instead, so the script is used only where
 //!   the linker is Rust's own lld: x86-64 Linux from Rust 1.90 on, with
-//!   no other linker chosen.
+//!   no other linker chosen. The same script puts the few statics every
+//!   program writes outside the static heap first in `.bss`, on the page
+//!   the end of `.data` makes resident anyway.
 //!
 //! Both only for GNU/Linux targets; `STRATA_PLAIN_LINK=1` at build time
 //! links the library as Rust does by default.
