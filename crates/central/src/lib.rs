@@ -175,9 +175,13 @@ pub struct ClassStats {
 
 /// The central layer: per-class transfer caches and central free lists over
 /// a page source `P`.
+///
+/// The classes come last (`repr(C)`): in a static, the words every program
+/// writes (the page source's, these, the first classes') then share pages,
+/// and the classes a program does not use stay at the end, untouched.
+#[repr(C)]
 pub struct Central<P> {
     pages: P,
-    classes: [ClassLists; NUM_CLASSES],
     /// Bytes parked in all transfer caches together, kept under
     /// [`TRANSFER_BUDGET`].
     transfer_bytes: AtomicUsize,
@@ -194,6 +198,7 @@ pub struct Central<P> {
     /// classes (measurements: docs/performance.md, "A small program's
     /// footprint, mapping by mapping").
     parked_classes: [AtomicUsize; PARKED_WORDS],
+    classes: [ClassLists; NUM_CLASSES],
 }
 
 /// Words of [`Central::parked_classes`].

@@ -124,8 +124,13 @@ pub struct ThreadCacheStats {
 
 /// All thread caches over a backend `B`.
 /// The owner's hooks are `H` ([`Hooks`]).
+///
+/// The backend comes last (`repr(C)`): in a static, the registry's own
+/// words, which every program writes when its first cache is made, then
+/// sit at the static's start, next to the statics before it, rather than
+/// on a page of their own after the backend's tens of KiB.
+#[repr(C)]
 pub struct ThreadCaches<B: Backend, H: Hooks = NoHooks> {
-    pub(crate) backend: B,
     pub(crate) records: MetaPool<ThreadCache>,
     pub(crate) list: Lock<CacheList>,
     /// pthread key + 1, or 0 while not created.
@@ -138,6 +143,7 @@ pub struct ThreadCaches<B: Backend, H: Hooks = NoHooks> {
     /// The budgets the caches share, refitted on their periodic checks.
     pub(crate) budget: Budget,
     hooks: PhantomData<fn() -> H>,
+    pub(crate) backend: B,
 }
 
 impl<B: Backend> ThreadCaches<B> {

@@ -78,9 +78,13 @@ pub fn rate() -> usize {
     RATE.load(Ordering::Relaxed)
 }
 
-/// Sets the rate at start-up, before any thread cache exists.
+/// Sets the rate at start-up, before any thread cache exists. The default
+/// (off) is not written: a store, even of the zero already there, would
+/// make the static's page resident in every program.
 pub(crate) fn set_rate_at_start(n: usize) {
-    RATE.store(n, Ordering::Relaxed);
+    if n != RATE.load(Ordering::Relaxed) {
+        RATE.store(n, Ordering::Relaxed);
+    }
 }
 
 /// Guarded blocks a second at most, process-wide; 0: no limit.
