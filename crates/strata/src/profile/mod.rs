@@ -20,11 +20,9 @@
 //! bytes allocated; a sample of probability `p` stands for `1/p` blocks and
 //! `s/p` bytes, so every estimate is unbiased.
 //!
-//! - Large blocks (a span of their own, already a slow path) share a
-//!   countdown of bytes drawn exponential with mean `T`: the block that
-//!   reaches its end is sampled, and a new one is drawn. It is memoryless,
-//!   so each block is sampled with probability `p(s)`, on its own; a block
-//!   not sampled costs a compare-and-swap (`sampler`).
+//! - Large blocks (a span of their own, already a slow path) draw their
+//!   sample directly: one random number per block, from a generator the
+//!   threads share (`sampler`).
 //! - Small blocks cost the fast path nothing. The thread cache's countdown,
 //!   which expires every 1024 allocations for the cache's idle check, also
 //!   expires at an allocation the sampler picked: gaps are geometric with
@@ -278,7 +276,7 @@ pub(crate) fn offer(st: &mut SampleState, class: u8, request: usize) -> Option<N
 }
 
 /// A large block of `size` bytes just allocated at `p`: sampled with
-/// probability `p(size)` ([`sampler`]: a countdown of bytes).
+/// probability `p(size)` ([`sampler`]: a draw of its own).
 #[cold]
 pub(crate) fn sample_large(p: *mut u8, size: usize) {
     if !is_on() || p.is_null() {
