@@ -88,11 +88,19 @@ fn grows_into_its_own_mapping_then_remaps<O: Os>(heap: PageHeap<O>) {
     heap.check_invariants().unwrap();
 }
 
+/// Runs `$body` on a heap over the system, over the fake OS, and over the
+/// fake OS with 64 KiB pages.
+macro_rules! on_each_os {
+    ($body:ident) => {
+        $body(PageHeap::new(SystemOs::new()));
+        $body(PageHeap::new(FakeOs::new()));
+        $body(PageHeap::new(FakeOs::with_page_size(64 << 10)));
+    };
+}
+
 #[test]
 fn a_blocked_large_block_moves_into_its_own_mapping_then_remaps() {
-    grows_into_its_own_mapping_then_remaps(PageHeap::new(SystemOs::new()));
-    grows_into_its_own_mapping_then_remaps(PageHeap::new(FakeOs::new()));
-    grows_into_its_own_mapping_then_remaps(PageHeap::new(FakeOs::with_page_size(64 << 10)));
+    on_each_os!(grows_into_its_own_mapping_then_remaps);
 }
 
 /// A block grown a little at a time past `MOVE_MIN` is remapped once per
@@ -134,9 +142,7 @@ fn grown_by_steps_twice<O: Os>(heap: PageHeap<O>) {
 
 #[test]
 fn a_block_grown_by_steps_remaps_by_quarters_and_reuses_a_freed_mapping_whole() {
-    grown_by_steps_twice(PageHeap::new(SystemOs::new()));
-    grown_by_steps_twice(PageHeap::new(FakeOs::new()));
-    grown_by_steps_twice(PageHeap::new(FakeOs::with_page_size(64 << 10)));
+    on_each_os!(grown_by_steps_twice);
 }
 
 #[test]
