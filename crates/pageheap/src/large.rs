@@ -95,10 +95,15 @@ impl<O: Os> PageHeap<O> {
             return Err(self.classify_unknown(addr));
         };
         // SAFETY: span_of returned a record that holds the page.
-        let span = unsafe { s.as_ref() };
+        Self::large_at(unsafe { s.as_ref() }, addr).map(|()| s)
+    }
+
+    /// Whether `span`, which holds the page of `addr`, is an in-use large
+    /// allocation that starts at `addr`, or why not.
+    fn large_at(span: &Span, addr: usize) -> Result<(), BadPointer> {
         match span.state {
             SpanState::InUse if span.size_class != 0 => Err(BadPointer::SmallObject),
-            SpanState::InUse if span.start_addr() == addr => Ok(s),
+            SpanState::InUse if span.start_addr() == addr => Ok(()),
             SpanState::InUse => Err(BadPointer::Interior),
             _ => Err(BadPointer::NotInUse),
         }
@@ -189,7 +194,7 @@ impl<O: Os> PageHeap<O> {
         // are never unmapped. Once it is checked to be the caller's in-use
         // large block, its size does not change meanwhile.
         let s = unsafe { s.as_ref() };
-        if s.state != SpanState::InUse || s.size_class != 0 || s.start_addr() != addr {
+        if Self::large_at(s, addr).is_err() {
             return false;
         }
         let Some(pages) = new_size.max(1).checked_add(PAGE_SIZE - 1) else {
