@@ -125,6 +125,12 @@ const MAX_OVERAGES: u32 = 3;
 /// start takes (at most a batch).
 const START_BYTES: u32 = 128;
 
+/// Marks the branch of a pop that found its list empty or at a new
+/// low-water mark as the unlikely one, so the fast path falls through.
+#[cold]
+#[inline(always)]
+fn below_low_water() {}
+
 /// What the fast path touches: 24 bytes per class.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -370,8 +376,15 @@ impl ThreadCache {
         unsafe {
             let l = ptr::addr_of_mut!((*c).lists[class as usize]);
             let len = (*l).len;
-            if len == 0 {
-                return ptr::null_mut();
+            // One compare for both the empty list and a new low-water mark
+            // (`low_water >= 0`, so an empty list always takes it): a list
+            // above its mark pops with no test of its own.
+            if len <= (*l).low_water {
+                below_low_water();
+                if len == 0 {
+                    return ptr::null_mut();
+                }
+                (*l).low_water = len - 1;
             }
             let len = len - 1;
             let obj = *(*l).slots.add(len as usize);
@@ -379,9 +392,6 @@ impl ThreadCache {
             // spares the caller's null check (one test and branch a pop).
             core::hint::assert_unchecked(!obj.is_null());
             (*l).len = len;
-            if len < (*l).low_water {
-                (*l).low_water = len;
-            }
             obj
         }
     }
