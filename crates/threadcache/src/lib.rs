@@ -80,6 +80,9 @@ pub struct SampleState {
     pub param: f64,
     /// What the sampler noted of its last draw (0.0 in a new cache).
     pub note: f64,
+    /// The sampler's own state for the thread's allocations that bypass
+    /// the cache, large blocks (0.0 in a new cache).
+    pub large: f64,
 }
 
 impl SampleState {
@@ -90,6 +93,7 @@ impl SampleState {
             rng: seed | 1,
             param: 0.0,
             note: 0.0,
+            large: 0.0,
         }
     }
 }

@@ -276,13 +276,21 @@ pub(crate) fn offer(st: &mut SampleState, class: u8, request: usize) -> Option<N
 }
 
 /// A large block of `size` bytes just allocated at `p`: sampled with
-/// probability `p(size)` ([`sampler`]: a draw of its own).
+/// probability `p(size)` ([`sampler`]: from the thread's own draws, or a
+/// draw of its own on a thread without a cache).
 #[cold]
 pub(crate) fn sample_large(p: *mut u8, size: usize) {
     if !is_on() || p.is_null() {
         return;
     }
-    let Some(weight) = sampler::large_weight(size) else {
+    use strata_threadcache::ThreadSlot;
+    let weight = match crate::tls::this_thread().slot().cache() {
+        // SAFETY: the calling thread's own cache, read through its own
+        // slot; the large path holds no other reference to it.
+        Some(mut c) => sampler::large_weight_on(unsafe { c.as_mut() }.sample_state(), size),
+        None => sampler::large_weight(size),
+    };
+    let Some(weight) = weight else {
         return;
     };
     let mut frames = [0usize; MAX_DEPTH];

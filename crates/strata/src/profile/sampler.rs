@@ -14,9 +14,17 @@
 //!   `m < h`, always otherwise, so with `min(p, q)` in all; its weight is
 //!   the inverse. No exponential or second logarithm is computed unless a
 //!   sample is taken.
-//! - A large block (a span of its own, already a slow path) draws on its
-//!   own: sampled with probability `p(s)`, from one random number of a
-//!   generator all threads share (an atomic add).
+//! - A thread's large blocks (spans of their own) are laid end to end in
+//!   hazard, and sampled where a Poisson process of rate 1 has a point:
+//!   the thread keeps the hazard left to its next point
+//!   (`SampleState::large`), a block of hazard `m` below it only takes
+//!   `m` off, and a block that reaches it is sampled and draws the next
+//!   distance afresh (exponential: memoryless). A block is so sampled
+//!   with probability `p = 1 - exp(-m)`, independently of every other,
+//!   and a block not sampled costs a multiplication and a compare. A
+//!   thread with no cache (one that never allocated a small object, or
+//!   whose cache is gone at its exit) draws for each block instead, from
+//!   one random number of a generator all threads share (an atomic add).
 //!
 //! # Invariants
 //! - A thread's hazard (`SampleState::param`, 0.0 for the least,
@@ -24,6 +32,9 @@
 //!   only before a new gap is drawn (an examination, or a refill whose
 //!   `on_refill` returns true and re-arms the countdown).
 //!   `SampleState::note` is the remainder `R` of that gap's draw.
+//! - `SampleState::large` is 0.0 (no point drawn yet) or the hazard left
+//!   to the thread's next large-block point, and is only read and
+//!   written by its own thread.
 //! - Nothing here allocates, takes a lock or panics.
 
 use strata_threadcache::SampleState;
@@ -195,11 +206,13 @@ fn large_decision(m: f64, bits: u64) -> Option<f64> {
     (unit(bits) <= p).then(|| 1.0 / p)
 }
 
-/// Whether a large block of `size` bytes is sampled: its weight if so.
-/// Each block draws on its own from the shared generator: a shared
-/// countdown of bytes (a compare-and-swap a block where this is an atomic
-/// add and an exponential) was tried, and under some interleavings of
-/// threads its tests sampled 2-3% fewer blocks than `p` says.
+/// Whether a large block of `size` bytes, allocated by a thread without
+/// a cache, is sampled: its weight if so. Each such block draws on its
+/// own from the shared generator: a countdown of bytes shared by all
+/// threads (a compare-and-swap a block where this is an atomic add and
+/// an exponential) was tried, and under some interleavings of threads
+/// its tests sampled 2-3% fewer blocks than `p` says; a thread's own
+/// countdown ([`large_weight_on`]) has no such interleavings.
 pub(super) fn large_weight(size: usize) -> Option<f64> {
     let m = hazard_of_size(size);
     // A block of 40 intervals or more is sampled for sure (`p` is 1.0
@@ -208,6 +221,27 @@ pub(super) fn large_weight(size: usize) -> Option<f64> {
         return Some(1.0);
     }
     large_decision(m, large_bits())
+}
+
+/// [`large_weight`] for a thread with sampler state `st`: sampled where
+/// the thread's Poisson process of large blocks has its next point (see
+/// the module doc), weighted by `1/p`.
+pub(super) fn large_weight_on(st: &mut SampleState, size: usize) -> Option<f64> {
+    large_point(st, hazard_of_size(size))
+}
+
+/// [`large_weight_on`] for a block of hazard `m`.
+fn large_point(st: &mut SampleState, m: f64) -> Option<f64> {
+    if st.large <= 0.0 {
+        st.large = -math::ln(uniform(st));
+    }
+    if m < st.large {
+        st.large -= m;
+        return None;
+    }
+    st.large = -math::ln(uniform(st));
+    // `p` is 1.0 exactly from 40 intervals up ([`math::exp_m1`]).
+    Some(1.0 / probability_of(m))
 }
 
 /// The interval changed to `bytes`.
@@ -324,5 +358,48 @@ mod tests {
         }
         // Forty intervals or more: always, with weight 1.
         assert_eq!(large_weight(usize::MAX / 2), Some(1.0));
+    }
+
+    /// A thread's own countdown samples each large block with probability
+    /// `1 - exp(-m)`, weighted by its inverse, and independently of the
+    /// block before it (two in a row with `p^2`), whatever the sizes
+    /// around it: blocks of four hazards in turn.
+    #[test]
+    fn a_threads_large_blocks_are_sampled_at_p_each_on_its_own() {
+        let ms = [0.02f64, 0.2, 1.5, 50.0];
+        let mut st = SampleState::seeded(0x5EED);
+        let n = 400_000usize;
+        let mut hits = [0u32; 4];
+        let mut both = [0u32; 4];
+        let mut last = [false; 4];
+        for i in 0..n {
+            let k = i % 4;
+            let p = -(-ms[k]).exp_m1();
+            let got = large_point(&mut st, ms[k]);
+            if let Some(w) = got {
+                assert!((w - 1.0 / p).abs() < 1e-9 * w, "weight {w} for p {p}");
+                hits[k] += 1;
+                both[k] += last[k] as u32;
+            }
+            last[k] = got.is_some();
+        }
+        let rounds = (n / 4) as f64;
+        for k in 0..4 {
+            let p = -(-ms[k]).exp_m1();
+            let got = hits[k] as f64 / rounds;
+            let sd = (p * (1.0 - p) / rounds).sqrt().max(1e-9);
+            assert!(
+                (got - p).abs() <= 5.0 * sd,
+                "m {}: {got} against {p}",
+                ms[k]
+            );
+            let pairs = both[k] as f64 / (rounds - 1.0);
+            let sd2 = (p * p * (1.0 - p * p) / rounds).sqrt().max(1e-9);
+            assert!(
+                (pairs - p * p).abs() <= 5.0 * sd2,
+                "m {}: two in a row {pairs}",
+                ms[k]
+            );
+        }
     }
 }

@@ -334,6 +334,7 @@ impl ThreadCache {
                 rng: 0,
                 param: 0.0,
                 note: 0.0,
+                large: 0.0,
             },
             info: [ListInfo {
                 object_size: 0,
