@@ -12,7 +12,8 @@
 //! 100,000 objects freed in random order (row 3). `churn T`: `T` threads of
 //! row 9, in waves of 8, 1,000 pairs each. `pairs N`: row 1b, `N` alloc/free
 //! calls of each of 16, 32 and 64 B. `steps R`: row 4b, `R` rounds of a
-//! block grown from 8 B to 4 MiB by 16 B. The difference of two
+//! block grown from 8 B to 4 MiB by 16 B. `alloctest N`: row 16a, `N`
+//! steps on one thread. The difference of two
 //! totals (e.g. 400,000 and 200,000 ops, or 6 and 3 rounds) divided by the
 //! extra ops is the cost of one op with setup excluded. Allocators: `strata`,
 //! `mimalloc`, `jemalloc`, `glibc`, and `strata-c` (strata through its C
@@ -30,6 +31,7 @@ fn run<A: GlobalAlloc + Sync>(a: &A, what: &str, n: u64) -> f64 {
         "random" => workloads::random_free(a, 100_000, n, Deadline::never()),
         "churn" => workloads::thread_churn(a, n as usize, 8, 1_000, Deadline::never()),
         "pairs" => workloads::small_pairs(a, n, true, Deadline::never()),
+        "alloctest" => workloads::alloc_test(a, 1, n, 16_384, Deadline::never()),
         "steps" => workloads::realloc_growth(
             a,
             workloads::Growth::Step(16),
@@ -38,7 +40,7 @@ fn run<A: GlobalAlloc + Sync>(a: &A, what: &str, n: u64) -> f64 {
             Deadline::never(),
         ),
         other => {
-            eprintln!("unknown workload {other}: sweep, random, churn, pairs or steps");
+            eprintln!("unknown workload {other}: sweep, random, churn, pairs, alloctest or steps");
             std::process::exit(2);
         }
     };
