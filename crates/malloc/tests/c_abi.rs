@@ -74,6 +74,30 @@ fn c_abi_holds_with_eager_release_and_a_tiny_thread_cache() {
 }
 
 #[test]
+fn a_child_forked_by_a_thread_that_never_allocated_can_allocate() {
+    // strata registers its fork handlers when the process gets its second
+    // thread (global.rs), not at the first allocation: here only the main
+    // thread allocates, and the thread that forks never does. Without the
+    // handlers in place, some children hang on a lock the main thread held
+    // (6 of 100 in one run with the registration taken out).
+    let dir = Scratch::new("abi-fork-quiet");
+    let Some(exe) = abi_test_binary(dir.path()) else {
+        return;
+    };
+    let mut cmd = Command::new(&exe);
+    cmd.arg("fork_quiet")
+        .env("STRATA_THREAD_CACHE_BYTES", "64k");
+    let (out, _) = run(&mut cmd, Alloc::Strata, None);
+    assert_success("abi_test fork_quiet", Alloc::Strata, &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ALL OK"),
+        "abi_test fork_quiet did not report success:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn the_c_program_notices_when_strata_is_absent() {
     // Without LD_PRELOAD the same program must fail: proof that its checks
     // (symbol resolution, size classes) tell strata from glibc.

@@ -101,6 +101,8 @@ pub(crate) fn spawn_quiet(
     arg: *mut libc::c_void,
     stack: usize,
 ) -> bool {
+    // The thread will take strata's locks.
+    crate::global::register_fork_handlers();
     // SAFETY: pthread_create with a valid start routine; the attributes
     // object is initialised and destroyed here; the signal mask is
     // restored after the thread inherited the full one.

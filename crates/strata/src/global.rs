@@ -9,9 +9,11 @@
 //! # Initialisation
 //! Everything is const-initialised; the first thread to set up a cache (or
 //! the first large allocation) checks the kernel's page size, reads the
-//! configuration and registers the `fork` handlers. `pthread_atfork` may
-//! itself call `malloc`: the state word is set before the call, so that
-//! nested call finds the work claimed and goes on without waiting.
+//! configuration and registers the `fork` handlers, or, where strata is the
+//! C allocator, leaves them until the process gets a second thread (see
+//! "fork handlers" below). `pthread_atfork` may itself call `malloc`: the
+//! state words are set before the call, so that nested call finds the work
+//! claimed and goes on without waiting.
 
 use core::ptr::NonNull;
 
@@ -25,6 +27,7 @@ use crate::config::Config;
 use crate::layers::{Heap, Pages};
 use crate::sync::statics::{AtomicU8, Ordering};
 use crate::tls::this_thread;
+use core::sync::atomic::AtomicPtr;
 
 /// The allocator. All zero bytes (every layer's defaults are stored as
 /// zero), so it sits in `.bss`: its pages cost no memory until written.
@@ -83,8 +86,10 @@ fn init_slow() {
     crate::profile::init_from_env();
     crate::guarded::set_rate_at_start(config.guarded_rate);
     crate::guarded::set_max_per_sec(config.guarded_max_per_sec);
-    // SAFETY: the handlers are plain functions valid for the process lifetime.
-    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    // Now, unless calloc will tell when a second thread comes.
+    if !calloc_is_ours() || !single_threaded() {
+        register_fork_handlers();
+    }
     if config.show_stats {
         print_stats_at_exit_once();
     }
@@ -95,6 +100,137 @@ fn init_slow() {
     if config.background_release {
         crate::background::start(central());
     }
+}
+
+// ---- fork handlers ---------------------------------------------------------
+//
+// A `fork` needs strata's handlers only when another thread may be inside
+// strata, holding a lock: the forking thread holds none (outside a signal
+// handler that interrupted it in here, where the handlers would deadlock
+// anyway), and with no other thread the child's clean-up has nothing to do
+// (no other thread's cache, no background or profile thread). So where the
+// process's `calloc` is strata's (the C ABI: `LD_PRELOAD`, the static
+// library, the `override` feature), the handlers are registered when the
+// process gets its second thread: glibc's `pthread_create` marks the
+// process multi-threaded (`__libc_single_threaded`) and then allocates the
+// new thread's TLS vector with `calloc`, which registers them
+// (`crate::c_api::calloc`) before the new thread exists, so before it can
+// fork, and not from inside another library's fork handler (where
+// `pthread_atfork` would wait for the lock `fork` holds). A thread's first
+// allocation checks too (`FacadeHooks::on_first_use`: a thread made some
+// other way), and strata registers them before starting threads of its own.
+// Registered at the first allocation, `__register_atfork` made a
+// single-threaded C program fault in two more 64 KiB windows of libc, its
+// text and a constant of its `.rodata`, about 100 KiB of its peak
+// (docs/performance.md, "A small program's footprint, mapping by
+// mapping"). Elsewhere (strata as Rust's global allocator only, where
+// `pthread_create` allocates through libc's `calloc`) they are registered
+// at the first allocation, as before.
+
+const UNREGISTERED: u8 = 0;
+const REGISTERING: u8 = 1;
+const REGISTERED: u8 = 2;
+static FORK_HANDLERS: AtomicU8 = AtomicU8::new(UNREGISTERED);
+
+/// Registers the fork handlers if the process has had a second thread
+/// (or is getting one: glibc marks it before `pthread_create` allocates).
+#[inline]
+pub(crate) fn register_fork_handlers_if_threaded() {
+    if fork_handlers_due() {
+        register_fork_handlers_now();
+    }
+}
+
+/// Whether the fork handlers are due: the process has had a second thread
+/// and they are not registered yet. A load of [`WATCHED`], one of the byte
+/// it points to, and a test, whether they are registered or not.
+#[inline(always)]
+pub(crate) fn fork_handlers_due() -> bool {
+    let p = WATCHED.load(Ordering::Relaxed);
+    // SAFETY: `p` is glibc's `__libc_single_threaded` or `STAYS_ONE`, both
+    // bytes that live as long as the process; read as an atomic, since
+    // glibc writes its own without one (only in `pthread_create`, before
+    // the thread that could race with it exists).
+    unsafe { (*p.cast::<AtomicU8>()).load(Ordering::Relaxed) == 0 }
+}
+
+/// [`register_fork_handlers`], out of the callers' line.
+#[cold]
+#[inline(never)]
+pub(crate) fn register_fork_handlers_now() {
+    register_fork_handlers();
+}
+
+/// The byte [`fork_handlers_due`] reads, zero when the
+/// handlers are due: glibc's `__libc_single_threaded` until they are
+/// registered, then `STAYS_ONE`. (Not glibc: `STAYS_ONE`, and the handlers
+/// are registered at the first allocation.)
+static WATCHED: AtomicPtr<u8> = AtomicPtr::new(watched_at_start());
+static STAYS_ONE: u8 = 1;
+
+#[cfg(target_env = "gnu")]
+extern "C" {
+    /// glibc (2.32+): non-zero while the process has never had a second
+    /// thread.
+    static __libc_single_threaded: u8;
+}
+
+const fn watched_at_start() -> *mut u8 {
+    #[cfg(target_env = "gnu")]
+    return (&raw const __libc_single_threaded).cast_mut();
+    #[cfg(not(target_env = "gnu"))]
+    return (&raw const STAYS_ONE).cast_mut();
+}
+
+/// Registers the fork handlers, once per process. A thread that finds
+/// another registering them goes on without waiting, as `init` does: the
+/// registering thread may be waiting for libc's fork lock, held by a
+/// thread whose fork handlers allocate.
+pub(crate) fn register_fork_handlers() {
+    if FORK_HANDLERS
+        .compare_exchange(
+            UNREGISTERED,
+            REGISTERING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+    {
+        // SAFETY: the handlers are plain functions valid for the process
+        // lifetime.
+        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+        FORK_HANDLERS.store(REGISTERED, Ordering::Release);
+        WATCHED.store((&raw const STAYS_ONE).cast_mut(), Ordering::Relaxed);
+    }
+}
+
+/// Whether the process has never had a second thread, as glibc (2.32+)
+/// records it; false (so, handlers at once) where that is not known.
+fn single_threaded() -> bool {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: a byte of glibc's, read as an atomic (see
+        // `fork_handlers_due`).
+        unsafe {
+            (*(&raw const __libc_single_threaded).cast::<AtomicU8>()).load(Ordering::Relaxed) != 0
+        }
+    }
+    #[cfg(not(target_env = "gnu"))]
+    false
+}
+
+/// Whether the process's `calloc` is strata's own: the symbol `calloc`
+/// resolves inside the module strata is linked into (the shared library
+/// under `LD_PRELOAD`, or the program exporting the C ABI).
+fn calloc_is_ours() -> bool {
+    extern "C" {
+        static __ehdr_start: u8;
+        static _end: u8;
+    }
+    let f = libc::calloc as *const () as usize;
+    // Linker-defined symbols: only their addresses are taken.
+    let (lo, hi) = (&raw const __ehdr_start as usize, &raw const _end as usize);
+    (lo..hi).contains(&f)
 }
 
 extern "C" fn fork_prepare() {

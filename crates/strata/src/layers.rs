@@ -22,6 +22,8 @@ impl Hooks for FacadeHooks {
     #[inline]
     fn on_first_use() {
         crate::global::ensure_init();
+        // A thread made some other way than glibc's pthread_create.
+        crate::global::register_fork_handlers_if_threaded();
     }
     const SAMPLER: Sampler = crate::guarded::SAMPLER;
 }

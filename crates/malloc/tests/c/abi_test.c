@@ -4,6 +4,8 @@
  *   LD_PRELOAD=target/debug/libstrata_malloc.so ./abi_test        # all checks
  *   STRATA_SHOW_STATS=1 LD_PRELOAD=... ./abi_test stats           # stats at exit
  *   ./abi_test resolve                      # only: is malloc strata's?
+ *   LD_PRELOAD=... ./abi_test fork_quiet    # only: fork from a thread that
+ *                                           # never allocated
  *
  * Prints "ALL OK" and exits 0 when every check passes; otherwise prints each
  * failed check to stderr and exits 1. -fno-builtin keeps the compiler from
@@ -486,6 +488,61 @@ static void test_fork(void) {
   for (int i = 0; i < CHURNERS; i++) pthread_join(t[i], NULL);
 }
 
+/* ---- fork from a thread that never allocated ------------------------------
+ * Only the main thread allocates; a second thread that never calls the
+ * allocator forks while it churns, and each child allocates. strata
+ * registers its fork handlers when the process gets its second thread (in
+ * the calloc that pthread_create makes for it), not at the first
+ * allocation: without them, a child would inherit a lock the main thread
+ * held and hang. Run alone (`abi_test fork_quiet`), in a fresh process. */
+
+enum { QUIET_FORKS = 100 };
+static int quiet_status[QUIET_FORKS];
+static volatile int quiet_done;
+
+static void *quiet_forker(void *arg) {
+  (void)arg;
+  for (int i = 0; i < QUIET_FORKS; i++) {
+    for (volatile int spin = 0; spin < 20000; spin++) {
+    }
+    pid_t pid = fork();
+    if (pid == 0) exit(child_work());
+    int status = -1;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) status = -1;
+    quiet_status[i] = status;
+  }
+  __atomic_store_n(&quiet_done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+static void test_fork_from_a_quiet_thread(void) {
+  uint64_t r = (uintptr_t)&r;
+  void *ring[64] = {0};
+  unsigned n = 0;
+  /* Allocated before the thread exists, as a single-threaded program. */
+  for (int i = 0; i < 64; i++) ring[i] = malloc(8 + i * 16);
+  fflush(stdout);
+  fflush(stderr);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, quiet_forker, NULL) == 0);
+  while (!__atomic_load_n(&quiet_done, __ATOMIC_ACQUIRE)) {
+    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+    /* Small blocks through the central lists and large ones through the
+     * page heap: the main thread is often in a lock. */
+    size_t size = n % 2 ? (size_t)(256 << 10) + r % (512 << 10) : 8 + r % 2048;
+    free(ring[n % 64]);
+    ring[n % 64] = n % 5 == 0 ? calloc(1, size) : malloc(size);
+    n++;
+  }
+  for (int i = 0; i < 64; i++) free(ring[i]);
+  pthread_join(t, NULL);
+  for (int i = 0; i < QUIET_FORKS; i++) {
+    CHECK(WIFEXITED(quiet_status[i]) && WEXITSTATUS(quiet_status[i]) == 0);
+    if (!WIFEXITED(quiet_status[i]) || WEXITSTATUS(quiet_status[i]) != 0)
+      fprintf(stderr, "  fork child %d of the quiet thread: status %#x\n", i, quiet_status[i]);
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "stats") == 0) {
     free(malloc(100));
@@ -498,6 +555,12 @@ int main(int argc, char **argv) {
     return 0;
   }
   alarm(300); /* never hang the test suite */
+  if (argc > 1 && strcmp(argv[1], "fork_quiet") == 0) {
+    test_fork_from_a_quiet_thread();
+    printf("abi_test fork_quiet: %d checks, %d failed\n", checks, failures);
+    if (failures == 0) puts("ALL OK");
+    return failures != 0;
+  }
   test_resolution();
   if (argc > 1 && strcmp(argv[1], "resolve") == 0) return failures != 0;
   test_malloc();
