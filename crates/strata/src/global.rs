@@ -86,9 +86,13 @@ fn init_slow() {
     crate::profile::init_from_env();
     crate::guarded::set_rate_at_start(config.guarded_rate);
     crate::guarded::set_max_per_sec(config.guarded_max_per_sec);
-    // Now, unless calloc will tell when a second thread comes.
-    if !calloc_is_ours() || !single_threaded() {
-        register_fork_handlers();
+    // Now, unless calloc will tell when a second thread comes: it watches
+    // glibc's byte from here on (the process has one thread, this one).
+    match single_threaded_byte() {
+        Some(b) if calloc_is_ours() && single_threaded() => {
+            WATCHED.store(b.as_ptr(), Ordering::Relaxed);
+        }
+        _ => register_fork_handlers(),
     }
     if config.show_stats {
         print_stats_at_exit_once();
@@ -148,9 +152,7 @@ pub(crate) fn register_fork_handlers_if_threaded() {
 pub(crate) fn fork_handlers_due() -> bool {
     let p = WATCHED.load(Ordering::Relaxed);
     // SAFETY: `p` is glibc's `__libc_single_threaded` or `STAYS_ONE`, both
-    // bytes that live as long as the process; read as an atomic, since
-    // glibc writes its own without one (only in `pthread_create`, before
-    // the thread that could race with it exists).
+    // bytes that live as long as the process ([`single_threaded_byte`]).
     unsafe { (*p.cast::<AtomicU8>()).load(Ordering::Relaxed) == 0 }
 }
 
@@ -161,25 +163,50 @@ pub(crate) fn register_fork_handlers_now() {
     register_fork_handlers();
 }
 
-/// The byte [`fork_handlers_due`] reads, zero when the
-/// handlers are due: glibc's `__libc_single_threaded` until they are
-/// registered, then `STAYS_ONE`. (Not glibc: `STAYS_ONE`, and the handlers
-/// are registered at the first allocation.)
-static WATCHED: AtomicPtr<u8> = AtomicPtr::new(watched_at_start());
+/// The byte [`fork_handlers_due`] reads, zero when the handlers are due:
+/// `STAYS_ONE` until `init` finds strata is the C allocator of a process
+/// that has one thread, then glibc's `__libc_single_threaded` until the
+/// handlers are registered, then `STAYS_ONE` again.
+static WATCHED: AtomicPtr<u8> = AtomicPtr::new((&raw const STAYS_ONE).cast_mut());
 static STAYS_ONE: u8 = 1;
 
-#[cfg(target_env = "gnu")]
-extern "C" {
-    /// glibc (2.32+): non-zero while the process has never had a second
-    /// thread.
-    static __libc_single_threaded: u8;
-}
+// The address of glibc's `__libc_single_threaded` (2.32 and later), or null
+// where the C library has none: a weak reference, so that strata links
+// against an older glibc or another C library, and loads under an older
+// glibc than the one it was built with. A data word of its own, because
+// Rust has no weak extern statics. Hidden: never exported.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+core::arch::global_asm!(
+    ".pushsection .data.rel.ro.strata_single_threaded_at,\"aw\",%progbits",
+    ".p2align 3",
+    ".weak __libc_single_threaded",
+    ".globl strata_single_threaded_at",
+    ".hidden strata_single_threaded_at",
+    ".type strata_single_threaded_at, %object",
+    ".size strata_single_threaded_at, 8",
+    "strata_single_threaded_at:",
+    ".quad __libc_single_threaded",
+    ".popsection",
+);
 
-const fn watched_at_start() -> *mut u8 {
-    #[cfg(target_env = "gnu")]
-    return (&raw const __libc_single_threaded).cast_mut();
-    #[cfg(not(target_env = "gnu"))]
-    return (&raw const STAYS_ONE).cast_mut();
+/// glibc's byte that is non-zero while the process has never had a second
+/// thread, if the C library has one.
+fn single_threaded_byte() -> Option<&'static AtomicU8> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            static strata_single_threaded_at: *const u8;
+        }
+        // SAFETY: the word is written by the loader's relocation before
+        // any code runs and never after; it holds null or the address of
+        // a byte of glibc's that lives as long as the process, read as an
+        // atomic since glibc writes it without one (only in
+        // `pthread_create`, before the thread that could race with it
+        // exists).
+        unsafe { strata_single_threaded_at.cast::<AtomicU8>().as_ref() }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
 }
 
 /// Registers the fork handlers, once per process. A thread that finds
@@ -207,16 +234,7 @@ pub(crate) fn register_fork_handlers() {
 /// Whether the process has never had a second thread, as glibc (2.32+)
 /// records it; false (so, handlers at once) where that is not known.
 fn single_threaded() -> bool {
-    #[cfg(target_env = "gnu")]
-    {
-        // SAFETY: a byte of glibc's, read as an atomic (see
-        // `fork_handlers_due`).
-        unsafe {
-            (*(&raw const __libc_single_threaded).cast::<AtomicU8>()).load(Ordering::Relaxed) != 0
-        }
-    }
-    #[cfg(not(target_env = "gnu"))]
-    false
+    single_threaded_byte().is_some_and(|b| b.load(Ordering::Relaxed) != 0)
 }
 
 /// Whether the process's `calloc` is strata's own: the symbol `calloc`
