@@ -17,6 +17,20 @@
 //!
 //! Releases happen outside the heap lock: spans are taken out of the free
 //! lists (state `Releasing`), advised, and merged back as clean spans.
+//!
+//! Free dirty memory past a cap goes back at the free itself
+//! ([`PageHeap::trim_dirty`]), so that a burst the program freed returns
+//! even if it never calls in again. A program whose memory in use swings
+//! (phases of threads that build up tens of MiB and free it all) takes the
+//! trimmed memory back soon after, page-faulting it in again each time. So
+//! the heap learns the swing ([`Swing`]): clean pages taken for
+//! small-object spans while trimmed pages are outstanding count as taken
+//! back (large blocks have their own allowance, the large blocks in use), and
+//! as much free dirty memory as was taken back is allowed besides the cap,
+//! up to twice the set maximum. A decay pass that finds nothing taken back
+//! since the previous one halves what was learned, so a program that stops
+//! swinging returns to the plain cap. A burst freed
+//! once is never taken back and keeps the plain cap.
 
 use core::ptr::NonNull;
 
@@ -25,6 +39,52 @@ use strata_os::Os;
 use crate::span::{Span, SpanState};
 use crate::sync::{AtomicU64, Ordering};
 use crate::PageHeap;
+
+/// What trims gave back and what of it the program took again.
+/// Invariant: both fields stay within the bound their callers pass
+/// ([`PageHeap::swing_bound`]).
+#[derive(Default)]
+pub(crate) struct Swing {
+    /// Pages trims released that no clean take has matched yet.
+    trimmed: usize,
+    /// Pages of free dirty memory allowed besides the cap.
+    pub(crate) allowance: usize,
+    /// Whether trimmed pages were taken back since the last decay pass.
+    lately: bool,
+}
+
+impl Swing {
+    pub(crate) const fn new() -> Self {
+        Swing {
+            trimmed: 0,
+            allowance: 0,
+            lately: false,
+        }
+    }
+
+    /// A trim released `pages`.
+    fn trimmed(&mut self, pages: usize, bound: usize) {
+        self.trimmed = self.trimmed.saturating_add(pages).min(bound);
+    }
+
+    /// A small-object span took `pages` clean pages (released or fresh):
+    /// as many trimmed pages as that covers were taken back.
+    fn took_clean(&mut self, pages: usize, bound: usize) {
+        let back = pages.min(self.trimmed);
+        self.trimmed -= back;
+        self.allowance = self.allowance.saturating_add(back).min(bound);
+        self.lately |= back > 0;
+    }
+
+    /// A decay pass: what was learned halves, unless the program took
+    /// trimmed pages back since the previous pass (it still swings).
+    fn decay(&mut self) {
+        if !core::mem::take(&mut self.lately) {
+            self.trimmed /= 2;
+            self.allowance /= 2;
+        }
+    }
+}
 
 /// Default decay delay.
 pub const DEFAULT_DECAY_MS: u64 = 1000;
@@ -125,6 +185,7 @@ impl<O: Os> PageHeap<O> {
             return false; // another thread runs this pass
         };
         self.limit_pass();
+        self.state.lock().counters.swing.decay();
         if let Some(cutoff) = now.checked_sub(decay) {
             let released = self.release_idle_since(cutoff);
             if released > 0 {
@@ -163,11 +224,33 @@ impl<O: Os> PageHeap<O> {
     /// spans do not count: their free memory comes from thread caches
     /// draining (idle threads, a freed burst of small objects), which is
     /// not about to be reused at the same rate.
+    ///
+    /// Besides that, the trimmed memory the program took back lately
+    /// ([`Swing`]).
     #[inline]
     pub(crate) fn dirty_cap_pages(&self, c: &crate::heap::Counters) -> usize {
-        (self.dirty_max.load(crate::sync::Ordering::Relaxed) ^ crate::heap::DEFAULT_DIRTY_MAX_PAGES)
+        self.dirty_max_pages()
             .max(c.in_use / 4)
             .max(c.large_in_use)
+            .saturating_add(c.swing.allowance)
+    }
+
+    /// The set maximum of free dirty memory, in pages.
+    #[inline]
+    fn dirty_max_pages(&self) -> usize {
+        self.dirty_max.load(crate::sync::Ordering::Relaxed) ^ crate::heap::DEFAULT_DIRTY_MAX_PAGES
+    }
+
+    /// The most a [`Swing`] learns: twice the set maximum.
+    #[inline]
+    fn swing_bound(&self) -> usize {
+        self.dirty_max_pages().saturating_mul(2)
+    }
+
+    /// A small-object span took `npages` clean pages (under the lock).
+    #[inline]
+    pub(crate) fn note_taken_back(&self, st: &mut crate::heap::HeapState, npages: usize) {
+        st.counters.swing.took_clean(npages, self.swing_bound());
     }
 
     /// Releases free dirty spans, any age, until half the cap is left:
@@ -180,7 +263,9 @@ impl<O: Os> PageHeap<O> {
             let st = self.state.lock();
             self.dirty_cap_pages(&st.counters) / 2
         };
-        self.release_dirty(u64::MAX, keep);
+        let released = self.release_dirty(u64::MAX, keep);
+        let bound = self.swing_bound();
+        (self.state.lock().counters.swing).trimmed(released >> crate::PAGE_SHIFT, bound);
     }
 
     /// Releases dirty spans and cached huge mappings freed at or before

@@ -61,6 +61,8 @@ pub(crate) struct Counters {
     pub(crate) decay_releases: u64,
     /// The most pages ever possibly resident at once ([`HeapState::resident`]).
     pub(crate) peak_resident: usize,
+    /// Trimmed memory taken back, allowed dirty besides the cap.
+    pub(crate) swing: crate::decay::Swing,
 }
 
 pub(crate) struct HeapState {
@@ -210,6 +212,7 @@ impl<O: Os> PageHeap<O> {
                         large_moves: 0,
                         decay_releases: 0,
                         peak_resident: 0,
+                        swing: crate::decay::Swing::new(),
                     },
                     huge_cache: HugeCache::new(),
                 }),
@@ -374,6 +377,10 @@ impl<O: Os> PageHeap<O> {
                 }
                 if !s.is_null() {
                     // SAFETY: s is a free span in `from`.
+                    if size_class != 0 && unsafe { (*s).clean } {
+                        self.note_taken_back(&mut st, npages);
+                    }
+                    // SAFETY: as above.
                     unsafe { from.remove(s) };
                     // SAFETY: s is ours now, unlinked.
                     let s = unsafe { self.carve(&mut st, s, npages, align_pages) };

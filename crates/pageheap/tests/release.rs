@@ -298,3 +298,49 @@ fn replaced_large_blocks_keep_what_they_freed() {
     assert!(s.free_dirty_bytes <= 1 << 20, "{s:?}");
     heap.check_invariants().unwrap();
 }
+
+/// Memory trimmed at a free and then taken back for small-object spans (a
+/// program whose memory in use swings, phase after phase) is kept the next
+/// time, up to twice the set maximum besides it; decay passes that see
+/// nothing taken back forget that, and a burst freed once keeps the cap.
+#[test]
+fn memory_taken_back_after_a_trim_is_kept_the_next_time() {
+    let heap = PageHeap::new(FakeOs::new());
+    heap.os().advance_ms(10_000);
+    heap.set_dirty_max(4 << 20);
+    // 10 MiB of 8-page small-object spans, written, then all given back.
+    let round = |heap: &PageHeap<FakeOs>| {
+        let spans: Vec<_> = (0..160)
+            .map(|_| heap.alloc_small_span(8, 3).unwrap())
+            .collect();
+        for &s in &spans {
+            // SAFETY: a span of ours, no object of it in use; written, then
+            // given back.
+            unsafe {
+                std::ptr::write_bytes(s.as_ref().start_addr() as *mut u8, 0x5A, 8 * PAGE_SIZE);
+                heap.free_small_span(s);
+            }
+        }
+        heap.stats()
+    };
+    // A burst freed once: past the cap, down to half of it.
+    let first = round(&heap);
+    assert!(first.free_dirty_bytes <= 2 << 20, "{first:?}");
+    // Taken back (8 MiB of clean pages) and freed again: all of it stays.
+    let second = round(&heap);
+    assert_eq!(second.mapped_bytes, first.mapped_bytes);
+    assert!(second.free_dirty_bytes >= 10 << 20, "{second:?}");
+    // The next round reuses it: no clean page taken, nothing released.
+    let third = round(&heap);
+    assert!(third.free_dirty_bytes >= 10 << 20, "{third:?}");
+    // One decay pass after the last take-back keeps what was learned; the
+    // one after it, with nothing taken back in between, halves it (to 4
+    // MiB besides the cap of 4): the next round is trimmed again.
+    for _ in 0..2 {
+        heap.os().advance_ms(DEFAULT_DECAY_MS / 4 + 10);
+        assert!(heap.tick());
+    }
+    let fourth = round(&heap);
+    assert!(fourth.free_dirty_bytes <= 8 << 20, "{fourth:?}");
+    heap.check_invariants().unwrap();
+}
