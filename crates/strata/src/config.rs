@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `STRATA_THREAD_CACHE_BYTES` | largest byte budget of one thread's cache (`k`, `m`, `g` suffixes) | 32 MiB |
 //! | `STRATA_THREAD_CACHES_TOTAL` | bytes all threads' caches may hold together: each cache draws its budget from it as its lists grow, up to an equal share of it (at least 128 KiB, at most `STRATA_THREAD_CACHE_BYTES`), refitted as threads come and go | 64 MiB |
-//! | `STRATA_DIRTY_MAX` | free memory kept resident for reuse at most (or a quarter of the memory in use, or the size of the large blocks in use, if more), whatever the decay delay; more is released at once (`unlimited`: leave it all to decay) | 16 MiB |
+//! | `STRATA_DIRTY_MAX` | free memory kept resident for reuse at most (or a quarter of the memory in use, or the size of the large blocks in use, if more; plus what the program took back after such a release, at most twice this), whatever the decay delay; more is released at once (`unlimited`: leave it all to decay) | 16 MiB |
 //! | `STRATA_DECAY_MS` | how long free memory stays resident before it goes back to the OS; `0`: at once; `never` | 1000 |
 //! | `STRATA_BACKGROUND_RELEASE` | `1`: a background thread runs decay even when the program is idle | off |
 //! | `STRATA_MEMORY_LIMIT` | a soft limit on the memory strata holds: near it (and near the cgroup's `memory.max` / `memory.high`, read by itself), free memory and the caches go back to the OS before the heap grows | none |

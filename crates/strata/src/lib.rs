@@ -289,7 +289,9 @@ pub fn memory_limit() -> Option<usize> {
 /// (`STRATA_DIRTY_MAX`, 16 MiB by default), unless a quarter of the memory
 /// in use, or the large blocks in use, hold more: a free that takes the
 /// heap past it gives the excess back at once, so a program that frees a burst and then goes idle does not keep
-/// it until its next call. `usize::MAX` leaves it all to decay.
+/// it until its next call. Memory given back that way and then taken again
+/// raises it, by at most twice the setting, until decay passes find
+/// nothing taken back. `usize::MAX` leaves it all to decay.
 pub fn set_dirty_max(bytes: usize) {
     global::set_dirty_max(bytes);
 }
