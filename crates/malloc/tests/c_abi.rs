@@ -30,20 +30,39 @@ fn abi_test_binary(dir: &Path) -> Option<std::path::PathBuf> {
     Some(exe)
 }
 
+/// Runs the C program under strata with `args` and `env` (in a scratch
+/// directory named after `name`) and checks that it ran to the end: it
+/// exited 0 and said "ALL OK". Returns its stdout, its stderr and how long
+/// it took; `None` if it cannot be built here.
+fn passes_under_strata(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Option<(String, String, std::time::Duration)> {
+    let dir = Scratch::new(name);
+    let exe = abi_test_binary(dir.path())?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(args).envs(env.iter().copied());
+    let (out, took) = run(&mut cmd, Alloc::Strata, None);
+    assert_success(name, Alloc::Strata, &out);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stdout.contains("ALL OK"),
+        "{name} did not report success:\n{stdout}\n{stderr}"
+    );
+    Some((stdout, stderr, took))
+}
+
 #[test]
 fn c_programs_get_glibc_semantics_from_strata() {
-    let dir = Scratch::new("abi");
-    let Some(exe) = abi_test_binary(dir.path()) else {
+    let Some((stdout, stderr, took)) = passes_under_strata("abi", &[], &[]) else {
         return;
     };
-    let (out, took) = run(&mut Command::new(&exe), Alloc::Strata, None);
-    assert_success("abi_test", Alloc::Strata, &out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("ALL OK") && stdout.contains(" 0 failed"),
+        stdout.contains(" 0 failed"),
         "abi_test did not report success:\n{stdout}"
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("FAIL"),
         "abi_test reported failures:\n{stderr}"
@@ -56,20 +75,14 @@ fn c_abi_holds_with_eager_release_and_a_tiny_thread_cache() {
     // The same checks with every slow path busy: a 64 KiB thread cache
     // (constant refills and overflows), free memory released at once, and a
     // background release thread running across the forks.
-    let dir = Scratch::new("abi-config");
-    let Some(exe) = abi_test_binary(dir.path()) else {
-        return;
-    };
-    let mut cmd = Command::new(&exe);
-    cmd.env("STRATA_THREAD_CACHE_BYTES", "64k")
-        .env("STRATA_DECAY_MS", "0")
-        .env("STRATA_BACKGROUND_RELEASE", "1");
-    let (out, _) = run(&mut cmd, Alloc::Strata, None);
-    assert_success("abi_test (eager release)", Alloc::Strata, &out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("ALL OK"),
-        "abi_test did not report success:\n{stdout}"
+    passes_under_strata(
+        "abi-config",
+        &[],
+        &[
+            ("STRATA_THREAD_CACHE_BYTES", "64k"),
+            ("STRATA_DECAY_MS", "0"),
+            ("STRATA_BACKGROUND_RELEASE", "1"),
+        ],
     );
 }
 
@@ -80,20 +93,10 @@ fn a_child_forked_by_a_thread_that_never_allocated_can_allocate() {
     // thread allocates, and the thread that forks never does. Without the
     // handlers in place, some children hang on a lock the main thread held
     // (6 of 100 in one run with the registration taken out).
-    let dir = Scratch::new("abi-fork-quiet");
-    let Some(exe) = abi_test_binary(dir.path()) else {
-        return;
-    };
-    let mut cmd = Command::new(&exe);
-    cmd.arg("fork_quiet")
-        .env("STRATA_THREAD_CACHE_BYTES", "64k");
-    let (out, _) = run(&mut cmd, Alloc::Strata, None);
-    assert_success("abi_test fork_quiet", Alloc::Strata, &out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("ALL OK"),
-        "abi_test fork_quiet did not report success:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    passes_under_strata(
+        "abi-fork-quiet",
+        &["fork_quiet"],
+        &[("STRATA_THREAD_CACHE_BYTES", "64k")],
     );
 }
 
