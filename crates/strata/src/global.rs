@@ -89,7 +89,7 @@ fn init_slow() {
     // Now, unless calloc will tell when a second thread comes: it watches
     // glibc's byte from here on (the process has one thread, this one).
     match single_threaded_byte() {
-        Some(b) if calloc_is_ours() && single_threaded() => {
+        Some(b) if calloc_is_ours() && b.load(Ordering::Relaxed) != 0 => {
             WATCHED.store(b.as_ptr(), Ordering::Relaxed);
         }
         _ => register_fork_handlers(),
@@ -229,12 +229,6 @@ pub(crate) fn register_fork_handlers() {
         FORK_HANDLERS.store(REGISTERED, Ordering::Release);
         WATCHED.store((&raw const STAYS_ONE).cast_mut(), Ordering::Relaxed);
     }
-}
-
-/// Whether the process has never had a second thread, as glibc (2.32+)
-/// records it; false (so, handlers at once) where that is not known.
-fn single_threaded() -> bool {
-    single_threaded_byte().is_some_and(|b| b.load(Ordering::Relaxed) != 0)
 }
 
 /// Whether the process's `calloc` is strata's own: the symbol `calloc`
