@@ -121,8 +121,8 @@ fn init_slow() {
 // (`crate::c_api::calloc`) before the new thread exists, so before it can
 // fork, and not from inside another library's fork handler (where
 // `pthread_atfork` would wait for the lock `fork` holds). A thread's first
-// allocation checks too (`FacadeHooks::on_first_use`: a thread made some
-// other way), and strata registers them before starting threads of its own.
+// allocation checks too (`FacadeHooks::on_first_use`: a thread whose
+// creation strata's `calloc` did not see), and strata registers them before starting threads of its own.
 // Registered at the first allocation, `__register_atfork` made a
 // single-threaded C program fault in two more 64 KiB windows of libc, its
 // text and a constant of its `.rodata`, about 100 KiB of its peak
@@ -131,10 +131,9 @@ fn init_slow() {
 // `pthread_create` allocates through libc's `calloc`) they are registered
 // at the first allocation, as before.
 
-const UNREGISTERED: u8 = 0;
-const REGISTERING: u8 = 1;
-const REGISTERED: u8 = 2;
-static FORK_HANDLERS: AtomicU8 = AtomicU8::new(UNREGISTERED);
+/// Set by the thread that registers the fork handlers, before it does.
+static FORK_HANDLERS_CLAIMED: crate::sync::statics::AtomicBool =
+    crate::sync::statics::AtomicBool::new(false);
 
 /// Registers the fork handlers if the process has had a second thread
 /// (or is getting one: glibc marks it before `pthread_create` allocates).
@@ -214,19 +213,10 @@ fn single_threaded_byte() -> Option<&'static AtomicU8> {
 /// registering thread may be waiting for libc's fork lock, held by a
 /// thread whose fork handlers allocate.
 pub(crate) fn register_fork_handlers() {
-    if FORK_HANDLERS
-        .compare_exchange(
-            UNREGISTERED,
-            REGISTERING,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
-        .is_ok()
-    {
+    if !FORK_HANDLERS_CLAIMED.swap(true, Ordering::AcqRel) {
         // SAFETY: the handlers are plain functions valid for the process
         // lifetime.
         unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
-        FORK_HANDLERS.store(REGISTERED, Ordering::Release);
         WATCHED.store((&raw const STAYS_ONE).cast_mut(), Ordering::Relaxed);
     }
 }
