@@ -60,6 +60,8 @@ mod fake;
 mod loom_tests;
 #[cfg(all(test, not(strata_loom)))]
 mod tests;
+#[cfg(all(test, not(strata_loom)))]
+mod tests_retired;
 
 pub use cache::{ThreadCache, EVENT_EVERY, MAX_CLASSES};
 #[doc(hidden)]

@@ -636,7 +636,13 @@ impl ThreadCache {
         // live at a time) went back and forth between the two ends on
         // most of its slow-path calls (measurements: docs/performance.md,
         // "The classic allocator workloads under `LD_PRELOAD`").
-        let n = if max_len < batch {
+        let n = if self.info[c].adopted {
+            // A list adopted with the cache of a thread that exited and not
+            // refilled since: all of it goes back, the object just freed with
+            // it (often one another thread allocated and handed over), so
+            // that the next allocation refills apart (see `retire`).
+            len
+        } else if max_len < batch {
             len - max_len / 2
         } else {
             batch.max(len - max_len).min(len)
