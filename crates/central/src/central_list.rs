@@ -28,6 +28,9 @@ use crate::size_class::ClassInfo;
 /// Occupancy buckets.
 pub(crate) const BUCKETS: usize = 4;
 
+/// Spans [`CentralList::carve`] looks at in each bucket, at most.
+const CARVE_LOOKS: usize = 4;
+
 /// The spans of one class that have free objects.
 pub(crate) struct CentralList {
     buckets: [SpanList; BUCKETS],
@@ -157,6 +160,38 @@ impl CentralList {
         got
     }
 
+    /// Carves up to `out.len()` objects never handed out before, all from
+    /// one span, into `out` as [`CentralList::take`] stores them (the last
+    /// one is the lowest address); 0 if none of the spans it looks at has
+    /// such objects. Looks at the first [`CARVE_LOOKS`] spans of each
+    /// bucket only: the span being carved is a recent one, near the front.
+    pub(crate) fn carve(&mut self, out: &mut [*mut u8], info: &ClassInfo) -> usize {
+        let Some(s) = self.buckets.iter().find_map(|list| {
+            list.iter()
+                .take(CARVE_LOOKS)
+                // SAFETY: spans in the lists are valid, and only touched under
+                // this class's lock (held by the caller).
+                .find(|&s| unsafe { (*s).carved < (*s).capacity })
+        }) else {
+            return 0;
+        };
+        // SAFETY: as above; the span is in its bucket's list.
+        unsafe {
+            let span = &mut *s;
+            self.buckets[span.bucket as usize].remove(s);
+            let n = out.len().min((span.capacity - span.carved) as usize);
+            for o in out[..n].iter_mut().rev() {
+                *o = carve_object(span, info);
+            }
+            self.uncarved_objects -= n;
+            self.free_objects -= n;
+            if Self::has_free(span) {
+                self.file(s);
+            }
+            n
+        }
+    }
+
     /// Returns one object to its span. Returns the span if it became entirely
     /// free: the caller gives it back to the page heap.
     ///
@@ -225,13 +260,24 @@ unsafe fn pop_object(span: &mut Span, info: &ClassInfo) -> *mut u8 {
         span.allocated < span.capacity,
         "more objects out than the span holds"
     );
-    span.allocated += 1;
     if !span.objects.is_null() {
+        span.allocated += 1;
         let obj = span.objects;
         // SAFETY: linked free objects hold the next link in their first word.
         span.objects = unsafe { strata_base::link::read(obj) };
         return obj;
     }
+    // SAFETY: caller's contract.
+    unsafe { carve_object(span, info) }
+}
+
+/// Carves the span's next object, never handed out before.
+///
+/// # Safety
+/// `span` is a span of this class with `carved < capacity`; the lock is held.
+unsafe fn carve_object(span: &mut Span, info: &ClassInfo) -> *mut u8 {
+    debug_assert!(span.carved < span.capacity, "a span carved past its end");
+    span.allocated += 1;
     let obj = span.start_addr() + span.carved as usize * info.size as usize;
     span.carved += 1;
     // The checked build recognises a freed object by a tag in its second

@@ -264,14 +264,21 @@ impl<P: PageSource> Central<P> {
         self.alloc_from(class, out, false)
     }
 
-    /// Like [`Central::alloc_batch`], but from the spans first (the fullest
-    /// first), parked objects only when the spans have none: for a thread
-    /// cache's list that starts out, which hands out the last of a few
-    /// objects carved in address order, so that a new thread's first object
-    /// lies cache lines apart from what other threads freed or took just
-    /// before (the objects parked last, often neighbours of each other:
-    /// strata-threadcache's `refill`). Handing out those parked objects
-    /// first made the cache-scratch benchmark 3.6x slower.
+    /// Like [`Central::alloc_batch`], but objects never handed out before
+    /// first (carved in address order from a span that still has some), then
+    /// the spans' free objects (the fullest span first), parked objects only
+    /// when the spans have none: for a thread cache's list that starts out,
+    /// which hands out the last of a few objects, so that a new thread's
+    /// first object lies cache lines apart from what other threads freed or
+    /// took just before (strata-threadcache's `refill`). Parked objects are
+    /// often neighbours of each other (the objects parked last): handing
+    /// them out first made the cache-scratch benchmark 3.6x slower. A span's
+    /// free objects lie where their frees left them, so the few one thread
+    /// takes can share cache lines with another thread's; carved ones are a
+    /// run of addresses no other thread holds. A new span is not taken for
+    /// this: a program whose threads each leave a block behind would spread
+    /// those blocks over new pages (measurements: docs/performance.md,
+    /// "Where the C view misses, and why").
     pub fn alloc_batch_apart(&self, class: u8, out: &mut [*mut u8]) -> usize {
         self.alloc_from(class, out, true)
     }
@@ -281,7 +288,11 @@ impl<P: PageSource> Central<P> {
         let info = &CLASSES[class as usize];
         let lists = &self.classes[class as usize];
         if spans_first {
-            let got = lists.central.lock().take(out, info);
+            let mut central = lists.central.lock();
+            let got = match central.carve(out, info) {
+                0 => central.take(out, info),
+                got => got,
+            };
             if got > 0 {
                 return got;
             }

@@ -210,6 +210,47 @@ fn a_starting_list_takes_from_the_spans_before_parked_objects() {
     give_all_back(&central, class, held);
 }
 
+/// A list that starts out takes objects never handed out before (a run of
+/// addresses no other thread holds) while a span has some, before the
+/// spans' free objects, which lie between objects other threads hold.
+#[test]
+fn a_starting_list_takes_carved_objects_before_free_ones() {
+    let central = Central::new(FakePages::new());
+    let class = roomy_class();
+    let size = class_size_of(class);
+    let batch = CLASSES[class as usize].batch as usize;
+    let mut held = alloc(&central, class, batch);
+    let top = *held.iter().max().unwrap();
+    // Every other object goes back to its span: free objects interleaved
+    // with objects still out.
+    let back: Vec<usize> = held.iter().copied().step_by(2).collect();
+    held.retain(|p| !back.contains(p));
+    for &obj in &back {
+        // SAFETY: live objects of this class, given up once.
+        unsafe { central.free_one(class, obj as *mut u8) };
+    }
+    let before = central.class_stats(class);
+    assert_eq!(
+        before.span_free_objects - before.uncarved_objects,
+        back.len()
+    );
+
+    let mut out = vec![core::ptr::null_mut(); 2];
+    assert_eq!(central.alloc_batch_apart(class, &mut out), 2);
+    let got: Vec<usize> = out.iter().map(|&p| p as usize).collect();
+    assert!(
+        got.iter().all(|p| !back.contains(p) && *p > top),
+        "a starting list took free objects while uncarved ones were left"
+    );
+    // In the order `take` gives them: the last is the lowest address.
+    assert_eq!(got[0], got[1] + size, "not a run of addresses");
+    let after = central.class_stats(class);
+    assert_eq!(after.uncarved_objects, before.uncarved_objects - 2);
+    assert_eq!(after.spans, before.spans, "a new span was taken");
+    held.extend(got);
+    give_all_back(&central, class, held);
+}
+
 #[test]
 fn batches_cross_threads() {
     let central = Arc::new(Central::new(FakePages::new()));
