@@ -13,7 +13,8 @@
 //! row 9, in waves of 8, 1,000 pairs each. `pairs N`: row 1b, `N` alloc/free
 //! calls of each of 16, 32 and 64 B. `steps R`: row 4b, `R` rounds of a
 //! block grown from 8 B to 4 MiB by 16 B. `alloctest N`: row 16a, `N`
-//! steps on one thread. The difference of two
+//! steps on one thread. `larson N`: row 10, 2 threads of 1,000 slots, `N`
+//! replacements each, 5 generations. The difference of two
 //! totals (e.g. 400,000 and 200,000 ops, or 6 and 3 rounds) divided by the
 //! extra ops is the cost of one op with setup excluded. Allocators: `strata`,
 //! `mimalloc`, `jemalloc`, `glibc`, and `strata-c` (strata through its C
@@ -32,6 +33,7 @@ fn run<A: GlobalAlloc + Sync>(a: &A, what: &str, n: u64) -> f64 {
         "churn" => workloads::thread_churn(a, n as usize, 8, 1_000, Deadline::never()),
         "pairs" => workloads::small_pairs(a, n, true, Deadline::never()),
         "alloctest" => workloads::alloc_test(a, 1, n, 16_384, Deadline::never()),
+        "larson" => workloads::larson(a, 2, 1_000, n, 5, Deadline::never()),
         "steps" => workloads::realloc_growth(
             a,
             workloads::Growth::Step(16),
@@ -40,7 +42,9 @@ fn run<A: GlobalAlloc + Sync>(a: &A, what: &str, n: u64) -> f64 {
             Deadline::never(),
         ),
         other => {
-            eprintln!("unknown workload {other}: sweep, random, churn, pairs, alloctest or steps");
+            eprintln!(
+                "unknown workload {other}: sweep, random, churn, pairs, alloctest, larson or steps"
+            );
             std::process::exit(2);
         }
     };
