@@ -49,16 +49,28 @@ pub const fn check_page_size(size: usize) -> Result<(), &'static str> {
     }
 }
 
+/// The kernel's page size, once [`os_page_size`] has asked (0 before).
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
 /// The kernel's page size (`AT_PAGESZ` of the auxiliary vector, as
 /// `sysconf` answers it), asked once. Stops the
 /// program with [`check_page_size`]'s message when strata cannot use it; the
 /// allocator's initialisation calls this first, so that happens at start.
+/// Inline, one load: the page heap rounds to it on paths as hot as a large
+/// block's `realloc` step (a call there made the step save and restore six
+/// registers).
+#[inline]
 pub fn os_page_size() -> usize {
-    static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
-    let cached = PAGE_SIZE.load(Ordering::Relaxed);
-    if cached != 0 {
-        return cached;
+    match PAGE_SIZE.load(Ordering::Relaxed) {
+        0 => ask_page_size(),
+        cached => cached,
     }
+}
+
+/// [`os_page_size`]'s first call.
+#[cold]
+#[inline(never)]
+fn ask_page_size() -> usize {
     // The auxiliary vector rather than `sysconf`: `getauxval` sits beside
     // `mmap` in libc's text, so a small program faults in no more of it
     // (see the `vdso` module).
