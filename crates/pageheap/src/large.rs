@@ -200,7 +200,28 @@ impl<O: Os> PageHeap<O> {
         let Some(pages) = new_size.max(1).checked_add(PAGE_SIZE - 1) else {
             return false;
         };
-        let Some(pages) = self.round_to_os_pages(pages >> PAGE_SHIFT) else {
+        let pages = pages >> PAGE_SHIFT;
+        // Most steps in strata's pages alone: a span's page count is a
+        // whole number of OS pages, so a count that equals it (or lies
+        // within a mapping's room, at or above what it last asked for)
+        // needs no rounding, and the OS page size is not read.
+        let huge_min = crate::huge::HUGE_MIN >> PAGE_SHIFT;
+        if s.own_mapping {
+            if pages <= s.npages && pages >= s.asked_pages as usize {
+                return true;
+            }
+        } else if s.npages == pages && pages < huge_min {
+            return true;
+        }
+        // The rest rounded to OS pages (larger than strata's, or a shrink
+        // inside a mapping's room), out of line and as the last call.
+        self.keeps_os_pages(s, pages)
+    }
+
+    /// [`Self::resize_large_keeps_pages`] for `pages` rounded to OS pages.
+    #[inline(never)]
+    fn keeps_os_pages(&self, s: &Span, pages: usize) -> bool {
+        let Some(pages) = self.round_to_os_pages(pages) else {
             return false;
         };
         if s.own_mapping {

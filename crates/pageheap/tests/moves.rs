@@ -234,3 +234,65 @@ fn a_refused_remap_leaves_the_block_as_it_was() {
     unsafe { heap.free_large(p).unwrap() };
     heap.check_invariants().unwrap();
 }
+
+/// Resizes `p` to each of `sizes` in turn and, wherever
+/// `resize_large_keeps_pages` says the block keeps its pages, checks that
+/// `resize_large` leaves it where and as large as it was, without asking
+/// the kernel. Returns the block and how many steps were kept and not.
+fn keeps_pages_agrees<O: Os>(
+    heap: &PageHeap<O>,
+    mut p: usize,
+    sizes: impl Iterator<Item = usize>,
+) -> (usize, usize, usize) {
+    let (mut kept, mut not) = (0, 0);
+    for n in sizes {
+        let (len, remaps) = (heap.large_size(p).unwrap(), heap.stats().huge_remaps);
+        // SAFETY (both): `p` is our live block, allocated page-aligned.
+        let keeps = unsafe { heap.resize_large_keeps_pages(p, n) };
+        let q = unsafe { heap.resize_large(p, n, PAGE_SIZE) };
+        if keeps {
+            kept += 1;
+            assert_eq!(q.map(|q| q.as_ptr() as usize), Some(p), "{n} B: moved");
+            assert_eq!(heap.large_size(p), Ok(len), "{n} B: pages changed");
+            assert_eq!(heap.stats().huge_remaps, remaps, "{n} B: remapped");
+        } else {
+            not += 1;
+            p = q.map(|q| q.as_ptr() as usize).unwrap_or_else(|| {
+                // The caller's copy (a block that cannot grow in place).
+                let q = heap.alloc_large(n, PAGE_SIZE, false).unwrap();
+                free_all(heap, &[p]);
+                q.as_ptr() as usize
+            });
+        }
+        assert!(heap.large_size(p).unwrap() >= n, "{n} B: too small");
+    }
+    (p, kept, not)
+}
+
+/// The one-lookup answer `realloc` takes for a large block's step agrees
+/// with the full resize, in the heap and in a mapping of its own, growing
+/// and shrinking by steps that do and do not cross the OS's pages.
+fn keeps_pages_matches_resize<O: Os>(heap: PageHeap<O>) {
+    let a = heap.alloc_large(300 << 10, PAGE_SIZE, false).unwrap();
+    let grow = (300 << 10..1 << 20).step_by(2 << 10);
+    let shrink = (300 << 10..1 << 20).rev().step_by(3 << 10);
+    let (p, kept, not) = keeps_pages_agrees(&heap, a.as_ptr() as usize, grow.chain(shrink));
+    assert!(kept > 0 && not > 0, "in the heap: {kept} kept, {not} not");
+    free_all(&heap, &[p]);
+    // Blocked, the first step moves it into a mapping of its own.
+    let (a, b) = blocked_block(&heap, MOVE_MIN);
+    let grow = (MOVE_MIN + 1..MOVE_MIN + (1 << 20)).step_by(2 << 10);
+    let shrink = (MOVE_MIN..MOVE_MIN + (1 << 20)).rev().step_by(3 << 10);
+    let (p, kept, not) = keeps_pages_agrees(&heap, a, grow.chain(shrink));
+    assert!(
+        kept > 0 && not > 0,
+        "in its own mapping: {kept} kept, {not} not"
+    );
+    free_all(&heap, &[p, b]);
+    heap.check_invariants().unwrap();
+}
+
+#[test]
+fn the_one_lookup_answer_agrees_with_the_full_resize() {
+    on_each_os!(keeps_pages_matches_resize);
+}
