@@ -442,6 +442,23 @@ pub(crate) fn large_size(addr: usize) -> Result<usize, BadPointer> {
     pages().large_size(addr)
 }
 
+/// Whether the large block at `addr` keeps its pages at `new_size` (a
+/// step of a block grown a little at a time): one pagemap lookup, no lock,
+/// nothing written. Guarded and sampled blocks answer `false` (they go
+/// through [`resize_large`] or their own path, which keep their records).
+///
+/// # Safety
+/// `addr` is the caller's live block, or a bad pointer (answered `false`,
+/// for the caller's full path to report).
+#[cfg(not(feature = "checked"))]
+#[inline(always)]
+pub(crate) unsafe fn large_keeps_pages(addr: usize, new_size: usize) -> bool {
+    !crate::guarded::owns(addr as *const u8)
+        && !crate::profile::tracking(addr as *const u8)
+        // SAFETY: forwarded contract.
+        && unsafe { pages().resize_large_keeps_pages(addr, new_size) }
+}
+
 /// Resizes the large block at `addr` in place (or by moving its mapping).
 ///
 /// # Safety

@@ -158,31 +158,67 @@ unsafe impl GlobalAlloc for Strata {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let align = layout.align();
-        // In place when the class or the span allows; the checked build
-        // always moves a block (see `checked`).
+        // In place when the class or the span allows. A block grown a little
+        // at a time asks at every step and nearly always stays, so the body
+        // here makes tail calls only (and saves no registers); the rest is
+        // out of line. The checked build always moves a block (see
+        // `checked`).
         #[cfg(not(feature = "checked"))]
         if layout.size() > strata_central::MAX_SMALL && new_size > strata_central::MAX_SMALL {
-            // Both large (no class whatever the alignment): the page heap
-            // resizes in place when the pages allow, with no class to look
-            // up first (a block grown a little at a time asks this often).
-            // SAFETY: ptr is a live large block of the caller's.
-            if let Some(p) = unsafe { global::resize_large(ptr as usize, new_size, align) } {
-                return p.as_ptr();
+            // SAFETY: forwarded contract; both sizes are large.
+            return unsafe { self.realloc_large(ptr, layout, new_size) };
+        } else if layout.align() <= 8 && new_size <= strata_central::MAX_SMALL {
+            let class = strata_central::small_class(layout.size());
+            // (A guarded block has no room past its size: it moves.)
+            if class != 0 && class == strata_central::small_class(new_size) && !guarded::owns(ptr) {
+                return ptr;
             }
-        } else {
-            match (class_of(layout.size(), align), class_of(new_size, align)) {
-                // (A guarded block has no room past its size: it moves.)
-                (a, b) if a == b && a != 0 && !guarded::owns(ptr) => return ptr,
-                (0, 0) => {
-                    // SAFETY: ptr is a live large block of the caller's.
-                    if let Some(p) = unsafe { global::resize_large(ptr as usize, new_size, align) }
-                    {
-                        return p.as_ptr();
-                    }
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.resize_or_move(ptr, layout, new_size) }
+    }
+}
+
+impl Strata {
+    /// [`GlobalAlloc::realloc`] from a large size to a large size (no class
+    /// whatever the alignment): one pagemap lookup says whether the block's
+    /// pages hold the new size, as for C's `realloc`; otherwise the page
+    /// heap resizes it or it moves.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::realloc`], with both sizes past the largest class.
+    #[cfg(not(feature = "checked"))]
+    #[inline(never)]
+    unsafe fn realloc_large(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: ptr is a live large block of the caller's.
+        if unsafe { global::large_keeps_pages(ptr as usize, new_size) } {
+            return ptr;
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.resize_or_move(ptr, layout, new_size) }
+    }
+
+    /// The rest of [`GlobalAlloc::realloc`]: a block whose class still
+    /// serves (requests aligned past 8 bytes are looked at here), a large
+    /// block the page heap resizes (in place, or by moving its pages),
+    /// otherwise a new block, the copy and the free.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::realloc`].
+    #[inline(never)]
+    unsafe fn resize_or_move(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let align = layout.align();
+        #[cfg(not(feature = "checked"))]
+        match (class_of(layout.size(), align), class_of(new_size, align)) {
+            // (A guarded block has no room past its size: it moves.)
+            (a, b) if a == b && a != 0 && !guarded::owns(ptr) => return ptr,
+            (0, 0) => {
+                // SAFETY: ptr is a live large block of the caller's.
+                if let Some(p) = unsafe { global::resize_large(ptr as usize, new_size, align) } {
+                    return p.as_ptr();
                 }
-                _ => {}
             }
+            _ => {}
         }
         // SAFETY: the caller guarantees new_size rounded up to align does not
         // overflow isize, which is what Layout requires.

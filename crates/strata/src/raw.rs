@@ -350,13 +350,9 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
 #[cfg(not(feature = "checked"))]
 #[inline(never)]
 unsafe fn realloc_outside_arena(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
-    if !p.is_null()
-        && !crate::guarded::owns(p)
-        && !crate::profile::tracking(p)
-        // SAFETY: p is the caller's live block, or a bad pointer that
-        // `realloc_slow` reports after the `false`.
-        && unsafe { pages().resize_large_keeps_pages(p as usize, new_size) }
-    {
+    // SAFETY: p is the caller's live block, or a bad pointer that
+    // `realloc_slow` reports after the `false`.
+    if !p.is_null() && unsafe { crate::global::large_keeps_pages(p as usize, new_size) } {
         return p;
     }
     // SAFETY: forwarded contract.
