@@ -12,7 +12,8 @@
 //! 100,000 objects freed in random order (row 3). `churn T`: `T` threads of
 //! row 9, in waves of 8, 1,000 pairs each. `pairs N`: row 1b, `N` alloc/free
 //! calls of each of 16, 32 and 64 B. `steps R`: row 4b, `R` rounds of a
-//! block grown from 8 B to 4 MiB by 16 B. `alloctest N`: row 16a, `N`
+//! block grown from 8 B to 4 MiB by 16 B (to `STEPS_MAX` bytes if set:
+//! `STEPS_MAX=262144` for the small blocks' steps alone). `alloctest N`: row 16a, `N`
 //! steps on one thread. `larson N`: row 10, 2 threads of 1,000 slots, `N`
 //! replacements each, 5 generations. The difference of two
 //! totals (e.g. 400,000 and 200,000 ops, or 6 and 3 rounds) divided by the
@@ -37,7 +38,10 @@ fn run<A: GlobalAlloc + Sync>(a: &A, what: &str, n: u64) -> f64 {
         "steps" => workloads::realloc_growth(
             a,
             workloads::Growth::Step(16),
-            4 << 20,
+            std::env::var("STEPS_MAX")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(4 << 20),
             n,
             Deadline::never(),
         ),
