@@ -202,28 +202,16 @@ impl<O: Os> PageHeap<O> {
         };
         let pages = pages >> PAGE_SHIFT;
         // Most steps in strata's pages alone: a span's page count is a
-        // whole number of OS pages, so a count that equals it (or lies
-        // within a mapping's room, at or above what it last asked for)
-        // needs no rounding, and the OS page size is not read.
-        let huge_min = crate::huge::HUGE_MIN >> PAGE_SHIFT;
-        if s.own_mapping {
-            if pages <= s.npages && pages >= s.asked_pages as usize {
-                return true;
-            }
-        } else if s.npages == pages && pages < huge_min {
-            return true;
-        }
-        // The rest rounded to OS pages (larger than strata's, or a shrink
-        // inside a mapping's room), out of line and as the last call.
-        self.keeps_os_pages(s, pages)
+        // whole number of OS pages, so a count that already answers yes
+        // needs no rounding, and the OS page size is not read. The rest
+        // (OS pages larger than strata's, or a shrink inside a mapping's
+        // room) is rounded out of line, as the last call.
+        Self::keeps(s, pages) || self.keeps_os_pages(s, pages)
     }
 
-    /// [`Self::resize_large_keeps_pages`] for `pages` rounded to OS pages.
-    #[inline(never)]
-    fn keeps_os_pages(&self, s: &Span, pages: usize) -> bool {
-        let Some(pages) = self.round_to_os_pages(pages) else {
-            return false;
-        };
+    /// Whether in-use large span `s` keeps its pages at `pages` pages.
+    #[inline(always)]
+    fn keeps(s: &Span, pages: usize) -> bool {
         if s.own_mapping {
             // Growth into its room, or as much as it last asked for (this
             // read-only check leaves `asked_pages` as it is: a shrink below
@@ -233,6 +221,13 @@ impl<O: Os> PageHeap<O> {
         // A span in the heap that would reach the huge size moves to a
         // mapping of its own in `resize_large` (its pages are then fewer).
         s.npages == pages && pages < crate::huge::HUGE_MIN >> PAGE_SHIFT
+    }
+
+    /// [`Self::keeps`] for `pages` rounded to OS pages.
+    #[inline(never)]
+    fn keeps_os_pages(&self, s: &Span, pages: usize) -> bool {
+        self.round_to_os_pages(pages)
+            .is_some_and(|pages| Self::keeps(s, pages))
     }
 
     /// Resizes the large allocation at `addr` to `new_size` bytes: a span in
