@@ -11,7 +11,8 @@
 //! `sweep N`: `N` ops of the size sweep (row 2). `random R`: `R` rounds of
 //! 100,000 objects freed in random order (row 3). `churn T`: `T` threads of
 //! row 9, in waves of 8, 1,000 pairs each. `pairs N`: row 1b, `N` alloc/free
-//! calls of each of 16, 32 and 64 B. `steps R`: row 4b, `R` rounds of a
+//! calls of each of 16, 32 and 64 B. `turns N`: row 1, `N` rounds of 16, 32
+//! and 64 B in turn. `steps R`: row 4b, `R` rounds of a
 //! block grown from 8 B to 4 MiB by 16 B (to `STEPS_MAX` bytes if set:
 //! `STEPS_MAX=262144` for the small blocks' steps alone). `alloctest N`: row 16a, `N`
 //! steps on one thread. `larson N`: row 10, 2 threads of 1,000 slots, `N`
@@ -33,6 +34,7 @@ fn run<A: GlobalAlloc + Sync>(a: &A, what: &str, n: u64) -> f64 {
         "random" => workloads::random_free(a, 100_000, n, Deadline::never()),
         "churn" => workloads::thread_churn(a, n as usize, 8, 1_000, Deadline::never()),
         "pairs" => workloads::small_pairs(a, n, true, Deadline::never()),
+        "turns" => workloads::small_pairs(a, n, false, Deadline::never()),
         "alloctest" => workloads::alloc_test(a, 1, n, 16_384, Deadline::never()),
         "larson" => workloads::larson(a, 2, 1_000, n, 5, Deadline::never()),
         "steps" => workloads::realloc_growth(
@@ -47,7 +49,7 @@ fn run<A: GlobalAlloc + Sync>(a: &A, what: &str, n: u64) -> f64 {
         ),
         other => {
             eprintln!(
-                "unknown workload {other}: sweep, random, churn, pairs, alloctest, larson or steps"
+                "unknown workload {other}: sweep, random, churn, pairs, turns, alloctest, larson or steps"
             );
             std::process::exit(2);
         }
