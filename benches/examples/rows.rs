@@ -14,7 +14,12 @@
 //! calls of each of 16, 32 and 64 B. `turns N`: row 1, `N` rounds of 16, 32
 //! and 64 B in turn. `steps R`: row 4b, `R` rounds of a
 //! block grown from 8 B to 4 MiB by 16 B (to `STEPS_MAX` bytes if set:
-//! `STEPS_MAX=262144` for the small blocks' steps alone). `alloctest N`: row 16a, `N`
+//! `STEPS_MAX=262144` for the small blocks' steps alone). `sharing R`: row
+//! 13's first step `R` times (two threads free an 8 B object the main
+//! thread allocated, then allocate their own), counting the repetitions
+//! whose two threads' first objects share a 64-byte line: a count, not a
+//! time, so it can be compared between builds on a busy machine (`SHOW=1`
+//! prints each repetition's addresses). `alloctest N`: row 16a, `N`
 //! steps on one thread. `larson N`: row 10, 2 threads of 1,000 slots, `N`
 //! replacements each, 5 generations. The difference of two
 //! totals (e.g. 400,000 and 200,000 ops, or 6 and 3 rounds) divided by the
@@ -57,11 +62,85 @@ fn run<A: GlobalAlloc + Sync>(a: &A, what: &str, n: u64) -> f64 {
     s.wall_per_op()
 }
 
+/// Row 13's first step, `reps` times: the main thread allocates one 8 B
+/// object per thread; two threads each free theirs, allocate one, and
+/// wait until the other has its own too (so both are live at once: a
+/// thread that ran alone would hand its objects to the next, which is no
+/// sharing); then each writes 100 times over, frees and allocates again,
+/// 1,000 times. Returns how many repetitions gave the two threads first
+/// objects on one 64-byte line (passive false sharing, which makes the
+/// row's writes move the line between cores).
+fn sharing<A: GlobalAlloc + Sync>(a: &A, reps: u64) -> u64 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = std::alloc::Layout::from_size_align(8, 8).unwrap();
+    let mut shared = 0;
+    for _ in 0..reps {
+        // SAFETY: a non-zero layout; each object goes to one thread, which
+        // frees it once.
+        let given: Vec<usize> = (0..2).map(|_| unsafe { a.alloc(l) } as usize).collect();
+        let firsts = [AtomicUsize::new(0), AtomicUsize::new(0)];
+        std::thread::scope(|s| {
+            for (t, &g) in given.iter().enumerate() {
+                let firsts = &firsts;
+                s.spawn(move || {
+                    // SAFETY: `g` is this thread's alone, from `a`; each
+                    // object after it is written inside its 8 bytes and
+                    // freed once.
+                    unsafe {
+                        a.dealloc(g as *mut u8, l);
+                        let mut p = a.alloc(l);
+                        assert!(!p.is_null());
+                        firsts[t].store(p as usize, Ordering::Release);
+                        while firsts[1 - t].load(Ordering::Acquire) == 0 {
+                            std::thread::yield_now();
+                        }
+                        for i in 0..1_000u32 {
+                            for r in 0..100u32 {
+                                for k in 0..8 {
+                                    p.add(k).write_volatile((i + r) as u8);
+                                }
+                            }
+                            a.dealloc(p, l);
+                            p = a.alloc(l);
+                            assert!(!p.is_null());
+                        }
+                        a.dealloc(p, l);
+                    }
+                });
+            }
+        });
+        let (f0, f1) = (
+            firsts[0].load(Ordering::Relaxed),
+            firsts[1].load(Ordering::Relaxed),
+        );
+        if std::env::var_os("SHOW").is_some() {
+            eprintln!("given {:x} {:x} first {f0:x} {f1:x}", given[0], given[1]);
+        }
+        shared += u64::from(f0 / 64 == f1 / 64);
+    }
+    shared
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "strata".into());
     let what = args.next().unwrap_or_else(|| "sweep".into());
     let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    if what == "sharing" {
+        let shared = match which.as_str() {
+            "strata" => sharing(&strata::Strata, n),
+            "mimalloc" => sharing(&mimalloc::MiMalloc, n),
+            "jemalloc" => sharing(&tikv_jemallocator::Jemalloc, n),
+            "glibc" => sharing(&System, n),
+            "strata-c" => sharing(&Unsized(StrataMalloc), n),
+            other => {
+                eprintln!("unknown allocator {other}");
+                std::process::exit(2);
+            }
+        };
+        eprintln!("{which} sharing: {shared} of {n} repetitions shared a line");
+        return;
+    }
     let ns = match which.as_str() {
         "strata" => run(&strata::Strata, &what, n),
         "mimalloc" => run(&mimalloc::MiMalloc, &what, n),
