@@ -121,36 +121,51 @@ fn sharing<A: GlobalAlloc + Sync>(a: &A, reps: u64) -> u64 {
     shared
 }
 
+/// Evaluates `$body` with `$a` bound to the allocator named `$which`
+/// (each its own type, so the workloads are compiled for each).
+macro_rules! with_allocator {
+    ($which:expr, $a:ident => $body:expr) => {
+        match $which {
+            "strata" => {
+                let $a = &strata::Strata;
+                $body
+            }
+            "mimalloc" => {
+                let $a = &mimalloc::MiMalloc;
+                $body
+            }
+            "jemalloc" => {
+                let $a = &tikv_jemallocator::Jemalloc;
+                $body
+            }
+            "glibc" => {
+                let $a = &System;
+                $body
+            }
+            "strata-c" => {
+                let $a = &Unsized(StrataMalloc);
+                $body
+            }
+            other => {
+                eprintln!(
+                    "unknown allocator {other}: strata, strata-c, mimalloc, jemalloc or glibc"
+                );
+                std::process::exit(2);
+            }
+        }
+    };
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "strata".into());
     let what = args.next().unwrap_or_else(|| "sweep".into());
     let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(200_000);
     if what == "sharing" {
-        let shared = match which.as_str() {
-            "strata" => sharing(&strata::Strata, n),
-            "mimalloc" => sharing(&mimalloc::MiMalloc, n),
-            "jemalloc" => sharing(&tikv_jemallocator::Jemalloc, n),
-            "glibc" => sharing(&System, n),
-            "strata-c" => sharing(&Unsized(StrataMalloc), n),
-            other => {
-                eprintln!("unknown allocator {other}");
-                std::process::exit(2);
-            }
-        };
+        let shared = with_allocator!(which.as_str(), a => sharing(a, n));
         eprintln!("{which} sharing: {shared} of {n} repetitions shared a line");
         return;
     }
-    let ns = match which.as_str() {
-        "strata" => run(&strata::Strata, &what, n),
-        "mimalloc" => run(&mimalloc::MiMalloc, &what, n),
-        "jemalloc" => run(&tikv_jemallocator::Jemalloc, &what, n),
-        "glibc" => run(&System, &what, n),
-        "strata-c" => run(&Unsized(StrataMalloc), &what, n),
-        other => {
-            eprintln!("unknown allocator {other}: strata, strata-c, mimalloc, jemalloc or glibc");
-            std::process::exit(2);
-        }
-    };
+    let ns = with_allocator!(which.as_str(), a => run(a, &what, n));
     eprintln!("{which} {what}: {ns:.2} ns per op");
 }
