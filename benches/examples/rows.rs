@@ -73,6 +73,7 @@ fn run<A: GlobalAlloc + Sync>(a: &A, what: &str, n: u64) -> f64 {
 fn sharing<A: GlobalAlloc + Sync>(a: &A, reps: u64) -> u64 {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let l = std::alloc::Layout::from_size_align(8, 8).unwrap();
+    let show = std::env::var_os("SHOW").is_some();
     let mut shared = 0;
     for _ in 0..reps {
         // SAFETY: a non-zero layout; each object goes to one thread, which
@@ -113,7 +114,7 @@ fn sharing<A: GlobalAlloc + Sync>(a: &A, reps: u64) -> u64 {
             firsts[0].load(Ordering::Relaxed),
             firsts[1].load(Ordering::Relaxed),
         );
-        if std::env::var_os("SHOW").is_some() {
+        if show {
             eprintln!("given {:x} {:x} first {f0:x} {f1:x}", given[0], given[1]);
         }
         shared += u64::from(f0 / 64 == f1 / 64);
