@@ -57,6 +57,8 @@ static const char *EXPORTS[] = {
     "reallocarray",  "posix_memalign", "aligned_alloc", "memalign",
     "valloc",        "pvalloc",       "malloc_usable_size", "free_sized",
     "free_aligned_sized", "malloc_trim", "cfree",        "__libc_memalign",
+    "__libc_malloc", "__libc_calloc", "__libc_realloc", "__libc_free",
+    "__libc_valloc", "__libc_pvalloc",
     "malloc_stats",  "mallinfo",      "mallinfo2",      "malloc_info",
     "strata_stats_json", "strata_release_free_memory", "strata_populate",
     "strata_set_option", "strata_get_option",
@@ -321,6 +323,62 @@ static void test_valloc(void) {
   CHECK(valloc(SMAX) == NULL && errno == ENOMEM);
 }
 
+/* glibc's own names: the same heap as malloc/free, in every combination. */
+typedef void *(*malloc_fn)(size_t);
+typedef void *(*calloc_fn)(size_t, size_t);
+typedef void *(*realloc_fn)(void *, size_t);
+typedef void (*free_fn)(void *);
+
+static void test_libc_names(void) {
+  malloc_fn lmalloc = (malloc_fn)lookup("__libc_malloc");
+  calloc_fn lcalloc = (calloc_fn)lookup("__libc_calloc");
+  realloc_fn lrealloc = (realloc_fn)lookup("__libc_realloc");
+  free_fn lfree = (free_fn)lookup("__libc_free");
+  malloc_fn lvalloc = (malloc_fn)lookup("__libc_valloc");
+  malloc_fn lpvalloc = (malloc_fn)lookup("__libc_pvalloc");
+  if (!lmalloc || !lcalloc || !lrealloc || !lfree || !lvalloc || !lpvalloc) return;
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t sizes[] = {1, 40, 3000, 200000, 5 << 20};
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    size_t n = sizes[i];
+    /* __libc_malloc's block, grown by realloc, freed by __libc_free. */
+    unsigned char *p = lmalloc(n);
+    CHECK(p != NULL && malloc_usable_size(p) >= n);
+    fill_pattern(p, n);
+    p = realloc(p, 2 * n);
+    CHECK(p != NULL && has_pattern(p, n));
+    lfree(p);
+    /* malloc's block, grown by __libc_realloc, freed by free. */
+    p = malloc(n);
+    fill_pattern(p, n);
+    p = lrealloc(p, n + 100);
+    CHECK(p != NULL && has_pattern(p, n));
+    free(p);
+    /* __libc_calloc zeroes, even over a block just freed dirty. */
+    p = lmalloc(n);
+    memset(p, 0xAB, n);
+    free(p);
+    p = lcalloc(1, n);
+    CHECK(p != NULL && p[0] == 0 && p[n / 2] == 0 && p[n - 1] == 0);
+    lfree(p);
+    void *v = lvalloc(n);
+    CHECK(v != NULL && aligned(v, page));
+    lfree(v);
+    v = lpvalloc(n);
+    CHECK(v != NULL && aligned(v, page) && malloc_usable_size(v) >= (n + page - 1) / page * page);
+    free(v);
+  }
+  lfree(NULL);
+  errno = 0;
+  CHECK(lmalloc(SMAX) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(lcalloc(SMAX / 2, 3) == NULL && errno == ENOMEM);
+  void *q = lmalloc(64);
+  errno = 0;
+  CHECK(lrealloc(q, SMAX) == NULL && errno == ENOMEM);
+  CHECK(lrealloc(launder(q), 0) == NULL); /* frees, as realloc(p, 0) does */
+}
+
 static void test_sized_frees_and_trim(void) {
   free_sized_fn fs = (free_sized_fn)lookup("free_sized");
   free_aligned_sized_fn fas = (free_aligned_sized_fn)lookup("free_aligned_sized");
@@ -571,6 +629,7 @@ int main(int argc, char **argv) {
   test_posix_memalign();
   test_aligned_alloc_memalign();
   test_valloc();
+  test_libc_names();
   test_sized_frees_and_trim();
   test_threads();
   test_fork();

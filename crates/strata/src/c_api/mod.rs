@@ -90,6 +90,39 @@ macro_rules! export_c_abi {
         $crate::export_c_abi!(@alias free: free_sized(p: *mut ::core::ffi::c_void, _size: usize));
         $crate::export_c_abi!(@alias free:
             free_aligned_sized(p: *mut ::core::ffi::c_void, _align: usize, _size: usize));
+        // glibc's own names of its allocation functions, which a few programs
+        // and libraries call directly (to reach "the real malloc" under a
+        // wrapper of their own): the same functions, so a block from one
+        // name may go to any other.
+        $crate::export_c_abi!(@alias free: __libc_free(p: *mut ::core::ffi::c_void));
+        $crate::export_c_abi!(@same safe malloc: __libc_malloc(size: usize)
+            -> *mut ::core::ffi::c_void);
+        $crate::export_c_abi!(@same safe calloc: __libc_calloc(n: usize, size: usize)
+            -> *mut ::core::ffi::c_void);
+        $crate::export_c_abi!(@same unsafe realloc:
+            __libc_realloc(p: *mut ::core::ffi::c_void, size: usize) -> *mut ::core::ffi::c_void);
+        $crate::export_c_abi!(@same safe valloc: __libc_valloc(size: usize)
+            -> *mut ::core::ffi::c_void);
+        $crate::export_c_abi!(@same safe pvalloc: __libc_pvalloc(size: usize)
+            -> *mut ::core::ffi::c_void);
+    };
+    (@same safe $target:ident: $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        #[doc = concat!("glibc's name `", stringify!($name), "`: strata's `", stringify!($target), "`.")]
+        #[no_mangle]
+        pub extern "C" fn $name($($arg: $ty),*) -> $ret {
+            $target($($arg),*)
+        }
+    };
+    (@same unsafe $target:ident: $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        #[doc = concat!("glibc's name `", stringify!($name), "`: strata's `", stringify!($target), "`.")]
+        ///
+        /// # Safety
+        #[doc = concat!("As for `", stringify!($target), "`.")]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            // SAFETY: the caller keeps the same contract.
+            unsafe { $target($($arg),*) }
+        }
     };
     (@alias $target:ident: $name:ident($p:ident: $pty:ty $(, $arg:ident: $ty:ty)*)) => {
         #[doc = concat!("strata's `", stringify!($name), "`: `", stringify!($target), "`.")]
