@@ -23,9 +23,10 @@
 //! even if it never calls in again. A program whose memory in use swings
 //! (phases of threads that build up tens of MiB and free it all) takes the
 //! trimmed memory back soon after, page-faulting it in again each time. So
-//! the heap learns the swing ([`Swing`]): clean pages taken for
-//! small-object spans while trimmed pages are outstanding count as taken
-//! back (large blocks have their own allowance, the large blocks in use), and
+//! the heap learns the swing ([`Swing`]): clean pages taken where dirty
+//! ones would have done (a small-object span, or a large block that need
+//! not be zero; a zeroed block prefers clean pages by choice) while trimmed
+//! pages are outstanding count as taken back, and
 //! as much free dirty memory as was taken back is allowed besides the cap,
 //! up to twice the set maximum. A decay pass that finds nothing taken back
 //! since the previous one halves what was learned, so a program that stops
@@ -67,7 +68,7 @@ impl Swing {
         self.trimmed = self.trimmed.saturating_add(pages).min(bound);
     }
 
-    /// A small-object span took `pages` clean pages (released or fresh):
+    /// A span took `pages` clean pages where dirty ones would have done:
     /// as many trimmed pages as that covers were taken back.
     fn took_clean(&mut self, pages: usize, bound: usize) {
         let back = pages.min(self.trimmed);
@@ -247,7 +248,9 @@ impl<O: Os> PageHeap<O> {
         self.dirty_max_pages().saturating_mul(2)
     }
 
-    /// A small-object span took `npages` clean pages (under the lock).
+    /// A span that could have been dirty (a small-object span, or a large
+    /// block that need not be zero) took `npages` clean pages (under the
+    /// lock).
     #[inline]
     pub(crate) fn note_taken_back(&self, st: &mut crate::heap::HeapState, npages: usize) {
         st.counters.swing.took_clean(npages, self.swing_bound());

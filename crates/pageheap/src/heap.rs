@@ -376,8 +376,11 @@ impl<O: Os> PageHeap<O> {
                     from = second;
                 }
                 if !s.is_null() {
+                    // A clean span taken where dirty memory would have
+                    // done (any small-object span; a large block that
+                    // need not be zero) may be memory a trim gave back.
                     // SAFETY: s is a free span in `from`.
-                    if size_class != 0 && unsafe { (*s).clean } {
+                    if (size_class != 0 || prefer == Prefer::Dirty) && unsafe { (*s).clean } {
                         self.note_taken_back(&mut st, npages);
                     }
                     // SAFETY: as above.
