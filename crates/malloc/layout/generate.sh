@@ -55,7 +55,8 @@ grep -F "[$so]" "$work/annotated" | sed -E 's/.*:([^ :]+) \[.*/\1/' | grep -v '^
     # The C allocation family, whether these programs call them or not.
     { grep -v '^_Z' "$work/hot" | grep -v '^_R'
       printf '%s\n' malloc free cfree free_sized free_aligned_sized calloc realloc reallocarray \
-          posix_memalign aligned_alloc memalign __libc_memalign valloc pvalloc malloc_usable_size
+          posix_memalign aligned_alloc memalign __libc_memalign valloc pvalloc malloc_usable_size \
+          __libc_malloc __libc_calloc __libc_realloc __libc_free __libc_valloc __libc_pvalloc
     } | sort -u | awk '{ printf "    *(.text.%s)\n", $0 }'
     echo "    *(.text._RNv*ARGV_INIT_ARRAY*)"
     echo "    *libc_nonshared.a:*(.text .text.*)"
