@@ -10,8 +10,6 @@
 //! - [`MetaPool`]: a pool of fixed-size metadata records carved from memory
 //!   mapped straight from the OS (span records, thread caches), reserved
 //!   ahead of a lock so that nothing maps under it.
-//! - [`link`]: how a free object stores its link to the next one (encoded
-//!   in the checked build).
 //!
 //! Under `--cfg strata_loom` the lock and the pool are built on loom's
 //! atomics and checked by the models in `loom_tests.rs`; the
@@ -21,7 +19,6 @@
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
-pub mod link;
 mod list;
 mod lock;
 #[cfg(all(test, strata_loom))]

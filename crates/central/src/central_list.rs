@@ -8,22 +8,26 @@
 //!
 //! A new span is not threaded into a free list up front: objects are carved
 //! from its start as they are needed (`carved`), so pages nobody asked for are
-//! never touched (and stay unfaulted).
+//! never touched (and stay unfaulted). Objects that come back are marked in
+//! the span's bitmap ([`crate::free_bits`]), never written to, and handed
+//! out again lowest address first, before any more are carved.
 //!
 //! # Invariants
-//! - A span is in a bucket list exactly when it has a free object (a linked
-//!   free object or an uncarved one).
+//! - A span is in a bucket list exactly when it has a free object (one
+//!   freed back to it or an uncarved one): `allocated < capacity`.
 //! - `allocated` counts the span's objects outside it (in thread caches,
 //!   transfer caches, or with the program); a span with `allocated == 0`
-//!   goes back to the page heap.
+//!   goes back to the page heap, and its bitmap to the pool.
 //! - `allocated <= carved <= capacity`: only carved objects go out, and no
-//!   more are carved than the span holds.
+//!   more are carved than the span holds; the span's bitmap has exactly
+//!   `carved - allocated` bits set, all below `carved`.
 
 use core::ptr::NonNull;
 
 use strata_pageheap::{Span, SpanList};
 
-use crate::size_class::ClassInfo;
+use crate::free_bits;
+use crate::size_class::{object_index, ClassInfo};
 
 /// Occupancy buckets.
 pub(crate) const BUCKETS: usize = 4;
@@ -62,7 +66,7 @@ impl CentralList {
     }
 
     fn has_free(span: &Span) -> bool {
-        !span.objects.is_null() || span.carved < span.capacity
+        span.allocated < span.capacity
     }
 
     /// Files a span that just gained its first free object or a new span.
@@ -80,20 +84,29 @@ impl CentralList {
 
     /// Adds a fresh span from the page heap, which holds as many objects
     /// as fit its pages (the class's count, or more where the page heap
-    /// rounded the span up to whole OS pages).
+    /// rounded the span up to whole OS pages), with `bits`, a zeroed bitmap
+    /// of [`free_bits::words_for`] that many objects. Returns how many
+    /// objects it holds.
     ///
     /// # Safety
-    /// `s` is a new small-object span of this class with nothing carved.
-    /// Returns how many objects it holds.
-    pub(crate) unsafe fn add_span(&mut self, s: *mut Span, info: &ClassInfo) -> u32 {
+    /// `s` is a new small-object span of this class with nothing carved, and
+    /// `bits` is the span's own bitmap, of [`span_objects`] bits.
+    pub(crate) unsafe fn add_span(
+        &mut self,
+        s: *mut Span,
+        info: &ClassInfo,
+        bits: *mut u64,
+    ) -> u32 {
         // SAFETY: caller's contract.
         let objects = unsafe {
-            let objects = ((*s).len_bytes() / info.size as usize) as u32;
+            let objects = span_objects(&*s, info);
             debug_assert!(objects >= info.objects, "a span shorter than its class's");
             debug_assert!(
-                (*s).allocated == 0 && (*s).carved == 0,
+                (*s).allocated == 0 && (*s).carved == 0 && (*s).free_bits.is_null(),
                 "a new span with objects carved"
             );
+            (*s).free_bits = bits;
+            (*s).bits_from = 0;
             (*s).capacity = objects;
             objects as usize
         };
@@ -107,7 +120,7 @@ impl CentralList {
 
     /// Takes span `s` out of the lists if none of its objects is handed out
     /// (a fresh span that `take` did not need): the caller gives it back to
-    /// the page heap. Returns whether it did.
+    /// the page heap, and its bitmap to the pool. Returns whether it did.
     ///
     /// # Safety
     /// `s` is a span of this class in one of the lists; the lock is held.
@@ -144,7 +157,7 @@ impl CentralList {
                 self.buckets[b].remove(s);
                 let span = &mut *s;
                 while got < n && Self::has_free(span) {
-                    if span.objects.is_null() {
+                    if span.allocated == span.carved {
                         self.uncarved_objects -= 1;
                     }
                     out[got] = pop_object(span, info);
@@ -192,28 +205,38 @@ impl CentralList {
         }
     }
 
-    /// Returns one object to its span. Returns the span if it became entirely
-    /// free: the caller gives it back to the page heap.
+    /// Returns one object of `class` to its span. Returns the span if it
+    /// became entirely free: the caller gives it back to the page heap, and
+    /// its bitmap to the pool.
     ///
-    /// An object that is the span's last freed one, or a span none of whose
-    /// objects is out, cannot take it back: the object was freed twice (a
-    /// double free the thread caches did not see). The program stops with
-    /// a message rather than linking the object twice or handing the span
-    /// back to the page heap while its objects may still be in use.
+    /// An object already free in its span, one its span never handed out,
+    /// or any object of a span none of whose objects is out, cannot be taken
+    /// back: the object was freed twice (a double free the thread caches did
+    /// not see) or never allocated. The program stops with a message rather
+    /// than handing the object out twice or the span back to the page heap
+    /// while its objects may still be in use.
     ///
     /// # Safety
-    /// `obj` is an allocated object of span `s`, which is of this class.
-    pub(crate) unsafe fn put(&mut self, s: *mut Span, obj: *mut u8) -> Option<NonNull<Span>> {
+    /// `obj` lies in span `s`, which is of this class, `class`.
+    pub(crate) unsafe fn put(
+        &mut self,
+        s: *mut Span,
+        obj: *mut u8,
+        class: u8,
+    ) -> Option<NonNull<Span>> {
         // SAFETY: caller's contract; the lock is held.
         unsafe {
             let span = &mut *s;
-            if span.allocated == 0 || span.objects == obj {
+            let i = object_index(class, (obj as usize).wrapping_sub(span.start_addr()));
+            if span.allocated == 0
+                || i >= u64::from(span.carved)
+                || !free_bits::set(span.free_bits, i as usize)
+            {
                 double_free(obj);
             }
             self.free_objects += 1;
             let had_free = Self::has_free(span);
-            strata_base::link::write(obj, span.objects);
-            span.objects = obj;
+            span.bits_from = span.bits_from.min((i / 64) as u32);
             span.allocated -= 1;
             if span.allocated == 0 {
                 if had_free {
@@ -239,6 +262,13 @@ impl CentralList {
     }
 }
 
+/// The objects a span of this class holds: as many as fit its pages (the
+/// class's count, or more where the page heap rounded the span up to whole
+/// OS pages).
+pub(crate) fn span_objects(span: &Span, info: &ClassInfo) -> u32 {
+    (span.len_bytes() / info.size as usize) as u32
+}
+
 /// Stops the program over an object freed twice.
 #[cold]
 #[inline(never)]
@@ -251,7 +281,8 @@ pub(crate) fn double_free(obj: *mut u8) -> ! {
     ])
 }
 
-/// Pops one object from a span that has one.
+/// Pops one object from a span that has one: the lowest freed back to it,
+/// or else the next never carved.
 ///
 /// # Safety
 /// The span has a free object; the class lock is held.
@@ -260,12 +291,16 @@ unsafe fn pop_object(span: &mut Span, info: &ClassInfo) -> *mut u8 {
         span.allocated < span.capacity,
         "more objects out than the span holds"
     );
-    if !span.objects.is_null() {
+    if span.allocated < span.carved {
+        // SAFETY: `carved - allocated` bits are set, all inside the bitmap,
+        // none below `bits_from`.
+        let i = unsafe { free_bits::take_lowest(span.free_bits, &mut span.bits_from) };
+        debug_assert!(
+            i < span.carved as usize,
+            "a free bit past the carved objects"
+        );
         span.allocated += 1;
-        let obj = span.objects;
-        // SAFETY: linked free objects hold the next link in their first word.
-        span.objects = unsafe { strata_base::link::read(obj) };
-        return obj;
+        return (span.start_addr() + i * info.size as usize) as *mut u8;
     }
     // SAFETY: caller's contract.
     unsafe { carve_object(span, info) }

@@ -62,7 +62,9 @@
 #![warn(missing_docs)]
 
 mod central_list;
+mod free_bits;
 mod size_class;
+mod source;
 mod sync;
 mod transfer;
 
@@ -76,83 +78,17 @@ mod tests;
 use core::ptr::{self, NonNull};
 
 use strata_base::{ForkLock, Lock};
-use strata_os::Os;
-use strata_pageheap::{PageHeap, Span, SpanList};
+use strata_pageheap::{Span, SpanList};
 
 use central_list::CentralList;
+use free_bits::BitmapPool;
 pub use size_class::{
     class_for, class_for_size, class_index, class_size_of, is_object_offset, small_class,
     ClassInfo, CLASSES, MAX_SMALL, NUM_CLASSES,
 };
+pub use source::PageSource;
 use sync::{AtomicU32, AtomicUsize, Ordering};
 use transfer::TransferCache;
-
-/// What the central layer needs from the page heap.
-///
-/// # Safety
-/// Implementors hand out spans of `npages` pages of memory they own, each
-/// exclusively until returned, and `span_of` finds the span of any object in
-/// an in-use span of theirs.
-pub unsafe trait PageSource: Sync {
-    /// A span of `npages` pages for objects of `size_class`, with nothing
-    /// carved (`allocated == 0`, `carved == 0`, no free objects).
-    fn alloc_span(&self, npages: usize, size_class: u8) -> Option<NonNull<Span>>;
-    /// Gives back a span none of whose objects is in use.
-    ///
-    /// # Safety
-    /// `span` came from `alloc_span` of this source and is empty.
-    unsafe fn free_span(&self, span: NonNull<Span>);
-    /// The in-use span holding `addr`.
-    fn span_of(&self, addr: usize) -> Option<NonNull<Span>>;
-    /// Called by [`Central::tick`]: a chance for the page source to do
-    /// amortised work (decay). Must be cheap when idle.
-    /// Returns true when it ran a pass: the central layer then gives back
-    /// what sat idle in its transfer caches.
-    fn tick(&self) -> bool {
-        false
-    }
-    /// Changes whenever the page source nears its memory limit and wants
-    /// what the layers above cache back.
-    fn pressure_epoch(&self) -> u32 {
-        0
-    }
-    /// Zeroed memory of `bytes` for the central layer's own tables (a
-    /// transfer cache's array of pointers), kept for the life of the
-    /// source; `None` if there is none.
-    fn map_table(&self, bytes: usize) -> Option<NonNull<u8>>;
-}
-
-// SAFETY: the page heap hands out spans exclusively and its pagemap maps every
-// page of an in-use small-object span to it.
-unsafe impl<O: Os> PageSource for PageHeap<O> {
-    #[inline]
-    fn alloc_span(&self, npages: usize, size_class: u8) -> Option<NonNull<Span>> {
-        self.alloc_small_span(npages, size_class)
-    }
-    #[inline]
-    unsafe fn free_span(&self, span: NonNull<Span>) {
-        // SAFETY: forwarded contract.
-        unsafe { self.free_small_span(span) }
-    }
-    #[inline]
-    fn span_of(&self, addr: usize) -> Option<NonNull<Span>> {
-        PageHeap::span_of(self, addr)
-    }
-    #[inline]
-    fn tick(&self) -> bool {
-        PageHeap::tick(self)
-    }
-    #[inline]
-    fn pressure_epoch(&self) -> u32 {
-        PageHeap::pressure_epoch(self)
-    }
-    fn map_table(&self, bytes: usize) -> Option<NonNull<u8>> {
-        // The OS maps whole pages; a table's size is rarely a multiple of
-        // one (a class of 576 B holds 227 batches of 32: 58,112 bytes).
-        let len = strata_os::align_up(bytes, self.os().page_size())?;
-        self.os().map(len, 1).ok()
-    }
-}
 
 struct ClassLists {
     transfer: Lock<TransferCache>,
@@ -199,6 +135,9 @@ pub struct Central<P> {
     /// footprint, mapping by mapping").
     parked_classes: [AtomicUsize; PARKED_WORDS],
     classes: [ClassLists; NUM_CLASSES],
+    /// The spans' bitmaps ([`free_bits`]), for every class: taken with no
+    /// other lock held.
+    bitmaps: Lock<BitmapPool>,
 }
 
 /// Words of [`Central::parked_classes`].
@@ -243,6 +182,7 @@ impl<P: PageSource> Central<P> {
                 shared_tables: [AtomicUsize::new(0), AtomicUsize::new(0)],
                 pressure_seen: AtomicU32::new(0),
                 parked_classes: strata_base::array_unless_loom![AtomicUsize::new(0); PARKED_WORDS],
+                bitmaps: Lock::new(BitmapPool::new()),
             }
         }
     }
@@ -316,9 +256,23 @@ impl<P: PageSource> Central<P> {
         let Some(span) = self.pages.alloc_span(info.pages as usize, class) else {
             return 0;
         };
+        // SAFETY: the span is ours, fresh.
+        let objects = central_list::span_objects(unsafe { span.as_ref() }, info);
+        let bits = self
+            .bitmaps
+            .lock()
+            .alloc(free_bits::words_for(objects), |bytes| {
+                self.pages.map_table(bytes)
+            });
+        if bits.is_null() {
+            // SAFETY: none of its objects was handed out (none was carved).
+            unsafe { self.pages.free_span(span) };
+            return 0;
+        }
         let mut central = lists.central.lock();
-        // SAFETY: a fresh span of this class with nothing carved.
-        let objects = unsafe { central.add_span(span.as_ptr(), info) };
+        // SAFETY: a fresh span of this class with nothing carved, and a
+        // bitmap of its own for `objects` objects.
+        let objects = unsafe { central.add_span(span.as_ptr(), info, bits) };
         size_class::note_span_objects(class, objects);
         let got = central.take(out, info);
         // Objects freed into the class while the span was fetched are taken
@@ -330,9 +284,29 @@ impl<P: PageSource> Central<P> {
         if unsafe { central.withdraw_if_unused(span.as_ptr()) } {
             drop(central);
             // SAFETY: none of its objects was handed out.
-            unsafe { self.pages.free_span(span) };
+            unsafe { self.give_back(span) };
         }
         got
+    }
+
+    /// Gives a span that left its class back to the page heap, and its
+    /// bitmap to the pool.
+    ///
+    /// # Safety
+    /// `span` came from [`PageSource::alloc_span`], was filed with a bitmap
+    /// from the pool, and left its class with none of its objects out.
+    unsafe fn give_back(&self, span: NonNull<Span>) {
+        // SAFETY: caller's contract: nobody else holds the span any more.
+        let (bits, words) = unsafe {
+            let s = &mut *span.as_ptr();
+            let bits = core::mem::replace(&mut s.free_bits, ptr::null_mut());
+            s.bits_from = 0;
+            (bits, free_bits::words_for(s.capacity))
+        };
+        // SAFETY: the span's own bitmap, from the pool, unused from now on.
+        unsafe { self.bitmaps.lock().release(bits, words) };
+        // SAFETY: caller's contract.
+        unsafe { self.pages.free_span(span) };
     }
 
     /// Gives back the objects of `class` in `objs`, a batch at a time: they
@@ -484,7 +458,7 @@ impl<P: PageSource> Central<P> {
                     _ => central_list::double_free(obj),
                 };
                 // SAFETY: the object belongs to this span and class.
-                if let Some(s) = unsafe { central.put(span.as_ptr(), obj) } {
+                if let Some(s) = unsafe { central.put(span.as_ptr(), obj, class) } {
                     // SAFETY: the span left every list in `put`.
                     unsafe { empty.push(s.as_ptr()) };
                 }
@@ -496,7 +470,7 @@ impl<P: PageSource> Central<P> {
             // SAFETY: s is in our local list and entirely free.
             unsafe {
                 empty.remove(s);
-                self.pages.free_span(NonNull::new_unchecked(s));
+                self.give_back(NonNull::new_unchecked(s));
             }
         }
     }
@@ -584,6 +558,30 @@ impl<P: PageSource> Central<P> {
         self.classes[class as usize].transfer.lock().holds(obj)
     }
 
+    /// Whether `obj` is a free object of `class` in its span (freed back to
+    /// it, not merely never carved): a free of it now would be a second one.
+    /// Takes the class's central lock; for the checks of a suspected double
+    /// free, not for the fast path.
+    pub fn span_holds(&self, class: u8, obj: *mut u8) -> bool {
+        let Some(span) = self.pages.span_of(obj as usize) else {
+            return false;
+        };
+        let _central = self.classes[class as usize].central.lock();
+        // SAFETY: span records are never unmapped; a span of this class
+        // keeps its class and bitmap while the class lock is held.
+        let s = unsafe { span.as_ref() };
+        if s.size_class() != class || s.free_bits.is_null() {
+            return false;
+        }
+        let i = size_class::object_index(class, (obj as usize).wrapping_sub(s.start_addr()));
+        if i >= u64::from(s.carved) {
+            return false;
+        }
+        // SAFETY: the bitmap covers the span's objects, and `i` is one of
+        // the carved ones.
+        unsafe { free_bits::is_set(s.free_bits, i as usize) }
+    }
+
     /// Moves every batch parked in the transfer caches back into its spans,
     /// so that spans left empty return to the page heap (and can be
     /// released to the OS). Returns the objects moved.
@@ -632,6 +630,7 @@ impl<P: PageSource> Central<P> {
             c.transfer.fork_prepare();
             c.central.fork_prepare();
         }
+        self.bitmaps.fork_prepare();
     }
 
     /// Releases the class locks in the parent after `fork`.
@@ -639,6 +638,8 @@ impl<P: PageSource> Central<P> {
     /// # Safety
     /// After [`Central::fork_prepare`] on this thread.
     pub unsafe fn fork_parent(&self) {
+        // SAFETY: forwarded contract.
+        unsafe { self.bitmaps.fork_parent() };
         for c in self.classes.iter() {
             // SAFETY: forwarded contract.
             unsafe {
@@ -653,6 +654,8 @@ impl<P: PageSource> Central<P> {
     /// # Safety
     /// In the child, after [`Central::fork_prepare`] in the parent.
     pub unsafe fn fork_child(&self) {
+        // SAFETY: forwarded contract.
+        unsafe { self.bitmaps.fork_child() };
         for c in self.classes.iter() {
             // SAFETY: forwarded contract.
             unsafe {

@@ -287,11 +287,15 @@ impl Divisor {
     }
 
     #[inline(always)]
-    fn is_object_offset(&self, offset: usize) -> bool {
+    fn index(&self, offset: usize) -> u64 {
         (offset as u64)
             .wrapping_mul(self.inverse)
             .rotate_right(self.shift)
-            < self.count.load(Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    fn is_object_offset(&self, offset: usize) -> bool {
+        self.index(offset) < self.count.load(Ordering::Relaxed)
     }
 
     fn raise(&self, objects: u32) {
@@ -330,6 +334,14 @@ static DIVISORS: [Divisor; 256] = {
 #[inline]
 pub fn is_object_offset(class: u8, offset: usize) -> bool {
     DIVISORS[class as usize].is_object_offset(offset)
+}
+
+/// The index of the object of `class` that starts `offset` bytes from its
+/// span's start; for an offset that is not an object start, a number no
+/// span's count reaches (above `u64::MAX / size`). No division.
+#[inline]
+pub(crate) fn object_index(class: u8, offset: usize) -> u64 {
+    DIVISORS[class as usize].index(offset)
 }
 
 /// Records that spans of `class` hold `objects` objects (more than the

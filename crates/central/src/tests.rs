@@ -334,7 +334,7 @@ fn parked_batches_are_pointers_and_leave_objects_alone() {
 #[test]
 fn first_batches_share_tables_then_move_to_their_own() {
     let central = Central::new(FakePages::new());
-    let tables = || central.pages().tables.lock().unwrap().len();
+    let mapped = || central.pages().tables.lock().unwrap().len();
     let parked = || central.class_stats(class_of_test()).transfer_objects;
     fn class_of_test() -> u8 {
         5
@@ -344,6 +344,11 @@ fn first_batches_share_tables_then_move_to_their_own() {
     assert_eq!(batch, 32, "class 5 moves batches of 32");
     assert_eq!((FIRST, SECOND), (2 * batch, 8 * batch));
     let batches: Vec<Vec<usize>> = (0..14).map(|_| alloc(&central, class, batch)).collect();
+    // The spans' bitmaps came from one chunk mapped the same way; the
+    // transfer cache's tables are the rest.
+    let bitmap_chunks = mapped();
+    assert_eq!(bitmap_chunks, 1, "one chunk of bitmaps for a few spans");
+    let tables = || mapped() - bitmap_chunks;
     // Fills the first slice, then frees four more that nobody asks for:
     // they go to their spans, and no table is mapped for them.
     for (i, b) in batches[..6].iter().enumerate() {

@@ -1,8 +1,9 @@
-//! A second free that reaches a span is refused: the object is still the
-//! span's last freed one, or the span has no object out. The program stops
-//! with a message (each case in a child process of its own) instead of
-//! linking the object twice or handing the span back to the page heap while
-//! another of its objects is live.
+//! A second free that reaches a span is refused: the object is already free
+//! in its span (its bit in the span's bitmap is set, however many frees
+//! came between), or the span has no object out. The program stops with a
+//! message (each case in a child process of its own) instead of handing the
+//! object out twice or the span back to the page heap while another of its
+//! objects is live.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
@@ -81,6 +82,28 @@ fn a_free_after_the_span_went_back_to_the_page_heap() {
         central.free_one(class, objs[0]);
         central.free_one(class, objs[1]);
         central.free_one(class, objs[0]);
+    }
+    unreachable!("the second free was accepted");
+}
+
+#[test]
+fn an_object_freed_again_after_others_of_its_span() {
+    if refused_in_child("an_object_freed_again_after_others_of_its_span") {
+        return;
+    }
+    let central = central();
+    let class = class_index(48, 8);
+    let mut objs = [core::ptr::null_mut(); 8];
+    assert_eq!(central.alloc_batch(class, &mut objs), 8);
+    eprintln!("object {:#x}", objs[2] as usize);
+    // SAFETY: objects 2 to 5 are live and given up once each; the free of
+    // object 2 again, after three others of its span, is the bad one. The
+    // rest stay live, so the span stays with its class.
+    unsafe {
+        for &o in &objs[2..6] {
+            central.free_one(class, o);
+        }
+        central.free_one(class, objs[2]);
     }
     unreachable!("the second free was accepted");
 }

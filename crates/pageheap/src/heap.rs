@@ -463,7 +463,8 @@ impl<O: Os> PageHeap<O> {
                 self.pagemap.set(start + n - 1, s);
             } else {
                 st.counters.small_spans += 1;
-                (*s).objects = ptr::null_mut();
+                (*s).free_bits = ptr::null_mut();
+                (*s).bits_from = 0;
                 (*s).allocated = 0;
                 (*s).carved = 0;
                 for (i, p) in (start..start + n).enumerate() {

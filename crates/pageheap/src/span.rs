@@ -65,8 +65,12 @@ pub struct Span {
     pub(crate) next: *mut Span,
     /// When the span became free (heap clock), for decay.
     pub(crate) freed_at: u64,
-    /// Central: free objects of this span, linked through their first word.
-    pub objects: *mut u8,
+    /// Central: a bit per object, set while the object is free in the span
+    /// (freed back to it, not merely never carved): the central layer's
+    /// bitmap, null while the span is not one of its small-object spans.
+    pub free_bits: *mut u64,
+    /// Central: no word of `free_bits` below this index has a bit set.
+    pub bits_from: u32,
     /// Central: objects handed out from this span and not yet returned.
     pub allocated: u32,
     /// Central: objects carved so far from the span's start (bump region).
@@ -127,7 +131,8 @@ impl Span {
             prev: ptr::null_mut(),
             next: ptr::null_mut(),
             freed_at: 0,
-            objects: ptr::null_mut(),
+            free_bits: ptr::null_mut(),
+            bits_from: 0,
             allocated: 0,
             carved: 0,
             capacity: 0,

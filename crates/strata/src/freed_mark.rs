@@ -5,20 +5,22 @@
 //! - `raw::free` of a small object reads its first word. If it is not
 //!   [`MARK`], it writes the mark and frees as usual. If it is, the object
 //!   may already be free: [`confirm`] searches the calling thread's cache
-//!   list of the object's class, then the class's transfer cache, and
-//!   reports a double free if it is there. Otherwise the program had
-//!   stored the mark's value itself, and the free goes on.
+//!   list of the object's class, then the class's transfer cache, then
+//!   the bitmap of the object's span, and reports a double free if it is
+//!   free in any of them. Otherwise the program had stored the mark's
+//!   value itself, and the free goes on.
 //! - `raw::alloc` clears the first word of the small object it hands out,
 //!   so an allocated object never carries a stale mark (which would send
 //!   each of its frees through the search).
 //!
 //! The common double frees are caught: the second free on the thread that
-//! made the first, while the object is in that thread's cache or parked in
-//! a transfer cache (`free(p); free(p)`, with other frees or allocations of
-//! other sizes in between). An object that moved on to its span has its
-//! first word overwritten by a free-list link, and one freed into another
-//! thread's cache is not searched for; a second free that reaches a span
-//! with no object out is still stopped there (`strata-central`).
+//! made the first, while the object is in that thread's cache, parked in a
+//! transfer cache or back in its span (`free(p); free(p)`, with other frees
+//! or allocations of other sizes in between; nothing is written to an
+//! object the central layer takes back, so the mark stays). One freed into
+//! another thread's cache is not searched for; a second free that reaches
+//! a span where the object is already free, or with no object out, is
+//! still stopped there (`strata-central`).
 //!
 //! # Cost
 //! Three instructions on `free` (a compare of the first byte with an
@@ -102,7 +104,9 @@ pub(crate) fn alloc_cleared(class: u8, request: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 pub(crate) fn confirm(p: *mut u8, class: u8) -> bool {
-    let free = HEAP.holds(this_thread().slot(), p, class) || central().transfer_holds(class, p);
+    let free = HEAP.holds(this_thread().slot(), p, class)
+        || central().transfer_holds(class, p)
+        || central().span_holds(class, p);
     if free {
         report(p, BadFreeKind::DoubleFree);
     }

@@ -213,6 +213,29 @@ fn double_frees_of_small_blocks() {
     }
 }
 
+/// A second `free(p)` of a small block after the first went on to its
+/// span (the thread's cache flushed, the transfer caches drained), with
+/// another block of the span live so the span stays: caught at the free by
+/// the span's bitmap, not handed out twice later.
+#[test]
+fn double_free_of_a_small_block_back_in_its_span() {
+    for size in [8usize, 48, 4096] {
+        let p = strata::raw::alloc(size, 8);
+        let keep = strata::raw::alloc(size, 8);
+        // SAFETY: a live block, written and freed once.
+        unsafe {
+            p.write_bytes(0x5A, size);
+            strata::raw::free(p);
+        }
+        strata::release_free_memory();
+        // SAFETY: the bad free, refused by strata.
+        let seen = caught(|| unsafe { strata::raw::free(p) });
+        one(BadFreeKind::DoubleFree, p as usize, seen);
+        // SAFETY: a live block of ours, freed once.
+        unsafe { strata::raw::free(keep) };
+    }
+}
+
 /// A block freed and handed out again is freed normally, even when the
 /// program left its first word as `free` found it.
 #[test]

@@ -409,11 +409,11 @@ fn free_past_the_last_object_of_a_span() {
     unsafe { strata::raw::free(p) };
 }
 
-/// A use-after-free write over a free object's first word (the one left to
-/// free-list links) cannot redirect allocation: thread caches keep their
-/// free objects as stacks of pointers and read nothing out of them, and
-/// links in batches going through the central layer are encoded
-/// (`strata_base::link`). The forged address is never handed out, and the
+/// A use-after-free write over a free object's first word (the one a
+/// free-list link would use) cannot redirect allocation: thread and
+/// transfer caches keep free objects as arrays of pointers and spans as a
+/// bitmap, and none reads anything out of them. The forged address is
+/// never handed out, and the
 /// object itself comes back in use unharmed (its tag and poison are intact)
 /// once the class's free objects are taken.
 #[test]

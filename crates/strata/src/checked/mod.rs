@@ -36,9 +36,9 @@
 //! - `realloc` always moves the block (so a stale pointer to the old one is
 //!   caught like any freed pointer), and the usable size of a block is the
 //!   size asked for.
-//! - Free-list links (in batches moving through the central layer) are
-//!   encoded (`strata_base::link`), so a use-after-free write cannot
-//!   redirect allocation.
+//! - No layer reads a link out of a free object (thread and transfer
+//!   caches hold pointers, spans a bitmap), so a use-after-free write
+//!   cannot redirect allocation.
 //!
 //! # Invariants
 //! - A small object is live (marks intact unless the program overran it)
