@@ -29,7 +29,9 @@
 //! neither is ever held while taking the other. The central list's lock is
 //! held while asking the page heap for a span (lock order: class, then page
 //! heap); the transfer cache's while mapping its table of pointers (once
-//! per class, [`PageSource::map_table`]).
+//! per class, [`PageSource::map_table`]). The spans' bitmaps come from one
+//! pool under a lock of its own, taken with no other lock held: when a
+//! span joins its class and when it leaves.
 //!
 //! Batches move as arrays of pointers: [`Central::alloc_batch`] fills a
 //! slice, [`Central::free_batch`] takes one, and parked objects are copied
