@@ -9,8 +9,8 @@
 //! an object already back in its span finds its bit set.
 //!
 //! Every class's bitmaps come from one [`BitmapPool`], under a lock of its
-//! own taken with no other lock held, once when a span joins its class and
-//! once when it leaves: bitmaps are carved from chunks mapped a page at a
+//! own (taken alone when a span joins its class, inside the class's lock
+//! when it leaves): bitmaps are carved from chunks mapped a page at a
 //! time ([`crate::PageSource::map_table`]) and kept, by length, for the
 //! next span. Classes share the chunks, so a program using a few objects of
 //! many classes pays for one page of bitmaps, not one a class. What the

@@ -30,8 +30,9 @@
 //! held while asking the page heap for a span (lock order: class, then page
 //! heap); the transfer cache's while mapping its table of pointers (once
 //! per class, [`PageSource::map_table`]). The spans' bitmaps come from one
-//! pool under a lock of its own, taken with no other lock held: when a
-//! span joins its class and when it leaves.
+//! pool under a lock of its own: taken alone when a span joins its class,
+//! and inside the class's central lock when it leaves (never the other way
+//! round).
 //!
 //! Batches move as arrays of pointers: [`Central::alloc_batch`] fills a
 //! slice, [`Central::free_batch`] takes one, and parked objects are copied
@@ -137,8 +138,8 @@ pub struct Central<P> {
     /// footprint, mapping by mapping").
     parked_classes: [AtomicUsize; PARKED_WORDS],
     classes: [ClassLists; NUM_CLASSES],
-    /// The spans' bitmaps ([`free_bits`]), for every class: taken with no
-    /// other lock held.
+    /// The spans' bitmaps ([`free_bits`]), for every class: taken alone,
+    /// or inside a class's central lock.
     bitmaps: Lock<BitmapPool>,
 }
 
@@ -284,21 +285,26 @@ impl<P: PageSource> Central<P> {
         // docs/concurrency.md).
         // SAFETY: the span is ours, of this class, and filed by `add_span`.
         if unsafe { central.withdraw_if_unused(span.as_ptr()) } {
+            // SAFETY: it left its class just now, under this lock.
+            unsafe { self.drop_bitmap(span) };
             drop(central);
             // SAFETY: none of its objects was handed out.
-            unsafe { self.give_back(span) };
+            unsafe { self.pages.free_span(span) };
         }
         got
     }
 
-    /// Gives a span that left its class back to the page heap, and its
-    /// bitmap to the pool.
+    /// Gives the bitmap of a span that just left its class back to the
+    /// pool, under the class's central lock (so that [`Central::span_holds`],
+    /// which reads a span's bitmap under that lock, finds it whole or not
+    /// at all). The pool's lock is taken inside the class's, never the
+    /// other way round.
     ///
     /// # Safety
-    /// `span` came from [`PageSource::alloc_span`], was filed with a bitmap
-    /// from the pool, and left its class with none of its objects out.
-    unsafe fn give_back(&self, span: NonNull<Span>) {
-        // SAFETY: caller's contract: nobody else holds the span any more.
+    /// `span` was filed with a bitmap from the pool and left its class, with
+    /// none of its objects out, under the class lock the caller holds.
+    unsafe fn drop_bitmap(&self, span: NonNull<Span>) {
+        // SAFETY: caller's contract: the span is nobody's but the caller's.
         let (bits, words) = unsafe {
             let s = &mut *span.as_ptr();
             let bits = core::mem::replace(&mut s.free_bits, ptr::null_mut());
@@ -307,8 +313,6 @@ impl<P: PageSource> Central<P> {
         };
         // SAFETY: the span's own bitmap, from the pool, unused from now on.
         unsafe { self.bitmaps.lock().release(bits, words) };
-        // SAFETY: caller's contract.
-        unsafe { self.pages.free_span(span) };
     }
 
     /// Gives back the objects of `class` in `objs`, a batch at a time: they
@@ -461,8 +465,12 @@ impl<P: PageSource> Central<P> {
                 };
                 // SAFETY: the object belongs to this span and class.
                 if let Some(s) = unsafe { central.put(span.as_ptr(), obj, class) } {
-                    // SAFETY: the span left every list in `put`.
-                    unsafe { empty.push(s.as_ptr()) };
+                    // SAFETY: the span left its class in `put`, under this
+                    // lock, and every list.
+                    unsafe {
+                        self.drop_bitmap(s);
+                        empty.push(s.as_ptr());
+                    }
                 }
             }
         }
@@ -472,7 +480,7 @@ impl<P: PageSource> Central<P> {
             // SAFETY: s is in our local list and entirely free.
             unsafe {
                 empty.remove(s);
-                self.give_back(NonNull::new_unchecked(s));
+                self.pages.free_span(NonNull::new_unchecked(s));
             }
         }
     }
