@@ -26,10 +26,10 @@
 //!
 //! # Locking
 //! Each class has two locks, the transfer cache's and the central list's;
-//! neither is ever held while taking the other. The central list's lock is
-//! held while asking the page heap for a span (lock order: class, then page
-//! heap); the transfer cache's while mapping its table of pointers (once
-//! per class, [`PageSource::map_table`]). The spans' bitmaps come from one
+//! neither is ever held while taking the other. Spans are asked of the page
+//! heap and given back to it with neither held; the transfer cache's lock
+//! is held while mapping its table of pointers (once per class,
+//! [`PageSource::map_table`]). The spans' bitmaps come from one
 //! pool under a lock of its own: taken alone when a span joins its class,
 //! and inside the class's central lock when it leaves (never the other way
 //! round).
