@@ -227,13 +227,10 @@ impl CentralList {
         // SAFETY: caller's contract; the lock is held.
         unsafe {
             let span = &mut *s;
-            let i = object_index(class, (obj as usize).wrapping_sub(span.start_addr()));
-            if span.allocated == 0
-                || i >= u64::from(span.carved)
-                || !free_bits::set(span.free_bits, i as usize)
-            {
-                double_free(obj);
-            }
+            let i = match carved_index(span, class, obj) {
+                Some(i) if span.allocated != 0 && free_bits::set(span.free_bits, i) => i,
+                _ => double_free(obj),
+            };
             self.free_objects += 1;
             let had_free = Self::has_free(span);
             span.bits_from = span.bits_from.min((i / 64) as u32);
@@ -267,6 +264,14 @@ impl CentralList {
 /// OS pages).
 pub(crate) fn span_objects(span: &Span, info: &ClassInfo) -> u32 {
     (span.len_bytes() / info.size as usize) as u32
+}
+
+/// The index of `obj` among the objects of `class` carved so far from
+/// `span`, or `None` if it is not the start of one of them.
+#[inline]
+pub(crate) fn carved_index(span: &Span, class: u8, obj: *mut u8) -> Option<usize> {
+    let i = object_index(class, (obj as usize).wrapping_sub(span.start_addr()));
+    (i < u64::from(span.carved)).then_some(i as usize)
 }
 
 /// Stops the program over an object freed twice.

@@ -583,13 +583,10 @@ impl<P: PageSource> Central<P> {
         if s.size_class() != class || s.free_bits.is_null() {
             return false;
         }
-        let i = size_class::object_index(class, (obj as usize).wrapping_sub(s.start_addr()));
-        if i >= u64::from(s.carved) {
-            return false;
-        }
         // SAFETY: the bitmap covers the span's objects, and `i` is one of
         // the carved ones.
-        unsafe { free_bits::is_set(s.free_bits, i as usize) }
+        central_list::carved_index(s, class, obj)
+            .is_some_and(|i| unsafe { free_bits::is_set(s.free_bits, i) })
     }
 
     /// Moves every batch parked in the transfer caches back into its spans,
