@@ -24,6 +24,10 @@
 #   malloc-large   5-25 MiB blocks, written whole
 #   mstress        phases of threads sharing blocks through common slots
 #   mleak          4,000 short-lived threads, each leaving one small block
+#   sh6bench       SmartHeap's: runs of one size, 1..1000 B, freed in two
+#                  orders, each size left alone until the next round
+#   sh8bench       the same with a quarter of each run freed by another thread
+#   cache-thrash   Hoard's: 2 threads each rewriting its own 8-byte objects
 # programs: real programs. objects: CPython building, sorting, encoding and
 # decoding 200k small dicts with PYTHONMALLOC=malloc (every object through
 # malloc); objects-pymalloc: the same with CPython's own small-object
@@ -35,7 +39,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 rounds=${1:-5}
 shift || true
-classic="alloc-test cfrac espresso malloc-simple malloc-thread larson rptest xmalloc-test malloc-large mstress mleak"
+classic="alloc-test cfrac espresso malloc-simple malloc-thread larson rptest xmalloc-test malloc-large mstress mleak sh6bench sh8bench cache-thrash"
 real="objects objects-pymalloc hashes sqlite"
 programs=
 for p in ${*:-classic programs}; do
@@ -110,8 +114,10 @@ for program in $programs; do
     hashes) cmd=(perl "$here/hashes.pl") ;;
     sqlite) cmd=(sqlite3 "$work/db.sqlite" ".read $root/crates/malloc/tests/data/workload.sql") ;;
     alloc-test) cmd=("$work/alloc_test" 2 5000000) ;;
+    sh6bench) cmd=("$work/sh_bench" 2 40 0) ;;
+    sh8bench) cmd=("$work/sh_bench" 2 40 1) ;;
     cfrac | espresso | malloc-simple | malloc-thread | larson | rptest | xmalloc-test | \
-        malloc-large | mstress | mleak) cmd=("$work/${program//-/_}") ;;
+        malloc-large | mstress | mleak | cache-thrash) cmd=("$work/${program//-/_}") ;;
     *) echo "unknown program $program" >&2; exit 2 ;;
     esac
     if [[ ${cmd[0]} == "$work"/* ]]; then
