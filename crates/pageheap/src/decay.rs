@@ -186,6 +186,7 @@ impl<O: Os> PageHeap<O> {
             return false; // another thread runs this pass
         };
         self.limit_pass();
+        self.kept.forget_contention();
         self.state.lock().counters.swing.decay();
         if let Some(cutoff) = now.checked_sub(decay) {
             let released = self.release_idle_since(cutoff);
@@ -236,6 +237,12 @@ impl<O: Os> PageHeap<O> {
             .saturating_add(c.swing.allowance)
     }
 
+    /// Whether the free dirty memory is over its cap (under the lock).
+    #[inline]
+    pub(crate) fn over_dirty_cap(&self, st: &crate::heap::HeapState) -> bool {
+        st.dirty.pages > self.dirty_cap_pages(&st.counters)
+    }
+
     /// The set maximum of free dirty memory, in pages.
     #[inline]
     fn dirty_max_pages(&self) -> usize {
@@ -262,6 +269,11 @@ impl<O: Os> PageHeap<O> {
     /// needs a later call to run). Huge mappings are left to decay.
     #[cold]
     pub(crate) fn trim_dirty(&self) {
+        // Blocks parked for reuse are part of what was freed.
+        self.kept.take_parked_since(u64::MAX, |s| {
+            // SAFETY: a parked block, ours now that its slot is empty.
+            unsafe { self.free_unparked(s) }
+        });
         let keep = {
             let st = self.state.lock();
             self.dirty_cap_pages(&st.counters) / 2
@@ -274,6 +286,11 @@ impl<O: Os> PageHeap<O> {
     /// Releases dirty spans and cached huge mappings freed at or before
     /// `cutoff` (heap clock, ms). Returns the bytes given back.
     fn release_idle_since(&self, cutoff: u64) -> usize {
+        // Blocks parked since before the cutoff join the free spans first.
+        self.kept.take_parked_since(cutoff, |s| {
+            // SAFETY: a parked block, ours now that its slot is empty.
+            unsafe { self.free_unparked(s) }
+        });
         // Cached huge mappings first: unmapping them returns the most.
         let huge = self.state.lock().huge_cache.take_idle(cutoff);
         self.unmap_huge_list(huge) + self.release_dirty(cutoff, 0)

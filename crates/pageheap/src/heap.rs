@@ -18,7 +18,7 @@
 
 use core::ptr::{self, NonNull};
 
-use strata_base::{ForkLock, Lock, LockGuard, MetaPool};
+use strata_base::{Lock, LockGuard, MetaPool};
 use strata_os::Os;
 
 use crate::sync::{AtomicUsize, Ordering};
@@ -175,6 +175,9 @@ pub struct PageHeap<O: Os> {
     pub(crate) dirty_max: AtomicUsize,
     /// The soft limit on what the heap holds (see [`crate::limit`]).
     pub(crate) limit: crate::limit::MemoryLimit,
+    /// Large blocks freed and kept for reuse outside the lock (see
+    /// [`crate::kept`]).
+    pub(crate) kept: crate::kept::Kept,
 }
 
 /// The free dirty memory the heap keeps at most by default (unless a
@@ -222,6 +225,7 @@ impl<O: Os> PageHeap<O> {
                 huge_pages_after: AtomicUsize::new(!DEFAULT_HUGE_PAGES_AFTER),
                 dirty_max: AtomicUsize::new(0),
                 limit: crate::limit::MemoryLimit::new(),
+                kept: crate::kept::Kept::new(),
             }
         }
     }
@@ -357,6 +361,9 @@ impl<O: Os> PageHeap<O> {
         loop {
             {
                 let mut st = self.lock_with_records(RECORDS_PER_OP)?;
+                if prefer == Prefer::Dirty {
+                    self.unpark_if_short(&mut st, want);
+                }
                 let (first, second) = match prefer {
                     Prefer::Dirty => (
                         &mut st.dirty as *mut FreeLists,
@@ -456,6 +463,9 @@ impl<O: Os> PageHeap<O> {
         unsafe {
             let (start, n) = ((*s).start, (*s).npages);
             (*s).size_class = size_class;
+            // A record that was parked keeps its flag until it is handed
+            // out again (`crate::kept`, "Double frees").
+            (*s).kept.store(false, crate::sync::Ordering::Relaxed);
             if size_class == 0 {
                 st.counters.large_allocs += 1;
                 st.counters.large_in_use += n;
@@ -486,7 +496,7 @@ impl<O: Os> PageHeap<O> {
             if !self.records.reserve(&self.os, n) {
                 return None;
             }
-            let st = self.state.lock();
+            let st = self.lock_noting();
             if self.records.available() >= n {
                 return Some(st);
             }
@@ -651,48 +661,6 @@ impl<O: Os> PageHeap<O> {
         drop(st);
         if over {
             self.trim_dirty();
-        }
-    }
-
-    /// Whether the free dirty memory is over its cap (under the lock).
-    #[inline]
-    pub(crate) fn over_dirty_cap(&self, st: &HeapState) -> bool {
-        st.dirty.pages > self.dirty_cap_pages(&st.counters)
-    }
-
-    // ---- fork ------------------------------------------------------------
-
-    /// Takes the heap's locks before `fork` (call after the layers above took
-    /// theirs).
-    pub fn fork_prepare(&self) {
-        self.arena.map_lock().fork_prepare();
-        self.state.fork_prepare();
-        self.records.lock_for_fork().fork_prepare();
-    }
-
-    /// Releases the locks in the parent after `fork`.
-    ///
-    /// # Safety
-    /// After [`PageHeap::fork_prepare`] on this thread.
-    pub unsafe fn fork_parent(&self) {
-        // SAFETY: forwarded contract.
-        unsafe {
-            self.records.lock_for_fork().fork_parent();
-            self.state.fork_parent();
-            self.arena.map_lock().fork_parent();
-        }
-    }
-
-    /// Resets the locks in the child after `fork`.
-    ///
-    /// # Safety
-    /// In the child, after [`PageHeap::fork_prepare`] in the parent.
-    pub unsafe fn fork_child(&self) {
-        // SAFETY: forwarded contract.
-        unsafe {
-            self.records.lock_for_fork().fork_child();
-            self.state.fork_child();
-            self.arena.map_lock().fork_child();
         }
     }
 }

@@ -12,13 +12,16 @@ impl<O: Os> PageHeap<O> {
     pub fn stats(&self) -> PageHeapStats {
         let st = self.state.lock();
         let c = &st.counters;
+        // Parked large blocks are in use to the heap, free to the program
+        // (a snapshot: they park and leave outside the lock).
+        let kept = self.kept.pages().min(c.in_use);
         PageHeapStats {
             mapped_bytes: (c.mapped + c.huge_in_use + st.huge_cache.pages()) << PAGE_SHIFT,
-            in_use_bytes: (c.in_use + c.huge_in_use) << PAGE_SHIFT,
-            free_dirty_bytes: (st.dirty.pages + st.releasing) << PAGE_SHIFT,
+            in_use_bytes: (c.in_use - kept + c.huge_in_use) << PAGE_SHIFT,
+            free_dirty_bytes: (st.dirty.pages + st.releasing + kept) << PAGE_SHIFT,
             free_clean_bytes: st.clean.pages << PAGE_SHIFT,
             free_spans: st.clean.spans + st.dirty.spans,
-            large_allocs: c.large_allocs,
+            large_allocs: c.large_allocs + self.kept.taken(),
             small_spans: c.small_spans,
             metadata_bytes: self.records.mapped_bytes(),
             huge_in_use_bytes: c.huge_in_use << PAGE_SHIFT,

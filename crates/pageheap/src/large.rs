@@ -21,8 +21,10 @@ use core::ptr::NonNull;
 
 use strata_os::Os;
 
-use crate::heap::{BadPointer, Prefer};
+use crate::heap::{BadPointer, HeapState, Prefer};
+use crate::kept::KEPT_MAX_PAGES;
 use crate::span::{Span, SpanState};
+use crate::sync::Ordering;
 use crate::{PageHeap, PAGE_SHIFT, PAGE_SIZE};
 
 /// A large block that `realloc` grows to at least this size, and that
@@ -36,6 +38,16 @@ use crate::{PageHeap, PAGE_SHIFT, PAGE_SIZE};
 /// blocks"). Each such block is one kernel mapping (the kernel allows
 /// about 65,000).
 pub const MOVE_MIN: usize = 2 << 20;
+
+/// What [`PageHeap::park_large`] did with a freed block.
+enum Park {
+    /// Parked among the kept blocks: freed.
+    Parked,
+    /// Not parked (no free slot), its `kept` flag set.
+    Flagged,
+    /// Not a block that parks; nothing done.
+    Not,
+}
 
 /// Alignments above this (the arena's growth step) get a mapping of their
 /// own whatever the size.
@@ -61,6 +73,11 @@ impl<O: Os> PageHeap<O> {
             // free heap memory may still hold the block. The heap keeps the
             // address space it grew into, so after a program freed what it
             // had, this is where the memory is.
+        }
+        if !zero && align <= PAGE_SIZE && npages <= KEPT_MAX_PAGES {
+            if let Some(p) = self.take_kept(npages) {
+                return Some(p);
+            }
         }
         let align_pages = (align >> PAGE_SHIFT).max(1);
         let prefer = if zero { Prefer::Clean } else { Prefer::Dirty };
@@ -139,17 +156,123 @@ impl<O: Os> PageHeap<O> {
             .map(|s| unsafe { s.as_ref().len_bytes() })
     }
 
+    /// A parked block of `npages` or a little more ([`crate::kept`]),
+    /// taken back for an allocation that need not be zero.
+    fn take_kept(&self, npages: usize) -> Option<NonNull<u8>> {
+        let s = self.kept.take(self.round_to_os_pages(npages)?)?;
+        // SAFETY: emptying its slot made the parked block ours.
+        let (p, len) = unsafe {
+            (*s).kept.store(false, Ordering::Relaxed);
+            ((*s).start << PAGE_SHIFT, (*s).npages << PAGE_SHIFT)
+        };
+        // SAFETY: the start of a mapped span we own.
+        let p = unsafe { NonNull::new_unchecked(p as *mut u8) };
+        // SAFETY: a span only we hold; its memory is dirty.
+        unsafe { self.prepare_reuse(s, p, len, false, false) };
+        Some(p)
+    }
+
+    /// Parks the heap block at `addr` among the kept ones if it is one
+    /// that may park and a slot is free. `Err` when it was parked already
+    /// (a double free); otherwise the caller frees it under the lock (which
+    /// checks it there) unless it parked: [`Park::Parked`], or
+    /// [`Park::Flagged`] (no slot was free; its `kept` flag is set already)
+    /// or [`Park::Not`] (not a block that parks).
+    ///
+    /// # Safety
+    /// As [`Self::free_large`].
+    unsafe fn park_large(&self, addr: usize) -> Result<Park, BadPointer> {
+        let Some(s) = self.span_of(addr) else {
+            return Ok(Park::Not);
+        };
+        let s = s.as_ptr();
+        // SAFETY: records are never unmapped; read outside the lock as
+        // `resize_large_keeps_pages` does: for a live block of the caller's
+        // these fields do not change, and anything else is checked again
+        // under the lock.
+        let npages = unsafe {
+            let span = &*s;
+            if Self::large_at(span, addr).is_err()
+                || span.own_mapping
+                || span.npages > KEPT_MAX_PAGES
+            {
+                return Ok(Park::Not);
+            }
+            span.npages
+        };
+        // SAFETY: as above; the swap decides between two frees of one block.
+        if unsafe { (*s).kept.swap(true, Ordering::AcqRel) } {
+            return Err(BadPointer::NotInUse);
+        }
+        // SAFETY: the block is ours to give up; nobody reads these fields
+        // until the record is published by `park`.
+        unsafe {
+            (*s).freed_at = self.os.now_ms();
+            (*s).clean = false;
+            if self.kept.park(s, npages) {
+                return Ok(Park::Parked);
+            }
+        }
+        // No slot: the flag stays set (ours) for the lock path.
+        Ok(Park::Flagged)
+    }
+
+    /// Frees a block taken out of its slot to the heap (its `kept` flag
+    /// stays set until the record is handed out again).
+    ///
+    /// # Safety
+    /// `s` was parked, and the caller emptied its slot.
+    pub(crate) unsafe fn free_unparked(&self, s: *mut Span) {
+        let mut st = self.state.lock();
+        // SAFETY: forwarded contract.
+        unsafe { self.free_unparked_locked(&mut st, s) };
+    }
+
+    /// [`Self::free_unparked`] under the lock.
+    ///
+    /// # Safety
+    /// As [`Self::free_unparked`]; `st` is the locked heap state.
+    pub(crate) unsafe fn free_unparked_locked(&self, st: &mut HeapState, s: *mut Span) {
+        // SAFETY: an in-use heap block, ours.
+        unsafe {
+            st.counters.in_use -= (*s).npages;
+            st.counters.large_in_use -= (*s).npages;
+        }
+        self.free_locked(st, s);
+    }
+
     /// Frees the large allocation at `addr`, or explains why it is not one.
     ///
     /// # Safety
     /// If `addr` is a live large allocation, nobody uses it any more.
     pub unsafe fn free_large(&self, addr: usize) -> Result<(), BadPointer> {
-        let mut st = self.state.lock();
+        // Blocks park while threads wait for the heap lock (and until the
+        // next decay pass); a program that does not contend frees into the
+        // heap, where a block merges with its neighbours.
+        let park = if self.kept.contended() {
+            // SAFETY: forwarded contract.
+            unsafe { self.park_large(addr)? }
+        } else {
+            Park::Not
+        };
+        let flagged = match park {
+            Park::Parked => return Ok(()),
+            Park::Flagged => true,
+            Park::Not => false,
+        };
+        let mut st = self.lock_noting();
         // Checked under the lock so that two racing frees of the same block
         // cannot both pass.
         let s = self.large_span(addr)?.as_ptr();
         // SAFETY: an in-use large span; the caller gave it up.
         unsafe {
+            // A heap block's `kept` flag: set by a free that parked the
+            // block (then this is a second free), or by this free's own try
+            // to park it; a racing free that tries to park it after this
+            // finds it set. Cleared when the record is handed out again.
+            if !(*s).own_mapping && (*s).kept.swap(true, Ordering::AcqRel) && !flagged {
+                return Err(BadPointer::NotInUse);
+            }
             if (*s).own_mapping {
                 let evict = self.cache_huge(&mut st, s);
                 drop(st);

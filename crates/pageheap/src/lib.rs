@@ -50,12 +50,16 @@
 
 mod arena;
 mod decay;
+mod fork;
 mod freelists;
 mod grow;
 mod heap;
 mod huge;
 mod huge_cache;
 mod inspect;
+mod kept;
+#[cfg(all(test, not(strata_loom)))]
+mod kept_tests;
 mod large;
 mod limit;
 #[cfg(all(test, strata_loom))]

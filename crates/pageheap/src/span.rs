@@ -85,6 +85,10 @@ pub struct Span {
     /// Zeroed reuse: how many times in a row the look found the memory
     /// unused (the next run of blind drops is `2^n - 1` long).
     pub(crate) unused_runs: u8,
+    /// In use (large) and parked among the large blocks kept for reuse
+    /// ([`crate::kept`]): set by the free that parks it, cleared by the
+    /// allocation that takes it, so that a second free finds it set.
+    pub(crate) kept: crate::sync::memory::AtomicBool,
 }
 
 // SAFETY: a span record is plain data; the raw pointers in it are addresses
@@ -139,6 +143,7 @@ impl Span {
             bucket: 0,
             blind_drops: 0,
             unused_runs: 0,
+            kept: crate::sync::memory::AtomicBool::new(false),
         }
     }
 

@@ -24,7 +24,7 @@ pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering}
 /// Atomics inside memory mapped from the OS and reinterpreted (the
 /// pagemap's nodes): always core's. **Not modeled** (see the module docs).
 pub(crate) mod memory {
-    pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU16, AtomicU32};
+    pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicU32};
 }
 
 /// A pointer slot a pagemap node can be published in: core's `AtomicPtr`
