@@ -397,3 +397,70 @@ fn allocation_in_a_pthread_key_destructor_after_the_cache_is_gone() {
     // SAFETY: no thread uses the key any more.
     unsafe { libc::pthread_key_delete(key) };
 }
+
+/// Threads replacing large blocks at once (the page heap's lock contended,
+/// so freed blocks park outside it and the next allocations take them):
+/// every block keeps its contents while live, and no block is handed to
+/// two threads (each thread's blocks are checked before they are freed,
+/// and two owners would overwrite each other's pattern).
+#[test]
+fn threads_replacing_large_blocks_keep_their_contents() {
+    use std::alloc::{alloc, dealloc, Layout};
+    const EDGE: usize = 4096;
+    /// A block's first and last EDGE bytes, as a slice.
+    ///
+    /// # Safety
+    /// `p` is a live block of `size >= EDGE` bytes, its edges written.
+    unsafe fn edge<'a>(p: *mut u8, size: usize, end: bool) -> &'a mut [u8] {
+        let at = if end { size - EDGE } else { 0 };
+        // SAFETY: caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(p.add(at), EDGE) }
+    }
+    let rounds = if long_tests() { 20_000 } else { 2_000 };
+    with_deadline(300, "threads replacing large blocks", move || {
+        let workers: Vec<_> = (0..4u64)
+            .map(|t| {
+                thread::spawn(move || {
+                    let mut rng = Rng::new(0x1a2e + t);
+                    let mut ring: [Option<(usize, usize, u64)>; 4] = [None; 4];
+                    for i in 0..rounds {
+                        // A few sizes, so that freed blocks fit later ones.
+                        let size = [300 * KIB, 512 * KIB, 700 * KIB, MIB][rng.below(4)]
+                            - rng.below(3) * 4096;
+                        let layout = Layout::from_size_align(size, 8).unwrap();
+                        // SAFETY: a nonzero size.
+                        let p = unsafe { alloc(layout) };
+                        assert!(!p.is_null(), "out of memory");
+                        assert_eq!(p as usize % 4096, 0, "a large block is page-aligned");
+                        let seed = (t << 32) | i as u64;
+                        // SAFETY: a live block of `size` bytes; its edges are
+                        // written before they are read.
+                        unsafe {
+                            p.write_bytes(0, EDGE);
+                            p.add(size - EDGE).write_bytes(0, EDGE);
+                            fill(edge(p, size, false), seed);
+                            fill(edge(p, size, true), !seed);
+                        }
+                        if let Some((q, n, s)) = ring[i % 4].replace((p as usize, size, seed)) {
+                            let q = q as *mut u8;
+                            // SAFETY: a live block of this thread's, `n` bytes,
+                            // its edges filled; freed with its layout.
+                            unsafe {
+                                check(edge(q, n, false), s, "a large block's start");
+                                check(edge(q, n, true), !s, "a large block's end");
+                                dealloc(q, Layout::from_size_align(n, 8).unwrap());
+                            }
+                        }
+                    }
+                    for (q, n, _) in ring.into_iter().flatten() {
+                        // SAFETY: as above.
+                        unsafe { dealloc(q as *mut u8, Layout::from_size_align(n, 8).unwrap()) };
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker panicked");
+        }
+    });
+}
