@@ -270,10 +270,7 @@ impl<O: Os> PageHeap<O> {
     #[cold]
     pub(crate) fn trim_dirty(&self) {
         // Blocks parked for reuse are part of what was freed.
-        self.kept.take_parked_since(u64::MAX, |s| {
-            // SAFETY: a parked block, ours now that its slot is empty.
-            unsafe { self.free_unparked(s) }
-        });
+        self.unpark_since(u64::MAX);
         let keep = {
             let st = self.state.lock();
             self.dirty_cap_pages(&st.counters) / 2
@@ -287,10 +284,7 @@ impl<O: Os> PageHeap<O> {
     /// `cutoff` (heap clock, ms). Returns the bytes given back.
     fn release_idle_since(&self, cutoff: u64) -> usize {
         // Blocks parked since before the cutoff join the free spans first.
-        self.kept.take_parked_since(cutoff, |s| {
-            // SAFETY: a parked block, ours now that its slot is empty.
-            unsafe { self.free_unparked(s) }
-        });
+        self.unpark_since(cutoff);
         // Cached huge mappings first: unmapping them returns the most.
         let huge = self.state.lock().huge_cache.take_idle(cutoff);
         self.unmap_huge_list(huge) + self.release_dirty(cutoff, 0)

@@ -210,6 +210,31 @@ impl<O: Os> PageHeap<O> {
         }
     }
 
+    /// Gives the blocks parked at or before `cutoff` (heap clock, ms) to
+    /// the free spans (their `kept` flags stay set until their records are
+    /// handed out again).
+    pub(crate) fn unpark_since(&self, cutoff: u64) {
+        self.kept.take_parked_since(cutoff, |s| {
+            let mut st = self.state.lock();
+            // SAFETY: a parked block, ours now that its slot is empty.
+            unsafe { self.free_unparked_locked(&mut st, s) }
+        });
+    }
+
+    /// Gives parked block `s` to the free spans.
+    ///
+    /// # Safety
+    /// `s` was parked, and the caller emptied its slot; `st` is the locked
+    /// heap state.
+    unsafe fn free_unparked_locked(&self, st: &mut HeapState, s: *mut Span) {
+        // SAFETY: an in-use heap block, ours.
+        unsafe {
+            st.counters.in_use -= (*s).npages;
+            st.counters.large_in_use -= (*s).npages;
+        }
+        self.free_locked(st, s);
+    }
+
     /// Before an allocation of `want` pages that need not be zero faults
     /// in clean pages or grows the heap (no dirty span fits it), the parked
     /// blocks join the free spans and merge there.

@@ -21,7 +21,7 @@ use core::ptr::NonNull;
 
 use strata_os::Os;
 
-use crate::heap::{BadPointer, HeapState, Prefer};
+use crate::heap::{BadPointer, Prefer};
 use crate::kept::KEPT_MAX_PAGES;
 use crate::span::{Span, SpanState};
 use crate::sync::Ordering;
@@ -215,30 +215,6 @@ impl<O: Os> PageHeap<O> {
         }
         // No slot: the flag stays set (ours) for the lock path.
         Ok(Park::Flagged)
-    }
-
-    /// Frees a block taken out of its slot to the heap (its `kept` flag
-    /// stays set until the record is handed out again).
-    ///
-    /// # Safety
-    /// `s` was parked, and the caller emptied its slot.
-    pub(crate) unsafe fn free_unparked(&self, s: *mut Span) {
-        let mut st = self.state.lock();
-        // SAFETY: forwarded contract.
-        unsafe { self.free_unparked_locked(&mut st, s) };
-    }
-
-    /// [`Self::free_unparked`] under the lock.
-    ///
-    /// # Safety
-    /// As [`Self::free_unparked`]; `st` is the locked heap state.
-    pub(crate) unsafe fn free_unparked_locked(&self, st: &mut HeapState, s: *mut Span) {
-        // SAFETY: an in-use heap block, ours.
-        unsafe {
-            st.counters.in_use -= (*s).npages;
-            st.counters.large_in_use -= (*s).npages;
-        }
-        self.free_locked(st, s);
     }
 
     /// Frees the large allocation at `addr`, or explains why it is not one.
