@@ -573,6 +573,7 @@ pub(crate) fn set_show_stats(on: bool) {
 
 /// Reads every layer's accounting ([`crate::stats`]).
 pub(crate) fn stats() -> crate::Stats {
+    HEAP.publish_current(this_thread().slot());
     crate::stats::collect(&HEAP)
 }
 
@@ -584,6 +585,7 @@ pub(crate) fn class_stats(class: u8) -> strata_central::ClassStats {
 /// Calls `f` with the bytes each live thread cache last published, under
 /// the registry's lock: `f` must only copy them.
 pub(crate) fn for_each_thread_cache(f: impl FnMut(usize)) {
+    HEAP.publish_current(this_thread().slot());
     HEAP.for_each_cache(f);
 }
 

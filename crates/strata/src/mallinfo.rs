@@ -20,7 +20,7 @@
 //! | `usmblks` | the most memory strata has held resident (`peak_resident_bytes`); glibc leaves it 0, and it once meant the high-water mark of the heap |
 //! | `fsmblks` | the bytes of those free small objects (`central_free_bytes`) |
 //! | `uordblks` | bytes allocated and in use by the program outside huge blocks: `allocated_bytes - huge_in_use_bytes` |
-//! | `fordblks` | free bytes strata holds in the heap: `arena - uordblks` (free spans, cached huge mappings, free objects in the central layer and the thread caches) |
+//! | `fordblks` | free bytes strata holds in the heap: `arena - uordblks` (free spans, cached huge mappings, free objects in the central layer and the thread caches, and the spans' tails, `span_tail_bytes`) |
 //! | `keepcost` | free memory that `malloc_trim(0)` gives back to the OS at least: `free_dirty_bytes + huge_cached_bytes` |
 //!
 //! `malloc_info` writes one heap (`nr="0"`) whose `<sizes>` list the free

@@ -29,8 +29,10 @@ pub struct Stats {
     pub mapped_bytes: usize,
     /// Bytes of spans in use: large allocations plus small-object spans.
     pub in_use_bytes: usize,
-    /// Bytes in spans in use minus the free objects cached in the layers: an
-    /// estimate of what the program holds.
+    /// Bytes in spans in use minus the free objects cached in the layers and
+    /// the spans' tails: an estimate of what the program holds (exact for
+    /// the calling thread's own cache, which publishes its size first; other
+    /// threads' caches count as they last published them).
     pub allocated_bytes: usize,
     /// Bytes in free spans that may be resident (returned to the OS after
     /// the decay delay or by `release_free_memory`).
@@ -52,6 +54,10 @@ pub struct Stats {
     /// Of `span_free_bytes`, objects never carved from their span: pages
     /// that may never have been touched (not resident).
     pub uncarved_bytes: usize,
+    /// Bytes at the ends of small-object spans in use too short to hold an
+    /// object of the span's class (at most an eighth of a span): neither
+    /// allocated nor free.
+    pub span_tail_bytes: usize,
     /// Bytes of metadata (span records, thread caches) mapped from the OS.
     pub metadata_bytes: usize,
     /// Bytes of strata's memory that may be resident now: spans in use
@@ -102,13 +108,17 @@ pub(crate) fn collect(heap: &Heap) -> Stats {
     let os = strata_os::Os::counters(pages.os()).snapshot();
     let tc = heap.stats();
     let (mut transfer, mut span_free, mut uncarved, mut free_objects) = (0, 0, 0, 0);
+    let mut tails = 0;
     for c in 1..strata_central::NUM_CLASSES as u8 {
         let s = heap.backend().class_stats(c);
-        let size = strata_central::class_size_of(c);
+        let info = &strata_central::CLASSES[c as usize];
+        let size = info.size as usize;
         transfer += s.transfer_objects * size;
         span_free += s.span_free_objects * size;
         uncarved += s.uncarved_objects * size;
         free_objects += s.transfer_objects + s.span_free_objects;
+        let span_bytes = info.pages as usize * strata_pageheap::PAGE_SIZE;
+        tails += s.spans * (span_bytes - info.objects as usize * size);
     }
     let central_free = transfer + span_free;
     Stats {
@@ -116,7 +126,7 @@ pub(crate) fn collect(heap: &Heap) -> Stats {
         in_use_bytes: ph.in_use_bytes,
         allocated_bytes: ph
             .in_use_bytes
-            .saturating_sub(central_free + tc.cached_bytes),
+            .saturating_sub(central_free + tc.cached_bytes + tails),
         free_dirty_bytes: ph.free_dirty_bytes,
         free_clean_bytes: ph.free_clean_bytes,
         free_spans: ph.free_spans,
@@ -126,6 +136,7 @@ pub(crate) fn collect(heap: &Heap) -> Stats {
         transfer_cache_bytes: transfer,
         span_free_bytes: span_free,
         uncarved_bytes: uncarved,
+        span_tail_bytes: tails,
         metadata_bytes: ph.metadata_bytes,
         resident_bytes: (ph.resident_bytes + ph.metadata_bytes).saturating_sub(uncarved),
         peak_resident_bytes: ph.peak_resident_bytes + ph.metadata_bytes,
@@ -150,7 +161,7 @@ pub(crate) fn collect(heap: &Heap) -> Stats {
 impl Stats {
     /// Every figure: its JSON key (the field's name), its label in the text
     /// report, and its value, in the report's order.
-    fn rows(&self) -> [(&'static str, &'static str, u64); 30] {
+    fn rows(&self) -> [(&'static str, &'static str, u64); 31] {
         [
             ("mapped_bytes", "  mapped bytes", self.mapped_bytes as u64),
             (
@@ -203,6 +214,11 @@ impl Stats {
                 "central_free_objects",
                 "  central free objects",
                 self.central_free_objects as u64,
+            ),
+            (
+                "span_tail_bytes",
+                "  span tail bytes",
+                self.span_tail_bytes as u64,
             ),
             (
                 "metadata_bytes",

@@ -79,7 +79,7 @@ fn the_report_is_json_with_every_figure() {
     assert_eq!(r["version"], 1);
     let stats = &r["stats"];
     let fields = stats.as_object().unwrap();
-    assert_eq!(fields.len(), 30, "{fields:?}");
+    assert_eq!(fields.len(), 31, "{fields:?}");
     assert!(fields.values().all(Value::is_u64));
     assert!(stats["allocated_bytes"].as_u64().unwrap() >= 10 << 20);
     assert!(stats["resident_bytes"].as_u64().unwrap() >= 10 << 20);
@@ -187,4 +187,47 @@ fn mallinfo_and_malloc_info_agree_with_the_statistics() {
         assert!(xml.contains(&line), "{line} missing from\n{xml}");
     }
     drop(big);
+}
+
+/// What a thread frees through its fast path stops counting as allocated
+/// at once, on that thread: the figures read its own cache's present size,
+/// and a span's tail (too short for an object) is not counted as held.
+#[test]
+fn freed_objects_stop_counting_as_allocated() {
+    let _g = SERIAL.lock().unwrap();
+    // A fresh thread: its cache starts empty and publishes only on its
+    // slow paths, which the frees below never take.
+    std::thread::spawn(|| {
+        for size in [48usize, 1000, 10_000] {
+            let before = strata::stats().allocated_bytes;
+            let n = (10 << 20) / size;
+            let blocks: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; size]).collect();
+            let during = strata::stats();
+            assert!(
+                during.allocated_bytes >= before + (10 << 20) - size,
+                "{size} B: {before} before, {during:?}"
+            );
+            drop(blocks);
+            let after = strata::stats();
+            // The vector of blocks and what the cache's refills carved but
+            // did not hand out are the slack.
+            assert!(
+                after.allocated_bytes < before + (512 << 10),
+                "{size} B: {before} before, {} during, after: {after:?}",
+                during.allocated_bytes
+            );
+            assert_eq!(
+                after.in_use_bytes,
+                after.allocated_bytes
+                    + after.central_free_bytes
+                    + after.thread_cache_bytes
+                    + after.span_tail_bytes,
+                "{after:?}"
+            );
+            let m = after.mallinfo();
+            assert!(m.uordblks < before + (512 << 10), "{m:?}");
+        }
+    })
+    .join()
+    .unwrap();
 }

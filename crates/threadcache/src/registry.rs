@@ -525,6 +525,19 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         }
     }
 
+    /// Publishes the calling thread's cache size now, so that statistics
+    /// read on this thread count its own cache exactly: a cache publishes
+    /// by itself only on its slow paths, and a thread that freed
+    /// everything through its fast path would otherwise still be counted
+    /// as holding it allocated.
+    pub fn publish_current(&self, slot: &Slot) {
+        if let Some(c) = slot.cache() {
+            // SAFETY: this thread's cache, read on this thread; `publish`
+            // only reads the lists' lengths and stores an atomic.
+            unsafe { c.as_ref() }.publish();
+        }
+    }
+
     /// Re-arms the calling thread's countdown now (after the sampler's
     /// settings changed), instead of at its next expiry.
     pub fn rearm_current(&'static self, slot: &Slot) {

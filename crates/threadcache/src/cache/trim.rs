@@ -219,7 +219,8 @@ impl ThreadCache {
         self.publish();
     }
 
-    pub(super) fn publish(&self) {
+    /// Makes the cache's present size what statistics read for it.
+    pub(crate) fn publish(&self) {
         self.published.store(self.size(), Ordering::Relaxed);
     }
 }
