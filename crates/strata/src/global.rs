@@ -573,7 +573,6 @@ pub(crate) fn set_show_stats(on: bool) {
 
 /// Reads every layer's accounting ([`crate::stats`]).
 pub(crate) fn stats() -> crate::Stats {
-    HEAP.publish_current(this_thread().slot());
     crate::stats::collect(&HEAP)
 }
 
@@ -582,10 +581,9 @@ pub(crate) fn class_stats(class: u8) -> strata_central::ClassStats {
     central().class_stats(class)
 }
 
-/// Calls `f` with the bytes each live thread cache last published, under
+/// Calls `f` with the bytes each live thread cache holds, under
 /// the registry's lock: `f` must only copy them.
 pub(crate) fn for_each_thread_cache(f: impl FnMut(usize)) {
-    HEAP.publish_current(this_thread().slot());
     HEAP.for_each_cache(f);
 }
 

@@ -8,7 +8,7 @@
 //!  "size_classes":[{"class":1,"size":8,"spans":2,"span_bytes":16384,
 //!                   "free_objects":1000,"transfer_objects":0,"span_free_objects":1000,
 //!                   "uncarved_objects":900},...],   classes with spans or parked objects
-//!  "thread_caches":{"live":3,"bytes":[40960,1024,0]}}  published bytes, largest first
+//!  "thread_caches":{"live":3,"bytes":[40960,1024,0]}}  bytes held, largest first
 //! }
 //! ```
 //!

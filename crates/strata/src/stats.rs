@@ -30,9 +30,8 @@ pub struct Stats {
     /// Bytes of spans in use: large allocations plus small-object spans.
     pub in_use_bytes: usize,
     /// Bytes in spans in use minus the free objects cached in the layers and
-    /// the spans' tails: an estimate of what the program holds (exact for
-    /// the calling thread's own cache, which publishes its size first; other
-    /// threads' caches count as they last published them).
+    /// the spans' tails: what the program holds, read layer by layer (so an
+    /// estimate while other threads allocate).
     pub allocated_bytes: usize,
     /// Bytes in free spans that may be resident (returned to the OS after
     /// the decay delay or by `release_free_memory`).
@@ -41,7 +40,8 @@ pub struct Stats {
     pub free_clean_bytes: usize,
     /// Free spans, dirty and clean.
     pub free_spans: usize,
-    /// Bytes of free objects in thread caches (as last published).
+    /// Bytes of free objects in thread caches (each cache as it holds when
+    /// read).
     pub thread_cache_bytes: usize,
     /// Bytes of free objects in central lists and transfer caches.
     pub central_free_bytes: usize,

@@ -190,44 +190,53 @@ fn mallinfo_and_malloc_info_agree_with_the_statistics() {
 }
 
 /// What a thread frees through its fast path stops counting as allocated
-/// at once, on that thread: the figures read its own cache's present size,
-/// and a span's tail (too short for an object) is not counted as held.
+/// at once, for any thread that reads the figures: every cache is counted
+/// as it holds now, and a span's tail (too short for an object) is not
+/// counted as held.
 #[test]
 fn freed_objects_stop_counting_as_allocated() {
+    use std::sync::{Arc, Barrier};
     let _g = SERIAL.lock().unwrap();
-    // A fresh thread: its cache starts empty and publishes only on its
-    // slow paths, which the frees below never take.
-    std::thread::spawn(|| {
-        for size in [48usize, 1000, 10_000] {
-            let before = strata::stats().allocated_bytes;
-            let n = (10 << 20) / size;
-            let blocks: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; size]).collect();
-            let during = strata::stats();
-            assert!(
-                during.allocated_bytes >= before + (10 << 20) - size,
-                "{size} B: {before} before, {during:?}"
-            );
-            drop(blocks);
-            let after = strata::stats();
-            // The vector of blocks and what the cache's refills carved but
-            // did not hand out are the slack.
-            assert!(
-                after.allocated_bytes < before + (512 << 10),
-                "{size} B: {before} before, {} during, after: {after:?}",
-                during.allocated_bytes
-            );
-            assert_eq!(
-                after.in_use_bytes,
-                after.allocated_bytes
-                    + after.central_free_bytes
-                    + after.thread_cache_bytes
-                    + after.span_tail_bytes,
-                "{after:?}"
-            );
-            let m = after.mallinfo();
-            assert!(m.uordblks < before + (512 << 10), "{m:?}");
-        }
-    })
-    .join()
-    .unwrap();
+    for size in [48usize, 1000, 10_000] {
+        let before = strata::stats().allocated_bytes;
+        let (freed, read) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        // A fresh thread, whose frees all go to its cache through the fast
+        // path; it waits, frees made, while this thread reads the figures.
+        let t = {
+            let (freed, read) = (freed.clone(), read.clone());
+            std::thread::spawn(move || {
+                let n = (10 << 20) / size;
+                let blocks: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; size]).collect();
+                let during = strata::stats().allocated_bytes;
+                drop(blocks);
+                freed.wait();
+                read.wait();
+                during
+            })
+        };
+        freed.wait();
+        let after = strata::stats();
+        read.wait();
+        let during = t.join().unwrap();
+        assert!(
+            during >= before + (10 << 20) - size,
+            "{size} B: {before} before, {during} during"
+        );
+        // What the cache's refills carved but did not hand out, and the
+        // vector of blocks, are the slack.
+        assert!(
+            after.allocated_bytes < before + (512 << 10),
+            "{size} B: {before} before, {during} during, after: {after:?}"
+        );
+        assert_eq!(
+            after.in_use_bytes,
+            after.allocated_bytes
+                + after.central_free_bytes
+                + after.thread_cache_bytes
+                + after.span_tail_bytes,
+            "{after:?}"
+        );
+        let m = after.mallinfo();
+        assert!(m.uordblks < before + (512 << 10), "{m:?}");
+    }
 }

@@ -23,9 +23,10 @@ use crate::{Backend, ThreadCaches};
 use strata_testkit::loom_model::{model, spawn_big};
 
 /// What `create` does for a new thread, minus the slot and the pthread
-/// value: a record from the pool, initialised, publishing `bytes`, linked
+/// value: a record from the pool, initialised, counting `objects` of class
+/// 1 (none really there: the cache is dropped without a flush), linked
 /// into the list.
-fn new_cache(reg: &ThreadCaches<FakeBackend>, bytes: usize) -> usize {
+fn new_cache(reg: &ThreadCaches<FakeBackend>, objects: u32) -> usize {
     // The budget pool is core's atomics (the caches hold its address), not
     // modeled: a static one serves every model run.
     static BUDGET: Budget = Budget::new(64 << 20, 1 << 20);
@@ -33,8 +34,7 @@ fn new_cache(reg: &ThreadCaches<FakeBackend>, bytes: usize) -> usize {
     // SAFETY: a fresh record of ours; then registered once.
     unsafe {
         assert!(ThreadCache::init(c, reg.backend(), &BUDGET));
-        (*c).published
-            .store(bytes, core::sync::atomic::Ordering::Relaxed);
+        ThreadCache::pretend_held(c, 1, objects);
         reg.register(c);
     }
     c as usize
@@ -54,13 +54,15 @@ fn drop_cache(reg: &ThreadCaches<FakeBackend>, c: usize) {
 /// Two threads create their caches (one also exits: its cache is unlinked
 /// and the record freed) while the main thread walks the list for
 /// `stats()`: every walk sees a consistent list (the counts and the bytes
-/// of exactly the caches linked: 10 and 100 bytes), and at the end one
+/// of exactly the caches linked: 10 and 100 objects), and at the end one
 /// cache is live, two were created, and the list holds exactly it. The
 /// list's lock orders every section (checked by loom), and no walk ever
 /// reaches a record already back in the pool (its bytes would be missing or
 /// doubled).
 #[test]
 fn loom_registry_list_and_stats() {
+    // The bytes of one object of class 1.
+    const S: usize = crate::fake::SIZES[1];
     model(|| {
         let reg = Arc::new(ThreadCaches::new(FakeBackend::new()));
         let exiting = {
@@ -68,7 +70,7 @@ fn loom_registry_list_and_stats() {
             spawn_big(move || {
                 let c = new_cache(&reg, 100);
                 let s = reg.stats();
-                assert!(s.live_caches >= 1 && s.cached_bytes >= 100, "{s:?}");
+                assert!(s.live_caches >= 1 && s.cached_bytes >= 100 * S, "{s:?}");
                 drop_cache(&reg, c);
             })
         };
@@ -79,8 +81,8 @@ fn loom_registry_list_and_stats() {
         let s = reg.stats();
         let expected: &[usize] = match s.live_caches {
             0 => &[0],
-            1 => &[10, 100],
-            2 => &[110],
+            1 => &[10 * S, 100 * S],
+            2 => &[110 * S],
             n => panic!("{n} live caches"),
         };
         assert!(expected.contains(&s.cached_bytes), "{s:?}");
@@ -88,7 +90,7 @@ fn loom_registry_list_and_stats() {
         exiting.join().unwrap();
         let c = staying.join().unwrap();
         let s = reg.stats();
-        assert_eq!((s.live_caches, s.created, s.cached_bytes), (1, 2, 10));
+        assert_eq!((s.live_caches, s.created, s.cached_bytes), (1, 2, 10 * S));
         assert_eq!(reg.records.in_use(), 1);
         drop_cache(&reg, c);
         assert_eq!(reg.stats().live_caches, 0);

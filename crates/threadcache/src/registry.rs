@@ -92,22 +92,24 @@ impl CacheList {
         self.caches.len()
     }
 
-    /// The bytes each cache in the list last published.
-    fn published(&self) -> impl Iterator<Item = usize> + '_ {
+    /// The bytes each cache in the list holds now.
+    fn held(&self) -> impl Iterator<Item = usize> + '_ {
         self.caches
             .iter()
-            // SAFETY: caches in the list are live; `published` is atomic.
-            .map(|c| unsafe { (*c).published.load(Ordering::Relaxed) })
+            // SAFETY: caches in the list are live, and stay so while the
+            // list's lock (which the caller holds) keeps them in it.
+            .map(|c| unsafe { ThreadCache::held_bytes(c) })
     }
 
     /// The bytes every cache in the list, or kept for the next thread,
-    /// last published.
+    /// holds now.
     fn cached_bytes(&self) -> usize {
-        let retired = self.retired.iter().map(|c| {
-            // SAFETY: retired caches are whole records; `published` is atomic.
-            unsafe { (*c).published.load(Ordering::Relaxed) }
-        });
-        self.published().chain(retired).sum()
+        // SAFETY: retired caches are whole records, kept by the list.
+        let retired = self
+            .retired
+            .iter()
+            .map(|c| unsafe { ThreadCache::held_bytes(c) });
+        self.held().chain(retired).sum()
     }
 }
 
@@ -118,7 +120,8 @@ pub struct ThreadCacheStats {
     pub live_caches: usize,
     /// Caches created since start.
     pub created: u64,
-    /// Bytes in all caches, as last published by their threads.
+    /// Bytes in all caches (each list as its thread last stored its
+    /// length).
     pub cached_bytes: usize,
 }
 
@@ -525,19 +528,6 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         }
     }
 
-    /// Publishes the calling thread's cache size now, so that statistics
-    /// read on this thread count its own cache exactly: a cache publishes
-    /// by itself only on its slow paths, and a thread that freed
-    /// everything through its fast path would otherwise still be counted
-    /// as holding it allocated.
-    pub fn publish_current(&self, slot: &Slot) {
-        if let Some(c) = slot.cache() {
-            // SAFETY: this thread's cache, read on this thread; `publish`
-            // only reads the lists' lengths and stores an atomic.
-            unsafe { c.as_ref() }.publish();
-        }
-    }
-
     /// Re-arms the calling thread's countdown now (after the sampler's
     /// settings changed), instead of at its next expiry.
     pub fn rearm_current(&'static self, slot: &Slot) {
@@ -565,12 +555,12 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         }
     }
 
-    /// Calls `f` with the bytes each live cache last published (newest
+    /// Calls `f` with the bytes each live cache holds (newest
     /// cache first), read-only, under the registry's lock: `f` must not
     /// allocate or reach this registry (copy the figures out, then use
     /// them).
     pub fn for_each_cache(&self, mut f: impl FnMut(usize)) {
-        self.list.lock().published().for_each(&mut f);
+        self.list.lock().held().for_each(&mut f);
     }
 
     /// Takes the registry's locks before `fork`.

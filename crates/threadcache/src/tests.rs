@@ -423,11 +423,11 @@ fn caches_refit_to_their_share_as_threads_arrive() {
     });
 }
 
-/// `for_each_cache` visits every live cache once, with what it published:
+/// `for_each_cache` visits every live cache once, with what it holds:
 /// the figures add up to the registry's total, and a thread that exited
 /// (joined, so its key destructor ran) is gone from them.
 #[test]
-fn each_live_cache_is_listed_with_its_published_bytes() {
+fn each_live_cache_is_listed_with_the_bytes_it_holds() {
     std::thread_local! { static SLOT: Slot = const { Slot::new() }; }
     let reg = registry();
     let filled: &'static _ = Box::leak(Box::new(std::sync::Barrier::new(4)));
@@ -452,7 +452,7 @@ fn each_live_cache_is_listed_with_its_published_bytes() {
     assert_eq!(each.iter().sum::<usize>(), reg.stats().cached_bytes);
     assert!(
         each.iter().all(|&b| b > 0),
-        "a cache holding objects published nothing: {each:?}"
+        "a cache holding objects counted nothing: {each:?}"
     );
     listed.wait();
     for t in threads {

@@ -52,8 +52,10 @@
 //!   the budget halves it and `MAX_LEN` caps it. What a list gives back is
 //!   cut into batches (at most a batch a call to the backend) instead.
 //! - Only the owning thread touches a cache, except at thread exit (its
-//!   destructor) and in the registry's statistics, which read the published
-//!   size only.
+//!   destructor) and in the registry's statistics, which read the lists'
+//!   lengths only ([`ThreadCache::held_bytes`]): the owner stores a length
+//!   as a relaxed atomic (a plain store on x86-64, as before), so any
+//!   thread may read every cache as it is, not as it was last reported.
 
 mod retire;
 mod stacks;
@@ -62,7 +64,7 @@ mod trim;
 use core::mem::size_of;
 use core::ptr;
 
-use crate::sync::statics::AtomicUsize;
+use crate::sync::statics::{AtomicU32, Ordering};
 
 use crate::budget::Budget;
 use crate::{Backend, SampleState, Sampler};
@@ -165,6 +167,26 @@ struct ListInfo {
 }
 
 impl FreeList {
+    /// Sets the list's length, as a relaxed atomic store: the owner's
+    /// stores are the only writes, and [`ThreadCache::held_bytes`] reads
+    /// them from other threads.
+    ///
+    /// # Safety
+    /// `l` is a list of the calling thread's cache (not a sentinel's).
+    #[inline(always)]
+    unsafe fn store_len(l: *mut FreeList, len: u32) {
+        // SAFETY: `len` is an aligned u32 in a live cache; every write to it
+        // is this atomic store, by the owning thread.
+        unsafe { AtomicU32::from_ptr(ptr::addr_of_mut!((*l).len)) }.store(len, Ordering::Relaxed);
+    }
+
+    /// [`FreeList::store_len`] on a list borrowed from the cache.
+    #[inline(always)]
+    fn set_len(&mut self, len: u32) {
+        // SAFETY: a list of a cache the caller holds mutably: its own.
+        unsafe { Self::store_len(self, len) }
+    }
+
     const EMPTY: FreeList = FreeList {
         slots: ptr::null_mut(),
         len: 0,
@@ -233,9 +255,6 @@ pub struct ThreadCache {
     /// The budget pool this cache draws `max_size` from (see
     /// [`crate::budget`]); null in a sentinel.
     budget: *const Budget,
-    /// The bytes held, as last computed on a slow path (for statistics;
-    /// always core's atomic, `sync::statics`).
-    pub(crate) published: AtomicUsize,
     pub(crate) registry: *const (),
     pub(crate) slot: *const crate::Slot,
     pub(crate) prev: *mut ThreadCache,
@@ -354,7 +373,6 @@ impl ThreadCache {
             pressure_seen: 0,
             retired_at: 0,
             budget: ptr::null(),
-            published: AtomicUsize::new(0),
             registry: ptr::null(),
             slot: ptr::null(),
             prev: ptr::null_mut(),
@@ -392,7 +410,7 @@ impl ThreadCache {
             // Stacks hold objects only, never null: telling the compiler
             // spares the caller's null check (one test and branch a pop).
             core::hint::assert_unchecked(!obj.is_null());
-            (*l).len = len;
+            FreeList::store_len(l, len);
             obj
         }
     }
@@ -417,7 +435,7 @@ impl ThreadCache {
             // In bounds: len < max_len <= cap - SLACK.
             debug_assert!((*l).max_len + SLACK <= (*l).cap);
             *(*l).slots.add(len as usize) = obj;
-            (*l).len = len + 1;
+            FreeList::store_len(l, len + 1);
             true
         }
     }
@@ -504,7 +522,7 @@ impl ThreadCache {
         debug_assert!(l.len < l.cap);
         // SAFETY: len < cap, checked above.
         unsafe { *l.slots.add(l.len as usize) = obj };
-        l.len += 1;
+        l.set_len(l.len + 1);
     }
 
     /// Whether `obj` is among the free objects of `class` held here (a
@@ -581,7 +599,7 @@ impl ThreadCache {
         debug_assert!(got <= want.min(SMALL_STACK), "a batch longer than asked");
         // The batch is on the stack: a move to the class's own stack in
         // `set_max` carries it along.
-        self.lists[c].len = got;
+        self.lists[c].set_len(got);
         // Slow start: grow by one up to a batch, then by batches, within the
         // byte budget (after giving back what other lists left idle).
         let grown = if max_len < batch {
@@ -603,7 +621,7 @@ impl ThreadCache {
         // nothing of the refilled batch counts as idle for the next
         // scavenge.
         let l = &mut self.lists[c];
-        l.len = got - 1;
+        l.set_len(got - 1);
         l.low_water = 0;
         // SAFETY: slots[..got] hold the objects the backend gave.
         unsafe {
@@ -673,6 +691,40 @@ impl ThreadCache {
         (1..self.nclasses)
             .map(|c| self.lists[c].len as usize * self.info[c].object_size as usize)
             .sum()
+    }
+
+    /// Bytes held in the cache `c` now, read from any thread: each list's
+    /// length as its owner last stored it (a snapshot taken list by list
+    /// while the owner may be working).
+    ///
+    /// # Safety
+    /// `c` is an initialised cache record that stays allocated during the
+    /// call (a cache in the registry's lists, read under its lock).
+    pub(crate) unsafe fn held_bytes(c: *const ThreadCache) -> usize {
+        // SAFETY: `nclasses` and the object sizes are set before the cache
+        // is registered and never written again; each length is read as
+        // the atomic its owner stores (`FreeList::store_len`).
+        unsafe {
+            (1..(*c).nclasses)
+                .map(|k| {
+                    let len = ptr::addr_of!((*c).lists[k].len) as *mut u32;
+                    let len = AtomicU32::from_ptr(len).load(Ordering::Relaxed);
+                    len as usize * (*c).info[k].object_size as usize
+                })
+                .sum()
+        }
+    }
+
+    /// Makes list `class` of `c` count `len` objects it does not hold, for
+    /// the registry's models of statistics: the cache must be dropped
+    /// without a flush.
+    ///
+    /// # Safety
+    /// `c` is an initialised cache no thread uses.
+    #[cfg(all(test, strata_loom))]
+    pub(crate) unsafe fn pretend_held(c: *mut ThreadCache, class: usize, len: u32) {
+        // SAFETY: caller's contract.
+        unsafe { FreeList::store_len(ptr::addr_of_mut!((*c).lists[class]), len) }
     }
 
     /// Bytes this cache may hold at most with its present list maxima.

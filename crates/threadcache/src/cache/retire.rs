@@ -53,7 +53,6 @@ impl ThreadCache {
                 i.adopted = true;
             }
             self.retired_at = backend.os().now_ms();
-            self.publish();
         } else {
             self.flush(backend);
         }

@@ -5,8 +5,6 @@
 
 use strata_os::Os;
 
-use crate::sync::statics::Ordering;
-
 use super::{ThreadCache, SCAVENGE_EVERY};
 use crate::budget::MIN_CACHE_BYTES;
 use crate::Backend;
@@ -40,7 +38,6 @@ impl ThreadCache {
         // draws) and the floor.
         let keep = (self.capacity + self.capacity / 4).max(MIN_CACHE_BYTES);
         self.shrink_budget(keep);
-        self.publish();
         backend.tick();
     }
 
@@ -142,8 +139,8 @@ impl ThreadCache {
 
     /// Counts a slow-path call; every [`SCAVENGE_EVERY`] calls it gives
     /// back what the budget holds above the fair share (fitting the cache
-    /// to it if it shrank as threads arrived), publishes the cache's size
-    /// for statistics, lets the backend do its idle work (decay) and
+    /// to it if it shrank as threads arrived), lets the backend do its
+    /// idle work (decay) and
     /// returns true (time to scavenge, if the cache is over budget).
     /// List `busy` (a refill in progress) is left as it is.
     pub(super) fn tick<B: Backend>(&mut self, backend: &B, busy: usize) -> bool {
@@ -154,7 +151,6 @@ impl ThreadCache {
         self.slow_calls = 0;
         self.refresh_budget();
         self.fit_budget(backend, busy);
-        self.publish();
         // The backend's batches do not read the clock for decay; this beat
         // does, once for 64 of them.
         backend.tick();
@@ -169,7 +165,7 @@ impl ThreadCache {
         while n > 0 {
             let k = n.min(batch);
             let l = &mut self.lists[class as usize];
-            l.len -= k;
+            l.set_len(l.len - k);
             if l.low_water > l.len {
                 l.low_water = l.len;
             }
@@ -206,7 +202,7 @@ impl ThreadCache {
             let l = &mut self.lists[c];
             if l.len > 0 {
                 let n = l.len as usize;
-                l.len = 0;
+                l.set_len(0);
                 // SAFETY: `slots[..n]` held free objects of this class, now
                 // given away; the backend is done with the slice on return.
                 unsafe {
@@ -216,11 +212,5 @@ impl ThreadCache {
             }
             self.lists[c].low_water = 0;
         }
-        self.publish();
-    }
-
-    /// Makes the cache's present size what statistics read for it.
-    pub(crate) fn publish(&self) {
-        self.published.store(self.size(), Ordering::Relaxed);
     }
 }
