@@ -57,6 +57,7 @@
 //!   as a relaxed atomic (a plain store on x86-64, as before), so any
 //!   thread may read every cache as it is, not as it was last reported.
 
+mod holdings;
 mod retire;
 mod stacks;
 mod trim;
@@ -525,23 +526,6 @@ impl ThreadCache {
         l.set_len(l.len + 1);
     }
 
-    /// Whether `obj` is among the free objects of `class` held here (a
-    /// linear search of the list: for confirming a suspected double free).
-    pub fn holds(&self, obj: *mut u8, class: u8) -> bool {
-        let l = &self.lists[class as usize];
-        // SAFETY: `slots[..len]` are the list's entries (none in a
-        // sentinel, whose `len` is 0).
-        (0..l.len as usize).any(|i| unsafe { *l.slots.add(i) } == obj)
-    }
-
-    /// Where a class's stack is and how much room it has (tests; the loom
-    /// build runs only the models).
-    #[cfg(all(test, not(strata_loom)))]
-    pub(crate) fn stack_of(&self, class: u8) -> (usize, u32) {
-        let l = &self.lists[class as usize];
-        (l.slots as usize, l.cap)
-    }
-
     /// Refills an empty list from the backend and returns one object, or null
     /// when memory ran out (or `class` is not one of the backend's).
     ///
@@ -684,62 +668,6 @@ impl ThreadCache {
             l.len <= l.max_len + 1,
             "a list more than one past its maximum"
         );
-    }
-
-    /// Bytes held in this cache (computed: a slow call).
-    pub fn size(&self) -> usize {
-        (1..self.nclasses)
-            .map(|c| self.lists[c].len as usize * self.info[c].object_size as usize)
-            .sum()
-    }
-
-    /// Bytes held in the cache `c` now, read from any thread: each list's
-    /// length as its owner last stored it (a snapshot taken list by list
-    /// while the owner may be working).
-    ///
-    /// # Safety
-    /// `c` is an initialised cache record that stays allocated during the
-    /// call (a cache in the registry's lists, read under its lock).
-    pub(crate) unsafe fn held_bytes(c: *const ThreadCache) -> usize {
-        // SAFETY: `nclasses` and the object sizes are set before the cache
-        // is registered and never written again; each length is read as
-        // the atomic its owner stores (`FreeList::store_len`).
-        unsafe {
-            (1..(*c).nclasses)
-                .map(|k| {
-                    let len = ptr::addr_of!((*c).lists[k].len) as *mut u32;
-                    let len = AtomicU32::from_ptr(len).load(Ordering::Relaxed);
-                    len as usize * (*c).info[k].object_size as usize
-                })
-                .sum()
-        }
-    }
-
-    /// Makes list `class` of `c` count `len` objects it does not hold, for
-    /// the registry's models of statistics: the cache must be dropped
-    /// without a flush.
-    ///
-    /// # Safety
-    /// `c` is an initialised cache no thread uses.
-    #[cfg(all(test, strata_loom))]
-    pub(crate) unsafe fn pretend_held(c: *mut ThreadCache, class: usize, len: u32) {
-        // SAFETY: caller's contract.
-        unsafe { FreeList::store_len(ptr::addr_of_mut!((*c).lists[class]), len) }
-    }
-
-    /// Bytes this cache may hold at most with its present list maxima.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Objects held for `class`.
-    pub fn len(&self, class: u8) -> usize {
-        self.lists[class as usize].len as usize
-    }
-
-    /// Whether the cache holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.lists[..self.nclasses].iter().all(|l| l.len == 0)
     }
 }
 
