@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,42 @@ static void mallinfo_agrees(void) {
   CHECK(mallinfo2().hblks == m.hblks);
   free(big);
   CHECK(mallinfo2().uordblks < m.uordblks);
+}
+
+/* Small blocks freed on another thread, which then waits: they leave
+ * uordblks at once, though every free went only into that thread's cache. */
+static size_t before_small;
+static pthread_barrier_t freed, read_done;
+
+static void *free_small_then_wait(void *arg) {
+  (void)arg;
+  enum { N = 1000, SIZE = 10000 };
+  static char *blocks[N];
+  for (int i = 0; i < N; i++) {
+    blocks[i] = malloc(SIZE);
+    memset(blocks[i], i, SIZE);
+  }
+  CHECK(mallinfo2().uordblks >= before_small + (size_t)N * SIZE);
+  for (int i = 0; i < N; i++)
+    free(blocks[i]);
+  pthread_barrier_wait(&freed);
+  pthread_barrier_wait(&read_done);
+  return NULL;
+}
+
+static void freed_small_blocks_leave_uordblks(void) {
+  pthread_t t;
+  before_small = mallinfo2().uordblks;
+  pthread_barrier_init(&freed, NULL, 2);
+  pthread_barrier_init(&read_done, NULL, 2);
+  CHECK(pthread_create(&t, NULL, free_small_then_wait, NULL) == 0);
+  pthread_barrier_wait(&freed);
+  struct mallinfo2 m = mallinfo2();
+  pthread_barrier_wait(&read_done);
+  pthread_join(t, NULL);
+  /* What the thread's refills carved and did not hand out is the slack. */
+  CHECK(m.uordblks < before_small + ((size_t)512 << 10));
+  CHECK(m.arena == m.uordblks + m.fordblks);
 }
 
 static void malloc_info_agrees(void) {
@@ -216,6 +253,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   mallinfo_agrees();
+  freed_small_blocks_leave_uordblks();
   malloc_info_agrees();
   stats_json_agrees();
   settings_by_name();
