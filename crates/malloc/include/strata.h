@@ -38,13 +38,15 @@ extern "C" {
  *    "options":{"decay_ms":"1000",...},
  *    "size_classes":[{"class":1,"size":8,"spans":...,"span_bytes":...,
  *                     "free_objects":...,"transfer_objects":...,
- *                     "span_free_objects":...,"uncarved_objects":...},...],
+ *                     "span_free_objects":...,"uncarved_objects":...,
+ *                     "thread_cache_objects":...},...],
  *    "thread_caches":{"live":2,"bytes":[40960,512]}}
  *
  * (one line; "stats" has every field of the Rust strata::Stats, named as
- * there; "size_classes" lists the classes in use; "thread_caches" gives each
- * live cache's bytes as last published, largest first, at most 256 of
- * them). Returns the document's length, snprintf-style. The figures move
+ * there; "size_classes" lists the classes in use, with the free objects of
+ * each in the central lists ("free_objects": in transfer caches and in
+ * spans) and in all thread caches; "thread_caches" gives each live cache's
+ * bytes as it holds them now, largest first, at most 256 of them). Returns the document's length, snprintf-style. The figures move
  * between two calls: when asking for the length first (len 0), allocate
  * some room to spare. */
 size_t strata_stats_json(char *buf, size_t len);

@@ -581,6 +581,12 @@ pub(crate) fn class_stats(class: u8) -> strata_central::ClassStats {
     central().class_stats(class)
 }
 
+/// Adds the objects of each class all thread caches hold into
+/// `out[class]`.
+pub(crate) fn add_thread_cache_objects(out: &mut [usize]) {
+    HEAP.add_cached_objects(out);
+}
+
 /// Calls `f` with the bytes each live thread cache holds, under
 /// the registry's lock: `f` must only copy them.
 pub(crate) fn for_each_thread_cache(f: impl FnMut(usize)) {

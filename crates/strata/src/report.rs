@@ -7,7 +7,8 @@
 //!  "options":{"decay_ms":"1000",...},         every setting, as get_option reads it
 //!  "size_classes":[{"class":1,"size":8,"spans":2,"span_bytes":16384,
 //!                   "free_objects":1000,"transfer_objects":0,"span_free_objects":1000,
-//!                   "uncarved_objects":900},...],   classes with spans or parked objects
+//!                   "uncarved_objects":900,"thread_cache_objects":24},...],
+//!                                              classes with spans or parked objects
 //!  "thread_caches":{"live":3,"bytes":[40960,1024,0]}}  bytes held, largest first
 //! }
 //! ```
@@ -61,6 +62,9 @@ pub(crate) fn write_stats_json(w: &mut impl Write) -> fmt::Result {
         w.write_char('"')?;
     }
     w.write_str("},\"size_classes\":[")?;
+    // Copied out under the registry's lock before anything is written.
+    let mut in_caches = [0usize; strata_central::NUM_CLASSES];
+    crate::global::add_thread_cache_objects(&mut in_caches);
     let mut first = true;
     for class in 1..strata_central::NUM_CLASSES as u8 {
         let c = crate::global::class_stats(class);
@@ -74,7 +78,7 @@ pub(crate) fn write_stats_json(w: &mut impl Write) -> fmt::Result {
             w,
             "{sep}{{\"class\":{class},\"size\":{},\"spans\":{},\"span_bytes\":{},\
              \"free_objects\":{},\"transfer_objects\":{},\"span_free_objects\":{},\
-             \"uncarved_objects\":{}}}",
+             \"uncarved_objects\":{},\"thread_cache_objects\":{}}}",
             info.size,
             c.spans,
             c.spans * info.pages as usize * strata_pageheap::PAGE_SIZE,
@@ -82,6 +86,7 @@ pub(crate) fn write_stats_json(w: &mut impl Write) -> fmt::Result {
             c.transfer_objects,
             c.span_free_objects,
             c.uncarved_objects,
+            in_caches[class as usize],
         )?;
     }
     let mut caches = [0usize; MAX_LISTED_CACHES];

@@ -555,6 +555,18 @@ impl<B: Backend, H: Hooks> ThreadCaches<B, H> {
         }
     }
 
+    /// Adds the objects every cache holds now (the live ones, and those
+    /// kept for the next threads), class by class, into `out[class]`,
+    /// under the registry's lock.
+    pub fn add_cached_objects(&self, out: &mut [usize]) {
+        let list = self.list.lock();
+        for c in list.caches.iter().chain(list.retired.iter()) {
+            // SAFETY: caches in either list are whole records, kept there by
+            // the lock we hold.
+            unsafe { ThreadCache::add_held_objects(c, out) };
+        }
+    }
+
     /// Calls `f` with the bytes each live cache holds (newest
     /// cache first), read-only, under the registry's lock: `f` must not
     /// allocate or reach this registry (copy the figures out, then use

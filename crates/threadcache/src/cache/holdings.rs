@@ -40,25 +40,49 @@ impl ThreadCache {
             .sum()
     }
 
-    /// Bytes held in the cache `c` now, read from any thread: each list's
-    /// length as its owner last stored it (a snapshot taken list by list
-    /// while the owner may be working).
+    /// Objects list `k` of the cache `c` holds now, read from any thread:
+    /// the length as its owner last stored it.
     ///
     /// # Safety
     /// `c` is an initialised cache record that stays allocated during the
-    /// call (a cache in the registry's lists, read under its lock).
+    /// call (a cache in the registry's lists, read under its lock), and
+    /// `k < MAX_CLASSES`.
+    unsafe fn len_now(c: *const ThreadCache, k: usize) -> usize {
+        // SAFETY: caller's contract; the length is read as the atomic its
+        // owner stores (`FreeList::store_len`).
+        unsafe {
+            let len = ptr::addr_of!((*c).lists[k].len) as *mut u32;
+            AtomicU32::from_ptr(len).load(Ordering::Relaxed) as usize
+        }
+    }
+
+    /// Bytes held in the cache `c` now, read from any thread (a snapshot
+    /// taken list by list while the owner may be working).
+    ///
+    /// # Safety
+    /// As for [`ThreadCache::len_now`].
     pub(crate) unsafe fn held_bytes(c: *const ThreadCache) -> usize {
-        // SAFETY: `nclasses` and the object sizes are set before the cache
-        // is registered and never written again; each length is read as
-        // the atomic its owner stores (`FreeList::store_len`).
+        // SAFETY: caller's contract; `nclasses` and the object sizes are
+        // set before the cache is registered and never written again.
         unsafe {
             (1..(*c).nclasses)
-                .map(|k| {
-                    let len = ptr::addr_of!((*c).lists[k].len) as *mut u32;
-                    let len = AtomicU32::from_ptr(len).load(Ordering::Relaxed);
-                    len as usize * (*c).info[k].object_size as usize
-                })
+                .map(|k| Self::len_now(c, k) * (*c).info[k].object_size as usize)
                 .sum()
+        }
+    }
+
+    /// Adds the objects the cache `c` holds now, class by class, into
+    /// `out[class]` (classes past `out` are left out).
+    ///
+    /// # Safety
+    /// As for [`ThreadCache::len_now`].
+    pub(crate) unsafe fn add_held_objects(c: *const ThreadCache, out: &mut [usize]) {
+        // SAFETY: caller's contract; `nclasses` is set before the cache is
+        // registered and never written again.
+        unsafe {
+            for (k, n) in out.iter_mut().enumerate().take((*c).nclasses).skip(1) {
+                *n += Self::len_now(c, k);
+            }
         }
     }
 
