@@ -35,9 +35,8 @@ impl ThreadCache {
 
     /// Bytes held in this cache (computed: a slow call).
     pub fn size(&self) -> usize {
-        (1..self.nclasses)
-            .map(|c| self.lists[c].len as usize * self.info[c].object_size as usize)
-            .sum()
+        // SAFETY: a cache we hold a reference to: initialised and live.
+        unsafe { Self::held_bytes(self) }
     }
 
     /// Objects list `k` of the cache `c` holds now, read from any thread:
