@@ -39,6 +39,19 @@ pub struct ClassInfo {
     pub objects: u32,
 }
 
+impl ClassInfo {
+    /// Bytes of one span of the class.
+    pub const fn span_bytes(&self) -> usize {
+        self.pages as usize * PAGE_SIZE
+    }
+
+    /// Bytes at a span's end too short for another object (at most an
+    /// eighth of the span).
+    pub const fn tail_bytes(&self) -> usize {
+        self.span_bytes() - self.objects as usize * self.size as usize
+    }
+}
+
 const fn class_size(i: usize) -> usize {
     // i >= 1
     if i == 1 {
@@ -363,7 +376,7 @@ mod tests {
         // raise the shared one's bounds.
         for (c, &i) in CLASSES.iter().enumerate().skip(1) {
             let d = Divisor::of(c);
-            let span = i.pages as usize * PAGE_SIZE;
+            let span = i.span_bytes();
             // Wrapped offsets (a stale span record) are never object starts.
             for off in [usize::MAX, usize::MAX - 7, 1 << 63] {
                 assert!(!d.is_object_offset(off));
@@ -425,11 +438,8 @@ mod tests {
             assert!(
                 i.objects >= 1 && i.batch >= 2 && i.batch as usize <= crate::transfer::MAX_BATCH
             );
-            let span = i.pages as usize * PAGE_SIZE;
-            assert!(
-                (span - i.objects as usize * i.size as usize) * 8 <= span,
-                "class {c} wastes > 1/8"
-            );
+            let span = i.span_bytes();
+            assert!(i.tail_bytes() * 8 <= span, "class {c} wastes > 1/8");
             // The pagemap keeps a page's index in its span in one byte.
             assert!(i.pages as usize <= strata_pageheap::MAX_SMALL_SPAN_PAGES);
         }

@@ -81,7 +81,7 @@ pub(crate) fn write_stats_json(w: &mut impl Write) -> fmt::Result {
              \"uncarved_objects\":{},\"thread_cache_objects\":{}}}",
             info.size,
             c.spans,
-            c.spans * info.pages as usize * strata_pageheap::PAGE_SIZE,
+            c.spans * info.span_bytes(),
             c.transfer_objects + c.span_free_objects,
             c.transfer_objects,
             c.span_free_objects,

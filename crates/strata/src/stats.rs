@@ -117,8 +117,7 @@ pub(crate) fn collect(heap: &Heap) -> Stats {
         span_free += s.span_free_objects * size;
         uncarved += s.uncarved_objects * size;
         free_objects += s.transfer_objects + s.span_free_objects;
-        let span_bytes = info.pages as usize * strata_pageheap::PAGE_SIZE;
-        tails += s.spans * (span_bytes - info.objects as usize * size);
+        tails += s.spans * info.tail_bytes();
     }
     let central_free = transfer + span_free;
     Stats {
